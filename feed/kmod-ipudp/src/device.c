@@ -1,0 +1,221 @@
+// SPDX-License-Identifier: GPL-2.0
+/* The ipudp net_device: setup, transmit, lifetime, netns. */
+
+#include <linux/if_arp.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/module.h>
+#include <net/icmp.h>
+#include <net/ip_tunnels.h>
+#include <net/net_namespace.h>
+#include <net/rtnetlink.h>
+#include <uapi/linux/ipudp.h>
+
+#include "device.h"
+#include "socket.h"
+#include "tunnel.h"
+
+/* Outer IPv4 + UDP; an IPv6 outer costs 20 bytes more. */
+#define IPUDP_OVERHEAD4 (sizeof(struct iphdr) + sizeof(struct udphdr))
+
+static LIST_HEAD(ipudp_dev_list);	/* under rtnl */
+
+bool ipudp_is_ipudp_dev(const struct net_device *dev)
+{
+	return dev->rtnl_link_ops == &ipudp_link_ops;
+}
+
+static bool ipudp_inner_ok(struct sk_buff *skb)
+{
+	switch (skb->protocol) {
+	case htons(ETH_P_IP):
+		return pskb_network_may_pull(skb, sizeof(struct iphdr)) &&
+		       ip_hdr(skb)->version == 4;
+	case htons(ETH_P_IPV6):
+		return pskb_network_may_pull(skb, sizeof(struct ipv6hdr)) &&
+		       ipv6_hdr(skb)->version == 6;
+	default:
+		return false;
+	}
+}
+
+static netdev_tx_t ipudp_xmit(struct sk_buff *skb, struct net_device *dev)
+{
+	struct ipudp_dev *ipd = netdev_priv(dev);
+	struct ipudp_tunnel *t;
+	unsigned int len;
+	int err;
+
+	if (unlikely(!ipudp_inner_ok(skb))) {
+		DEV_STATS_INC(dev, tx_errors);
+		goto drop;
+	}
+	t = rcu_dereference_bh(ipd->tunnel);
+	if (unlikely(!t)) {
+		atomic64_inc(&ipd->drops.tx_no_tunnel);
+		DEV_STATS_INC(dev, tx_dropped);
+		goto drop;
+	}
+	len = skb->len;
+	err = ipudp_socket_send(ipd, t, skb);
+	if (unlikely(err)) {
+		atomic64_inc(&ipd->drops.tx_no_route);
+		DEV_STATS_INC(dev, tx_carrier_errors);
+		goto drop;
+	}
+	ipudp_tunnel_count_tx(t, len);
+	return NETDEV_TX_OK;
+
+drop:
+	kfree_skb(skb);
+	return NETDEV_TX_OK;
+}
+
+static int ipudp_dev_init(struct net_device *dev)
+{
+	struct ipudp_dev *ipd = netdev_priv(dev);
+	int err;
+
+#ifndef COMPAT_CORE_ALLOCS_TSTATS
+	dev->tstats = netdev_alloc_pcpu_stats(struct pcpu_sw_netstats);
+	if (!dev->tstats)
+		return -ENOMEM;
+#endif
+	err = gro_cells_init(&ipd->gro_cells, dev);
+	if (err) {
+#ifndef COMPAT_CORE_ALLOCS_TSTATS
+		free_percpu(dev->tstats);
+		dev->tstats = NULL;
+#endif
+		return err;
+	}
+	return 0;
+}
+
+/* Runs under rtnl when the device is unregistered, module unload included. */
+static void ipudp_dev_uninit(struct net_device *dev)
+{
+	struct ipudp_dev *ipd = netdev_priv(dev);
+
+	list_del_init(&ipd->dev_list);
+	ipudp_socket_release_all(ipd);
+	ipudp_tunnel_replace(ipd, NULL);
+	gro_cells_destroy(&ipd->gro_cells);
+	/* No receive path may still see ipd once we return. */
+	synchronize_net();
+	pr_debug("%s: device destroyed\n", dev->name);
+}
+
+static void ipudp_destruct(struct net_device *dev)
+{
+#ifndef COMPAT_CORE_ALLOCS_TSTATS
+	free_percpu(dev->tstats);
+#endif
+}
+
+static const struct net_device_ops ipudp_netdev_ops = {
+	.ndo_init = ipudp_dev_init,
+	.ndo_uninit = ipudp_dev_uninit,
+	.ndo_start_xmit = ipudp_xmit,
+	.ndo_get_stats64 = dev_get_tstats64,
+};
+
+static void ipudp_setup(struct net_device *dev)
+{
+	dev->netdev_ops = &ipudp_netdev_ops;
+	dev->type = ARPHRD_NONE;
+	dev->hard_header_len = 0;
+	dev->addr_len = 0;
+	dev->mtu = ETH_DATA_LEN - IPUDP_OVERHEAD4;
+	dev->min_mtu = IPV4_MIN_MTU;
+	dev->max_mtu = IP_MAX_MTU - IPUDP_OVERHEAD4 - sizeof(struct ipv6hdr) +
+		       sizeof(struct iphdr);
+	dev->flags = IFF_POINTOPOINT | IFF_NOARP;
+	dev->priv_flags |= IFF_NO_QUEUE;
+	dev->needed_headroom = sizeof(struct ipv6hdr) + sizeof(struct udphdr) + 16;
+#ifdef COMPAT_HAS_DEV_LLTX
+	dev->lltx = true;
+#else
+	dev->features |= NETIF_F_LLTX;
+#endif
+#ifdef COMPAT_CORE_ALLOCS_TSTATS
+	dev->pcpu_stat_type = NETDEV_PCPU_STAT_TSTATS;
+#endif
+	dev->needs_free_netdev = true;
+	dev->priv_destructor = ipudp_destruct;
+}
+
+static int ipudp_newlink(struct net *src_net, struct net_device *dev,
+			 struct nlattr *tb[], struct nlattr *data[],
+			 struct netlink_ext_ack *extack)
+{
+	struct ipudp_dev *ipd = netdev_priv(dev);
+	int err;
+
+	ipd->dev = dev;
+	ipd->src_net = src_net;
+	ipd->port = IPUDP_DEFAULT_PORT;
+	ipd->mode = IPUDP_MODE_FIXED;
+	spin_lock_init(&ipd->sock_lock);
+	INIT_LIST_HEAD(&ipd->dev_list);
+
+	err = register_netdevice(dev);
+	if (err)
+		return err;
+	list_add(&ipd->dev_list, &ipudp_dev_list);
+	pr_debug("%s: device created\n", dev->name);
+	return 0;
+}
+
+struct rtnl_link_ops ipudp_link_ops __read_mostly = {
+	.kind = IPUDP_GENL_NAME,
+	.priv_size = sizeof(struct ipudp_dev),
+	.setup = ipudp_setup,
+	.newlink = ipudp_newlink,
+};
+
+/*
+ * The netns that holds a device's sockets is going away while the device
+ * may live on elsewhere: close those sockets now (WireGuard does the same).
+ */
+static void __net_exit ipudp_netns_pre_exit(struct net *net)
+{
+	struct ipudp_dev *ipd;
+
+	rtnl_lock();
+	list_for_each_entry(ipd, &ipudp_dev_list, dev_list) {
+		if (ipd->src_net != net)
+			continue;
+		ipd->src_net = NULL;
+		ipudp_socket_release_all(ipd);
+	}
+	rtnl_unlock();
+}
+
+static struct pernet_operations ipudp_net_ops = {
+	.pre_exit = ipudp_netns_pre_exit,
+};
+
+int ipudp_device_init(void)
+{
+	int err;
+
+	err = register_pernet_device(&ipudp_net_ops);
+	if (err)
+		return err;
+	err = rtnl_link_register(&ipudp_link_ops);
+	if (err)
+		goto err_unregister_pernet;
+	return 0;
+
+err_unregister_pernet:
+	unregister_pernet_device(&ipudp_net_ops);
+	return err;
+}
+
+void ipudp_device_uninit(void)
+{
+	rtnl_link_unregister(&ipudp_link_ops);
+	unregister_pernet_device(&ipudp_net_ops);
+	rcu_barrier();
+}

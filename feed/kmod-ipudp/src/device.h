@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+#ifndef _IPUDP_DEVICE_H
+#define _IPUDP_DEVICE_H
+
+#include <linux/netdevice.h>
+#include <linux/spinlock.h>
+#include <net/gro_cells.h>
+
+struct ipudp_tunnel;
+
+enum ipudp_sock_index { IPUDP_SK4, IPUDP_SK6, IPUDP_NSK };
+
+/* Drop counters that belong to no tunnel. */
+struct ipudp_dev_drops {
+	atomic64_t rx_unknown_endpoint;
+	atomic64_t rx_malformed;
+	atomic64_t rx_control_dropped;
+	atomic64_t tx_no_tunnel;
+	atomic64_t tx_no_route;
+};
+
+struct ipudp_dev {
+	struct net_device *dev;
+	struct list_head dev_list;	/* ipudp_dev_list, under rtnl */
+	/* netns of the sockets: where the device was created; NULL once dead */
+	struct net *src_net;
+	struct gro_cells gro_cells;
+
+	/* Writers hold rtnl and sock_lock; encap_destroy holds sock_lock. */
+	spinlock_t sock_lock;
+	struct sock __rcu *sk[IPUDP_NSK];
+	bool sk_user[IPUDP_NSK];	/* came from userspace (IPUDP_A_FD) */
+
+	u16 port;			/* local port of module-made sockets */
+	u8 mode;
+	struct ipudp_tunnel __rcu *tunnel;	/* FIXED mode: the one tunnel */
+	struct ipudp_dev_drops drops;
+};
+
+extern struct rtnl_link_ops ipudp_link_ops;
+
+int ipudp_device_init(void);
+void ipudp_device_uninit(void);
+bool ipudp_is_ipudp_dev(const struct net_device *dev);
+
+#endif /* _IPUDP_DEVICE_H */

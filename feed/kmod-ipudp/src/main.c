@@ -1,0 +1,47 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * ipudp: IP-in-UDP encapsulation devices for L-VN, the Lite Virtual Network.
+ * Module init and exit only; each subsystem lives in its own file.
+ */
+
+#include <linux/module.h>
+#include <net/genetlink.h>
+#include <net/rtnetlink.h>
+#include <uapi/linux/ipudp.h>
+
+#include "device.h"
+#include "netlink.h"
+
+static int __init ipudp_mod_init(void)
+{
+	int err;
+
+	err = ipudp_device_init();
+	if (err)
+		return err;
+	err = ipudp_genetlink_init();
+	if (err)
+		goto err_device;
+	pr_info("IP-in-UDP tunnels, genl family %s v%d\n", IPUDP_GENL_NAME,
+		IPUDP_GENL_VERSION);
+	return 0;
+
+err_device:
+	ipudp_device_uninit();
+	return err;
+}
+
+static void __exit ipudp_mod_exit(void)
+{
+	ipudp_genetlink_uninit();
+	ipudp_device_uninit();
+}
+
+module_init(ipudp_mod_init);
+module_exit(ipudp_mod_exit);
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("IP-in-UDP tunnel devices (L-VN)");
+MODULE_AUTHOR("L-VN developers");
+MODULE_VERSION("0.1.0");
+MODULE_ALIAS_RTNL_LINK(IPUDP_GENL_NAME);
+MODULE_ALIAS_GENL_FAMILY(IPUDP_GENL_NAME);

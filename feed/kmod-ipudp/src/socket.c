@@ -1,0 +1,413 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The UDP underlay: sockets (made here or handed over by userspace),
+ * the receive hook and the encapsulating send.
+ *
+ * Wire format: outer IPv4|IPv6 | UDP | inner IPv4|IPv6 packet. A payload
+ * whose first nibble is not 4 or 6 is control traffic: it is left to the
+ * socket, so a userspace owner of the socket reads it untouched.
+ */
+
+#include <linux/file.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/net.h>
+#include <linux/rtnetlink.h>
+#include <linux/udp.h>
+#include <net/inet_ecn.h>
+#include <net/ip6_route.h>
+#include <net/ip_tunnels.h>
+#include <net/ipv6.h>
+#include <net/ipv6_stubs.h>
+#include <net/route.h>
+#include <net/udp.h>
+#include <net/udp_tunnel.h>
+#include <uapi/linux/ipudp.h>
+
+#include "device.h"
+#include "socket.h"
+#include "tunnel.h"
+
+static int ipudp_sk_index(sa_family_t family)
+{
+	return family == AF_INET6 ? IPUDP_SK6 : IPUDP_SK4;
+}
+
+/* Is @skb's payload after the UDP header an inner IP packet? */
+static bool ipudp_payload_is_ip(struct sk_buff *skb)
+{
+	u8 version;
+
+	if (!pskb_may_pull(skb, sizeof(struct udphdr) + 1))
+		return false;
+	version = skb->data[sizeof(struct udphdr)] >> 4;
+	return version == 4 || version == 6;
+}
+
+static bool ipudp_pull_inner(struct sk_buff *skb, __be16 *proto)
+{
+	u8 version = skb->data[0] >> 4;
+
+	if (version == 4) {
+		*proto = htons(ETH_P_IP);
+		return pskb_may_pull(skb, sizeof(struct iphdr)) &&
+		       ip_hdr(skb)->ihl >= 5;
+	}
+	*proto = htons(ETH_P_IPV6);
+	return pskb_may_pull(skb, sizeof(struct ipv6hdr));
+}
+
+static int ipudp_encap_recv(struct sock *sk, struct sk_buff *skb)
+{
+	struct ipudp_tunnel *t;
+	struct ipudp_dev *ipd;
+	struct net_device *dev;
+	__be16 sport, proto;
+	unsigned int len;
+
+	ipd = rcu_dereference_sk_user_data(sk);
+	if (unlikely(!ipd))
+		return 1;
+	dev = ipd->dev;
+
+	if (!ipudp_payload_is_ip(skb)) {
+		/* Control traffic: the socket's owner reads it. */
+		if (READ_ONCE(ipd->sk_user[ipudp_sk_index(sk->sk_family)]))
+			return 1;
+		atomic64_inc(&ipd->drops.rx_control_dropped);
+		goto drop;
+	}
+
+	sport = udp_hdr(skb)->source;
+	t = rcu_dereference(ipd->tunnel);
+	if (unlikely(!t || !ipudp_tunnel_matches(t, skb, sport))) {
+		atomic64_inc(&ipd->drops.rx_unknown_endpoint);
+		DEV_STATS_INC(dev, rx_dropped);
+		goto drop;
+	}
+
+	if (iptunnel_pull_header(skb, sizeof(struct udphdr), htons(ETH_P_IP),
+				 !net_eq(sock_net(sk), dev_net(dev))))
+		goto malformed;
+	if (!ipudp_pull_inner(skb, &proto))
+		goto malformed;
+	skb->protocol = proto;
+	skb_reset_network_header(skb);
+	skb_reset_mac_header(skb);
+	skb->dev = dev;
+
+	len = skb->len;
+	ipudp_tunnel_count_rx(t, len);
+	dev_sw_netstats_rx_add(dev, len);
+	gro_cells_receive(&ipd->gro_cells, skb);
+	return 0;
+
+malformed:
+	atomic64_inc(&ipd->drops.rx_malformed);
+	DEV_STATS_INC(dev, rx_errors);
+drop:
+	kfree_skb(skb);
+	return 0;
+}
+
+/*
+ * Userspace closed a socket it handed to us: forget it. The device keeps
+ * working; sending through that family fails until a new socket arrives.
+ */
+static void ipudp_encap_destroy(struct sock *sk)
+{
+	struct ipudp_dev *ipd;
+	bool ours = false;
+	int i;
+
+	rcu_read_lock();
+	ipd = rcu_dereference_sk_user_data(sk);
+	if (ipd) {
+		spin_lock_bh(&ipd->sock_lock);
+		for (i = 0; i < IPUDP_NSK; i++) {
+			if (rcu_access_pointer(ipd->sk[i]) == sk) {
+				RCU_INIT_POINTER(ipd->sk[i], NULL);
+				ours = true;
+			}
+		}
+		spin_unlock_bh(&ipd->sock_lock);
+	}
+	rcu_read_unlock();
+	if (ours) {
+		rcu_assign_sk_user_data(sk, NULL);
+		/* UDP sockets are SOCK_RCU_FREE: readers stay safe. */
+		sock_put(sk);
+	}
+}
+
+static void ipudp_setup_sock(struct ipudp_dev *ipd, struct net *net,
+			     struct socket *sock)
+{
+	struct udp_tunnel_sock_cfg cfg = {
+		.sk_user_data = ipd,
+		.encap_type = 1,
+		.encap_rcv = ipudp_encap_recv,
+		.encap_destroy = ipudp_encap_destroy,
+	};
+
+	setup_udp_tunnel_sock(net, sock, &cfg);
+}
+
+static void ipudp_install_sock(struct ipudp_dev *ipd, int idx,
+			       struct sock *sk, bool user)
+{
+	spin_lock_bh(&ipd->sock_lock);
+	rcu_assign_pointer(ipd->sk[idx], sk);
+	WRITE_ONCE(ipd->sk_user[idx], user);
+	spin_unlock_bh(&ipd->sock_lock);
+}
+
+/* Undo what we did to a socket; called after it left ipd->sk[]. */
+static void ipudp_sock_free(struct sock *sk, bool user)
+{
+	if (!user) {
+		udp_tunnel_sock_release(sk->sk_socket);
+		return;
+	}
+	/* Give the socket back to userspace as a plain UDP socket. */
+	lock_sock(sk);
+	WRITE_ONCE(udp_sk(sk)->encap_rcv, NULL);
+	WRITE_ONCE(udp_sk(sk)->encap_destroy, NULL);
+	WRITE_ONCE(udp_sk(sk)->encap_type, 0);
+	rcu_assign_sk_user_data(sk, NULL);
+	release_sock(sk);
+	synchronize_net();
+	sock_put(sk);
+}
+
+static void ipudp_socket_release(struct ipudp_dev *ipd, int idx)
+{
+	struct sock *sk;
+	bool user;
+
+	spin_lock_bh(&ipd->sock_lock);
+	sk = rcu_dereference_protected(ipd->sk[idx],
+				       lockdep_is_held(&ipd->sock_lock));
+	user = ipd->sk_user[idx];
+	RCU_INIT_POINTER(ipd->sk[idx], NULL);
+	spin_unlock_bh(&ipd->sock_lock);
+	if (!sk)
+		return;
+	synchronize_net();
+	ipudp_sock_free(sk, user);
+}
+
+void ipudp_socket_release_all(struct ipudp_dev *ipd)
+{
+	int i;
+
+	for (i = 0; i < IPUDP_NSK; i++)
+		ipudp_socket_release(ipd, i);
+}
+
+/* Drop module-made sockets (port change); userspace ones stay. */
+void ipudp_socket_release_kernel(struct ipudp_dev *ipd)
+{
+	int i;
+
+	for (i = 0; i < IPUDP_NSK; i++)
+		if (!READ_ONCE(ipd->sk_user[i]))
+			ipudp_socket_release(ipd, i);
+}
+
+/* Make sure a socket for outer @family exists. Caller holds rtnl. */
+int ipudp_socket_ensure(struct ipudp_dev *ipd, sa_family_t family,
+			struct netlink_ext_ack *extack)
+{
+	int idx = ipudp_sk_index(family);
+	struct udp_port_cfg cfg = {
+		.family = family,
+		.local_udp_port = htons(ipd->port),
+		.ipv6_v6only = 1,
+	};
+	struct socket *sock;
+	int err;
+
+	if (rcu_access_pointer(ipd->sk[idx]))
+		return 0;
+	if (!ipd->src_net) {
+		NL_SET_ERR_MSG(extack, "the device's underlay netns is gone");
+		return -ENETUNREACH;
+	}
+	if (family == AF_INET6 && !IS_ENABLED(CONFIG_IPV6)) {
+		NL_SET_ERR_MSG(extack, "IPv6 is not available in this kernel");
+		return -EAFNOSUPPORT;
+	}
+	err = udp_sock_create(ipd->src_net, &cfg, &sock);
+	if (err) {
+		if (err == -EADDRINUSE)
+			NL_SET_ERR_MSG(extack, "UDP port already in use in the underlay netns");
+		else
+			NL_SET_ERR_MSG(extack, "cannot create the UDP socket");
+		return err;
+	}
+	ipudp_setup_sock(ipd, ipd->src_net, sock);
+	ipudp_install_sock(ipd, idx, sock->sk, false);
+	return 0;
+}
+
+/* Take over a UDP socket that userspace owns (like L2TP's fd attribute). */
+int ipudp_socket_attach_fd(struct ipudp_dev *ipd, int fd,
+			   struct netlink_ext_ack *extack)
+{
+	struct socket *sock;
+	struct sock *sk;
+	int err, idx;
+
+	sock = sockfd_lookup(fd, &err);
+	if (!sock) {
+		NL_SET_ERR_MSG(extack, "IPUDP_A_FD is not a socket");
+		return err;
+	}
+	sk = sock->sk;
+	err = -EINVAL;
+	if (sk->sk_protocol != IPPROTO_UDP || sk->sk_type != SOCK_DGRAM ||
+	    (sk->sk_family != AF_INET && sk->sk_family != AF_INET6)) {
+		NL_SET_ERR_MSG(extack, "IPUDP_A_FD must be an IPv4 or IPv6 UDP socket");
+		goto out;
+	}
+	if (!inet_sk(sk)->inet_num) {
+		NL_SET_ERR_MSG(extack, "IPUDP_A_FD socket is not bound to a port");
+		goto out;
+	}
+	err = -EBUSY;
+	if (rcu_access_pointer(sk->sk_user_data) || udp_sk(sk)->encap_type) {
+		NL_SET_ERR_MSG(extack, "IPUDP_A_FD socket is already used by a tunnel");
+		goto out;
+	}
+	idx = ipudp_sk_index(sk->sk_family);
+	ipudp_socket_release(ipd, idx);
+	sock_hold(sk);
+	ipudp_setup_sock(ipd, sock_net(sk), sock);
+	ipudp_install_sock(ipd, idx, sk, true);
+	err = 0;
+out:
+	sockfd_put(sock);
+	return err;
+}
+
+u32 ipudp_socket_flags(struct ipudp_dev *ipd)
+{
+	u32 flags = 0;
+
+	rcu_read_lock();
+	if (rcu_dereference(ipd->sk[IPUDP_SK4]))
+		flags |= IPUDP_SOCK_F_V4 |
+			 (READ_ONCE(ipd->sk_user[IPUDP_SK4]) ? IPUDP_SOCK_F_V4_USER : 0);
+	if (rcu_dereference(ipd->sk[IPUDP_SK6]))
+		flags |= IPUDP_SOCK_F_V6 |
+			 (READ_ONCE(ipd->sk_user[IPUDP_SK6]) ? IPUDP_SOCK_F_V6_USER : 0);
+	rcu_read_unlock();
+	return flags;
+}
+
+static u8 ipudp_inner_tos(const struct sk_buff *skb)
+{
+	if (skb->protocol == htons(ETH_P_IP))
+		return ip_hdr(skb)->tos;
+	return ipv6_get_dsfield(ipv6_hdr(skb));
+}
+
+static int ipudp_send4(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
+		       struct sock *sk, struct sk_buff *skb)
+{
+	struct net *net = sock_net(sk);
+	struct flowi4 fl4 = {
+		.daddr = t->remote.v4,
+		.saddr = t->local.v4,
+		.flowi4_proto = IPPROTO_UDP,
+		.fl4_sport = inet_sk(sk)->inet_sport,
+		.fl4_dport = t->remote_port,
+	};
+	struct rtable *rt;
+	u8 tos;
+
+	rt = dst_cache_get_ip4(&t->dst_cache, &fl4.saddr);
+	if (!rt) {
+		rt = ip_route_output_key(net, &fl4);
+		if (IS_ERR(rt))
+			return PTR_ERR(rt);
+		if (rt->dst.dev == ipd->dev) {
+			ip_rt_put(rt);	/* would loop into ourselves */
+			return -ELOOP;
+		}
+		dst_cache_set_ip4(&t->dst_cache, &rt->dst, fl4.saddr);
+	}
+	if (skb_cow_head(skb, LL_RESERVED_SPACE(rt->dst.dev) + rt->dst.header_len +
+			 sizeof(struct iphdr) + sizeof(struct udphdr)) ||
+	    udp_tunnel_handle_offloads(skb, true)) {
+		ip_rt_put(rt);
+		return -ENOMEM;
+	}
+	tos = ip_tunnel_ecn_encap(0, ip_hdr(skb), skb);
+	tos |= ipudp_inner_tos(skb) & ~INET_ECN_MASK;
+	udp_tunnel_xmit_skb(rt, sk, skb, fl4.saddr, fl4.daddr, tos,
+			    ip4_dst_hoplimit(&rt->dst), 0, fl4.fl4_sport,
+			    fl4.fl4_dport, !net_eq(net, dev_net(ipd->dev)), false);
+	return 0;
+}
+
+#if IS_ENABLED(CONFIG_IPV6)
+static int ipudp_send6(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
+		       struct sock *sk, struct sk_buff *skb)
+{
+	struct net *net = sock_net(sk);
+	struct flowi6 fl6 = {
+		.daddr = t->remote.v6,
+		.flowi6_proto = IPPROTO_UDP,
+		.fl6_sport = inet_sk(sk)->inet_sport,
+		.fl6_dport = t->remote_port,
+	};
+	struct dst_entry *dst;
+	u8 prio;
+
+	if (t->local.family == AF_INET6)
+		fl6.saddr = t->local.v6;
+	dst = dst_cache_get_ip6(&t->dst_cache, &fl6.saddr);
+	if (!dst) {
+		dst = ipv6_stub->ipv6_dst_lookup_flow(net, sk, &fl6, NULL);
+		if (IS_ERR(dst))
+			return PTR_ERR(dst);
+		if (dst->dev == ipd->dev) {
+			dst_release(dst);
+			return -ELOOP;
+		}
+		dst_cache_set_ip6(&t->dst_cache, dst, &fl6.saddr);
+	}
+	if (skb_cow_head(skb, LL_RESERVED_SPACE(dst->dev) + dst->header_len +
+			 sizeof(struct ipv6hdr) + sizeof(struct udphdr)) ||
+	    udp_tunnel_handle_offloads(skb, true)) {
+		dst_release(dst);
+		return -ENOMEM;
+	}
+	prio = ipudp_inner_tos(skb);
+	udp_tunnel6_xmit_skb(dst, sk, skb, ipd->dev, &fl6.saddr, &fl6.daddr,
+			     prio, ip6_dst_hoplimit(dst), 0, fl6.fl6_sport,
+			     fl6.fl6_dport, false);
+	return 0;
+}
+#endif
+
+/* Encapsulate and send @skb to @t. Consumes @skb only on success. */
+int ipudp_socket_send(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
+		      struct sk_buff *skb)
+{
+	int idx = ipudp_sk_index(t->remote.family);
+	struct sock *sk;
+
+	sk = rcu_dereference_bh(ipd->sk[idx]);
+	if (unlikely(!sk))
+		return -ENOTCONN;
+	if (t->remote.family == AF_INET)
+		return ipudp_send4(ipd, t, sk, skb);
+#if IS_ENABLED(CONFIG_IPV6)
+	return ipudp_send6(ipd, t, sk, skb);
+#else
+	return -EAFNOSUPPORT;
+#endif
+}

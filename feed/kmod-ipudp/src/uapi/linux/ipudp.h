@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: (GPL-2.0 WITH Linux-syscall-note) OR MIT */
+/*
+ * ipudp: IP-in-UDP tunnel devices, generic netlink API.
+ *
+ * Family "ipudp", version IPUDP_GENL_VERSION. Every attribute is typed and
+ * nested; no C structure crosses this ABI. Ports are host byte order u16,
+ * IPv4 addresses are 4 network-order bytes, IPv6 addresses 16 bytes.
+ *
+ * Commands (all need CAP_NET_ADMIN in the device's user namespace):
+ *
+ *  IPUDP_CMD_DEV_GET     doit: one device (IFINDEX or IFNAME)
+ *                        dumpit: every ipudp device of the netns
+ *  IPUDP_CMD_DEV_SET     IFINDEX|IFNAME, [PORT], [FD]
+ *  IPUDP_CMD_TUNNEL_NEW  IFINDEX|IFNAME, TUNNEL { REMOTE4|REMOTE6,
+ *                        [LOCAL4|LOCAL6], [REMOTE_PORT], [ID] };
+ *                        EEXIST unless NLM_F_REPLACE
+ *  IPUDP_CMD_TUNNEL_DEL  IFINDEX|IFNAME, [TUNNEL { ID }]
+ *
+ * Replies to DEV_GET carry this tree:
+ *
+ *  IPUDP_A_IFINDEX         u32
+ *  IPUDP_A_IFNAME          string
+ *  IPUDP_A_MODE            u8, enum ipudp_mode
+ *  IPUDP_A_PORT            u16, local UDP port of the device
+ *  IPUDP_A_SOCK_FLAGS      u32, IPUDP_SOCK_F_*: which sockets are attached
+ *  IPUDP_A_STATS           nest, device drop counters (IPUDP_STATS_A_*)
+ *  IPUDP_A_TUNNEL          nest, zero or more:
+ *    IPUDP_TUNNEL_A_ID           u32
+ *    IPUDP_TUNNEL_A_LOCAL4/6     source address used for the outer header
+ *    IPUDP_TUNNEL_A_REMOTE4/6    remote endpoint address
+ *    IPUDP_TUNNEL_A_REMOTE_PORT  u16
+ *    IPUDP_TUNNEL_A_LAST_RX_MS   u64, milliseconds since the last packet
+ *    IPUDP_TUNNEL_A_LAST_TX_MS   u64 (attribute absent: never)
+ *    IPUDP_TUNNEL_A_STATS        nest, IPUDP_STATS_A_{RX,TX}_{PACKETS,BYTES}
+ */
+#ifndef _UAPI_LINUX_IPUDP_H
+#define _UAPI_LINUX_IPUDP_H
+
+#define IPUDP_GENL_NAME		"ipudp"
+#define IPUDP_GENL_VERSION	1
+#define IPUDP_DEFAULT_PORT	50000
+
+enum ipudp_mode {
+	IPUDP_MODE_FIXED,
+	IPUDP_MODE_MULTI,
+	__IPUDP_MODE_LAST
+};
+#define IPUDP_MODE_MAX (__IPUDP_MODE_LAST - 1)
+
+enum ipudp_cmd {
+	IPUDP_CMD_UNSPEC,
+	IPUDP_CMD_DEV_GET,
+	IPUDP_CMD_DEV_SET,
+	IPUDP_CMD_TUNNEL_NEW,
+	IPUDP_CMD_TUNNEL_DEL,
+	__IPUDP_CMD_LAST
+};
+#define IPUDP_CMD_MAX (__IPUDP_CMD_LAST - 1)
+
+enum ipudp_sock_flag {
+	IPUDP_SOCK_F_V4 = 1U << 0,	/* an IPv4 socket is attached */
+	IPUDP_SOCK_F_V6 = 1U << 1,	/* an IPv6 socket is attached */
+	IPUDP_SOCK_F_V4_USER = 1U << 2,	/* ... and it came from userspace */
+	IPUDP_SOCK_F_V6_USER = 1U << 3,
+	__IPUDP_SOCK_F_ALL = (1U << 4) - 1
+};
+
+enum ipudp_attr {
+	IPUDP_A_UNSPEC,
+	IPUDP_A_IFINDEX,
+	IPUDP_A_IFNAME,
+	IPUDP_A_MODE,
+	IPUDP_A_PORT,
+	IPUDP_A_FD,
+	IPUDP_A_SOCK_FLAGS,
+	IPUDP_A_STATS,
+	IPUDP_A_TUNNEL,
+	__IPUDP_A_LAST
+};
+#define IPUDP_A_MAX (__IPUDP_A_LAST - 1)
+
+enum ipudp_tunnel_attr {
+	IPUDP_TUNNEL_A_UNSPEC,
+	IPUDP_TUNNEL_A_ID,
+	IPUDP_TUNNEL_A_LOCAL4,
+	IPUDP_TUNNEL_A_LOCAL6,
+	IPUDP_TUNNEL_A_REMOTE4,
+	IPUDP_TUNNEL_A_REMOTE6,
+	IPUDP_TUNNEL_A_REMOTE_PORT,
+	IPUDP_TUNNEL_A_LAST_RX_MS,
+	IPUDP_TUNNEL_A_LAST_TX_MS,
+	IPUDP_TUNNEL_A_STATS,
+	IPUDP_TUNNEL_A_PAD,
+	__IPUDP_TUNNEL_A_LAST
+};
+#define IPUDP_TUNNEL_A_MAX (__IPUDP_TUNNEL_A_LAST - 1)
+
+enum ipudp_stats_attr {
+	IPUDP_STATS_A_UNSPEC,
+	IPUDP_STATS_A_RX_PACKETS,
+	IPUDP_STATS_A_RX_BYTES,
+	IPUDP_STATS_A_TX_PACKETS,
+	IPUDP_STATS_A_TX_BYTES,
+	IPUDP_STATS_A_RX_UNKNOWN_ENDPOINT,	/* IP payload from a stranger */
+	IPUDP_STATS_A_RX_MALFORMED,		/* truncated inner header */
+	IPUDP_STATS_A_RX_CONTROL_DROPPED,	/* control datagram, no listener */
+	IPUDP_STATS_A_TX_NO_TUNNEL,		/* nothing to send it to */
+	IPUDP_STATS_A_TX_NO_ROUTE,		/* outer route lookup failed */
+	IPUDP_STATS_A_PAD,
+	__IPUDP_STATS_A_LAST
+};
+#define IPUDP_STATS_A_MAX (__IPUDP_STATS_A_LAST - 1)
+
+#endif /* _UAPI_LINUX_IPUDP_H */

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Install everything the demo, the tests and the VM stage need, idempotently.
+# Debian 12 (bookworm), run as root. Fast when everything is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PKGS=(qemu-system-x86 busybox-static kmod cpio build-essential
+	  iproute2 iperf3 tcpdump python3-venv python3-pip
+	  linux-image-amd64 linux-headers-amd64 shellcheck)
+
+apt_install() {
+	apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "$@"
+}
+
+missing=()
+for p in "${APT_PKGS[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+		missing+=("$p")
+done
+
+# The 6.12 series: Debian 12 carries it as versioned packages. Pick the
+# newest version that has both an image and headers (never -rt/-cloud).
+if ! ls -d /lib/modules/6.12.*-amd64/build >/dev/null 2>&1; then
+	[ -n "$(ls /var/lib/apt/lists/ 2>/dev/null | grep -c Packages)" ] ||
+		apt-get -o DPkg::Lock::Timeout=600 update -q
+	ver=$(apt-cache search --names-only '^linux-headers-6\.12\.[0-9]+\+deb12-amd64$' |
+		awk '{print $1}' | sed 's/^linux-headers-//' | sort -V |
+		while read -r v; do
+			apt-cache show "linux-image-$v" >/dev/null 2>&1 && echo "$v"
+		done | tail -n 1)
+	if [ -z "$ver" ]; then
+		apt-get -o DPkg::Lock::Timeout=600 update -q
+		ver=$(apt-cache search --names-only '^linux-headers-6\.12\.[0-9]+\+deb12-amd64$' |
+			awk '{print $1}' | sed 's/^linux-headers-//' | sort -V | tail -n 1)
+	fi
+	[ -n "$ver" ] || { echo "setup: no linux 6.12 kernel package found in apt" >&2; exit 1; }
+	missing+=("linux-image-$ver" "linux-headers-$ver")
+fi
+
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "setup: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt_install "${missing[@]}" || {
+		apt-get -o DPkg::Lock::Timeout=600 update -q
+		apt_install "${missing[@]}"
+	}
+fi
+
+# Python environment in .venv (visible inside the VM through the 9p share).
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+	"$PY" -m venv .venv
+fi
+stamp=.venv/.lvn-deps-$(sha256sum pyproject.toml | cut -c1-16)
+if [ ! -e "$stamp" ]; then
+	.venv/bin/pip install -q --upgrade pip
+	.venv/bin/pip install -q -e '.[dev]'
+	touch "$stamp"
+fi
