@@ -1,0 +1,47 @@
+#!/bin/sh
+# Runs inside the VM after switch_root: finish the mounts, load the modules,
+# run the command from the state dir, record its exit code and the kernel
+# log on the work share, power off.
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export HOME=/root PYTHONDONTWRITEBYTECODE=1 LVN_IN_VM=1
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+work=$(sed -n 's/.*lvn\.work=\([^ ]*\).*/\1/p' /proc/cmdline)
+state=$(sed -n 's/.*lvn\.state=\([^ ]*\).*/\1/p' /proc/cmdline)
+# Fresh tmpfs only where it cannot hide the work tree.
+for d in /run /tmp; do
+	case "$work/" in "$d"/*) continue ;; esac
+	mount -t tmpfs tmpfs "$d"
+done
+mkdir -p /dev/pts /dev/shm /run/netns
+mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /dev/shm
+mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
+mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+ip link set lo up
+hostname lvn-vm
+
+rel=$(uname -r)
+echo "vm: kernel $rel, $(nproc) cpus"
+for m in udp_tunnel ip6_udp_tunnel veth; do
+	modprobe "$m" || echo "vm: modprobe $m failed"
+done
+export LVN_KMOD="$work/build/kmod/$rel/ipudp.ko"
+
+cd "$work" || exit 1
+sh "$state/cmd.sh"
+rc=$?
+
+# Any kernel warning fails the run ("taints kernel" from loading an
+# out-of-tree module is expected and not matched).
+dmesg >"$state/dmesg.txt"
+if grep -E 'WARNING:|BUG:|Oops|KASAN|UBSAN|general protection|suspicious RCU|possible circular locking|refcount_t:' \
+	"$state/dmesg.txt" >"$state/dmesg-bad.txt"; then
+	echo "vm: kernel log shows problems:"
+	cat "$state/dmesg-bad.txt"
+	[ "$rc" -ne 0 ] || rc=99
+fi
+echo "$rc" >"$state/rc"
+sync
+echo o >/proc/sysrq-trigger
+sleep 10

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Build a tiny initramfs (busybox + the modules needed to mount the host
+# root over 9p) for one kernel release.
+# Usage: vm/mkinitramfs.sh RELEASE OUT.cpio.gz
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+rel=$1
+out=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+mkdir -p "$tmp"/{bin,dev,proc,sys,mnt/lower,mnt/upper,mnt/root,lib/mod}
+cp /bin/busybox "$tmp/bin/busybox"
+# Modules in dependency order; built-ins print "builtin" and are skipped.
+: >"$tmp/lib/mod/order"
+for m in virtio_pci 9pnet_virtio 9p overlay; do modprobe -S "$rel" --show-depends "$m"; done |
+	awk '$1 == "insmod" {print $2}' | awk '!seen[$0]++' |
+	while read -r ko; do
+		name=$(basename "$ko")
+		case "$name" in
+		*.xz) xz -dc "$ko" >"$tmp/lib/mod/${name%.xz}"; name=${name%.xz} ;;
+		*.zst) zstd -qdc "$ko" >"$tmp/lib/mod/${name%.zst}"; name=${name%.zst} ;;
+		*) cp "$ko" "$tmp/lib/mod/$name" ;;
+		esac
+		echo "$name" >>"$tmp/lib/mod/order"
+	done
+cp "$here/initramfs-init" "$tmp/init"
+chmod +x "$tmp/init"
+(cd "$tmp" && find . | cpio -o -H newc --quiet | gzip -1) >"$out"
