@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PKGS=(qemu-system-x86 busybox-static kmod cpio build-essential
-	  iproute2 iperf3 tcpdump python3-venv python3-pip
+	  iproute2 iputils-ping ethtool iperf3 tcpdump python3-venv python3-pip xz-utils
 	  linux-image-amd64 linux-headers-amd64 shellcheck)
 
 apt_install() {

@@ -44,10 +44,12 @@ static bool ipudp_payload_is_ip(struct sk_buff *skb)
 	return version == 4 || version == 6;
 }
 
+/* Point the network header at the inner packet and check it is whole. */
 static bool ipudp_pull_inner(struct sk_buff *skb, __be16 *proto)
 {
 	u8 version = skb->data[0] >> 4;
 
+	skb_reset_network_header(skb);
 	if (version == 4) {
 		*proto = htons(ETH_P_IP);
 		return pskb_may_pull(skb, sizeof(struct iphdr)) &&
@@ -92,7 +94,6 @@ static int ipudp_encap_recv(struct sock *sk, struct sk_buff *skb)
 	if (!ipudp_pull_inner(skb, &proto))
 		goto malformed;
 	skb->protocol = proto;
-	skb_reset_network_header(skb);
 	skb_reset_mac_header(skb);
 	skb->dev = dev;
 
@@ -385,6 +386,11 @@ static int ipudp_send6(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
 		dst_release(dst);
 		return -ENOMEM;
 	}
+	/*
+	 * Until PMTU discovery lands, let IPv6 fragment the outer packet
+	 * rather than drop inner packets that fit the device MTU.
+	 */
+	skb->ignore_df = 1;
 	prio = ipudp_inner_tos(skb);
 	udp_tunnel6_xmit_skb(dst, sk, skb, ipd->dev, &fl6.saddr, &fl6.daddr,
 			     prio, ip6_dst_hoplimit(dst), 0, fl6.fl6_sport,

@@ -1,0 +1,54 @@
+"""Plain values describing kernel state: what the library returns."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+DEFAULT_PORT = 50000  # IPUDP_DEFAULT_PORT in uapi/linux/ipudp.h
+MODES = ("fixed", "multi")  # enum ipudp_mode, by value
+
+
+@dataclass(frozen=True)
+class TunnelStats:
+    rx_packets: int = 0
+    rx_bytes: int = 0
+    tx_packets: int = 0
+    tx_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class DeviceDrops:
+    rx_unknown_endpoint: int = 0
+    rx_malformed: int = 0
+    rx_control_dropped: int = 0
+    tx_no_tunnel: int = 0
+    tx_no_route: int = 0
+
+
+@dataclass(frozen=True)
+class Tunnel:
+    remote: str
+    remote_port: int = DEFAULT_PORT
+    local: str | None = None
+    id: int = 0
+    last_rx_ms: int | None = None  # None: never
+    last_tx_ms: int | None = None
+    stats: TunnelStats = field(default_factory=TunnelStats)
+
+
+@dataclass(frozen=True)
+class Device:
+    ifname: str
+    ifindex: int
+    mode: str = "fixed"
+    port: int = DEFAULT_PORT
+    sockets: tuple[str, ...] = ()  # e.g. ("ipv4", "ipv6/user")
+    drops: DeviceDrops = field(default_factory=DeviceDrops)
+    tunnels: tuple[Tunnel, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["sockets"] = list(self.sockets)
+        d["tunnels"] = [asdict(t) for t in self.tunnels]
+        return d

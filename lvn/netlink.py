@@ -1,0 +1,280 @@
+"""The kernel boundary: ipudp devices over rtnetlink and the ipudp genl family.
+
+This is the only module that imports pyroute2. It returns the plain values
+of :mod:`lvn.model` and raises :class:`lvn.errors.LvnError` subclasses.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import os
+from types import TracebackType
+from typing import Any
+
+from pyroute2 import IPRoute
+from pyroute2.netlink import NLM_F_ACK, NLM_F_DUMP, NLM_F_REPLACE, NLM_F_REQUEST, genlmsg, nla
+from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.generic import GenericNetlinkSocket
+
+from .errors import KernelError, LvnError, ModuleNotLoaded
+from .model import DEFAULT_PORT, MODES, Device, DeviceDrops, Tunnel, TunnelStats
+
+# From uapi/linux/ipudp.h (tests/unit/test_netlink_abi.py keeps them in sync).
+IPUDP_GENL_NAME = "ipudp"
+IPUDP_GENL_VERSION = 1
+IPUDP_CMD_DEV_GET = 1
+IPUDP_CMD_DEV_SET = 2
+IPUDP_CMD_TUNNEL_NEW = 3
+IPUDP_CMD_TUNNEL_DEL = 4
+IPUDP_SOCK_F_V4 = 1 << 0
+IPUDP_SOCK_F_V6 = 1 << 1
+IPUDP_SOCK_F_V4_USER = 1 << 2
+IPUDP_SOCK_F_V6_USER = 1 << 3
+
+
+class ipudp_stats(nla):  # noqa: N801 - pyroute2 naming convention
+    prefix = "IPUDP_STATS_A_"
+    nla_flags = 0x8000  # NLA_F_NESTED
+    nla_map = (
+        ("IPUDP_STATS_A_UNSPEC", "none"),
+        ("IPUDP_STATS_A_RX_PACKETS", "uint64"),
+        ("IPUDP_STATS_A_RX_BYTES", "uint64"),
+        ("IPUDP_STATS_A_TX_PACKETS", "uint64"),
+        ("IPUDP_STATS_A_TX_BYTES", "uint64"),
+        ("IPUDP_STATS_A_RX_UNKNOWN_ENDPOINT", "uint64"),
+        ("IPUDP_STATS_A_RX_MALFORMED", "uint64"),
+        ("IPUDP_STATS_A_RX_CONTROL_DROPPED", "uint64"),
+        ("IPUDP_STATS_A_TX_NO_TUNNEL", "uint64"),
+        ("IPUDP_STATS_A_TX_NO_ROUTE", "uint64"),
+        ("IPUDP_STATS_A_PAD", "none"),
+    )
+
+
+class ipudp_msg(genlmsg):  # noqa: N801 - pyroute2 naming convention
+    prefix = "IPUDP_A_"
+    nla_map = (
+        ("IPUDP_A_UNSPEC", "none"),
+        ("IPUDP_A_IFINDEX", "uint32"),
+        ("IPUDP_A_IFNAME", "asciiz"),
+        ("IPUDP_A_MODE", "uint8"),
+        ("IPUDP_A_PORT", "uint16"),
+        ("IPUDP_A_FD", "uint32"),
+        ("IPUDP_A_SOCK_FLAGS", "uint32"),
+        ("IPUDP_A_STATS", "stats"),
+        ("IPUDP_A_TUNNEL", "tunnel"),
+    )
+
+    stats = ipudp_stats
+
+    class tunnel(nla):  # noqa: N801
+        prefix = "IPUDP_TUNNEL_A_"
+        nla_flags = 0x8000  # NLA_F_NESTED
+        nla_map = (
+            ("IPUDP_TUNNEL_A_UNSPEC", "none"),
+            ("IPUDP_TUNNEL_A_ID", "uint32"),
+            ("IPUDP_TUNNEL_A_LOCAL4", "ip4addr"),
+            ("IPUDP_TUNNEL_A_LOCAL6", "ip6addr"),
+            ("IPUDP_TUNNEL_A_REMOTE4", "ip4addr"),
+            ("IPUDP_TUNNEL_A_REMOTE6", "ip6addr"),
+            ("IPUDP_TUNNEL_A_REMOTE_PORT", "uint16"),
+            ("IPUDP_TUNNEL_A_LAST_RX_MS", "uint64"),
+            ("IPUDP_TUNNEL_A_LAST_TX_MS", "uint64"),
+            ("IPUDP_TUNNEL_A_STATS", "stats"),
+            ("IPUDP_TUNNEL_A_PAD", "none"),
+        )
+
+        stats = ipudp_stats
+
+
+def _kernel_error(what: str, err: NetlinkError) -> KernelError:
+    detail = None
+    if len(err.args) > 1 and isinstance(err.args[1], str):
+        detail = err.args[1]
+        if detail == os.strerror(err.code):
+            detail = None
+    return KernelError(what, err.code, detail)
+
+
+def _addr_attrs(addr: str, v4: str, v6: str) -> tuple[str, str]:
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        raise LvnError(f"not an IP address: {addr!r}") from None
+    return (v4 if ip.version == 4 else v6, str(ip))
+
+
+def _sockets(flags: int) -> tuple[str, ...]:
+    out = []
+    if flags & IPUDP_SOCK_F_V4:
+        out.append("ipv4/user" if flags & IPUDP_SOCK_F_V4_USER else "ipv4")
+    if flags & IPUDP_SOCK_F_V6:
+        out.append("ipv6/user" if flags & IPUDP_SOCK_F_V6_USER else "ipv6")
+    return tuple(out)
+
+
+def _parse_tunnel(t: Any) -> Tunnel:
+    st = t.get_attr("IPUDP_TUNNEL_A_STATS")
+    stats = TunnelStats(
+        rx_packets=st.get_attr("IPUDP_STATS_A_RX_PACKETS") or 0,
+        rx_bytes=st.get_attr("IPUDP_STATS_A_RX_BYTES") or 0,
+        tx_packets=st.get_attr("IPUDP_STATS_A_TX_PACKETS") or 0,
+        tx_bytes=st.get_attr("IPUDP_STATS_A_TX_BYTES") or 0,
+    ) if st is not None else TunnelStats()
+    return Tunnel(
+        id=t.get_attr("IPUDP_TUNNEL_A_ID") or 0,
+        remote=t.get_attr("IPUDP_TUNNEL_A_REMOTE4") or t.get_attr("IPUDP_TUNNEL_A_REMOTE6"),
+        remote_port=t.get_attr("IPUDP_TUNNEL_A_REMOTE_PORT") or DEFAULT_PORT,
+        local=t.get_attr("IPUDP_TUNNEL_A_LOCAL4") or t.get_attr("IPUDP_TUNNEL_A_LOCAL6"),
+        last_rx_ms=t.get_attr("IPUDP_TUNNEL_A_LAST_RX_MS"),
+        last_tx_ms=t.get_attr("IPUDP_TUNNEL_A_LAST_TX_MS"),
+        stats=stats,
+    )
+
+
+def _parse_device(msg: Any) -> Device:
+    d = msg.get_attr("IPUDP_A_STATS")
+    drops = DeviceDrops(
+        **{
+            name: (d.get_attr("IPUDP_STATS_A_" + name.upper()) or 0) if d is not None else 0
+            for name in DeviceDrops.__dataclass_fields__
+        }
+    )
+    mode = msg.get_attr("IPUDP_A_MODE") or 0
+    return Device(
+        ifname=msg.get_attr("IPUDP_A_IFNAME"),
+        ifindex=msg.get_attr("IPUDP_A_IFINDEX"),
+        mode=MODES[mode] if mode < len(MODES) else str(mode),
+        port=msg.get_attr("IPUDP_A_PORT") or DEFAULT_PORT,
+        sockets=_sockets(msg.get_attr("IPUDP_A_SOCK_FLAGS") or 0),
+        drops=drops,
+        tunnels=tuple(_parse_tunnel(t) for t in msg.get_attrs("IPUDP_A_TUNNEL")),
+    )
+
+
+class Ipudp:
+    """A connection to the kernel for managing ipudp devices.
+
+    Use as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, netns: str | None = None) -> None:
+        """``netns``: name of a network namespace (as in ``ip -n``)."""
+        self._netns = netns
+        self._genl: GenericNetlinkSocket | None = None
+        self._ipr = IPRoute(netns=netns) if netns else IPRoute()
+
+    def __enter__(self) -> Ipudp:
+        return self
+
+    def __exit__(self, t: type[BaseException] | None, v: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._genl is not None:
+            self._genl.close()
+            self._genl = None
+        self._ipr.close()
+
+    # -- generic netlink --------------------------------------------------
+
+    def _family(self) -> GenericNetlinkSocket:
+        if self._genl is None:
+            if self._netns:
+                sock = GenericNetlinkSocket(ext_ack=True, netns=self._netns)
+            else:
+                sock = GenericNetlinkSocket(ext_ack=True)
+            try:
+                sock.bind(IPUDP_GENL_NAME, ipudp_msg)
+            except NetlinkError as e:
+                sock.close()
+                if e.code == errno.ENOENT:
+                    raise ModuleNotLoaded(
+                        "the ipudp kernel module is not loaded (try: modprobe ipudp)"
+                    ) from None
+                raise _kernel_error("resolving the ipudp netlink family", e) from None
+            self._genl = sock
+        return self._genl
+
+    def _request(self, what: str, cmd: int, attrs: list[Any], flags: int) -> list[Any]:
+        sock = self._family()
+        msg = ipudp_msg()
+        msg["cmd"] = cmd
+        msg["version"] = IPUDP_GENL_VERSION
+        msg["attrs"] = attrs
+        try:
+            return list(sock.nlm_request(msg, msg_type=sock.prid, msg_flags=flags))
+        except NetlinkError as e:
+            raise _kernel_error(what, e) from None
+
+    @staticmethod
+    def _dev_attr(ifname: str) -> list[Any]:
+        return [("IPUDP_A_IFNAME", ifname)]
+
+    def devices(self) -> list[Device]:
+        """Every ipudp device of this network namespace."""
+        replies = self._request("listing ipudp devices", IPUDP_CMD_DEV_GET, [],
+                                NLM_F_REQUEST | NLM_F_DUMP)
+        return sorted((_parse_device(m) for m in replies), key=lambda d: d.ifindex)
+
+    def device(self, ifname: str) -> Device:
+        replies = self._request(f"showing {ifname}", IPUDP_CMD_DEV_GET,
+                                self._dev_attr(ifname), NLM_F_REQUEST)
+        return _parse_device(replies[0])
+
+    def set_device(self, ifname: str, *, port: int | None = None,
+                   fd: int | None = None) -> None:
+        attrs = self._dev_attr(ifname)
+        if port is not None:
+            attrs.append(("IPUDP_A_PORT", port))
+        if fd is not None:
+            attrs.append(("IPUDP_A_FD", fd))
+        self._request(f"configuring {ifname}", IPUDP_CMD_DEV_SET, attrs,
+                      NLM_F_REQUEST | NLM_F_ACK)
+
+    def set_tunnel(self, ifname: str, remote: str, *, remote_port: int = DEFAULT_PORT,
+                   local: str | None = None, tunnel_id: int = 0,
+                   replace: bool = False) -> None:
+        """Set the FIXED tunnel of ``ifname``; EEXIST unless ``replace``."""
+        tattrs: list[Any] = [("IPUDP_TUNNEL_A_ID", tunnel_id),
+                             _addr_attrs(remote, "IPUDP_TUNNEL_A_REMOTE4",
+                                         "IPUDP_TUNNEL_A_REMOTE6"),
+                             ("IPUDP_TUNNEL_A_REMOTE_PORT", remote_port)]
+        if local is not None:
+            tattrs.append(_addr_attrs(local, "IPUDP_TUNNEL_A_LOCAL4", "IPUDP_TUNNEL_A_LOCAL6"))
+        attrs = self._dev_attr(ifname) + [("IPUDP_A_TUNNEL", {"attrs": tattrs})]
+        flags = NLM_F_REQUEST | NLM_F_ACK | (NLM_F_REPLACE if replace else 0)
+        self._request(f"setting the tunnel of {ifname}", IPUDP_CMD_TUNNEL_NEW, attrs, flags)
+
+    def del_tunnel(self, ifname: str) -> None:
+        self._request(f"deleting the tunnel of {ifname}", IPUDP_CMD_TUNNEL_DEL,
+                      self._dev_attr(ifname), NLM_F_REQUEST | NLM_F_ACK)
+
+    # -- rtnetlink --------------------------------------------------------
+
+    def add_device(self, ifname: str, *, mtu: int | None = None) -> None:
+        kw: dict[str, Any] = {"ifname": ifname, "kind": IPUDP_GENL_NAME}
+        if mtu is not None:
+            kw["mtu"] = mtu
+        try:
+            self._ipr.link("add", **kw)
+        except NetlinkError as e:
+            if e.code == errno.EOPNOTSUPP:
+                raise ModuleNotLoaded(
+                    "the kernel does not know link kind 'ipudp': load the module "
+                    "(modprobe ipudp)") from None
+            raise _kernel_error(f"creating {ifname}", e) from None
+
+    def del_device(self, ifname: str) -> None:
+        idx = self._ifindex(ifname)
+        try:
+            self._ipr.link("del", index=idx)
+        except NetlinkError as e:
+            raise _kernel_error(f"deleting {ifname}", e) from None
+
+    def _ifindex(self, ifname: str) -> int:
+        found = self._ipr.link_lookup(ifname=ifname)
+        if not found:
+            raise KernelError(f"looking up {ifname}", errno.ENODEV)
+        return int(found[0])

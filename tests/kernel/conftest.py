@@ -1,0 +1,123 @@
+"""Fixtures of the VM kernel tests: the module, namespaces, a tunnel pair.
+
+Topology of ``pair`` (outer family parametrised)::
+
+    ns a                                    ns b
+    lvn0 192.168.99.1/30 fd98::1/64         lvn0 192.168.99.2/30 fd98::2/64
+      | ipudp, UDP 50000 <-> 50000            |
+    ul0  10.99.0.1/24 fd99::1/64  ---veth---  ul0 10.99.0.2/24 fd99::2/64
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from lvn.netlink import Ipudp
+
+from .netns import Netns, sh, veth
+
+UNDERLAY = {"ipv4": ("10.99.0.1", "10.99.0.2", 24), "ipv6": ("fd99::1", "fd99::2", 64)}
+OVERLAY4 = ("192.168.99.1", "192.168.99.2")
+OVERLAY6 = ("fd98::1", "fd98::2")
+
+
+def module_loaded() -> bool:
+    return os.path.isdir("/sys/module/ipudp")
+
+
+def load_module() -> None:
+    if module_loaded():
+        return
+    ko = os.environ.get("LVN_KMOD")
+    assert ko and os.path.exists(ko), f"LVN_KMOD does not name a built module: {ko!r}"
+    sh("insmod", ko)
+    ddc = "/sys/kernel/debug/dynamic_debug/control"
+    if os.path.exists(ddc):
+        with open(ddc, "w") as f:
+            f.write("module ipudp +p\n")
+
+
+@pytest.fixture(autouse=True)
+def kmod() -> None:
+    """Every kernel test starts with the module loaded (a test may rmmod it)."""
+    load_module()
+
+
+@pytest.fixture
+def netns() -> Iterator[type[Netns]]:
+    made: list[Netns] = []
+
+    class Tracked(Netns):
+        def __init__(self) -> None:
+            super().__init__()
+            made.append(self)
+
+    yield Tracked
+    for ns in reversed(made):
+        ns.delete()
+
+
+@dataclass
+class Side:
+    ns: Netns
+    underlay: str
+    overlay4: str
+    overlay6: str
+
+    def lvn(self) -> Ipudp:
+        return Ipudp(netns=self.ns.name)
+
+    def ping(self, dst: str, count: int = 3, size: int = 56) -> str:
+        return self.ns.run("ping", "-c", str(count), "-i", "0.2", "-W", "3",
+                           "-s", str(size), dst)
+
+
+@dataclass
+class Pair:
+    a: Side
+    b: Side
+    outer: str
+
+
+def add_underlay(ns: Netns, v4: str, v6: str) -> None:
+    ns.ip("addr", "add", f"{v4}/24", "dev", "ul0")
+    ns.ip("addr", "add", f"{v6}/64", "dev", "ul0", "nodad")
+
+
+def add_overlay(ns: Netns, dev: str, v4: str, v6: str) -> None:
+    ns.ip("addr", "add", f"{v4}/30", "dev", dev)
+    ns.ip("addr", "add", f"{v6}/64", "dev", dev, "nodad")
+    ns.ip("link", "set", dev, "up")
+
+
+def build_pair(netns: type[Netns], outer: str, fd_sides: tuple[str, ...] = ()) -> Pair:
+    a, b = netns(), netns()
+    veth(a, b)
+    add_underlay(a, "10.99.0.1", "fd99::1")
+    add_underlay(b, "10.99.0.2", "fd99::2")
+    sides = {}
+    for name, ns, me, peer, o4, o6 in (
+        ("a", a, 0, 1, OVERLAY4[0], OVERLAY6[0]),
+        ("b", b, 1, 0, OVERLAY4[1], OVERLAY6[1]),
+    ):
+        ns.ip("link", "add", "lvn0", "type", "ipudp")
+        side = Side(ns, UNDERLAY[outer][me], o4, o6)
+        with side.lvn() as k:
+            k.set_tunnel("lvn0", UNDERLAY[outer][peer], local=UNDERLAY[outer][me])
+        add_overlay(ns, "lvn0", o4, o6)
+        sides[name] = side
+    return Pair(sides["a"], sides["b"], outer)
+
+
+@pytest.fixture(params=["ipv4", "ipv6"])
+def pair(request: pytest.FixtureRequest, netns: type[Netns]) -> Pair:
+    return build_pair(netns, request.param)
+
+
+def run_bg(ns: Netns, *argv: str) -> subprocess.Popen[bytes]:
+    return ns.popen(*argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -1,0 +1,86 @@
+"""Network namespace helpers for the VM tests (the shape of WireGuard's netns.sh).
+
+Every namespace is named ``lvn-<pid>-<n>`` and deleted on teardown, so a
+failing test leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shlex
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from itertools import count
+from typing import Any
+
+_ids = count()
+
+
+def sh(*argv: str, check: bool = True, input: bytes | None = None) -> str:
+    p = subprocess.run(argv, capture_output=True, input=input, timeout=120)
+    if check and p.returncode != 0:
+        raise AssertionError(
+            f"command failed ({p.returncode}): {shlex.join(argv)}\n"
+            f"{p.stdout.decode(errors='replace')}{p.stderr.decode(errors='replace')}"
+        )
+    return p.stdout.decode(errors="replace")
+
+
+class Netns:
+    def __init__(self) -> None:
+        self.name = f"lvn-{os.getpid()}-{next(_ids)}"
+        sh("ip", "netns", "add", self.name)
+        self.ip("link", "set", "lo", "up")
+
+    def ip(self, *args: str, check: bool = True) -> str:
+        return sh("ip", "-n", self.name, *args, check=check)
+
+    def run(self, *argv: str, check: bool = True) -> str:
+        return sh("ip", "netns", "exec", self.name, *argv, check=check)
+
+    def popen(self, *argv: str, **kw: Any) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(["ip", "netns", "exec", self.name, *argv], **kw)
+
+    def delete(self) -> None:
+        sh("ip", "netns", "del", self.name, check=False)
+
+    @contextmanager
+    def entered(self) -> Iterator[None]:
+        """Run the block with this thread inside the namespace (for sockets)."""
+        fd = os.open(f"/run/netns/{self.name}", os.O_RDONLY)
+        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        try:
+            _setns(fd)
+            yield
+        finally:
+            _setns(own)
+            os.close(fd)
+            os.close(own)
+
+
+def _setns(fd: int) -> None:
+    """os.setns(fd, CLONE_NEWNET), which Python < 3.12 lacks."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.setns(fd, 0x40000000) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def veth(a: Netns, b: Netns, name_a: str = "ul0", name_b: str = "ul0") -> None:
+    tmp = f"v{os.getpid() % 100000}{next(_ids)}"
+    sh("ip", "link", "add", tmp + "a", "type", "veth", "peer", "name", tmp + "b")
+    sh("ip", "link", "set", tmp + "a", "netns", a.name, "name", name_a)
+    sh("ip", "link", "set", tmp + "b", "netns", b.name, "name", name_b)
+    a.ip("link", "set", name_a, "up")
+    b.ip("link", "set", name_b, "up")
+
+
+def wait_for(cond: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
