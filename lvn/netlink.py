@@ -13,7 +13,7 @@ from types import TracebackType
 from typing import Any
 
 from pyroute2 import IPRoute
-from pyroute2.netlink import NLM_F_ACK, NLM_F_DUMP, NLM_F_REPLACE, NLM_F_REQUEST, genlmsg, nla
+from pyroute2.netlink import NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, genlmsg, nla
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.generic import GenericNetlinkSocket
 
@@ -27,6 +27,7 @@ IPUDP_CMD_DEV_GET = 1
 IPUDP_CMD_DEV_SET = 2
 IPUDP_CMD_TUNNEL_NEW = 3
 IPUDP_CMD_TUNNEL_DEL = 4
+IPUDP_F_REPLACE = 1 << 0
 IPUDP_SOCK_F_V4 = 1 << 0
 IPUDP_SOCK_F_V6 = 1 << 1
 IPUDP_SOCK_F_V4_USER = 1 << 2
@@ -63,6 +64,7 @@ class ipudp_msg(genlmsg):  # noqa: N801 - pyroute2 naming convention
         ("IPUDP_A_SOCK_FLAGS", "uint32"),
         ("IPUDP_A_STATS", "stats"),
         ("IPUDP_A_TUNNEL", "tunnel"),
+        ("IPUDP_A_FLAGS", "uint32"),
     )
 
     stats = ipudp_stats
@@ -244,8 +246,10 @@ class Ipudp:
         if local is not None:
             tattrs.append(_addr_attrs(local, "IPUDP_TUNNEL_A_LOCAL4", "IPUDP_TUNNEL_A_LOCAL6"))
         attrs = self._dev_attr(ifname) + [("IPUDP_A_TUNNEL", {"attrs": tattrs})]
-        flags = NLM_F_REQUEST | NLM_F_ACK | (NLM_F_REPLACE if replace else 0)
-        self._request(f"setting the tunnel of {ifname}", IPUDP_CMD_TUNNEL_NEW, attrs, flags)
+        if replace:
+            attrs.append(("IPUDP_A_FLAGS", IPUDP_F_REPLACE))
+        self._request(f"setting the tunnel of {ifname}", IPUDP_CMD_TUNNEL_NEW, attrs,
+                      NLM_F_REQUEST | NLM_F_ACK)
 
     def del_tunnel(self, ifname: str) -> None:
         self._request(f"deleting the tunnel of {ifname}", IPUDP_CMD_TUNNEL_DEL,

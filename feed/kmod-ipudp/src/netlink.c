@@ -34,6 +34,7 @@ static const struct nla_policy ipudp_policy[IPUDP_A_MAX + 1] = {
 	[IPUDP_A_SOCK_FLAGS] = { .type = NLA_REJECT },
 	[IPUDP_A_STATS] = { .type = NLA_REJECT },
 	[IPUDP_A_TUNNEL] = NLA_POLICY_NESTED(ipudp_tunnel_policy),
+	[IPUDP_A_FLAGS] = NLA_POLICY_MASK(NLA_U32, __IPUDP_F_ALL),
 };
 
 static struct genl_family ipudp_family;
@@ -352,9 +353,10 @@ static int ipudp_nl_tunnel_new_doit(struct sk_buff *skb, struct genl_info *info)
 		goto err_unlock;
 	}
 	if (rtnl_dereference(ipd->tunnel) &&
-	    !(info->nlhdr->nlmsg_flags & NLM_F_REPLACE)) {
+	    !(attrs[IPUDP_A_FLAGS] &&
+	      (nla_get_u32(attrs[IPUDP_A_FLAGS]) & IPUDP_F_REPLACE))) {
 		NL_SET_ERR_MSG(info->extack,
-			       "FIXED device already has a tunnel (use NLM_F_REPLACE)");
+			       "FIXED device already has a tunnel (use IPUDP_F_REPLACE)");
 		err = -EEXIST;
 		goto err_unlock;
 	}

@@ -12,8 +12,9 @@
  *                        dumpit: every ipudp device of the netns
  *  IPUDP_CMD_DEV_SET     IFINDEX|IFNAME, [PORT], [FD]
  *  IPUDP_CMD_TUNNEL_NEW  IFINDEX|IFNAME, TUNNEL { REMOTE4|REMOTE6,
- *                        [LOCAL4|LOCAL6], [REMOTE_PORT], [ID] };
- *                        EEXIST unless NLM_F_REPLACE
+ *                        [LOCAL4|LOCAL6], [REMOTE_PORT], [ID] }, [FLAGS];
+ *                        EEXIST unless FLAGS has IPUDP_F_REPLACE (genetlink
+ *                        cannot use NLM_F_REPLACE: it aliases NLM_F_ROOT)
  *  IPUDP_CMD_TUNNEL_DEL  IFINDEX|IFNAME, [TUNNEL { ID }]
  *
  * Replies to DEV_GET carry this tree:
@@ -65,6 +66,11 @@ enum ipudp_sock_flag {
 	__IPUDP_SOCK_F_ALL = (1U << 4) - 1
 };
 
+enum ipudp_flag {
+	IPUDP_F_REPLACE = 1U << 0,	/* TUNNEL_NEW: replace an existing tunnel */
+	__IPUDP_F_ALL = (1U << 1) - 1
+};
+
 enum ipudp_attr {
 	IPUDP_A_UNSPEC,
 	IPUDP_A_IFINDEX,
@@ -75,6 +81,7 @@ enum ipudp_attr {
 	IPUDP_A_SOCK_FLAGS,
 	IPUDP_A_STATS,
 	IPUDP_A_TUNNEL,
+	IPUDP_A_FLAGS,
 	__IPUDP_A_LAST
 };
 #define IPUDP_A_MAX (__IPUDP_A_LAST - 1)

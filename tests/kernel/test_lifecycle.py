@@ -1,0 +1,85 @@
+"""Device, module and netns lifetimes: nothing leaks, nothing WARNs."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+
+from lvn.netlink import Ipudp
+
+from .conftest import Pair, build_pair, load_module, module_loaded, run_bg
+from .netns import Netns, sh, wait_for
+
+
+def debug_counts() -> tuple[int, int]:
+    log = sh("dmesg")
+    created = len(re.findall(r"ipudp: \S+: (?:device|tunnel \d+) created", log))
+    destroyed = len(re.findall(r"ipudp: \S+: (?:device|tunnel \d+) destroyed", log))
+    return created, destroyed
+
+
+def test_ip_link_add_and_delete(netns: type[Netns]) -> None:
+    ns = netns()
+    ns.ip("link", "add", "lvn0", "type", "ipudp")
+    out = ns.ip("-d", "link", "show", "lvn0")
+    assert "ipudp" in out and "mtu 1472" in out and "NOARP" in out
+    ns.ip("link", "del", "lvn0")
+    assert "lvn0" not in ns.ip("link", "show")
+
+
+def test_rmmod_with_live_devices_and_traffic(netns: type[Netns]) -> None:
+    pair = build_pair(netns, "ipv4")
+    flood = run_bg(pair.a.ns, "ping", "-f", "-q", "-w", "30", pair.b.overlay4)
+    flood6 = run_bg(pair.b.ns, "ping", "-f", "-q", "-w", "30", pair.a.overlay6)
+    try:
+        time.sleep(1.5)
+        sh("rmmod", "ipudp")
+        assert not module_loaded()
+        assert "lvn0" not in pair.a.ns.ip("link", "show")
+        assert "lvn0" not in pair.b.ns.ip("link", "show")
+    finally:
+        for p in (flood, flood6):
+            p.kill()
+            p.wait()
+        load_module()
+
+
+def test_netns_deletion_with_devices_inside(netns: type[Netns]) -> None:
+    pair = build_pair(netns, "ipv6")
+    pair.a.ping(pair.b.overlay4, count=1)
+    flood = run_bg(pair.a.ns, "ping", "-f", "-q", "-w", "30", pair.b.overlay4)
+    time.sleep(1)
+    pair.a.ns.delete()
+    pair.b.ns.delete()
+    flood.kill()
+    flood.wait()
+    created, _ = debug_counts()
+    wait_for(lambda: debug_counts()[1] == created, what="every device/tunnel destroyed")
+
+
+def test_device_outlives_its_socket_netns(netns: type[Netns]) -> None:
+    home, away = netns(), netns()
+    home.ip("link", "add", "lvn0", "type", "ipudp")
+    with Ipudp(netns=home.name) as k:
+        k.set_tunnel("lvn0", "10.99.0.2")
+        assert k.device("lvn0").sockets == ("ipv4",)
+    home.ip("link", "set", "lvn0", "netns", away.name)
+    away.ip("addr", "add", "192.168.99.1/30", "dev", "lvn0")
+    away.ip("link", "set", "lvn0", "up")
+    home.delete()  # the sockets' netns goes away, the device lives on
+    with Ipudp(netns=away.name) as k:
+        wait_for(lambda: k.device("lvn0").sockets == (), what="sockets closed")
+        away.run("ping", "-c", "1", "-W", "1", "192.168.99.2", check=False)
+        assert k.device("lvn0").drops.tx_no_route >= 1
+        k.del_device("lvn0")
+
+
+def test_leak_check_after_unload(netns: type[Netns]) -> None:
+    pair: Pair = build_pair(netns, "ipv4")
+    pair.a.ping(pair.b.overlay4, count=1)
+    sh("rmmod", "ipudp")
+    created, destroyed = debug_counts()
+    assert created > 0 and created == destroyed, (created, destroyed)
+    load_module()
+    subprocess.run(["true"], check=True)
