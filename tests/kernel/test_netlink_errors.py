@@ -127,7 +127,8 @@ def test_missing_tunnel_attribute(genl: GenericNetlinkSocket) -> None:
     ([REMOTE4, ("T_5", v6(0xFD))], errno.EINVAL, "REMOTE"),     # both remotes
     ([("T_4", bytes([10, 99, 0]))], errno.ERANGE, "size"),      # 3-byte IPv4 address
     ([REMOTE4, ("T_6", b(0, 2))], errno.ERANGE, "range"),       # port 0
-    ([REMOTE4, ("T_6", b(1, 4))], errno.ERANGE, ""),            # port of wrong size
+    # port of the wrong size: ERANGE on 6.1, EINVAL on 6.12
+    ([REMOTE4, ("T_6", b(1, 4))], (errno.ERANGE, errno.EINVAL), ""),
     ([REMOTE4, ("T_3", v6(0xFD))], errno.EINVAL, "famil"),      # v6 local, v4 remote
     ([("T_4", bytes([224, 0, 0, 1]))], errno.EINVAL, "unicast"),  # multicast remote
     ([("T_4", bytes(4))], errno.EINVAL, "unicast"),             # 0.0.0.0
@@ -135,9 +136,9 @@ def test_missing_tunnel_attribute(genl: GenericNetlinkSocket) -> None:
     ([REMOTE4, ("T_12", b"\0")], errno.EINVAL, ""),             # unknown attribute
 ])
 def test_invalid_tunnel(genl: GenericNetlinkSocket, ns: Netns, tattrs: list[Any],
-                        code: int, words: str) -> None:
+                        code: int | tuple[int, ...], words: str) -> None:
     err = request(genl, IPUDP_CMD_TUNNEL_NEW, [DEV, ("A_TUNNEL", {"attrs": tattrs})])
-    assert err.code == code
+    assert err.code in (code if isinstance(code, tuple) else (code,))
     assert extack(err) and words.lower() in extack(err).lower()
     with Ipudp(netns=ns.name) as k:
         assert k.device("lvn0").tunnels == ()
