@@ -21,7 +21,7 @@ done
 # The 6.12 series: Debian 12 carries it as versioned packages. Pick the
 # newest version that has both an image and headers (never -rt/-cloud).
 if ! ls -d /lib/modules/6.12.*-amd64/build >/dev/null 2>&1; then
-	[ -n "$(ls /var/lib/apt/lists/ 2>/dev/null | grep -c Packages)" ] ||
+	compgen -G '/var/lib/apt/lists/*_Packages' >/dev/null ||
 		apt-get -o DPkg::Lock::Timeout=600 update -q
 	ver=$(apt-cache search --names-only '^linux-headers-6\.12\.[0-9]+\+deb12-amd64$' |
 		awk '{print $1}' | sed 's/^linux-headers-//' | sort -V |

@@ -6,8 +6,8 @@ set -euo pipefail
 series=("$@")
 [ ${#series[@]} -gt 0 ] || series=(6.1 6.12)
 for s in "${series[@]}"; do
-	rel=$(ls /lib/modules 2>/dev/null | grep -E "^${s//./\\.}\.[0-9]+.*-amd64$" |
-		grep -v -e '-rt-' -e '-cloud-' |
+	rel=$(for d in /lib/modules/"$s".*-amd64; do basename "$d"; done |
+		grep -E "^${s//./\\.}\.[0-9]+" | grep -v -e '-rt-' -e '-cloud-' |
 		while read -r r; do
 			[ -e "/boot/vmlinuz-$r" ] && [ -e "/lib/modules/$r/build/Makefile" ] && echo "$r"
 		done | sort -V | tail -n 1)

@@ -1,0 +1,23 @@
+# L-VN top-level targets; each one is a thin call into scripts/.
+.PHONY: setup demo test test-unit test-vm module clean
+
+setup:
+	scripts/setup-deps.sh
+
+demo:
+	scripts/demo.sh
+
+test:
+	scripts/test.sh
+
+test-unit: setup
+	.venv/bin/python -m pytest -p no:cacheprovider -q tests/unit
+
+test-vm: setup
+	scripts/test-vm.sh
+
+module: setup
+	for k in $$(vm/kernels.sh); do vm/build-module.sh $$k; done
+
+clean:
+	rm -rf build

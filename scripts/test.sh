@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The whole test suite (README's test command): dependencies, static checks,
+# host unit tests, then the VM stage on Debian's 6.1 and 6.12 kernels.
+# Any failing stage, a VM that does not boot, or a stage that collects no
+# tests fails the run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$(date +%s)
+
+echo "=== setup"
+scripts/setup-deps.sh
+
+echo "=== static checks"
+.venv/bin/ruff check lvn tests
+.venv/bin/mypy lvn
+sh -n vm/guest-run.sh vm/initramfs-init
+shellcheck -s bash scripts/*.sh vm/*.sh .ci/run
+shellcheck -s sh vm/initramfs-init
+
+echo "=== host unit tests"
+# pytest exits 5 when it collects nothing: that fails here like any error.
+.venv/bin/python -m pytest -p no:cacheprovider -q tests/unit
+
+echo "=== VM stage"
+scripts/test-vm.sh
+
+echo "=== all stages passed in $(( $(date +%s) - start )) s"

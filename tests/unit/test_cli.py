@@ -1,0 +1,174 @@
+"""CLI argument parsing and output formatting (host, no kernel)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from lvn import cli
+from lvn.errors import KernelError
+from lvn.model import Device, DeviceDrops, Tunnel, TunnelStats
+from lvn.output import format_devices, human_age, human_bytes
+
+DEV = Device(
+    ifname="lvn0", ifindex=4, port=50000, sockets=("ipv4",),
+    drops=DeviceDrops(rx_unknown_endpoint=3),
+    tunnels=(Tunnel(remote="10.0.0.2", local="10.0.0.1", last_rx_ms=1500, last_tx_ms=None,
+                    stats=TunnelStats(rx_packets=5, rx_bytes=2048, tx_packets=7,
+                                      tx_bytes=700)),),
+)
+
+
+@dataclass
+class Recorder:
+    """Records the calls the CLI makes; stands in for lvn.netlink.Ipudp."""
+
+    netns: str | None = None
+    calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = field(default_factory=list)
+    fail: Exception | None = None
+    closed: bool = False
+
+    def _rec(self, name: str, *a: Any, **kw: Any) -> None:
+        self.calls.append((name, a, kw))
+        if self.fail:
+            raise self.fail
+
+    def devices(self) -> list[Device]:
+        self._rec("devices")
+        return [DEV]
+
+    def device(self, ifname: str) -> Device:
+        self._rec("device", ifname)
+        return DEV
+
+    def add_device(self, ifname: str, *, mtu: int | None = None) -> None:
+        self._rec("add_device", ifname, mtu=mtu)
+
+    def del_device(self, ifname: str) -> None:
+        self._rec("del_device", ifname)
+
+    def set_device(self, ifname: str, *, port: int | None = None, fd: int | None = None) -> None:
+        self._rec("set_device", ifname, port=port)
+
+    def set_tunnel(self, ifname: str, remote: str, **kw: Any) -> None:
+        self._rec("set_tunnel", ifname, remote, **kw)
+
+    def del_tunnel(self, ifname: str) -> None:
+        self._rec("del_tunnel", ifname)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def run(argv: list[str], rec: Recorder | None = None) -> tuple[int, Recorder]:
+    rec = rec or Recorder()
+
+    def factory(netns: str | None) -> Recorder:
+        rec.netns = netns
+        return rec
+
+    return cli.main(argv, kernel_factory=factory), rec
+
+
+def test_tunnel_set_parses_all_options() -> None:
+    rc, rec = run(["-n", "blue", "tunnel", "set", "lvn0", "--remote", "fd00::0002",
+                   "--remote-port", "4000", "--local", "fd00::1", "--replace"])
+    assert rc == 0 and rec.netns == "blue" and rec.closed
+    assert rec.calls == [("set_tunnel", ("lvn0", "fd00::2"),
+                          {"remote_port": 4000, "local": "fd00::1", "replace": True})]
+
+
+def test_tunnel_set_defaults() -> None:
+    _, rec = run(["tunnel", "set", "lvn0", "--remote", "10.0.0.2"])
+    assert rec.calls == [("set_tunnel", ("lvn0", "10.0.0.2"),
+                          {"remote_port": 50000, "local": None, "replace": False})]
+
+
+def test_dev_add_with_port_and_mtu() -> None:
+    _, rec = run(["dev", "add", "lvn3", "--port", "50001", "--mtu", "1400"])
+    assert rec.calls == [("add_device", ("lvn3",), {"mtu": 1400}),
+                         ("set_device", ("lvn3",), {"port": 50001})]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["tunnel", "set", "lvn0", "--remote", "10.0.0.300"], "not an IPv4 or IPv6 address"),
+    (["tunnel", "set", "lvn0", "--remote", "10.0.0.2", "--remote-port", "0"], "out of range"),
+    (["tunnel", "set", "lvn0", "--remote", "10.0.0.2", "--remote-port", "x"], "not a port"),
+    (["tunnel", "set", "lvn0"], "--remote"),
+    (["dev", "add", "a-name-that-is-too-long"], "not a valid interface name"),
+    (["dev", "add", "lvn0", "--mtu", "20"], "MTU out of range"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_bad_arguments_exit_2_with_reason(argv: list[str], message: str,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        run(argv)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_mixed_families_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, rec = run(["tunnel", "set", "lvn0", "--remote", "10.0.0.2", "--local", "fd00::1"])
+    assert rc == 1 and rec.calls == []
+    assert "same address family" in capsys.readouterr().err
+
+
+def test_kernel_error_becomes_message_and_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
+    rec = Recorder(fail=KernelError("setting the tunnel of lvn0", 17,
+                                    "FIXED device already has a tunnel"))
+    rc, _ = run(["tunnel", "set", "lvn0", "--remote", "10.0.0.2"], rec)
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert err.startswith("lvn: setting the tunnel of lvn0: FIXED device already has a tunnel")
+    assert "already exists" in err
+
+
+def test_permission_error(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, _ = run(["dev", "del", "lvn0"], Recorder(fail=KernelError("deleting lvn0", 1)))
+    assert rc == 1 and "needs root" in capsys.readouterr().err
+
+
+def test_show_json(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, _ = run(["-j", "show"])
+    assert rc == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data[0]["ifname"] == "lvn0"
+    assert data[0]["tunnels"][0]["remote"] == "10.0.0.2"
+    assert data[0]["tunnels"][0]["stats"]["rx_bytes"] == 2048
+    assert data[0]["drops"]["rx_unknown_endpoint"] == 3
+    assert data[0]["sockets"] == ["ipv4"]
+
+
+def test_show_one_device_human(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, rec = run(["show", "lvn0"])
+    assert rc == 0 and rec.calls == [("device", ("lvn0",), {})]
+    assert capsys.readouterr().out == (
+        "lvn0: mode fixed, udp port 50000, sockets: ipv4\n"
+        "  drops: rx unknown endpoint 3\n"
+        "  tunnel 0: remote 10.0.0.2:50000 local 10.0.0.1\n"
+        "    rx: 5 packets, 2.0 KiB, last 1 s ago\n"
+        "    tx: 7 packets, 700 B, last never\n"
+    )
+
+
+def test_format_ipv6_endpoint_and_no_tunnel() -> None:
+    v6 = Device(ifname="lvn1", ifindex=5, tunnels=(Tunnel(remote="fd00::2", remote_port=1),))
+    text = format_devices([v6, Device(ifname="lvn2", ifindex=6)])
+    assert "remote [fd00::2]:1" in text
+    assert "lvn2: mode fixed, udp port 50000, sockets: none yet\n  no tunnel" in text
+    assert format_devices([]) == "no ipudp devices"
+
+
+@pytest.mark.parametrize("n, text", [(0, "0 B"), (1023, "1023 B"), (1024, "1.0 KiB"),
+                                     (5 * 1024**3, "5.0 GiB")])
+def test_human_bytes(n: int, text: str) -> None:
+    assert human_bytes(n) == text
+
+
+@pytest.mark.parametrize("ms, text", [(None, "never"), (999, "999 ms ago"),
+                                      (119_999, "119 s ago"), (600_000, "10 min ago")])
+def test_human_age(ms: int | None, text: str) -> None:
+    assert human_age(ms) == text
