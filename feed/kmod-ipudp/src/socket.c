@@ -307,11 +307,16 @@ u32 ipudp_socket_flags(struct ipudp_dev *ipd)
 	return flags;
 }
 
-static u8 ipudp_inner_tos(const struct sk_buff *skb)
+/* Outer TOS / traffic class: the inner DSCP, ECN as INET_ECN_encapsulate. */
+static u8 ipudp_outer_tos(const struct sk_buff *skb)
 {
+	u8 dsfield;
+
 	if (skb->protocol == htons(ETH_P_IP))
-		return ip_hdr(skb)->tos;
-	return ipv6_get_dsfield(ipv6_hdr(skb));
+		dsfield = ip_hdr(skb)->tos;
+	else
+		dsfield = ipv6_get_dsfield(ipv6_hdr(skb));
+	return ip_tunnel_ecn_encap(dsfield & ~INET_ECN_MASK, ip_hdr(skb), skb);
 }
 
 static int ipudp_send4(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
@@ -345,8 +350,7 @@ static int ipudp_send4(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
 		ip_rt_put(rt);
 		return -ENOMEM;
 	}
-	tos = ip_tunnel_ecn_encap(0, ip_hdr(skb), skb);
-	tos |= ipudp_inner_tos(skb) & ~INET_ECN_MASK;
+	tos = ipudp_outer_tos(skb);
 	udp_tunnel_xmit_skb(rt, sk, skb, fl4.saddr, fl4.daddr, tos,
 			    ip4_dst_hoplimit(&rt->dst), 0, fl4.fl4_sport,
 			    fl4.fl4_dport, !net_eq(net, dev_net(ipd->dev)), false);
@@ -391,7 +395,7 @@ static int ipudp_send6(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
 	 * rather than drop inner packets that fit the device MTU.
 	 */
 	skb->ignore_df = 1;
-	prio = ipudp_inner_tos(skb);
+	prio = ipudp_outer_tos(skb);
 	udp_tunnel6_xmit_skb(dst, sk, skb, ipd->dev, &fl6.saddr, &fl6.daddr,
 			     prio, ip6_dst_hoplimit(dst), 0, fl6.fl6_sport,
 			     fl6.fl6_dport, false);
