@@ -38,14 +38,23 @@ class Kernel(Protocol):
     def close(self) -> None: ...
 
 
-def _port(text: str) -> int:
-    try:
-        value = int(text, 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port out of range 1-65535: {value}")
-    return value
+def _int_in(low: int, high: int, what: str) -> Callable[[str], int]:
+    """An argparse type: a decimal integer in [low, high]."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text, 10)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {what}: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{what} out of range {low}-{high}: {value}")
+        return value
+
+    return parse
+
+
+_port = _int_in(1, 65535, "a port number")
+_mtu = _int_in(68, 65535, "an MTU")
 
 
 def _ip(text: str) -> str:
@@ -60,16 +69,6 @@ def _ifname(text: str) -> str:
         raise argparse.ArgumentTypeError(
             f"not a valid interface name (1-15 chars, no '/' or spaces): {text!r}")
     return text
-
-
-def _mtu(text: str) -> int:
-    try:
-        value = int(text, 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an MTU: {text!r}") from None
-    if not 68 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"MTU out of range 68-65535: {value}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -95,11 +95,12 @@ def test_dev_add_with_port_and_mtu() -> None:
 
 @pytest.mark.parametrize("argv, message", [
     (["tunnel", "set", "lvn0", "--remote", "10.0.0.300"], "not an IPv4 or IPv6 address"),
-    (["tunnel", "set", "lvn0", "--remote", "10.0.0.2", "--remote-port", "0"], "out of range"),
-    (["tunnel", "set", "lvn0", "--remote", "10.0.0.2", "--remote-port", "x"], "not a port"),
+    (["tunnel", "set", "lvn0", "--remote", "10.0.0.2", "--remote-port", "0"],
+     "a port number out of range"),
+    (["tunnel", "set", "lvn0", "--remote", "10.0.0.2", "--remote-port", "x"], "not a port number"),
     (["tunnel", "set", "lvn0"], "--remote"),
     (["dev", "add", "a-name-that-is-too-long"], "not a valid interface name"),
-    (["dev", "add", "lvn0", "--mtu", "20"], "MTU out of range"),
+    (["dev", "add", "lvn0", "--mtu", "20"], "an MTU out of range 68-65535"),
     (["frobnicate"], "invalid choice"),
 ])
 def test_bad_arguments_exit_2_with_reason(argv: list[str], message: str,

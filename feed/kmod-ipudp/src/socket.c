@@ -319,6 +319,16 @@ static u8 ipudp_outer_tos(const struct sk_buff *skb)
 	return ip_tunnel_ecn_encap(dsfield & ~INET_ECN_MASK, ip_hdr(skb), skb);
 }
 
+/* Room for the outer headers, and checksum/GSO state for a UDP tunnel. */
+static int ipudp_prepare_skb(struct sk_buff *skb, const struct dst_entry *dst,
+			     unsigned int outer_len)
+{
+	if (skb_cow_head(skb, LL_RESERVED_SPACE(dst->dev) + dst->header_len +
+			 outer_len + sizeof(struct udphdr)))
+		return -ENOMEM;
+	return udp_tunnel_handle_offloads(skb, true);
+}
+
 static int ipudp_send4(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
 		       struct sock *sk, struct sk_buff *skb)
 {
@@ -344,9 +354,7 @@ static int ipudp_send4(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
 		}
 		dst_cache_set_ip4(&t->dst_cache, &rt->dst, fl4.saddr);
 	}
-	if (skb_cow_head(skb, LL_RESERVED_SPACE(rt->dst.dev) + rt->dst.header_len +
-			 sizeof(struct iphdr) + sizeof(struct udphdr)) ||
-	    udp_tunnel_handle_offloads(skb, true)) {
+	if (ipudp_prepare_skb(skb, &rt->dst, sizeof(struct iphdr))) {
 		ip_rt_put(rt);
 		return -ENOMEM;
 	}
@@ -384,9 +392,7 @@ static int ipudp_send6(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
 		}
 		dst_cache_set_ip6(&t->dst_cache, dst, &fl6.saddr);
 	}
-	if (skb_cow_head(skb, LL_RESERVED_SPACE(dst->dev) + dst->header_len +
-			 sizeof(struct ipv6hdr) + sizeof(struct udphdr)) ||
-	    udp_tunnel_handle_offloads(skb, true)) {
+	if (ipudp_prepare_skb(skb, dst, sizeof(struct ipv6hdr))) {
 		dst_release(dst);
 		return -ENOMEM;
 	}

@@ -72,28 +72,28 @@ bool ipudp_tunnel_matches(const struct ipudp_tunnel *t,
 	       ipv6_addr_equal(&t->remote.v6, &ipv6_hdr(skb)->saddr);
 }
 
-void ipudp_tunnel_count_rx(struct ipudp_tunnel *t, unsigned int len)
+static void ipudp_count(struct ipudp_tunnel *t, unsigned long *stamp,
+			bool rx, unsigned int len)
 {
 	struct ipudp_tunnel_pcpu_stats *s = this_cpu_ptr(t->stats);
 
 	u64_stats_update_begin(&s->syncp);
-	u64_stats_inc(&s->rx_packets);
-	u64_stats_add(&s->rx_bytes, len);
+	u64_stats_inc(rx ? &s->rx_packets : &s->tx_packets);
+	u64_stats_add(rx ? &s->rx_bytes : &s->tx_bytes, len);
 	u64_stats_update_end(&s->syncp);
-	if (READ_ONCE(t->last_rx) != jiffies)
-		WRITE_ONCE(t->last_rx, jiffies);
+	/* Avoid dirtying the cache line more than once a jiffy. */
+	if (READ_ONCE(*stamp) != jiffies)
+		WRITE_ONCE(*stamp, jiffies);
+}
+
+void ipudp_tunnel_count_rx(struct ipudp_tunnel *t, unsigned int len)
+{
+	ipudp_count(t, &t->last_rx, true, len);
 }
 
 void ipudp_tunnel_count_tx(struct ipudp_tunnel *t, unsigned int len)
 {
-	struct ipudp_tunnel_pcpu_stats *s = this_cpu_ptr(t->stats);
-
-	u64_stats_update_begin(&s->syncp);
-	u64_stats_inc(&s->tx_packets);
-	u64_stats_add(&s->tx_bytes, len);
-	u64_stats_update_end(&s->syncp);
-	if (READ_ONCE(t->last_tx) != jiffies)
-		WRITE_ONCE(t->last_tx, jiffies);
+	ipudp_count(t, &t->last_tx, false, len);
 }
 
 void ipudp_tunnel_get_stats(const struct ipudp_tunnel *t,
