@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 APT_PKGS=(qemu-system-x86 busybox-static kmod cpio build-essential
 	  iproute2 iputils-ping ethtool iperf3 tcpdump python3-venv python3-pip xz-utils
-	  linux-image-amd64 linux-headers-amd64 shellcheck)
+	  linux-image-amd64 linux-headers-amd64 shellcheck linux-source-6.1)
 
 apt_install() {
 	apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "$@"
@@ -44,6 +44,14 @@ if [ ${#missing[@]} -gt 0 ]; then
 		apt-get -o DPkg::Lock::Timeout=600 update -q
 		apt_install "${missing[@]}"
 	}
+fi
+
+# checkpatch.pl (and its data files) from Debian's kernel source tarball.
+if [ ! -x build/checkpatch/scripts/checkpatch.pl ]; then
+	mkdir -p build/checkpatch
+	tar -xaf /usr/src/linux-source-6.1.tar.xz -C build/checkpatch --strip-components=1 \
+		--wildcards '*/scripts/checkpatch.pl' '*/scripts/spelling.txt' \
+		'*/scripts/const_structs.checkpatch'
 fi
 
 # Python environment in .venv (visible inside the VM through the 9p share).

@@ -17,6 +17,9 @@ sh -n vm/guest-run.sh vm/initramfs-init
 shellcheck -s bash scripts/*.sh vm/*.sh .ci/run
 shellcheck -s sh vm/initramfs-init
 
+echo "=== checkpatch --strict (kernel module)"
+scripts/checkpatch.sh
+
 echo "=== host unit tests"
 # pytest exits 5 when it collects nothing: that fails here like any error.
 .venv/bin/python -m pytest -p no:cacheprovider -q tests/unit

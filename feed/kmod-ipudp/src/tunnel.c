@@ -76,14 +76,15 @@ static void ipudp_count(struct ipudp_tunnel *t, unsigned long *stamp,
 			bool rx, unsigned int len)
 {
 	struct ipudp_tunnel_pcpu_stats *s = this_cpu_ptr(t->stats);
+	unsigned long now = jiffies;
 
 	u64_stats_update_begin(&s->syncp);
 	u64_stats_inc(rx ? &s->rx_packets : &s->tx_packets);
 	u64_stats_add(rx ? &s->rx_bytes : &s->tx_bytes, len);
 	u64_stats_update_end(&s->syncp);
 	/* Avoid dirtying the cache line more than once a jiffy. */
-	if (READ_ONCE(*stamp) != jiffies)
-		WRITE_ONCE(*stamp, jiffies);
+	if (READ_ONCE(*stamp) != now)
+		WRITE_ONCE(*stamp, now);
 }
 
 void ipudp_tunnel_count_rx(struct ipudp_tunnel *t, unsigned int len)

@@ -46,6 +46,7 @@ enum ipudp_mode {
 	IPUDP_MODE_MULTI,
 	__IPUDP_MODE_LAST
 };
+
 #define IPUDP_MODE_MAX (__IPUDP_MODE_LAST - 1)
 
 enum ipudp_cmd {
@@ -56,6 +57,7 @@ enum ipudp_cmd {
 	IPUDP_CMD_TUNNEL_DEL,
 	__IPUDP_CMD_LAST
 };
+
 #define IPUDP_CMD_MAX (__IPUDP_CMD_LAST - 1)
 
 enum ipudp_sock_flag {
@@ -84,6 +86,7 @@ enum ipudp_attr {
 	IPUDP_A_FLAGS,
 	__IPUDP_A_LAST
 };
+
 #define IPUDP_A_MAX (__IPUDP_A_LAST - 1)
 
 enum ipudp_tunnel_attr {
@@ -100,6 +103,7 @@ enum ipudp_tunnel_attr {
 	IPUDP_TUNNEL_A_PAD,
 	__IPUDP_TUNNEL_A_LAST
 };
+
 #define IPUDP_TUNNEL_A_MAX (__IPUDP_TUNNEL_A_LAST - 1)
 
 enum ipudp_stats_attr {
@@ -116,6 +120,7 @@ enum ipudp_stats_attr {
 	IPUDP_STATS_A_PAD,
 	__IPUDP_STATS_A_LAST
 };
+
 #define IPUDP_STATS_A_MAX (__IPUDP_STATS_A_LAST - 1)
 
 #endif /* _UAPI_LINUX_IPUDP_H */
