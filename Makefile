@@ -1,5 +1,5 @@
 # L-VN top-level targets; each one is a thin call into scripts/.
-.PHONY: setup demo test test-unit test-vm module clean
+.PHONY: setup demo test test-unit test-vm test-debug module clean
 
 setup:
 	scripts/setup-deps.sh
@@ -21,3 +21,6 @@ module: setup
 
 clean:
 	rm -rf build
+
+test-debug:
+	vm/debug/test-debug.sh

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Build ipudp.ko against one kernel's headers, warnings as errors (W=1).
 # Usage: vm/build-module.sh RELEASE   -> build/kmod/RELEASE/ipudp.ko
+# Env: LVN_KDIR (kernel build tree, default /lib/modules/RELEASE/build),
+#      LVN_KMOD_SRC (module source, default feed/kmod-ipudp/src)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rel=$1
 out=build/kmod/$rel
 rm -rf "$out"
 mkdir -p "$out"
-cp -r feed/kmod-ipudp/src/. "$out/"
+cp -r "${LVN_KMOD_SRC:-feed/kmod-ipudp/src}/." "$out/"
 log=$out/build.log
-if ! make -C "/lib/modules/$rel/build" M="$PWD/$out" W=1 modules >"$log" 2>&1; then
+if ! make -C "${LVN_KDIR:-/lib/modules/$rel/build}" M="$PWD/$out" W=1 modules >"$log" 2>&1; then
 	cat "$log" >&2
 	echo "vm/build-module.sh: build against $rel failed" >&2
 	exit 1
@@ -19,4 +21,4 @@ if grep -E 'warning:' "$log" >&2; then
 	echo "vm/build-module.sh: compiler warnings against $rel" >&2
 	exit 1
 fi
-echo "$out/ipudp.ko"
+ls "$out"/*.ko

@@ -23,19 +23,39 @@ hostname lvn-vm
 
 rel=$(uname -r)
 echo "vm: kernel $rel, $(nproc) cpus"
-for m in udp_tunnel ip6_udp_tunnel veth; do
-	modprobe "$m" || echo "vm: modprobe $m failed"
-done
+if [ -d "/lib/modules/$rel" ]; then
+	for m in udp_tunnel ip6_udp_tunnel veth dummy; do
+		modprobe "$m" || echo "vm: modprobe $m failed"
+	done
+fi
 export LVN_KMOD="$work/build/kmod/$rel/ipudp.ko"
 
 cd "$work" || exit 1
+echo "vm: command starts at $(cut -d' ' -f1 /proc/uptime) s uptime"
 sh "$state/cmd.sh"
 rc=$?
+
+# Leak check (debug kernels): unload, scan twice, fail on reports that
+# name one of the modules in lvn.leakcheck= (comma-separated).
+leakcheck=$(sed -n 's/.*lvn\.leakcheck=\([^ ]*\).*/\1/p' /proc/cmdline)
+if [ -n "$leakcheck" ] && [ -e /sys/kernel/debug/kmemleak ]; then
+	for m in $(echo "$leakcheck" | tr , ' '); do rmmod "$m" 2>/dev/null; done
+	echo "vm: kmemleak scan"
+	echo scan >/sys/kernel/debug/kmemleak
+	sleep 5
+	echo scan >/sys/kernel/debug/kmemleak
+	cat /sys/kernel/debug/kmemleak >"$state/kmemleak.txt"
+	if grep -E "\[($(echo "$leakcheck" | tr , '|'))\]" "$state/kmemleak.txt" >/dev/null; then
+		echo "vm: kmemleak reports leaks in $leakcheck:"
+		cat "$state/kmemleak.txt"
+		[ "$rc" -ne 0 ] || rc=97
+	fi
+fi
 
 # Any kernel warning fails the run ("taints kernel" from loading an
 # out-of-tree module is expected and not matched).
 dmesg >"$state/dmesg.txt"
-if grep -E 'WARNING:|BUG:|Oops|KASAN|UBSAN|general protection|suspicious RCU|possible circular locking|refcount_t:' \
+if grep -E 'WARNING:|BUG:|Oops|KASAN|UBSAN|ODEBUG|general protection|suspicious RCU|possible circular locking|possible recursive locking|inconsistent lock state|refcount_t:' \
 	"$state/dmesg.txt" >"$state/dmesg-bad.txt"; then
 	echo "vm: kernel log shows problems:"
 	cat "$state/dmesg-bad.txt"

@@ -13,6 +13,8 @@ mkdir -p "$tmp"/{bin,dev,proc,sys,mnt/lower,mnt/upper,mnt/root,lib/mod}
 cp /bin/busybox "$tmp/bin/busybox"
 # Modules in dependency order; built-ins print "builtin" and are skipped.
 : >"$tmp/lib/mod/order"
+# A kernel without /lib/modules (the debug kernel) has all of them built in.
+[ -d "/lib/modules/$rel" ] &&
 for m in virtio_pci 9pnet_virtio 9p overlay; do modprobe -S "$rel" --show-depends "$m"; done |
 	awk '$1 == "insmod" {print $2}' | awk '!seen[$0]++' |
 	while read -r ko; do

@@ -2,7 +2,9 @@
 # Boot one Debian kernel under qemu (TCG) with the host filesystem shared,
 # run a shell command in the work tree inside it, and exit with its status.
 # Usage: vm/run.sh RELEASE 'command ...'
-# Env: LVN_VM_TIMEOUT (s, default 1500), LVN_VM_MEM (MiB, default 2048)
+# Env: LVN_VM_TIMEOUT (s, default 1500), LVN_VM_MEM (MiB, default 2048),
+#      LVN_VM_KERNEL (image, default /boot/vmlinuz-RELEASE),
+#      LVN_VM_APPEND (extra kernel arguments)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$PWD
@@ -10,7 +12,7 @@ rel=$1
 cmd=$2
 state=$work/build/vm/$rel
 mkdir -p "$state"
-rm -f "$state/rc" "$state/dmesg.txt" "$state/dmesg-bad.txt"
+rm -f "$state/rc" "$state/dmesg.txt" "$state/dmesg-bad.txt" "$state/kmemleak.txt"
 printf '%s\n' "$cmd" >"$state/cmd.sh"
 
 initrd=$state/initramfs.cpio.gz
@@ -27,8 +29,8 @@ set +e
 timeout --foreground "${LVN_VM_TIMEOUT:-1500}" qemu-system-x86_64 \
 	-accel "$accel" -cpu "$cpu" -machine q35 -m "${LVN_VM_MEM:-2048}" -smp 2 \
 	-nographic -no-reboot -nodefaults -serial stdio \
-	-kernel "/boot/vmlinuz-$rel" -initrd "$initrd" \
-	-append "console=ttyS0 panic=-1 oops=panic quiet loglevel=4 mitigations=off lvn.work=$work lvn.state=$state" \
+	-kernel "${LVN_VM_KERNEL:-/boot/vmlinuz-$rel}" -initrd "$initrd" \
+	-append "console=ttyS0 panic=-1 oops=panic quiet loglevel=4 mitigations=off lvn.work=$work lvn.state=$state ${LVN_VM_APPEND:-}" \
 	-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
 	-virtfs "local,path=$work,mount_tag=work,security_model=none,multidevs=remap" \
 	</dev/null 2>&1 | sed -u -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' -e 's/\x1bc//g' -e 's/\r$//'

@@ -19,7 +19,7 @@ import pytest
 
 from lvn.netlink import Ipudp
 
-from .netns import Netns, sh, veth
+from .netns import Netns, scaled, sh, veth
 
 UNDERLAY = {"ipv4": ("10.99.0.1", "10.99.0.2", 24), "ipv6": ("fd99::1", "fd99::2", 64)}
 OVERLAY4 = ("192.168.99.1", "192.168.99.2")
@@ -73,7 +73,7 @@ class Side:
         return Ipudp(netns=self.ns.name)
 
     def ping(self, dst: str, count: int = 3, size: int = 56) -> str:
-        return self.ns.run("ping", "-c", str(count), "-i", "0.2", "-W", "3",
+        return self.ns.run("ping", "-c", str(count), "-i", "0.2", "-W", str(int(scaled(3))),
                            "-s", str(size), dst)
 
 

@@ -18,9 +18,16 @@ from typing import Any
 
 _ids = count()
 
+# Debug kernels run several times slower: every timeout is multiplied by this.
+TIME_SCALE = float(os.environ.get("LVN_TIME_SCALE", "1"))
+
+
+def scaled(seconds: float) -> float:
+    return seconds * TIME_SCALE
+
 
 def sh(*argv: str, check: bool = True, input: bytes | None = None) -> str:
-    p = subprocess.run(argv, capture_output=True, input=input, timeout=120)
+    p = subprocess.run(argv, capture_output=True, input=input, timeout=scaled(120))
     if check and p.returncode != 0:
         raise AssertionError(
             f"command failed ({p.returncode}): {shlex.join(argv)}\n"
@@ -79,6 +86,7 @@ def veth(a: Netns, b: Netns, name_a: str = "ul0", name_b: str = "ul0") -> None:
 
 
 def wait_for(cond: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+    timeout = scaled(timeout)
     deadline = time.monotonic() + timeout
     while not cond():
         if time.monotonic() > deadline:

@@ -8,7 +8,7 @@ import socket
 from lvn.model import Device
 
 from .conftest import OVERLAY4, UNDERLAY, Pair, add_overlay, add_underlay
-from .netns import Netns, veth, wait_for
+from .netns import Netns, scaled, veth, wait_for
 from .packets import ipv4_udp
 
 CONTROL = b"\xff\xff\xff\xff" + b"lvn-control-test"
@@ -25,7 +25,7 @@ def udp_sock(ns: Netns, family: int, bind: tuple[str, int]) -> socket.socket:
     if family == socket.AF_INET6:
         s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
     s.bind(bind)
-    s.settimeout(1.0)
+    s.settimeout(scaled(1.0))
     return s
 
 

@@ -8,6 +8,7 @@ import struct
 import time
 
 from .conftest import Pair
+from .netns import scaled
 from .packets import parse_outer, udp_checksum_ok
 
 ETH_P_ALL = 0x0003
@@ -20,9 +21,9 @@ def capture_one_tunnel_packet(pair: Pair, send: object) -> dict[str, object]:
         raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
     try:
         raw.bind(("ul0", 0))
-        raw.settimeout(5)
+        raw.settimeout(scaled(5))
         send()  # type: ignore[operator]
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + scaled(5)
         while time.monotonic() < deadline:
             frame = raw.recv(65535)
             pkt = parse_outer(frame)
