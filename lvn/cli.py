@@ -3,23 +3,27 @@
     lvn [-j] show [DEV]
     lvn dev add DEV [--port P] [--mtu N]
     lvn dev del DEV
-    lvn dev set DEV [--port P]
-    lvn tunnel set DEV --remote ADDR [--remote-port P] [--local ADDR] [--replace]
-    lvn tunnel del DEV
+    lvn dev set DEV [--port P] [--mode fixed|multi]
+    lvn tunnel set DEV --remote ADDR [--remote-port P] [--local ADDR] [--id N] [--replace]
+    lvn tunnel del DEV [--id N]
+    lvn rule add|del DEV PREFIX [--tunnel N] [--source]
+    lvn rule show DEV
+    lvn route get DEV ADDRESS [--source]
 """
 
 from __future__ import annotations
 
 import argparse
 import ipaddress
+import json
 import sys
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from . import __version__
 from .errors import LvnError
-from .model import DEFAULT_PORT, Device
-from .output import devices_json, format_devices
+from .model import DEFAULT_PORT, MODES, Device, Rule
+from .output import devices_json, format_devices, format_rules, rules_json
 
 
 class Kernel(Protocol):
@@ -34,7 +38,13 @@ class Kernel(Protocol):
     def set_tunnel(self, ifname: str, remote: str, *, remote_port: int = DEFAULT_PORT,
                    local: str | None = None, tunnel_id: int = 0,
                    replace: bool = False) -> None: ...
-    def del_tunnel(self, ifname: str) -> None: ...
+    def del_tunnel(self, ifname: str, tunnel_id: int | None = None) -> None: ...
+    def set_mode(self, ifname: str, mode: str) -> None: ...
+    def rules(self, ifname: str) -> list[Rule]: ...
+    def add_rule(self, ifname: str, prefix: str, tunnel_id: int, kind: str = "dest") -> None: ...
+    def del_rule(self, ifname: str, prefix: str, tunnel_id: int | None = None,
+                 kind: str = "dest") -> None: ...
+    def route_get(self, ifname: str, address: str, kind: str = "dest") -> int | None: ...
     def close(self) -> None: ...
 
 
@@ -54,6 +64,7 @@ def _int_in(low: int, high: int, what: str) -> Callable[[str], int]:
 
 
 _port = _int_in(1, 65535, "a port number")
+_tunnel_id = _int_in(0, 2**32 - 1, "a tunnel id")
 _mtu = _int_in(68, 65535, "an MTU")
 
 
@@ -62,6 +73,13 @@ def _ip(text: str) -> str:
         return str(ipaddress.ip_address(text))
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an IPv4 or IPv6 address: {text!r}") from None
+
+
+def _prefix(text: str) -> str:
+    try:
+        return str(ipaddress.ip_network(text, strict=True))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"not an IP prefix: {text!r} ({e})") from None
 
 
 def _ifname(text: str) -> str:
@@ -92,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     d_del.add_argument("dev", type=_ifname)
     d_set = dsub.add_parser("set", help="change a device's settings")
     d_set.add_argument("dev", type=_ifname)
-    d_set.add_argument("--port", type=_port, required=True, help="local UDP port")
+    d_set.add_argument("--port", type=_port, help="local UDP port")
+    d_set.add_argument("--mode", choices=MODES, help="fixed: one tunnel; multi: rules pick one")
 
     tun = sub.add_parser("tunnel", help="set or delete the tunnel of a FIXED device")
     tsub = tun.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -101,10 +120,32 @@ def build_parser() -> argparse.ArgumentParser:
     t_set.add_argument("--remote", type=_ip, required=True, help="remote outer address")
     t_set.add_argument("--remote-port", type=_port, default=DEFAULT_PORT)
     t_set.add_argument("--local", type=_ip, help="outer source address")
+    t_set.add_argument("--id", type=_tunnel_id, default=0, help="tunnel id (MULTI mode)")
     t_set.add_argument("--replace", action="store_true",
                        help="replace an existing tunnel instead of failing")
-    t_del = tsub.add_parser("del", help="remove the device's tunnel")
+    t_del = tsub.add_parser("del", help="remove a tunnel")
     t_del.add_argument("dev", type=_ifname)
+    t_del.add_argument("--id", type=_tunnel_id, help="tunnel id (default: FIXED's tunnel)")
+
+    rule = sub.add_parser("rule", help="MULTI mode: prefixes routed to / allowed from tunnels")
+    rsub = rule.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, text in (("add", "bind a prefix to a tunnel"), ("del", "remove a prefix")):
+        r = rsub.add_parser(name, help=text)
+        r.add_argument("dev", type=_ifname)
+        r.add_argument("prefix", type=_prefix)
+        r.add_argument("--tunnel", type=_tunnel_id, required=name == "add",
+                       help="tunnel id")
+        r.add_argument("--source", action="store_true",
+                       help="an allowed inner source instead of a destination")
+    r_show = rsub.add_parser("show", help="list a device's rules")
+    r_show.add_argument("dev", type=_ifname)
+
+    route = sub.add_parser("route", help="which tunnel the kernel picks for an address")
+    ro = route.add_subparsers(dest="action", required=True, metavar="ACTION")
+    r_get = ro.add_parser("get", help="look an address up like the data path does")
+    r_get.add_argument("dev", type=_ifname)
+    r_get.add_argument("address", type=_ip)
+    r_get.add_argument("--source", action="store_true", help="look up allowed sources")
     return p
 
 
@@ -121,16 +162,38 @@ def run(args: argparse.Namespace, kernel: Kernel, out: Callable[[str], None]) ->
         elif args.action == "del":
             kernel.del_device(args.dev)
         else:
-            kernel.set_device(args.dev, port=args.port)
+            if args.port is None and args.mode is None:
+                raise LvnError("dev set: nothing to change (give --port and/or --mode)")
+            if args.mode is not None:
+                kernel.set_mode(args.dev, args.mode)
+            if args.port is not None:
+                kernel.set_device(args.dev, port=args.port)
     elif args.cmd == "tunnel":
         if args.action == "set":
             if args.local and ipaddress.ip_address(args.local).version != \
                     ipaddress.ip_address(args.remote).version:
                 raise LvnError("--local and --remote must be the same address family")
             kernel.set_tunnel(args.dev, args.remote, remote_port=args.remote_port,
-                              local=args.local, replace=args.replace)
+                              local=args.local, tunnel_id=args.id, replace=args.replace)
         else:
-            kernel.del_tunnel(args.dev)
+            kernel.del_tunnel(args.dev, args.id)
+    elif args.cmd == "rule":
+        kind = "source" if getattr(args, "source", False) else "dest"
+        if args.action == "add":
+            kernel.add_rule(args.dev, args.prefix, args.tunnel, kind)
+        elif args.action == "del":
+            kernel.del_rule(args.dev, args.prefix, args.tunnel, kind)
+        else:
+            rules = kernel.rules(args.dev)
+            out(rules_json(rules) if args.json else format_rules(rules))
+    elif args.cmd == "route":
+        tid = kernel.route_get(args.dev, args.address, "source" if args.source else "dest")
+        if args.json:
+            out(json.dumps({"address": args.address, "tunnel": tid}))
+        elif tid is None:
+            raise LvnError(f"no rule on {args.dev} matches {args.address}")
+        else:
+            out(f"{args.address} via tunnel {tid}")
 
 
 def main(argv: Sequence[str] | None = None,

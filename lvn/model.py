@@ -7,6 +7,7 @@ from typing import Any
 
 DEFAULT_PORT = 50000  # IPUDP_DEFAULT_PORT in uapi/linux/ipudp.h
 MODES = ("fixed", "multi")  # enum ipudp_mode, by value
+RULE_KINDS = ("dest", "source")  # enum ipudp_rule_type, by value
 
 
 @dataclass(frozen=True)
@@ -15,6 +16,8 @@ class TunnelStats:
     rx_bytes: int = 0
     tx_packets: int = 0
     tx_bytes: int = 0
+    rx_spoofed: int = 0
+    rx_malformed: int = 0
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,7 @@ class DeviceDrops:
     rx_control_dropped: int = 0
     tx_no_tunnel: int = 0
     tx_no_route: int = 0
+    rx_spoofed: int = 0
 
 
 @dataclass(frozen=True)
@@ -38,12 +42,21 @@ class Tunnel:
 
 
 @dataclass(frozen=True)
+class Rule:
+    prefix: str  # "10.1.0.0/16"
+    tunnel_id: int
+    kind: str = "dest"  # "dest": route to the tunnel; "source": allowed from it
+
+
+@dataclass(frozen=True)
 class Device:
     ifname: str
     ifindex: int
     mode: str = "fixed"
     port: int = DEFAULT_PORT
     sockets: tuple[str, ...] = ()  # e.g. ("ipv4", "ipv6/user")
+    n_tunnels: int = 0
+    n_rules: int = 0
     drops: DeviceDrops = field(default_factory=DeviceDrops)
     tunnels: tuple[Tunnel, ...] = ()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import os
+from dataclasses import replace
 from types import TracebackType
 from typing import Any
 
@@ -18,7 +19,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.generic import GenericNetlinkSocket
 
 from .errors import KernelError, LvnError, ModuleNotLoaded
-from .model import DEFAULT_PORT, MODES, Device, DeviceDrops, Tunnel, TunnelStats
+from .model import DEFAULT_PORT, MODES, RULE_KINDS, Device, DeviceDrops, Rule, Tunnel, TunnelStats
 
 # From uapi/linux/ipudp.h (tests/unit/test_netlink_abi.py keeps them in sync).
 IPUDP_GENL_NAME = "ipudp"
@@ -27,6 +28,15 @@ IPUDP_CMD_DEV_GET = 1
 IPUDP_CMD_DEV_SET = 2
 IPUDP_CMD_TUNNEL_NEW = 3
 IPUDP_CMD_TUNNEL_DEL = 4
+IPUDP_CMD_TUNNEL_GET = 5
+IPUDP_CMD_RULE_NEW = 6
+IPUDP_CMD_RULE_DEL = 7
+IPUDP_CMD_RULE_GET = 8
+IPUDP_CMD_ROUTE_GET = 9
+IPUDP_MODE_FIXED = 0
+IPUDP_MODE_MULTI = 1
+IPUDP_RULE_DEST = 0
+IPUDP_RULE_SOURCE = 1
 IPUDP_F_REPLACE = 1 << 0
 IPUDP_SOCK_F_V4 = 1 << 0
 IPUDP_SOCK_F_V6 = 1 << 1
@@ -48,7 +58,21 @@ class ipudp_stats(nla):  # noqa: N801 - pyroute2 naming convention
         ("IPUDP_STATS_A_RX_CONTROL_DROPPED", "uint64"),
         ("IPUDP_STATS_A_TX_NO_TUNNEL", "uint64"),
         ("IPUDP_STATS_A_TX_NO_ROUTE", "uint64"),
+        ("IPUDP_STATS_A_RX_SPOOFED", "uint64"),
         ("IPUDP_STATS_A_PAD", "none"),
+    )
+
+
+class ipudp_rule(nla):  # noqa: N801
+    prefix = "IPUDP_RULE_A_"
+    nla_flags = 0x8000  # NLA_F_NESTED
+    nla_map = (
+        ("IPUDP_RULE_A_UNSPEC", "none"),
+        ("IPUDP_RULE_A_TUNNEL_ID", "uint32"),
+        ("IPUDP_RULE_A_PREFIX4", "ip4addr"),
+        ("IPUDP_RULE_A_PREFIX6", "ip6addr"),
+        ("IPUDP_RULE_A_PREFIX_LEN", "uint8"),
+        ("IPUDP_RULE_A_TYPE", "uint8"),
     )
 
 
@@ -65,9 +89,13 @@ class ipudp_msg(genlmsg):  # noqa: N801 - pyroute2 naming convention
         ("IPUDP_A_STATS", "stats"),
         ("IPUDP_A_TUNNEL", "tunnel"),
         ("IPUDP_A_FLAGS", "uint32"),
+        ("IPUDP_A_RULE", "rule"),
+        ("IPUDP_A_N_TUNNELS", "uint32"),
+        ("IPUDP_A_N_RULES", "uint32"),
     )
 
     stats = ipudp_stats
+    rule = ipudp_rule
 
     class tunnel(nla):  # noqa: N801
         prefix = "IPUDP_TUNNEL_A_"
@@ -122,6 +150,8 @@ def _parse_tunnel(t: Any) -> Tunnel:
         rx_bytes=st.get_attr("IPUDP_STATS_A_RX_BYTES") or 0,
         tx_packets=st.get_attr("IPUDP_STATS_A_TX_PACKETS") or 0,
         tx_bytes=st.get_attr("IPUDP_STATS_A_TX_BYTES") or 0,
+        rx_spoofed=st.get_attr("IPUDP_STATS_A_RX_SPOOFED") or 0,
+        rx_malformed=st.get_attr("IPUDP_STATS_A_RX_MALFORMED") or 0,
     ) if st is not None else TunnelStats()
     return Tunnel(
         id=t.get_attr("IPUDP_TUNNEL_A_ID") or 0,
@@ -132,6 +162,24 @@ def _parse_tunnel(t: Any) -> Tunnel:
         last_tx_ms=t.get_attr("IPUDP_TUNNEL_A_LAST_TX_MS"),
         stats=stats,
     )
+
+
+def _parse_rule(msg: Any) -> Rule:
+    r = msg.get_attr("IPUDP_A_RULE")
+    addr = r.get_attr("IPUDP_RULE_A_PREFIX4") or r.get_attr("IPUDP_RULE_A_PREFIX6")
+    kind = r.get_attr("IPUDP_RULE_A_TYPE") or 0
+    return Rule(prefix=f"{addr}/{r.get_attr('IPUDP_RULE_A_PREFIX_LEN')}",
+                tunnel_id=r.get_attr("IPUDP_RULE_A_TUNNEL_ID"),
+                kind=RULE_KINDS[kind] if kind < len(RULE_KINDS) else str(kind))
+
+
+def _prefix_attrs(prefix: str, strict: bool = False) -> list[Any]:
+    try:
+        net = ipaddress.ip_network(prefix, strict=strict)
+    except ValueError as e:
+        raise LvnError(f"not an IP prefix: {prefix!r} ({e})") from None
+    name = "IPUDP_RULE_A_PREFIX4" if net.version == 4 else "IPUDP_RULE_A_PREFIX6"
+    return [(name, str(net.network_address)), ("IPUDP_RULE_A_PREFIX_LEN", net.prefixlen)]
 
 
 def _parse_device(msg: Any) -> Device:
@@ -149,6 +197,8 @@ def _parse_device(msg: Any) -> Device:
         mode=MODES[mode] if mode < len(MODES) else str(mode),
         port=msg.get_attr("IPUDP_A_PORT") or DEFAULT_PORT,
         sockets=_sockets(msg.get_attr("IPUDP_A_SOCK_FLAGS") or 0),
+        n_tunnels=msg.get_attr("IPUDP_A_N_TUNNELS") or 0,
+        n_rules=msg.get_attr("IPUDP_A_N_RULES") or 0,
         drops=drops,
         tunnels=tuple(_parse_tunnel(t) for t in msg.get_attrs("IPUDP_A_TUNNEL")),
     )
@@ -218,12 +268,70 @@ class Ipudp:
         """Every ipudp device of this network namespace."""
         replies = self._request("listing ipudp devices", IPUDP_CMD_DEV_GET, [],
                                 NLM_F_REQUEST | NLM_F_DUMP)
-        return sorted((_parse_device(m) for m in replies), key=lambda d: d.ifindex)
+        devs = sorted((_parse_device(m) for m in replies), key=lambda d: d.ifindex)
+        return [self._with_tunnels(d) for d in devs]
 
     def device(self, ifname: str) -> Device:
         replies = self._request(f"showing {ifname}", IPUDP_CMD_DEV_GET,
                                 self._dev_attr(ifname), NLM_F_REQUEST)
-        return _parse_device(replies[0])
+        return self._with_tunnels(_parse_device(replies[0]))
+
+    def _with_tunnels(self, dev: Device) -> Device:
+        """The kernel nests the tunnel only for FIXED devices: fetch the rest."""
+        if dev.mode == "fixed":
+            return dev
+        return replace(dev, tunnels=tuple(self.tunnels(dev.ifname)))
+
+    def tunnels(self, ifname: str) -> list[Tunnel]:
+        replies = self._request(f"listing the tunnels of {ifname}", IPUDP_CMD_TUNNEL_GET,
+                                self._dev_attr(ifname), NLM_F_REQUEST | NLM_F_DUMP)
+        return [_parse_tunnel(m.get_attr("IPUDP_A_TUNNEL")) for m in replies]
+
+    def rules(self, ifname: str) -> list[Rule]:
+        replies = self._request(f"listing the rules of {ifname}", IPUDP_CMD_RULE_GET,
+                                self._dev_attr(ifname), NLM_F_REQUEST | NLM_F_DUMP)
+        return [_parse_rule(m) for m in replies]
+
+    def set_mode(self, ifname: str, mode: str) -> None:
+        if mode not in MODES:
+            raise LvnError(f"unknown mode {mode!r} (expected one of: {', '.join(MODES)})")
+        self._request(f"setting the mode of {ifname}", IPUDP_CMD_DEV_SET,
+                      self._dev_attr(ifname) + [("IPUDP_A_MODE", MODES.index(mode))],
+                      NLM_F_REQUEST | NLM_F_ACK)
+
+    def _rule(self, what: str, cmd: int, ifname: str, prefix: str, tunnel_id: int | None,
+              kind: str) -> None:
+        if kind not in RULE_KINDS:
+            raise LvnError(f"unknown rule kind {kind!r} (expected one of: "
+                           f"{', '.join(RULE_KINDS)})")
+        rattrs = _prefix_attrs(prefix) + [("IPUDP_RULE_A_TYPE", RULE_KINDS.index(kind))]
+        if tunnel_id is not None:
+            rattrs.append(("IPUDP_RULE_A_TUNNEL_ID", tunnel_id))
+        self._request(f"{what} rule {prefix} on {ifname}", cmd,
+                      self._dev_attr(ifname) + [("IPUDP_A_RULE", {"attrs": rattrs})],
+                      NLM_F_REQUEST | NLM_F_ACK)
+
+    def add_rule(self, ifname: str, prefix: str, tunnel_id: int, kind: str = "dest") -> None:
+        """Route inner ``prefix`` to a tunnel (``dest``) or allow it from one (``source``)."""
+        self._rule("adding", IPUDP_CMD_RULE_NEW, ifname, prefix, tunnel_id, kind)
+
+    def del_rule(self, ifname: str, prefix: str, tunnel_id: int | None = None,
+                 kind: str = "dest") -> None:
+        self._rule("deleting", IPUDP_CMD_RULE_DEL, ifname, prefix, tunnel_id, kind)
+
+    def route_get(self, ifname: str, address: str, kind: str = "dest") -> int | None:
+        """The id of the tunnel the kernel picks for ``address``; None if no rule matches."""
+        rattrs = _prefix_attrs(address)[:1] + [("IPUDP_RULE_A_TYPE", RULE_KINDS.index(kind))]
+        try:
+            replies = self._request(f"looking up {address} on {ifname}", IPUDP_CMD_ROUTE_GET,
+                                    self._dev_attr(ifname) + [("IPUDP_A_RULE",
+                                                               {"attrs": rattrs})],
+                                    NLM_F_REQUEST)
+        except KernelError as e:
+            if e.errno == errno.ENOENT:
+                return None
+            raise
+        return int(replies[0].get_attr("IPUDP_A_TUNNEL").get_attr("IPUDP_TUNNEL_A_ID"))
 
     def set_device(self, ifname: str, *, port: int | None = None,
                    fd: int | None = None) -> None:
@@ -251,9 +359,12 @@ class Ipudp:
         self._request(f"setting the tunnel of {ifname}", IPUDP_CMD_TUNNEL_NEW, attrs,
                       NLM_F_REQUEST | NLM_F_ACK)
 
-    def del_tunnel(self, ifname: str) -> None:
-        self._request(f"deleting the tunnel of {ifname}", IPUDP_CMD_TUNNEL_DEL,
-                      self._dev_attr(ifname), NLM_F_REQUEST | NLM_F_ACK)
+    def del_tunnel(self, ifname: str, tunnel_id: int | None = None) -> None:
+        attrs = self._dev_attr(ifname)
+        if tunnel_id is not None:
+            attrs.append(("IPUDP_A_TUNNEL", {"attrs": [("IPUDP_TUNNEL_A_ID", tunnel_id)]}))
+        self._request(f"deleting the tunnel of {ifname}", IPUDP_CMD_TUNNEL_DEL, attrs,
+                      NLM_F_REQUEST | NLM_F_ACK)
 
     # -- rtnetlink --------------------------------------------------------
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import asdict
 
-from .model import Device, Tunnel
+from .model import Device, Rule, Tunnel
 
 
 def human_bytes(n: int) -> str:
@@ -48,6 +49,8 @@ def format_tunnel(t: Tunnel) -> list[str]:
 def format_device(d: Device) -> str:
     sockets = ", ".join(d.sockets) if d.sockets else "none yet"
     lines = [f"{d.ifname}: mode {d.mode}, udp port {d.port}, sockets: {sockets}"]
+    if d.mode != "fixed":
+        lines[0] += f", {d.n_tunnels} tunnels, {d.n_rules} rules"
     drops = {k: v for k, v in vars(d.drops).items() if v}
     if drops:
         lines.append("  drops: " + ", ".join(f"{k.replace('_', ' ')} {v}"
@@ -66,3 +69,13 @@ def format_devices(devices: Iterable[Device]) -> str:
 
 def devices_json(devices: Iterable[Device]) -> str:
     return json.dumps([d.to_dict() for d in devices], indent=2, sort_keys=True)
+
+
+def format_rules(rules: Iterable[Rule]) -> str:
+    out = [f"{r.prefix} {'from' if r.kind == 'source' else 'via'} tunnel {r.tunnel_id}"
+           for r in rules]
+    return "\n".join(out) if out else "no rules"
+
+
+def rules_json(rules: Iterable[Rule]) -> str:
+    return json.dumps([asdict(r) for r in rules], indent=2, sort_keys=True)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The VM stage: for each kernel series, build ipudp.ko against its headers,
 # boot it once under qemu and run every VM test in that boot.
-# Usage: scripts/test-vm.sh [PYTEST ARGS...]   (LVN_KERNELS="6.1 6.12" by default)
+# Usage: scripts/test-vm.sh [PYTEST ARGS...]   (LVN_KERNELS="6.1 6.12" by default;
+#        LVN_TESTS="tests/kernel/test_x.py" picks tests, default tests/kernel)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 read -r -a series <<<"${LVN_KERNELS:-6.1 6.12}"
@@ -14,7 +15,7 @@ for rel in "${releases[@]}"; do
 	junit=build/vm/$rel/junit.xml
 	mkdir -p "build/vm/$rel"
 	rm -f "$junit"
-	if ! vm/run.sh "$rel" ".venv/bin/python -m pytest -p no:cacheprovider -q tests/kernel --junitxml=$junit$pyargs"; then
+	if ! vm/run.sh "$rel" ".venv/bin/python -m pytest -p no:cacheprovider -q ${LVN_TESTS:-tests/kernel} --junitxml=$junit$pyargs"; then
 		failed+=("$rel")
 	fi
 	if [ ! -s "$junit" ]; then

@@ -158,9 +158,15 @@ def test_invalid_device_attributes(genl: GenericNetlinkSocket, attr: tuple[str, 
     assert err.code == code and extack(err)
 
 
-def test_multi_mode_not_yet_supported(genl: GenericNetlinkSocket) -> None:
-    err = request(genl, IPUDP_CMD_DEV_SET, [DEV, ("A_MODE", b"\x01")])
-    assert err.code == errno.EOPNOTSUPP and "FIXED" in extack(err)
+def test_mode_changes_only_without_tunnels(ns: Netns) -> None:
+    with Ipudp(netns=ns.name) as k:
+        k.set_tunnel("lvn0", "10.99.0.2")
+        with pytest.raises(KernelError) as exc:
+            k.set_mode("lvn0", "multi")
+        assert exc.value.errno == errno.EBUSY and "no tunnel" in str(exc.value)
+        k.del_tunnel("lvn0")
+        k.set_mode("lvn0", "multi")
+        assert k.device("lvn0").mode == "multi"
 
 
 def test_fd_that_is_not_a_udp_socket(genl: GenericNetlinkSocket) -> None:

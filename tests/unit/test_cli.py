@@ -10,7 +10,7 @@ import pytest
 
 from lvn import cli
 from lvn.errors import KernelError
-from lvn.model import Device, DeviceDrops, Tunnel, TunnelStats
+from lvn.model import Device, DeviceDrops, Rule, Tunnel, TunnelStats
 from lvn.output import format_devices, human_age, human_bytes
 
 DEV = Device(
@@ -56,8 +56,26 @@ class Recorder:
     def set_tunnel(self, ifname: str, remote: str, **kw: Any) -> None:
         self._rec("set_tunnel", ifname, remote, **kw)
 
-    def del_tunnel(self, ifname: str) -> None:
-        self._rec("del_tunnel", ifname)
+    def del_tunnel(self, ifname: str, tunnel_id: int | None = None) -> None:
+        self._rec("del_tunnel", ifname, tunnel_id)
+
+    def set_mode(self, ifname: str, mode: str) -> None:
+        self._rec("set_mode", ifname, mode)
+
+    def rules(self, ifname: str) -> list[Rule]:
+        self._rec("rules", ifname)
+        return [Rule("10.1.0.0/16", 3), Rule("fd00::/8", 4, "source")]
+
+    def add_rule(self, ifname: str, prefix: str, tunnel_id: int, kind: str = "dest") -> None:
+        self._rec("add_rule", ifname, prefix, tunnel_id, kind)
+
+    def del_rule(self, ifname: str, prefix: str, tunnel_id: int | None = None,
+                 kind: str = "dest") -> None:
+        self._rec("del_rule", ifname, prefix, tunnel_id, kind)
+
+    def route_get(self, ifname: str, address: str, kind: str = "dest") -> int | None:
+        self._rec("route_get", ifname, address, kind)
+        return 3 if address.startswith("10.1.") else None
 
     def close(self) -> None:
         self.closed = True
@@ -75,16 +93,18 @@ def run(argv: list[str], rec: Recorder | None = None) -> tuple[int, Recorder]:
 
 def test_tunnel_set_parses_all_options() -> None:
     rc, rec = run(["-n", "blue", "tunnel", "set", "lvn0", "--remote", "fd00::0002",
-                   "--remote-port", "4000", "--local", "fd00::1", "--replace"])
+                   "--remote-port", "4000", "--local", "fd00::1", "--replace", "--id", "7"])
     assert rc == 0 and rec.netns == "blue" and rec.closed
     assert rec.calls == [("set_tunnel", ("lvn0", "fd00::2"),
-                          {"remote_port": 4000, "local": "fd00::1", "replace": True})]
+                          {"remote_port": 4000, "local": "fd00::1", "tunnel_id": 7,
+                           "replace": True})]
 
 
 def test_tunnel_set_defaults() -> None:
     _, rec = run(["tunnel", "set", "lvn0", "--remote", "10.0.0.2"])
     assert rec.calls == [("set_tunnel", ("lvn0", "10.0.0.2"),
-                          {"remote_port": 50000, "local": None, "replace": False})]
+                          {"remote_port": 50000, "local": None, "tunnel_id": 0,
+                           "replace": False})]
 
 
 def test_dev_add_with_port_and_mtu() -> None:
@@ -173,3 +193,41 @@ def test_human_bytes(n: int, text: str) -> None:
                                       (119_999, "119 s ago"), (600_000, "10 min ago")])
 def test_human_age(ms: int | None, text: str) -> None:
     assert human_age(ms) == text
+
+
+def test_rule_commands() -> None:
+    _, rec = run(["rule", "add", "lvn1", "10.1.0.0/16", "--tunnel", "3"])
+    assert rec.calls == [("add_rule", ("lvn1", "10.1.0.0/16", 3, "dest"), {})]
+    _, rec = run(["rule", "del", "lvn1", "fd00::/8", "--source"])
+    assert rec.calls == [("del_rule", ("lvn1", "fd00::/8", None, "source"), {})]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["rule", "add", "lvn1", "10.1.0.1/16", "--tunnel", "3"], "has host bits set"),
+    (["rule", "add", "lvn1", "10.1.0.0/16"], "--tunnel"),
+    (["rule", "add", "lvn1", "10.1.0.0/33", "--tunnel", "1"], "not an IP prefix"),
+    (["dev", "set", "lvn1", "--mode", "star"], "invalid choice"),
+])
+def test_rule_argument_errors(argv: list[str], message: str,
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        run(argv)
+    assert message in capsys.readouterr().err
+
+
+def test_rule_show_and_route_get(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["rule", "show", "lvn1"])[0] == 0
+    assert capsys.readouterr().out == "10.1.0.0/16 via tunnel 3\nfd00::/8 from tunnel 4\n"
+    assert run(["route", "get", "lvn1", "10.1.2.3"])[0] == 0
+    assert capsys.readouterr().out == "10.1.2.3 via tunnel 3\n"
+    assert run(["route", "get", "lvn1", "10.2.0.1"])[0] == 1
+    assert "no rule on lvn1 matches 10.2.0.1" in capsys.readouterr().err
+    assert run(["-j", "route", "get", "lvn1", "10.2.0.1"])[0] == 0
+    assert json.loads(capsys.readouterr().out) == {"address": "10.2.0.1", "tunnel": None}
+
+
+def test_dev_set_mode_and_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    _, rec = run(["dev", "set", "lvn1", "--mode", "multi"])
+    assert rec.calls == [("set_mode", ("lvn1", "multi"), {})]
+    rc, rec = run(["dev", "set", "lvn1"])
+    assert rc == 1 and rec.calls == [] and "nothing to change" in capsys.readouterr().err

@@ -36,6 +36,7 @@ def enum_values(name: str) -> dict[str, int]:
     ("ipudp_attr", netlink.ipudp_msg),
     ("ipudp_tunnel_attr", netlink.ipudp_msg.tunnel),
     ("ipudp_stats_attr", netlink.ipudp_stats),
+    ("ipudp_rule_attr", netlink.ipudp_rule),
 ])
 def test_nla_map_positions(enum: str, nla_class: type) -> None:
     assert [n for n, _ in nla_class.nla_map] == enum_members(enum)
@@ -51,3 +52,9 @@ def test_commands_and_flags() -> None:
     text = HEADER.read_text()
     assert f'#define IPUDP_GENL_NAME\t\t"{netlink.IPUDP_GENL_NAME}"' in text
     assert f"#define IPUDP_GENL_VERSION\t{netlink.IPUDP_GENL_VERSION}" in text
+
+
+def test_mode_and_rule_kind_names_follow_the_enums() -> None:
+    from lvn.model import MODES, RULE_KINDS
+    assert [f"IPUDP_MODE_{m.upper()}" for m in MODES] == enum_members("ipudp_mode")
+    assert [f"IPUDP_RULE_{k.upper()}" for k in RULE_KINDS] == enum_members("ipudp_rule_type")

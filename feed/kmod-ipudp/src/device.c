@@ -5,6 +5,7 @@
 #include <linux/ip.h>
 #include <linux/ipv6.h>
 #include <linux/module.h>
+#include <linux/rhashtable.h>
 #include <net/icmp.h>
 #include <net/ip_tunnels.h>
 #include <net/net_namespace.h>
@@ -39,6 +40,23 @@ static bool ipudp_inner_ok(struct sk_buff *skb)
 	}
 }
 
+/* MULTI mode: the tunnel of the longest prefix matching the destination. */
+static struct ipudp_tunnel *ipudp_route(struct ipudp_dev *ipd, struct sk_buff *skb)
+{
+	if (skb->protocol == htons(ETH_P_IP))
+		return ipudp_prefixes_lookup(&ipd->rules, AF_INET, &ip_hdr(skb)->daddr);
+	return ipudp_prefixes_lookup(&ipd->rules, AF_INET6, &ipv6_hdr(skb)->daddr);
+}
+
+/* Nowhere to send @skb: tell the sender, as a router without a route would. */
+static void ipudp_unreachable(struct sk_buff *skb)
+{
+	if (skb->protocol == htons(ETH_P_IP))
+		icmp_ndo_send(skb, ICMP_DEST_UNREACH, ICMP_NET_UNREACH, 0);
+	else
+		icmpv6_ndo_send(skb, ICMPV6_DEST_UNREACH, ICMPV6_NOROUTE, 0);
+}
+
 static netdev_tx_t ipudp_xmit(struct sk_buff *skb, struct net_device *dev)
 {
 	struct ipudp_dev *ipd = netdev_priv(dev);
@@ -50,10 +68,14 @@ static netdev_tx_t ipudp_xmit(struct sk_buff *skb, struct net_device *dev)
 		DEV_STATS_INC(dev, tx_errors);
 		goto drop;
 	}
-	t = rcu_dereference_bh(ipd->tunnel);
+	if (READ_ONCE(ipd->mode) == IPUDP_MODE_FIXED)
+		t = rcu_dereference_bh(ipd->fixed);
+	else
+		t = ipudp_route(ipd, skb);
 	if (unlikely(!t)) {
 		atomic64_inc(&ipd->drops.tx_no_tunnel);
 		DEV_STATS_INC(dev, tx_dropped);
+		ipudp_unreachable(skb);
 		goto drop;
 	}
 	len = skb->len;
@@ -82,14 +104,22 @@ static int ipudp_dev_init(struct net_device *dev)
 		return -ENOMEM;
 #endif
 	err = gro_cells_init(&ipd->gro_cells, dev);
-	if (err) {
-#ifndef COMPAT_CORE_ALLOCS_TSTATS
-		free_percpu(dev->tstats);
-		dev->tstats = NULL;
-#endif
-		return err;
-	}
+	if (err)
+		goto err_free_tstats;
+	err = rhashtable_init(&ipd->endpoints, &ipudp_endpoint_params);
+	if (err)
+		goto err_gro_cells;
+	xa_init(&ipd->tunnels);
 	return 0;
+
+err_gro_cells:
+	gro_cells_destroy(&ipd->gro_cells);
+err_free_tstats:
+#ifndef COMPAT_CORE_ALLOCS_TSTATS
+	free_percpu(dev->tstats);
+	dev->tstats = NULL;
+#endif
+	return err;
 }
 
 /* Runs under rtnl when the device is unregistered, module unload included. */
@@ -99,7 +129,9 @@ static void ipudp_dev_uninit(struct net_device *dev)
 
 	list_del_init(&ipd->dev_list);
 	ipudp_socket_release_all(ipd);
-	ipudp_tunnel_replace(ipd, NULL);
+	ipudp_tunnel_del_all(ipd);
+	rhashtable_destroy(&ipd->endpoints);
+	xa_destroy(&ipd->tunnels);
 	gro_cells_destroy(&ipd->gro_cells);
 	/* No receive path may still see ipd once we return. */
 	synchronize_net();

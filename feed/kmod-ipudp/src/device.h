@@ -3,8 +3,12 @@
 #define _IPUDP_DEVICE_H
 
 #include <linux/netdevice.h>
+#include <linux/rhashtable-types.h>
 #include <linux/spinlock.h>
+#include <linux/xarray.h>
 #include <net/gro_cells.h>
+
+#include "prefix.h"
 
 struct ipudp_tunnel;
 
@@ -17,7 +21,12 @@ struct ipudp_dev_drops {
 	atomic64_t rx_control_dropped;
 	atomic64_t tx_no_tunnel;
 	atomic64_t tx_no_route;
+	atomic64_t rx_spoofed;
 };
+
+/* Limits that keep one device from eating a router's memory. */
+#define IPUDP_MAX_TUNNELS	65536
+#define IPUDP_MAX_PREFIXES	(1U << 20)
 
 struct ipudp_dev {
 	struct net_device *dev;
@@ -32,8 +41,16 @@ struct ipudp_dev {
 	bool sk_user[IPUDP_NSK];	/* came from userspace (IPUDP_A_FD) */
 
 	u16 port;			/* local port of module-made sockets */
-	u8 mode;
-	struct ipudp_tunnel __rcu *tunnel;	/* FIXED mode: the one tunnel */
+	u8 mode;			/* enum ipudp_mode; changes only when empty */
+
+	/* Tunnels: by id (netlink), by remote endpoint (receive). rtnl. */
+	struct xarray tunnels;
+	struct rhashtable endpoints;
+	unsigned int n_tunnels;
+	struct ipudp_tunnel __rcu *fixed;	/* FIXED mode: the one tunnel */
+	struct ipudp_prefixes rules;		/* MULTI: destination -> tunnel */
+	struct ipudp_prefixes sources;		/* explicit allowed sources */
+
 	struct ipudp_dev_drops drops;
 };
 

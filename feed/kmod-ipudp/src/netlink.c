@@ -9,6 +9,7 @@
 
 #include "device.h"
 #include "netlink.h"
+#include "prefix.h"
 #include "socket.h"
 #include "tunnel.h"
 
@@ -25,6 +26,14 @@ static const struct nla_policy ipudp_tunnel_policy[IPUDP_TUNNEL_A_MAX + 1] = {
 	[IPUDP_TUNNEL_A_PAD] = { .type = NLA_REJECT },
 };
 
+static const struct nla_policy ipudp_rule_policy[IPUDP_RULE_A_MAX + 1] = {
+	[IPUDP_RULE_A_TUNNEL_ID] = { .type = NLA_U32 },
+	[IPUDP_RULE_A_PREFIX4] = NLA_POLICY_EXACT_LEN(sizeof(struct in_addr)),
+	[IPUDP_RULE_A_PREFIX6] = NLA_POLICY_EXACT_LEN(sizeof(struct in6_addr)),
+	[IPUDP_RULE_A_PREFIX_LEN] = NLA_POLICY_MAX(NLA_U8, 128),
+	[IPUDP_RULE_A_TYPE] = NLA_POLICY_MAX(NLA_U8, IPUDP_RULE_MAX),
+};
+
 static const struct nla_policy ipudp_policy[IPUDP_A_MAX + 1] = {
 	[IPUDP_A_IFINDEX] = NLA_POLICY_MIN(NLA_U32, 1),
 	[IPUDP_A_IFNAME] = { .type = NLA_NUL_STRING, .len = IFNAMSIZ - 1 },
@@ -35,6 +44,9 @@ static const struct nla_policy ipudp_policy[IPUDP_A_MAX + 1] = {
 	[IPUDP_A_STATS] = { .type = NLA_REJECT },
 	[IPUDP_A_TUNNEL] = NLA_POLICY_NESTED(ipudp_tunnel_policy),
 	[IPUDP_A_FLAGS] = NLA_POLICY_MASK(NLA_U32, __IPUDP_F_ALL),
+	[IPUDP_A_RULE] = NLA_POLICY_NESTED(ipudp_rule_policy),
+	[IPUDP_A_N_TUNNELS] = { .type = NLA_REJECT },
+	[IPUDP_A_N_RULES] = { .type = NLA_REJECT },
 };
 
 static struct genl_family ipudp_family;
@@ -70,12 +82,12 @@ static struct ipudp_dev *ipudp_lookup_dev(struct net *net, struct nlattr **attrs
 }
 
 static int ipudp_put_addr(struct sk_buff *skb, int attr4, int attr6,
-			  const struct ipudp_addr *a)
+			  const struct ipudp_endpoint *a)
 {
 	if (a->family == AF_INET)
-		return nla_put_in_addr(skb, attr4, a->v4);
+		return nla_put_in_addr(skb, attr4, a->addr.v4);
 	if (a->family == AF_INET6)
-		return nla_put_in6_addr(skb, attr6, &a->v6);
+		return nla_put_in6_addr(skb, attr6, &a->addr.v6);
 	return 0;
 }
 
@@ -102,7 +114,7 @@ static int ipudp_fill_tunnel(struct sk_buff *skb, const struct ipudp_tunnel *t)
 			   &t->local) ||
 	    ipudp_put_addr(skb, IPUDP_TUNNEL_A_REMOTE4, IPUDP_TUNNEL_A_REMOTE6,
 			   &t->remote) ||
-	    nla_put_u16(skb, IPUDP_TUNNEL_A_REMOTE_PORT, ntohs(t->remote_port)) ||
+	    nla_put_u16(skb, IPUDP_TUNNEL_A_REMOTE_PORT, ntohs(t->remote.port)) ||
 	    ipudp_put_age(skb, IPUDP_TUNNEL_A_LAST_RX_MS, READ_ONCE(t->last_rx)) ||
 	    ipudp_put_age(skb, IPUDP_TUNNEL_A_LAST_TX_MS, READ_ONCE(t->last_tx)))
 		goto cancel;
@@ -115,7 +127,11 @@ static int ipudp_fill_tunnel(struct sk_buff *skb, const struct ipudp_tunnel *t)
 	    nla_put_u64_64bit(skb, IPUDP_STATS_A_TX_PACKETS, st.tx_packets,
 			      IPUDP_STATS_A_PAD) ||
 	    nla_put_u64_64bit(skb, IPUDP_STATS_A_TX_BYTES, st.tx_bytes,
-			      IPUDP_STATS_A_PAD))
+			      IPUDP_STATS_A_PAD) ||
+	    nla_put_u64_64bit(skb, IPUDP_STATS_A_RX_SPOOFED,
+			      atomic64_read(&t->rx_spoofed), IPUDP_STATS_A_PAD) ||
+	    nla_put_u64_64bit(skb, IPUDP_STATS_A_RX_MALFORMED,
+			      atomic64_read(&t->rx_malformed), IPUDP_STATS_A_PAD))
 		goto cancel;
 	nla_nest_end(skb, stats);
 	nla_nest_end(skb, nest);
@@ -140,7 +156,9 @@ static int ipudp_fill_drops(struct sk_buff *skb, struct ipudp_dev_drops *d)
 	    nla_put_u64_64bit(skb, IPUDP_STATS_A_TX_NO_TUNNEL,
 			      atomic64_read(&d->tx_no_tunnel), IPUDP_STATS_A_PAD) ||
 	    nla_put_u64_64bit(skb, IPUDP_STATS_A_TX_NO_ROUTE,
-			      atomic64_read(&d->tx_no_route), IPUDP_STATS_A_PAD))
+			      atomic64_read(&d->tx_no_route), IPUDP_STATS_A_PAD) ||
+	    nla_put_u64_64bit(skb, IPUDP_STATS_A_RX_SPOOFED,
+			      atomic64_read(&d->rx_spoofed), IPUDP_STATS_A_PAD))
 		return -EMSGSIZE;
 	nla_nest_end(skb, nest);
 	return 0;
@@ -162,10 +180,13 @@ static int ipudp_fill_dev(struct sk_buff *skb, struct ipudp_dev *ipd,
 	    nla_put_u8(skb, IPUDP_A_MODE, ipd->mode) ||
 	    nla_put_u16(skb, IPUDP_A_PORT, READ_ONCE(ipd->port)) ||
 	    nla_put_u32(skb, IPUDP_A_SOCK_FLAGS, ipudp_socket_flags(ipd)) ||
+	    nla_put_u32(skb, IPUDP_A_N_TUNNELS, READ_ONCE(ipd->n_tunnels)) ||
+	    nla_put_u32(skb, IPUDP_A_N_RULES, READ_ONCE(ipd->rules.count) +
+			READ_ONCE(ipd->sources.count)) ||
 	    ipudp_fill_drops(skb, &ipd->drops))
 		goto cancel;
 	rcu_read_lock();
-	t = rcu_dereference(ipd->tunnel);
+	t = rcu_dereference(ipd->fixed);
 	if (t && ipudp_fill_tunnel(skb, t)) {
 		rcu_read_unlock();
 		goto cancel;
@@ -235,7 +256,6 @@ static int ipudp_nl_dev_set_doit(struct sk_buff *skb, struct genl_info *info)
 {
 	struct nlattr **attrs = info->attrs;
 	struct ipudp_dev *ipd;
-	struct ipudp_tunnel *t;
 	int err = 0;
 
 	rtnl_lock();
@@ -244,12 +264,14 @@ static int ipudp_nl_dev_set_doit(struct sk_buff *skb, struct genl_info *info)
 		err = PTR_ERR(ipd);
 		goto out;
 	}
-	if (attrs[IPUDP_A_MODE] &&
-	    nla_get_u8(attrs[IPUDP_A_MODE]) != IPUDP_MODE_FIXED) {
-		NL_SET_ERR_MSG_ATTR(info->extack, attrs[IPUDP_A_MODE],
-				    "only FIXED mode is supported by this module version");
-		err = -EOPNOTSUPP;
-		goto out;
+	if (attrs[IPUDP_A_MODE] && nla_get_u8(attrs[IPUDP_A_MODE]) != ipd->mode) {
+		if (ipd->n_tunnels) {
+			NL_SET_ERR_MSG_ATTR(info->extack, attrs[IPUDP_A_MODE],
+					    "the mode can only change while the device has no tunnel");
+			err = -EBUSY;
+			goto out;
+		}
+		WRITE_ONCE(ipd->mode, nla_get_u8(attrs[IPUDP_A_MODE]));
 	}
 	if (attrs[IPUDP_A_FD]) {
 		err = ipudp_socket_attach_fd(ipd, nla_get_u32(attrs[IPUDP_A_FD]),
@@ -257,17 +279,16 @@ static int ipudp_nl_dev_set_doit(struct sk_buff *skb, struct genl_info *info)
 		if (err)
 			goto out;
 	}
-	if (attrs[IPUDP_A_PORT]) {
-		u16 port = nla_get_u16(attrs[IPUDP_A_PORT]);
+	if (attrs[IPUDP_A_PORT] && nla_get_u16(attrs[IPUDP_A_PORT]) != ipd->port) {
+		u32 had = ipudp_socket_flags(ipd);
 
-		if (port != ipd->port) {
-			WRITE_ONCE(ipd->port, port);
-			ipudp_socket_release_kernel(ipd);
-			t = rtnl_dereference(ipd->tunnel);
-			if (t)
-				err = ipudp_socket_ensure(ipd, t->remote.family,
-							  info->extack);
-		}
+		/* Re-create the module's own sockets on the new port. */
+		WRITE_ONCE(ipd->port, nla_get_u16(attrs[IPUDP_A_PORT]));
+		ipudp_socket_release_kernel(ipd);
+		if ((had & IPUDP_SOCK_F_V4) && !(had & IPUDP_SOCK_F_V4_USER))
+			err = ipudp_socket_ensure(ipd, AF_INET, info->extack);
+		if (!err && (had & IPUDP_SOCK_F_V6) && !(had & IPUDP_SOCK_F_V6_USER))
+			err = ipudp_socket_ensure(ipd, AF_INET6, info->extack);
 	}
 out:
 	rtnl_unlock();
@@ -275,16 +296,16 @@ out:
 }
 
 static int ipudp_parse_addr(struct nlattr *a4, struct nlattr *a6,
-			    struct ipudp_addr *out)
+			    struct ipudp_endpoint *out)
 {
 	if (a4 && a6)
 		return -EINVAL;
 	if (a4) {
 		out->family = AF_INET;
-		out->v4 = nla_get_in_addr(a4);
+		out->addr.v4 = nla_get_in_addr(a4);
 	} else if (a6) {
 		out->family = AF_INET6;
-		out->v6 = nla_get_in6_addr(a6);
+		out->addr.v6 = nla_get_in6_addr(a6);
 	}
 	return 0;
 }
@@ -313,16 +334,16 @@ static int ipudp_parse_tunnel(struct nlattr *nest, struct ipudp_tunnel *t,
 		return -EINVAL;
 	}
 	if ((t->remote.family == AF_INET &&
-	     (ipv4_is_multicast(t->remote.v4) || ipv4_is_zeronet(t->remote.v4) ||
-	      ipv4_is_lbcast(t->remote.v4))) ||
+	     (ipv4_is_multicast(t->remote.addr.v4) || ipv4_is_zeronet(t->remote.addr.v4) ||
+	      ipv4_is_lbcast(t->remote.addr.v4))) ||
 	    (t->remote.family == AF_INET6 &&
-	     (ipv6_addr_any(&t->remote.v6) ||
-	      ipv6_addr_is_multicast(&t->remote.v6)))) {
+	     (ipv6_addr_any(&t->remote.addr.v6) ||
+	      ipv6_addr_is_multicast(&t->remote.addr.v6)))) {
 		NL_SET_ERR_MSG_ATTR(extack, nest,
 				    "remote must be a unicast address");
 		return -EINVAL;
 	}
-	t->remote_port = htons(tb[IPUDP_TUNNEL_A_REMOTE_PORT] ?
+	t->remote.port = htons(tb[IPUDP_TUNNEL_A_REMOTE_PORT] ?
 			       nla_get_u16(tb[IPUDP_TUNNEL_A_REMOTE_PORT]) :
 			       IPUDP_DEFAULT_PORT);
 	if (tb[IPUDP_TUNNEL_A_ID])
@@ -330,11 +351,47 @@ static int ipudp_parse_tunnel(struct nlattr *nest, struct ipudp_tunnel *t,
 	return 0;
 }
 
+/* Tell listeners of the events group that a tunnel came or went. */
+static void ipudp_notify_tunnel(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
+				u8 cmd)
+{
+	struct net *net = dev_net(ipd->dev);
+	struct sk_buff *msg;
+	struct nlattr *nest;
+	void *hdr;
+
+	if (!genl_has_listeners(&ipudp_family, net, 0))
+		return;
+	msg = nlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
+	if (!msg)
+		return;
+	hdr = genlmsg_put(msg, 0, 0, &ipudp_family, 0, cmd);
+	if (!hdr)
+		goto err_free;
+	nest = NULL;
+	if (nla_put_u32(msg, IPUDP_A_IFINDEX, ipd->dev->ifindex) ||
+	    nla_put_string(msg, IPUDP_A_IFNAME, ipd->dev->name) ||
+	    !(nest = nla_nest_start(msg, IPUDP_A_TUNNEL)) ||
+	    nla_put_u32(msg, IPUDP_TUNNEL_A_ID, t->id) ||
+	    ipudp_put_addr(msg, IPUDP_TUNNEL_A_REMOTE4, IPUDP_TUNNEL_A_REMOTE6,
+			   &t->remote) ||
+	    nla_put_u16(msg, IPUDP_TUNNEL_A_REMOTE_PORT, ntohs(t->remote.port)))
+		goto err_free;
+	nla_nest_end(msg, nest);
+	genlmsg_end(msg, hdr);
+	genlmsg_multicast_netns(&ipudp_family, net, msg, 0, 0, GFP_KERNEL);
+	return;
+
+err_free:
+	nlmsg_free(msg);
+}
+
 static int ipudp_nl_tunnel_new_doit(struct sk_buff *skb, struct genl_info *info)
 {
 	struct nlattr **attrs = info->attrs;
 	struct ipudp_tunnel *t;
 	struct ipudp_dev *ipd;
+	bool replace;
 	int err;
 
 	if (GENL_REQ_ATTR_CHECK(info, IPUDP_A_TUNNEL))
@@ -345,6 +402,8 @@ static int ipudp_nl_tunnel_new_doit(struct sk_buff *skb, struct genl_info *info)
 	err = ipudp_parse_tunnel(attrs[IPUDP_A_TUNNEL], t, info->extack);
 	if (err)
 		goto err_free;
+	replace = attrs[IPUDP_A_FLAGS] &&
+		  (nla_get_u32(attrs[IPUDP_A_FLAGS]) & IPUDP_F_REPLACE);
 
 	rtnl_lock();
 	ipd = ipudp_lookup_dev(genl_info_net(info), attrs, info->extack);
@@ -352,44 +411,410 @@ static int ipudp_nl_tunnel_new_doit(struct sk_buff *skb, struct genl_info *info)
 		err = PTR_ERR(ipd);
 		goto err_unlock;
 	}
-	if (rtnl_dereference(ipd->tunnel) &&
-	    !(attrs[IPUDP_A_FLAGS] &&
-	      (nla_get_u32(attrs[IPUDP_A_FLAGS]) & IPUDP_F_REPLACE))) {
-		NL_SET_ERR_MSG(info->extack,
-			       "FIXED device already has a tunnel (use IPUDP_F_REPLACE)");
-		err = -EEXIST;
-		goto err_unlock;
-	}
 	err = ipudp_socket_ensure(ipd, t->remote.family, info->extack);
 	if (err)
 		goto err_unlock;
-	ipudp_tunnel_replace(ipd, t);
+	err = ipudp_tunnel_add(ipd, t, replace, info->extack);
+	if (err)
+		goto err_unlock;
+	ipudp_notify_tunnel(ipd, t, IPUDP_CMD_TUNNEL_NEW);
 	rtnl_unlock();
 	return 0;
 
 err_unlock:
 	rtnl_unlock();
 err_free:
-	ipudp_tunnel_put_rcu(t);
+	ipudp_tunnel_free(t);
 	return err;
+}
+
+/* The id named by TUNNEL { ID }, or in FIXED mode the one tunnel's. */
+static int ipudp_tunnel_id(struct ipudp_dev *ipd, struct nlattr *nest, u32 *id,
+			   struct netlink_ext_ack *extack)
+{
+	struct nlattr *tb[IPUDP_TUNNEL_A_MAX + 1];
+	struct ipudp_tunnel *t;
+	int err;
+
+	if (nest) {
+		err = nla_parse_nested(tb, IPUDP_TUNNEL_A_MAX, nest,
+				       ipudp_tunnel_policy, extack);
+		if (err)
+			return err;
+		if (tb[IPUDP_TUNNEL_A_ID]) {
+			*id = nla_get_u32(tb[IPUDP_TUNNEL_A_ID]);
+			return 0;
+		}
+	}
+	t = rtnl_dereference(ipd->fixed);
+	if (ipd->mode == IPUDP_MODE_FIXED && t) {
+		*id = t->id;
+		return 0;
+	}
+	if (ipd->mode == IPUDP_MODE_FIXED) {
+		NL_SET_ERR_MSG(extack, "device has no tunnel");
+		return -ENOENT;
+	}
+	NL_SET_ERR_MSG(extack, "MULTI device: IPUDP_TUNNEL_A_ID is required");
+	return -EINVAL;
 }
 
 static int ipudp_nl_tunnel_del_doit(struct sk_buff *skb, struct genl_info *info)
 {
+	struct ipudp_tunnel *t;
 	struct ipudp_dev *ipd;
-	int err = 0;
+	int err;
+	u32 id;
 
 	rtnl_lock();
 	ipd = ipudp_lookup_dev(genl_info_net(info), info->attrs, info->extack);
 	if (IS_ERR(ipd)) {
 		err = PTR_ERR(ipd);
-	} else if (!rtnl_dereference(ipd->tunnel)) {
-		NL_SET_ERR_MSG(info->extack, "device has no tunnel");
-		err = -ENOENT;
-	} else {
-		ipudp_tunnel_replace(ipd, NULL);
+		goto out;
 	}
+	err = ipudp_tunnel_id(ipd, info->attrs[IPUDP_A_TUNNEL], &id, info->extack);
+	if (err)
+		goto out;
+	t = xa_load(&ipd->tunnels, id);
+	if (!t) {
+		NL_SET_ERR_MSG(info->extack, "no tunnel with this id");
+		err = -ENOENT;
+		goto out;
+	}
+	ipudp_notify_tunnel(ipd, t, IPUDP_CMD_TUNNEL_DEL);
+	ipudp_tunnel_del(ipd, id);
+out:
 	rtnl_unlock();
+	return err;
+}
+
+static int ipudp_fill_tunnel_msg(struct sk_buff *skb, struct ipudp_dev *ipd,
+				 struct ipudp_tunnel *t, u32 portid, u32 seq,
+				 int flags)
+{
+	void *hdr = genlmsg_put(skb, portid, seq, &ipudp_family, flags,
+				IPUDP_CMD_TUNNEL_GET);
+
+	if (!hdr)
+		return -EMSGSIZE;
+	if (nla_put_u32(skb, IPUDP_A_IFINDEX, ipd->dev->ifindex) ||
+	    ipudp_fill_tunnel(skb, t)) {
+		genlmsg_cancel(skb, hdr);
+		return -EMSGSIZE;
+	}
+	genlmsg_end(skb, hdr);
+	return 0;
+}
+
+static int ipudp_nl_tunnel_get_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	struct ipudp_tunnel *t;
+	struct ipudp_dev *ipd;
+	struct sk_buff *msg;
+	int err;
+	u32 id;
+
+	msg = nlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
+	if (!msg)
+		return -ENOMEM;
+	rtnl_lock();
+	ipd = ipudp_lookup_dev(genl_info_net(info), info->attrs, info->extack);
+	if (IS_ERR(ipd)) {
+		err = PTR_ERR(ipd);
+		goto err_unlock;
+	}
+	err = ipudp_tunnel_id(ipd, info->attrs[IPUDP_A_TUNNEL], &id, info->extack);
+	if (err)
+		goto err_unlock;
+	t = xa_load(&ipd->tunnels, id);
+	err = -ENOENT;
+	if (!t) {
+		NL_SET_ERR_MSG(info->extack, "no tunnel with this id");
+		goto err_unlock;
+	}
+	err = ipudp_fill_tunnel_msg(msg, ipd, t, info->snd_portid, info->snd_seq, 0);
+	if (err)
+		goto err_unlock;
+	rtnl_unlock();
+	return genlmsg_reply(msg, info);
+
+err_unlock:
+	rtnl_unlock();
+	nlmsg_free(msg);
+	return err;
+}
+
+/* Dumps of one device's tunnels or rules; the device is looked up per call. */
+static struct ipudp_dev *ipudp_dump_dev(struct sk_buff *skb,
+					struct netlink_callback *cb)
+{
+	return ipudp_lookup_dev(sock_net(skb->sk), COMPAT_DUMPIT_INFO_ATTRS(cb),
+				cb->extack);
+}
+
+/* cb->args[0]: the next tunnel id to emit. */
+static int ipudp_nl_tunnel_get_dumpit(struct sk_buff *skb,
+				      struct netlink_callback *cb)
+{
+	struct ipudp_tunnel *t;
+	struct ipudp_dev *ipd;
+	unsigned long id;
+	int err = 0;
+
+	rtnl_lock();
+	ipd = ipudp_dump_dev(skb, cb);
+	if (IS_ERR(ipd)) {
+		err = PTR_ERR(ipd);
+		goto out;
+	}
+	id = cb->args[0];
+	xa_for_each_start(&ipd->tunnels, id, t, cb->args[0]) {
+		if (ipudp_fill_tunnel_msg(skb, ipd, t, NETLINK_CB(cb->skb).portid,
+					  cb->nlh->nlmsg_seq, NLM_F_MULTI))
+			break;
+		cb->args[0] = id + 1;
+	}
+out:
+	rtnl_unlock();
+	return err ? err : skb->len;
+}
+
+struct ipudp_rule {
+	u8 family;
+	u8 cidr;
+	u8 type;
+	bool has_tunnel;
+	u32 tunnel_id;
+	u8 addr[16];
+};
+
+static int ipudp_parse_rule(struct nlattr *nest, struct ipudp_rule *r,
+			    bool need_len, struct netlink_ext_ack *extack)
+{
+	struct nlattr *tb[IPUDP_RULE_A_MAX + 1];
+	int err;
+
+	if (!nest) {
+		NL_SET_ERR_MSG(extack, "missing IPUDP_A_RULE");
+		return -EINVAL;
+	}
+	err = nla_parse_nested(tb, IPUDP_RULE_A_MAX, nest, ipudp_rule_policy, extack);
+	if (err)
+		return err;
+	memset(r, 0, sizeof(*r));
+	if (!!tb[IPUDP_RULE_A_PREFIX4] == !!tb[IPUDP_RULE_A_PREFIX6]) {
+		NL_SET_ERR_MSG_ATTR(extack, nest,
+				    "need exactly one of IPUDP_RULE_A_PREFIX4 and _PREFIX6");
+		return -EINVAL;
+	}
+	if (tb[IPUDP_RULE_A_PREFIX4]) {
+		r->family = AF_INET;
+		nla_memcpy(r->addr, tb[IPUDP_RULE_A_PREFIX4], 4);
+	} else {
+		r->family = AF_INET6;
+		nla_memcpy(r->addr, tb[IPUDP_RULE_A_PREFIX6], 16);
+	}
+	r->cidr = r->family == AF_INET ? 32 : 128;
+	if (tb[IPUDP_RULE_A_PREFIX_LEN]) {
+		r->cidr = nla_get_u8(tb[IPUDP_RULE_A_PREFIX_LEN]);
+		if (r->cidr > (r->family == AF_INET ? 32 : 128)) {
+			NL_SET_ERR_MSG_ATTR(extack, tb[IPUDP_RULE_A_PREFIX_LEN],
+					    "prefix length longer than the address");
+			return -EINVAL;
+		}
+	} else if (need_len) {
+		NL_SET_ERR_MSG_ATTR(extack, nest, "missing IPUDP_RULE_A_PREFIX_LEN");
+		return -EINVAL;
+	}
+	if (tb[IPUDP_RULE_A_TYPE])
+		r->type = nla_get_u8(tb[IPUDP_RULE_A_TYPE]);
+	if (tb[IPUDP_RULE_A_TUNNEL_ID]) {
+		r->has_tunnel = true;
+		r->tunnel_id = nla_get_u32(tb[IPUDP_RULE_A_TUNNEL_ID]);
+	}
+	return 0;
+}
+
+static struct ipudp_prefixes *ipudp_rule_trie(struct ipudp_dev *ipd, u8 type)
+{
+	return type == IPUDP_RULE_SOURCE ? &ipd->sources : &ipd->rules;
+}
+
+static int ipudp_nl_rule_change(struct genl_info *info, bool add)
+{
+	struct ipudp_tunnel *t = NULL;
+	struct ipudp_prefixes *trie;
+	struct ipudp_dev *ipd;
+	struct ipudp_rule r;
+	int err;
+
+	err = ipudp_parse_rule(info->attrs[IPUDP_A_RULE], &r, true, info->extack);
+	if (err)
+		return err;
+	if (add && !r.has_tunnel) {
+		NL_SET_ERR_MSG(info->extack, "missing IPUDP_RULE_A_TUNNEL_ID");
+		return -EINVAL;
+	}
+	rtnl_lock();
+	ipd = ipudp_lookup_dev(genl_info_net(info), info->attrs, info->extack);
+	if (IS_ERR(ipd)) {
+		err = PTR_ERR(ipd);
+		goto out;
+	}
+	if (r.has_tunnel) {
+		t = xa_load(&ipd->tunnels, r.tunnel_id);
+		if (!t) {
+			NL_SET_ERR_MSG(info->extack, "no tunnel with this id");
+			err = -ENOENT;
+			goto out;
+		}
+	}
+	trie = ipudp_rule_trie(ipd, r.type);
+	if (add) {
+		if (ipd->rules.count + ipd->sources.count >= IPUDP_MAX_PREFIXES) {
+			NL_SET_ERR_MSG(info->extack, "too many rules on this device");
+			err = -ENOSPC;
+			goto out;
+		}
+		err = ipudp_prefixes_insert(trie, r.family, r.addr, r.cidr, t,
+					    r.type == IPUDP_RULE_SOURCE ?
+					    &t->sources : &t->rules);
+		if (err == -EEXIST)
+			NL_SET_ERR_MSG(info->extack, "a rule for this prefix exists");
+	} else {
+		err = ipudp_prefixes_remove(trie, r.family, r.addr, r.cidr, t);
+		if (err == -ENOENT)
+			NL_SET_ERR_MSG(info->extack, "no such rule");
+	}
+out:
+	rtnl_unlock();
+	return err;
+}
+
+static int ipudp_nl_rule_new_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	return ipudp_nl_rule_change(info, true);
+}
+
+static int ipudp_nl_rule_del_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	return ipudp_nl_rule_change(info, false);
+}
+
+static int ipudp_fill_rule(struct sk_buff *skb, struct ipudp_dev *ipd,
+			   struct ipudp_tunnel *t, struct ipudp_prefix_node *node,
+			   u8 type, struct netlink_callback *cb)
+{
+	struct nlattr *nest;
+	void *hdr;
+
+	hdr = genlmsg_put(skb, NETLINK_CB(cb->skb).portid, cb->nlh->nlmsg_seq,
+			  &ipudp_family, NLM_F_MULTI, IPUDP_CMD_RULE_GET);
+	if (!hdr)
+		return -EMSGSIZE;
+	nest = NULL;
+	if (nla_put_u32(skb, IPUDP_A_IFINDEX, ipd->dev->ifindex) ||
+	    !(nest = nla_nest_start(skb, IPUDP_A_RULE)) ||
+	    nla_put_u32(skb, IPUDP_RULE_A_TUNNEL_ID, t->id) ||
+	    (node->family == AF_INET ?
+	     nla_put(skb, IPUDP_RULE_A_PREFIX4, 4, node->bits) :
+	     nla_put(skb, IPUDP_RULE_A_PREFIX6, 16, node->bits)) ||
+	    nla_put_u8(skb, IPUDP_RULE_A_PREFIX_LEN, node->cidr) ||
+	    nla_put_u8(skb, IPUDP_RULE_A_TYPE, type)) {
+		genlmsg_cancel(skb, hdr);
+		return -EMSGSIZE;
+	}
+	nla_nest_end(skb, nest);
+	genlmsg_end(skb, hdr);
+	return 0;
+}
+
+/*
+ * cb->args[0]: tunnel id, [1]: rule type, [2]: index in that tunnel's list.
+ * Lists only grow at the tail, so a dump that races with changes may miss
+ * or repeat a rule but never crashes (rtnl is held while walking).
+ */
+static int ipudp_nl_rule_get_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
+{
+	struct ipudp_prefix_node *node;
+	struct ipudp_tunnel *t;
+	struct ipudp_dev *ipd;
+	unsigned long id;
+	int err = 0;
+	long idx;
+	u8 type;
+
+	rtnl_lock();
+	ipd = ipudp_dump_dev(skb, cb);
+	if (IS_ERR(ipd)) {
+		err = PTR_ERR(ipd);
+		goto out;
+	}
+	xa_for_each_start(&ipd->tunnels, id, t, cb->args[0]) {
+		if (id != cb->args[0]) {
+			cb->args[0] = id;
+			cb->args[1] = 0;
+			cb->args[2] = 0;
+		}
+		for (type = cb->args[1]; type <= IPUDP_RULE_MAX; type++) {
+			idx = 0;
+			list_for_each_entry(node, type == IPUDP_RULE_SOURCE ?
+					    &t->sources : &t->rules, tunnel_list) {
+				if (idx++ < cb->args[2])
+					continue;
+				if (ipudp_fill_rule(skb, ipd, t, node, type, cb))
+					goto out;
+				cb->args[2] = idx;
+			}
+			cb->args[1] = type + 1;
+			cb->args[2] = 0;
+		}
+		cb->args[0] = id + 1;
+		cb->args[1] = 0;
+	}
+out:
+	rtnl_unlock();
+	return err ? err : skb->len;
+}
+
+/* Which tunnel would the data path choose for an address? (like ip route get) */
+static int ipudp_nl_route_get_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	struct ipudp_tunnel *t = NULL;
+	struct ipudp_dev *ipd;
+	struct sk_buff *msg;
+	struct ipudp_rule r;
+	int err;
+
+	err = ipudp_parse_rule(info->attrs[IPUDP_A_RULE], &r, false, info->extack);
+	if (err)
+		return err;
+	msg = nlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
+	if (!msg)
+		return -ENOMEM;
+	rtnl_lock();
+	ipd = ipudp_lookup_dev(genl_info_net(info), info->attrs, info->extack);
+	if (IS_ERR(ipd)) {
+		err = PTR_ERR(ipd);
+		goto err_unlock;
+	}
+	rcu_read_lock_bh();
+	t = ipudp_prefixes_lookup(ipudp_rule_trie(ipd, r.type), r.family, r.addr);
+	rcu_read_unlock_bh();
+	if (!t) {
+		NL_SET_ERR_MSG(info->extack, "no rule matches this address");
+		err = -ENOENT;
+		goto err_unlock;
+	}
+	err = ipudp_fill_tunnel_msg(msg, ipd, t, info->snd_portid, info->snd_seq, 0);
+	if (err)
+		goto err_unlock;
+	rtnl_unlock();
+	return genlmsg_reply(msg, info);
+
+err_unlock:
+	rtnl_unlock();
+	nlmsg_free(msg);
 	return err;
 }
 
@@ -411,7 +836,32 @@ static const struct genl_small_ops ipudp_ops[] = {
 		.cmd = IPUDP_CMD_TUNNEL_DEL,
 		.doit = ipudp_nl_tunnel_del_doit,
 		.flags = GENL_UNS_ADMIN_PERM,
+	}, {
+		.cmd = IPUDP_CMD_TUNNEL_GET,
+		.doit = ipudp_nl_tunnel_get_doit,
+		.dumpit = ipudp_nl_tunnel_get_dumpit,
+		.flags = GENL_UNS_ADMIN_PERM,
+	}, {
+		.cmd = IPUDP_CMD_RULE_NEW,
+		.doit = ipudp_nl_rule_new_doit,
+		.flags = GENL_UNS_ADMIN_PERM,
+	}, {
+		.cmd = IPUDP_CMD_RULE_DEL,
+		.doit = ipudp_nl_rule_del_doit,
+		.flags = GENL_UNS_ADMIN_PERM,
+	}, {
+		.cmd = IPUDP_CMD_RULE_GET,
+		.dumpit = ipudp_nl_rule_get_dumpit,
+		.flags = GENL_UNS_ADMIN_PERM,
+	}, {
+		.cmd = IPUDP_CMD_ROUTE_GET,
+		.doit = ipudp_nl_route_get_doit,
+		.flags = GENL_UNS_ADMIN_PERM,
 	},
+};
+
+static const struct genl_multicast_group ipudp_mcgrps[] = {
+	{ .name = IPUDP_MCGRP_EVENTS, },
 };
 
 static struct genl_family ipudp_family __ro_after_init = {
@@ -423,6 +873,8 @@ static struct genl_family ipudp_family __ro_after_init = {
 	.module = THIS_MODULE,
 	.small_ops = ipudp_ops,
 	.n_small_ops = ARRAY_SIZE(ipudp_ops),
+	.mcgrps = ipudp_mcgrps,
+	.n_mcgrps = ARRAY_SIZE(ipudp_mcgrps),
 	.resv_start_op = IPUDP_CMD_DEV_GET,
 };
 

@@ -81,18 +81,25 @@ static int ipudp_encap_recv(struct sock *sk, struct sk_buff *skb)
 	}
 
 	sport = udp_hdr(skb)->source;
-	t = rcu_dereference(ipd->tunnel);
-	if (unlikely(!t || !ipudp_tunnel_matches(t, skb, sport))) {
+	t = ipudp_tunnel_by_endpoint(ipd, skb, sport);
+	if (unlikely(!t)) {
 		atomic64_inc(&ipd->drops.rx_unknown_endpoint);
 		DEV_STATS_INC(dev, rx_dropped);
 		goto drop;
 	}
 
 	if (iptunnel_pull_header(skb, sizeof(struct udphdr), htons(ETH_P_IP),
-				 !net_eq(sock_net(sk), dev_net(dev))))
+				 !net_eq(sock_net(sk), dev_net(dev))) ||
+	    !ipudp_pull_inner(skb, &proto)) {
+		atomic64_inc(&t->rx_malformed);
 		goto malformed;
-	if (!ipudp_pull_inner(skb, &proto))
-		goto malformed;
+	}
+	if (unlikely(!ipudp_tunnel_source_ok(ipd, t, skb))) {
+		atomic64_inc(&t->rx_spoofed);
+		atomic64_inc(&ipd->drops.rx_spoofed);
+		DEV_STATS_INC(dev, rx_dropped);
+		goto drop;
+	}
 	skb->protocol = proto;
 	skb_reset_mac_header(skb);
 	skb->dev = dev;
@@ -334,11 +341,11 @@ static int ipudp_send4(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
 {
 	struct net *net = sock_net(sk);
 	struct flowi4 fl4 = {
-		.daddr = t->remote.v4,
-		.saddr = t->local.v4,
+		.daddr = t->remote.addr.v4,
+		.saddr = t->local.addr.v4,
 		.flowi4_proto = IPPROTO_UDP,
 		.fl4_sport = inet_sk(sk)->inet_sport,
-		.fl4_dport = t->remote_port,
+		.fl4_dport = t->remote.port,
 	};
 	struct rtable *rt;
 	u8 tos;
@@ -371,16 +378,16 @@ static int ipudp_send6(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
 {
 	struct net *net = sock_net(sk);
 	struct flowi6 fl6 = {
-		.daddr = t->remote.v6,
+		.daddr = t->remote.addr.v6,
 		.flowi6_proto = IPPROTO_UDP,
 		.fl6_sport = inet_sk(sk)->inet_sport,
-		.fl6_dport = t->remote_port,
+		.fl6_dport = t->remote.port,
 	};
 	struct dst_entry *dst;
 	u8 prio;
 
 	if (t->local.family == AF_INET6)
-		fl6.saddr = t->local.v6;
+		fl6.saddr = t->local.addr.v6;
 	dst = dst_cache_get_ip6(&t->dst_cache, &fl6.saddr);
 	if (!dst) {
 		dst = ipv6_stub->ipv6_dst_lookup_flow(net, sk, &fl6, NULL);

@@ -1,13 +1,26 @@
 // SPDX-License-Identifier: GPL-2.0
-/* Tunnel objects: endpoints, per-CPU counters, RCU lifetime. */
+/*
+ * Tunnel objects and a device's tunnel table: by id in an xarray (for
+ * netlink), by remote endpoint in an rhashtable (for the receive path).
+ * Readers use RCU; writers hold rtnl.
+ */
 
 #include <linux/ip.h>
 #include <linux/ipv6.h>
+#include <linux/rhashtable.h>
 #include <linux/rtnetlink.h>
 #include <linux/slab.h>
+#include <uapi/linux/ipudp.h>
 
 #include "device.h"
 #include "tunnel.h"
+
+const struct rhashtable_params ipudp_endpoint_params = {
+	.key_len = sizeof(struct ipudp_endpoint),
+	.key_offset = offsetof(struct ipudp_tunnel, remote),
+	.head_offset = offsetof(struct ipudp_tunnel, hash_node),
+	.automatic_shrinking = true,
+};
 
 struct ipudp_tunnel *ipudp_tunnel_alloc(gfp_t gfp)
 {
@@ -21,6 +34,8 @@ struct ipudp_tunnel *ipudp_tunnel_alloc(gfp_t gfp)
 		goto err_free_tunnel;
 	if (dst_cache_init(&t->dst_cache, gfp))
 		goto err_free_stats;
+	INIT_LIST_HEAD(&t->rules);
+	INIT_LIST_HEAD(&t->sources);
 	return t;
 
 err_free_stats:
@@ -39,37 +54,180 @@ static void ipudp_tunnel_free_rcu(struct rcu_head *head)
 	kfree(t);
 }
 
-void ipudp_tunnel_put_rcu(struct ipudp_tunnel *t)
+/* Free after an RCU grace period: readers may still hold it. */
+void ipudp_tunnel_free(struct ipudp_tunnel *t)
 {
 	if (t)
 		call_rcu(&t->rcu, ipudp_tunnel_free_rcu);
 }
 
-/* Install @t (may be NULL) as the device's tunnel. Caller holds rtnl. */
-void ipudp_tunnel_replace(struct ipudp_dev *ipd, struct ipudp_tunnel *t)
+/* Hand @old's prefixes, counters and timestamps over to @t. */
+static void ipudp_tunnel_take_over(struct ipudp_tunnel *t, struct ipudp_tunnel *old)
 {
-	struct ipudp_tunnel *old;
+	struct ipudp_tunnel_pcpu_stats __percpu *stats = t->stats;
 
-	old = rtnl_dereference(ipd->tunnel);
-	rcu_assign_pointer(ipd->tunnel, t);
-	if (old)
-		pr_debug("%s: tunnel %u destroyed\n", ipd->dev->name, old->id);
-	if (t)
-		pr_debug("%s: tunnel %u created\n", ipd->dev->name, t->id);
-	ipudp_tunnel_put_rcu(old);
+	ipudp_prefixes_retarget(&old->rules, t);
+	ipudp_prefixes_retarget(&old->sources, t);
+	list_splice_init(&old->rules, &t->rules);
+	list_splice_init(&old->sources, &t->sources);
+	t->stats = old->stats;
+	old->stats = stats;
+	atomic64_set(&t->rx_spoofed, atomic64_read(&old->rx_spoofed));
+	atomic64_set(&t->rx_malformed, atomic64_read(&old->rx_malformed));
+	t->last_rx = READ_ONCE(old->last_rx);
+	t->last_tx = READ_ONCE(old->last_tx);
 }
 
-/* Is the outer source of @skb (network header set) this tunnel's remote? */
-bool ipudp_tunnel_matches(const struct ipudp_tunnel *t,
-			  const struct sk_buff *skb, __be16 sport)
+/*
+ * Add @t (fully set up) to the device; with @replace, a tunnel with the same
+ * id is replaced and its rules move to @t. Consumes @t on success.
+ */
+int ipudp_tunnel_add(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
+		     bool replace, struct netlink_ext_ack *extack)
 {
-	if (t->remote_port != sport)
-		return false;
-	if (ip_hdr(skb)->version == 4)
-		return t->remote.family == AF_INET &&
-		       t->remote.v4 == ip_hdr(skb)->saddr;
-	return t->remote.family == AF_INET6 &&
-	       ipv6_addr_equal(&t->remote.v6, &ipv6_hdr(skb)->saddr);
+	struct ipudp_tunnel *old, *clash;
+	int err;
+
+	ASSERT_RTNL();
+	old = xa_load(&ipd->tunnels, t->id);
+	if (old && !replace) {
+		if (ipd->mode == IPUDP_MODE_FIXED)
+			NL_SET_ERR_MSG(extack,
+				       "FIXED device already has a tunnel (use IPUDP_F_REPLACE)");
+		else
+			NL_SET_ERR_MSG(extack,
+				       "a tunnel with this id exists (use IPUDP_F_REPLACE)");
+		return -EEXIST;
+	}
+	if (!old && ipd->mode == IPUDP_MODE_FIXED && ipd->n_tunnels) {
+		NL_SET_ERR_MSG(extack, "FIXED device already has a tunnel with another id");
+		return -EEXIST;
+	}
+	if (!old && ipd->n_tunnels >= IPUDP_MAX_TUNNELS) {
+		NL_SET_ERR_MSG(extack, "too many tunnels on this device");
+		return -ENOSPC;
+	}
+	clash = rhashtable_lookup_fast(&ipd->endpoints, &t->remote,
+				       ipudp_endpoint_params);
+	if (clash && clash != old) {
+		NL_SET_ERR_MSG(extack, "another tunnel already uses this remote endpoint");
+		return -EEXIST;
+	}
+	if (old && !memcmp(&old->remote, &t->remote, sizeof(t->remote))) {
+		/* Same endpoint: swap in place, readers see one or the other. */
+		err = rhashtable_replace_fast(&ipd->endpoints, &old->hash_node,
+					      &t->hash_node, ipudp_endpoint_params);
+	} else {
+		err = rhashtable_insert_fast(&ipd->endpoints, &t->hash_node,
+					     ipudp_endpoint_params);
+		if (!err && old)
+			rhashtable_remove_fast(&ipd->endpoints, &old->hash_node,
+					       ipudp_endpoint_params);
+	}
+	if (err)
+		return err;
+	if (old) {
+		ipudp_tunnel_take_over(t, old);
+		xa_store(&ipd->tunnels, t->id, t, GFP_KERNEL);
+	} else {
+		err = xa_insert(&ipd->tunnels, t->id, t, GFP_KERNEL);
+		if (err) {
+			rhashtable_remove_fast(&ipd->endpoints, &t->hash_node,
+					       ipudp_endpoint_params);
+			return err;
+		}
+		ipd->n_tunnels++;
+	}
+	if (ipd->mode == IPUDP_MODE_FIXED)
+		rcu_assign_pointer(ipd->fixed, t);
+	pr_debug("%s: tunnel %u created\n", ipd->dev->name, t->id);
+	if (old) {
+		pr_debug("%s: tunnel %u destroyed\n", ipd->dev->name, old->id);
+		ipudp_tunnel_free(old);
+	}
+	return 0;
+}
+
+static void ipudp_tunnel_remove(struct ipudp_dev *ipd, struct ipudp_tunnel *t)
+{
+	ipudp_prefixes_remove_list(&ipd->rules, &t->rules);
+	ipudp_prefixes_remove_list(&ipd->sources, &t->sources);
+	rhashtable_remove_fast(&ipd->endpoints, &t->hash_node, ipudp_endpoint_params);
+	if (rtnl_dereference(ipd->fixed) == t)
+		RCU_INIT_POINTER(ipd->fixed, NULL);
+	xa_erase(&ipd->tunnels, t->id);
+	ipd->n_tunnels--;
+	pr_debug("%s: tunnel %u destroyed\n", ipd->dev->name, t->id);
+	ipudp_tunnel_free(t);
+}
+
+int ipudp_tunnel_del(struct ipudp_dev *ipd, u32 id)
+{
+	struct ipudp_tunnel *t;
+
+	ASSERT_RTNL();
+	t = xa_load(&ipd->tunnels, id);
+	if (!t)
+		return -ENOENT;
+	ipudp_tunnel_remove(ipd, t);
+	return 0;
+}
+
+void ipudp_tunnel_del_all(struct ipudp_dev *ipd)
+{
+	struct ipudp_tunnel *t;
+	unsigned long id;
+
+	ASSERT_RTNL();
+	xa_for_each(&ipd->tunnels, id, t)
+		ipudp_tunnel_remove(ipd, t);
+}
+
+/* The tunnel whose remote is the outer source of @skb, or NULL. RCU. */
+struct ipudp_tunnel *ipudp_tunnel_by_endpoint(struct ipudp_dev *ipd,
+					      const struct sk_buff *skb,
+					      __be16 sport)
+{
+	struct ipudp_endpoint key;
+
+	memset(&key, 0, sizeof(key));
+	key.port = sport;
+	if (ip_hdr(skb)->version == 4) {
+		key.family = AF_INET;
+		key.addr.v4 = ip_hdr(skb)->saddr;
+	} else {
+		key.family = AF_INET6;
+		key.addr.v6 = ipv6_hdr(skb)->saddr;
+	}
+	return rhashtable_lookup(&ipd->endpoints, &key, ipudp_endpoint_params);
+}
+
+/*
+ * May @t send us a packet with this inner source (network header set on
+ * the inner packet)? Explicit allowed sources win; otherwise a MULTI tunnel
+ * may use the prefixes routed to it, and a FIXED tunnel anything.
+ */
+bool ipudp_tunnel_source_ok(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
+			    const struct sk_buff *skb)
+{
+	struct ipudp_prefixes *p;
+	const void *src;
+	u8 family;
+
+	if (ip_hdr(skb)->version == 4) {
+		family = AF_INET;
+		src = &ip_hdr(skb)->saddr;
+	} else {
+		family = AF_INET6;
+		src = &ipv6_hdr(skb)->saddr;
+	}
+	if (!list_empty_careful(&t->sources))
+		p = &ipd->sources;
+	else if (READ_ONCE(ipd->mode) == IPUDP_MODE_MULTI)
+		p = &ipd->rules;
+	else
+		return true;
+	return ipudp_prefixes_lookup(p, family, src) == t;
 }
 
 static void ipudp_count(struct ipudp_tunnel *t, unsigned long *stamp,

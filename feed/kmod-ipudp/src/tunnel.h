@@ -3,17 +3,21 @@
 #define _IPUDP_TUNNEL_H
 
 #include <linux/in6.h>
+#include <linux/rhashtable-types.h>
 #include <linux/u64_stats_sync.h>
 #include <net/dst_cache.h>
 
 struct ipudp_dev;
+struct netlink_ext_ack;
 
-struct ipudp_addr {
-	sa_family_t family;		/* AF_INET or AF_INET6; 0: unset */
+/* An outer address and port; the whole struct is the hash key. */
+struct ipudp_endpoint {
 	union {
 		__be32 v4;
 		struct in6_addr v6;
-	};
+	} addr;
+	__be16 port;
+	u16 family;			/* AF_INET or AF_INET6; 0: unset */
 };
 
 struct ipudp_tunnel_pcpu_stats {
@@ -30,22 +34,33 @@ struct ipudp_tunnel_stats {
 
 struct ipudp_tunnel {
 	u32 id;
-	struct ipudp_addr local;	/* optional outer source address */
-	struct ipudp_addr remote;
-	__be16 remote_port;
+	struct ipudp_endpoint remote;	/* key of ipudp_dev.endpoints */
+	struct ipudp_endpoint local;	/* optional outer source address */
+	struct rhash_head hash_node;
 	struct dst_cache dst_cache;
 	struct ipudp_tunnel_pcpu_stats __percpu *stats;
+	atomic64_t rx_spoofed;		/* inner source not allowed */
+	atomic64_t rx_malformed;
 	unsigned long last_rx;		/* jiffies; 0: never */
 	unsigned long last_tx;
+	struct list_head rules;		/* destination prefixes, rtnl */
+	struct list_head sources;	/* allowed inner sources, rtnl */
 	struct rcu_head rcu;
 };
 
+extern const struct rhashtable_params ipudp_endpoint_params;
+
 struct ipudp_tunnel *ipudp_tunnel_alloc(gfp_t gfp);
-/* Free after an RCU grace period: readers may still hold it. */
-void ipudp_tunnel_put_rcu(struct ipudp_tunnel *t);
-void ipudp_tunnel_replace(struct ipudp_dev *ipd, struct ipudp_tunnel *t);
-bool ipudp_tunnel_matches(const struct ipudp_tunnel *t,
-			  const struct sk_buff *skb, __be16 sport);
+void ipudp_tunnel_free(struct ipudp_tunnel *t);
+int ipudp_tunnel_add(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
+		     bool replace, struct netlink_ext_ack *extack);
+int ipudp_tunnel_del(struct ipudp_dev *ipd, u32 id);
+void ipudp_tunnel_del_all(struct ipudp_dev *ipd);
+struct ipudp_tunnel *ipudp_tunnel_by_endpoint(struct ipudp_dev *ipd,
+					      const struct sk_buff *skb,
+					      __be16 sport);
+bool ipudp_tunnel_source_ok(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
+			    const struct sk_buff *skb);
 void ipudp_tunnel_count_rx(struct ipudp_tunnel *t, unsigned int len);
 void ipudp_tunnel_count_tx(struct ipudp_tunnel *t, unsigned int len);
 void ipudp_tunnel_get_stats(const struct ipudp_tunnel *t,

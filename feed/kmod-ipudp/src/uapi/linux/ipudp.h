@@ -16,6 +16,23 @@
  *                        EEXIST unless FLAGS has IPUDP_F_REPLACE (genetlink
  *                        cannot use NLM_F_REPLACE: it aliases NLM_F_ROOT)
  *  IPUDP_CMD_TUNNEL_DEL  IFINDEX|IFNAME, [TUNNEL { ID }]
+ *  IPUDP_CMD_TUNNEL_GET  doit: IFINDEX|IFNAME, TUNNEL { ID }
+ *                        dumpit: IFINDEX|IFNAME -> one message per tunnel
+ *  IPUDP_CMD_RULE_NEW    IFINDEX|IFNAME, RULE { TUNNEL_ID, PREFIX4|PREFIX6,
+ *                        PREFIX_LEN, [TYPE] }
+ *  IPUDP_CMD_RULE_DEL    same attributes (TUNNEL_ID optional)
+ *  IPUDP_CMD_RULE_GET    dumpit: IFINDEX|IFNAME -> one message per rule
+ *  IPUDP_CMD_ROUTE_GET   IFINDEX|IFNAME, RULE { PREFIX4|PREFIX6 [, TYPE] }:
+ *                        which tunnel the data path picks for that address
+ *
+ * MULTI mode (IPUDP_A_MODE, settable while the device has no tunnel): many
+ * tunnels per device; transmit picks the tunnel of the longest DEST prefix
+ * matching the inner destination; receive accepts an inner source only if
+ * the longest SOURCE prefix (or, if the tunnel has none, DEST prefix)
+ * matching it belongs to the tunnel the packet came from.
+ *
+ * Multicast group IPUDP_MCGRP_EVENTS: TUNNEL_NEW / TUNNEL_DEL messages
+ * (IFINDEX, TUNNEL { ID, REMOTE*, REMOTE_PORT }) on every change.
  *
  * Replies to DEV_GET carry this tree:
  *
@@ -25,14 +42,16 @@
  *  IPUDP_A_PORT            u16, local UDP port of the device
  *  IPUDP_A_SOCK_FLAGS      u32, IPUDP_SOCK_F_*: which sockets are attached
  *  IPUDP_A_STATS           nest, device drop counters (IPUDP_STATS_A_*)
- *  IPUDP_A_TUNNEL          nest, zero or more:
+ *  IPUDP_A_N_TUNNELS       u32, IPUDP_A_N_RULES u32 (both tries)
+ *  IPUDP_A_TUNNEL          nest, FIXED mode only (TUNNEL_GET for all):
  *    IPUDP_TUNNEL_A_ID           u32
  *    IPUDP_TUNNEL_A_LOCAL4/6     source address used for the outer header
  *    IPUDP_TUNNEL_A_REMOTE4/6    remote endpoint address
  *    IPUDP_TUNNEL_A_REMOTE_PORT  u16
  *    IPUDP_TUNNEL_A_LAST_RX_MS   u64, milliseconds since the last packet
  *    IPUDP_TUNNEL_A_LAST_TX_MS   u64 (attribute absent: never)
- *    IPUDP_TUNNEL_A_STATS        nest, IPUDP_STATS_A_{RX,TX}_{PACKETS,BYTES}
+ *    IPUDP_TUNNEL_A_STATS        nest, IPUDP_STATS_A_{RX,TX}_{PACKETS,BYTES},
+ *                                RX_SPOOFED, RX_MALFORMED
  */
 #ifndef _UAPI_LINUX_IPUDP_H
 #define _UAPI_LINUX_IPUDP_H
@@ -55,6 +74,11 @@ enum ipudp_cmd {
 	IPUDP_CMD_DEV_SET,
 	IPUDP_CMD_TUNNEL_NEW,
 	IPUDP_CMD_TUNNEL_DEL,
+	IPUDP_CMD_TUNNEL_GET,
+	IPUDP_CMD_RULE_NEW,
+	IPUDP_CMD_RULE_DEL,
+	IPUDP_CMD_RULE_GET,
+	IPUDP_CMD_ROUTE_GET,
 	__IPUDP_CMD_LAST
 };
 
@@ -84,6 +108,9 @@ enum ipudp_attr {
 	IPUDP_A_STATS,
 	IPUDP_A_TUNNEL,
 	IPUDP_A_FLAGS,
+	IPUDP_A_RULE,
+	IPUDP_A_N_TUNNELS,
+	IPUDP_A_N_RULES,
 	__IPUDP_A_LAST
 };
 
@@ -117,10 +144,33 @@ enum ipudp_stats_attr {
 	IPUDP_STATS_A_RX_CONTROL_DROPPED,	/* control datagram, no listener */
 	IPUDP_STATS_A_TX_NO_TUNNEL,		/* nothing to send it to */
 	IPUDP_STATS_A_TX_NO_ROUTE,		/* outer route lookup failed */
+	IPUDP_STATS_A_RX_SPOOFED,		/* inner source not allowed */
 	IPUDP_STATS_A_PAD,
 	__IPUDP_STATS_A_LAST
 };
 
 #define IPUDP_STATS_A_MAX (__IPUDP_STATS_A_LAST - 1)
+
+enum ipudp_rule_type {
+	IPUDP_RULE_DEST,	/* transmit: inner destination prefix -> tunnel */
+	IPUDP_RULE_SOURCE,	/* receive: inner source prefix allowed from tunnel */
+	__IPUDP_RULE_LAST
+};
+
+#define IPUDP_RULE_MAX (__IPUDP_RULE_LAST - 1)
+
+enum ipudp_rule_attr {
+	IPUDP_RULE_A_UNSPEC,
+	IPUDP_RULE_A_TUNNEL_ID,
+	IPUDP_RULE_A_PREFIX4,
+	IPUDP_RULE_A_PREFIX6,
+	IPUDP_RULE_A_PREFIX_LEN,
+	IPUDP_RULE_A_TYPE,
+	__IPUDP_RULE_A_LAST
+};
+
+#define IPUDP_RULE_A_MAX (__IPUDP_RULE_A_LAST - 1)
+
+#define IPUDP_MCGRP_EVENTS	"events"
 
 #endif /* _UAPI_LINUX_IPUDP_H */
