@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 read -r -a series <<<"${LVN_KERNELS:-6.1 6.12}"
 mapfile -t releases < <(vm/kernels.sh "${series[@]}")
-pyargs=$(printf ' %q' "$@")
+pyargs=""
+[ $# -eq 0 ] || pyargs=$(printf ' %q' "$@")
 failed=()
 for rel in "${releases[@]}"; do
 	echo "=== VM stage: $rel"
