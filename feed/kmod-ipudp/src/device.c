@@ -73,10 +73,12 @@ static netdev_tx_t ipudp_xmit(struct sk_buff *skb, struct net_device *dev)
 	else
 		t = ipudp_route(ipd, skb);
 	if (unlikely(!t)) {
+		/* Like WireGuard: ICMP for forwarded traffic, errno for ours. */
 		atomic64_inc(&ipd->drops.tx_no_tunnel);
 		DEV_STATS_INC(dev, tx_dropped);
 		ipudp_unreachable(skb);
-		goto drop;
+		kfree_skb(skb);
+		return -ENETUNREACH;
 	}
 	len = skb->len;
 	err = ipudp_socket_send(ipd, t, skb);

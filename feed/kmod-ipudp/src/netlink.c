@@ -368,10 +368,11 @@ static void ipudp_notify_tunnel(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
 	hdr = genlmsg_put(msg, 0, 0, &ipudp_family, 0, cmd);
 	if (!hdr)
 		goto err_free;
-	nest = NULL;
 	if (nla_put_u32(msg, IPUDP_A_IFINDEX, ipd->dev->ifindex) ||
-	    nla_put_string(msg, IPUDP_A_IFNAME, ipd->dev->name) ||
-	    !(nest = nla_nest_start(msg, IPUDP_A_TUNNEL)) ||
+	    nla_put_string(msg, IPUDP_A_IFNAME, ipd->dev->name))
+		goto err_free;
+	nest = nla_nest_start(msg, IPUDP_A_TUNNEL);
+	if (!nest ||
 	    nla_put_u32(msg, IPUDP_TUNNEL_A_ID, t->id) ||
 	    ipudp_put_addr(msg, IPUDP_TUNNEL_A_REMOTE4, IPUDP_TUNNEL_A_REMOTE6,
 			   &t->remote) ||
@@ -712,21 +713,24 @@ static int ipudp_fill_rule(struct sk_buff *skb, struct ipudp_dev *ipd,
 			  &ipudp_family, NLM_F_MULTI, IPUDP_CMD_RULE_GET);
 	if (!hdr)
 		return -EMSGSIZE;
-	nest = NULL;
-	if (nla_put_u32(skb, IPUDP_A_IFINDEX, ipd->dev->ifindex) ||
-	    !(nest = nla_nest_start(skb, IPUDP_A_RULE)) ||
+	if (nla_put_u32(skb, IPUDP_A_IFINDEX, ipd->dev->ifindex))
+		goto cancel;
+	nest = nla_nest_start(skb, IPUDP_A_RULE);
+	if (!nest ||
 	    nla_put_u32(skb, IPUDP_RULE_A_TUNNEL_ID, t->id) ||
 	    (node->family == AF_INET ?
 	     nla_put(skb, IPUDP_RULE_A_PREFIX4, 4, node->bits) :
 	     nla_put(skb, IPUDP_RULE_A_PREFIX6, 16, node->bits)) ||
 	    nla_put_u8(skb, IPUDP_RULE_A_PREFIX_LEN, node->cidr) ||
-	    nla_put_u8(skb, IPUDP_RULE_A_TYPE, type)) {
-		genlmsg_cancel(skb, hdr);
-		return -EMSGSIZE;
-	}
+	    nla_put_u8(skb, IPUDP_RULE_A_TYPE, type))
+		goto cancel;
 	nla_nest_end(skb, nest);
 	genlmsg_end(skb, hdr);
 	return 0;
+
+cancel:
+	genlmsg_cancel(skb, hdr);
+	return -EMSGSIZE;
 }
 
 /*
