@@ -26,7 +26,7 @@ struct ipudp_dev_drops {
 
 /* Limits that keep one device from eating a router's memory. */
 #define IPUDP_MAX_TUNNELS	65536
-#define IPUDP_MAX_PREFIXES	(1U << 20)
+#define IPUDP_MAX_PREFIXES	BIT(20)
 
 struct ipudp_dev {
 	struct net_device *dev;

@@ -47,8 +47,8 @@ static bool ipudp_node_matches(const struct ipudp_prefix_node *node,
 	return ipudp_common_bits(node->bits, key, node->cidr) == node->cidr;
 }
 
-static struct ipudp_prefix_node __rcu **ipudp_root(struct ipudp_prefixes *p,
-						    u8 family)
+static struct ipudp_prefix_node __rcu **
+ipudp_root(struct ipudp_prefixes *p, u8 family)
 {
 	return family == AF_INET ? &p->root4 : &p->root6;
 }
