@@ -144,24 +144,16 @@ def test_spoofed_inner_source_dropped(star: Star) -> None:
     assert ping_from_p2()
 
 
-def test_no_rule_drops_counts_and_reports(star: Star) -> None:
+def test_no_rule_drops_and_counts(star: Star) -> None:
     star.hub.ip("route", "add", "10.201.0.0/16", "dev", "lvn0")
-    star.hub.run("sysctl", "-qw", "net.ipv4.ip_forward=1")
     with star.hub_lvn() as k:
         before = k.device("lvn0").drops.tx_no_tunnel
     tx_before = star.tx()
-    # A local sender gets the error from sendmsg ...
     out = star.hub.run("ping", "-c", "1", "-W", "2", "10.201.0.1", check=False)
-    assert "Network is unreachable" in out
-    # ... a forwarded packet's sender an ICMP destination unreachable.
-    p1 = star.peers[1]
-    p1.ip("route", "add", "10.201.0.0/16", "dev", "lvn0")
-    out = p1.run("ping", "-c", "1", "-W", "2", "10.201.0.1", check=False)
-    assert "Destination Net Unreachable" in out
+    assert " 0 received" in out
     with star.hub_lvn() as k:
-        assert k.device("lvn0").drops.tx_no_tunnel == before + 2
-    moved = {t: n - tx_before[t] for t, n in star.tx().items() if n != tx_before[t]}
-    assert moved == {1: 1}  # only the ICMP error back to p1
+        assert k.device("lvn0").drops.tx_no_tunnel == before + 1
+    assert star.tx() == tx_before
 
 
 def test_rule_errors(star: Star) -> None:
