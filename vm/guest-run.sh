@@ -41,9 +41,11 @@ leakcheck=$(sed -n 's/.*lvn\.leakcheck=\([^ ]*\).*/\1/p' /proc/cmdline)
 if [ -n "$leakcheck" ] && [ -e /sys/kernel/debug/kmemleak ]; then
 	for m in $(echo "$leakcheck" | tr , ' '); do rmmod "$m" 2>/dev/null; done
 	echo "vm: kmemleak scan"
+	# Objects younger than 5 s are not reported: scan, wait, scan again.
 	echo scan >/sys/kernel/debug/kmemleak
-	sleep 5
+	sleep 6
 	echo scan >/sys/kernel/debug/kmemleak
+	sleep 1
 	cat /sys/kernel/debug/kmemleak >"$state/kmemleak.txt"
 	if grep -E "\[($(echo "$leakcheck" | tr , '|'))\]" "$state/kmemleak.txt" >/dev/null; then
 		echo "vm: kmemleak reports leaks in $leakcheck:"

@@ -10,15 +10,26 @@
 
 static char *leaky_keep;
 
+static noinline void leaky_leak(void)
+{
+	int i;
+
+	/* Several objects whose only references die here: leaks. */
+	for (i = 0; i < 8; i++) {
+		char *leak = kmalloc(200, GFP_KERNEL);
+
+		if (leak)
+			memset(leak, 0x5a, 200);
+	}
+}
+
 static int __init leaky_init(void)
 {
-	char *leak = kmalloc(200, GFP_KERNEL);
 	char *gone = kmalloc(64, GFP_KERNEL);
 
-	if (!leak || !gone)
+	if (!gone)
 		return -ENOMEM;
-	memset(leak, 0x5a, 200);
-	leak = NULL;			/* the only reference is lost: a leak */
+	leaky_leak();
 	kfree(gone);
 	leaky_keep = gone;
 	pr_info("leaky: reading freed memory: %d\n", READ_ONCE(leaky_keep[8]));
