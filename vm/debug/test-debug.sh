@@ -39,7 +39,7 @@ if [ "$src" -eq 0 ]; then
 fi
 grep -q "BUG: KASAN: .*use-after-free" "$st/dmesg.txt" ||
 	{ echo "self-test FAILED: no KASAN use-after-free report" >&2; exit 1; }
-grep -q "\[leaky\]" "$st/kmemleak.txt" ||
+grep -q "leak attributed to leaky" "$st/kmemleak-bad.txt" ||
 	{ echo "self-test FAILED: no kmemleak report naming the module" >&2; exit 1; }
 echo "self-test passed: the stage failed (exit $src) with KASAN and kmemleak reports"
 
