@@ -12,7 +12,7 @@ rel=$1
 cmd=$2
 state=$work/build/vm/$rel
 mkdir -p "$state"
-rm -f "$state/rc" "$state/dmesg.txt" "$state/dmesg-bad.txt" "$state/kmemleak.txt" "$state/kmemleak-bad.txt"
+rm -f "$state/rc" "$state/dmesg.txt" "$state/dmesg-bad.txt" "$state/kmemleak.txt" "$state/kmemleak-bad.txt" "$state/dmesg-boot.txt"
 printf '%s\n' "$cmd" >"$state/cmd.sh"
 
 initrd=$state/initramfs.cpio.gz

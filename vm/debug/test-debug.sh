@@ -37,7 +37,7 @@ if [ "$src" -eq 0 ]; then
 	echo "self-test FAILED: the broken module passed the debug stage" >&2
 	exit 1
 fi
-grep -q "BUG: KASAN: .*use-after-free" "$st/dmesg.txt" ||
+grep -q "BUG: KASAN: .*use-after-free.*\[leaky\]" "$st/dmesg-bad.txt" ||
 	{ echo "self-test FAILED: no KASAN use-after-free report" >&2; exit 1; }
 grep -q "leak attributed to leaky" "$st/kmemleak-bad.txt" ||
 	{ echo "self-test FAILED: no kmemleak report naming the module" >&2; exit 1; }
