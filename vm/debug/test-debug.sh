@@ -29,7 +29,7 @@ echo "=== self-test: a leaking, use-after-free module must fail the stage"
 LVN_KDIR=$tree LVN_KMOD_SRC=vm/debug/selftest-module vm/build-module.sh "$rel-selftest" >/dev/null
 st=build/vm/$rel
 set +e
-LVN_VM_APPEND="lvn.leakcheck=leaky" vm/run.sh "$rel" \
+LVN_VM_APPEND="lvn.leakcheck=leaky lvn.workcache=loose" vm/run.sh "$rel" \
 	"insmod build/kmod/$rel-selftest/leaky.ko"
 src=$?
 set -e
@@ -47,7 +47,7 @@ echo "=== kernel tests on the debug kernel"
 LVN_KDIR=$tree vm/build-module.sh "$rel" >/dev/null
 junit=$st/junit-debug.xml
 rm -f "$junit"
-LVN_VM_APPEND="lvn.leakcheck=ipudp" vm/run.sh "$rel" \
+LVN_VM_APPEND="lvn.leakcheck=ipudp lvn.workcache=loose" vm/run.sh "$rel" \
 	"LVN_TIME_SCALE=${LVN_TIME_SCALE:-8} .venv/bin/python -m pytest -p no:cacheprovider -q tests/kernel --junitxml=$junit"
 [ -s "$junit" ] || { echo "debug stage: no test report" >&2; exit 1; }
 echo "=== debug stage passed in $(( $(date +%s) - start )) s"
