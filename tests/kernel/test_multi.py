@@ -144,13 +144,13 @@ def test_spoofed_inner_source_dropped(star: Star) -> None:
     assert ping_from_p2()
 
 
-def test_no_rule_drops_and_counts(star: Star) -> None:
+def test_no_rule_drops_counts_and_reports(star: Star) -> None:
     star.hub.ip("route", "add", "10.201.0.0/16", "dev", "lvn0")
     with star.hub_lvn() as k:
         before = k.device("lvn0").drops.tx_no_tunnel
     tx_before = star.tx()
     out = star.hub.run("ping", "-c", "1", "-W", "2", "10.201.0.1", check=False)
-    assert " 0 received" in out
+    assert " 0 received" in out and "Destination Net Unreachable" in out
     with star.hub_lvn() as k:
         assert k.device("lvn0").drops.tx_no_tunnel == before + 1
     assert star.tx() == tx_before

@@ -48,10 +48,7 @@ static struct ipudp_tunnel *ipudp_route(struct ipudp_dev *ipd, struct sk_buff *s
 	return ipudp_prefixes_lookup(&ipd->rules, AF_INET6, &ipv6_hdr(skb)->daddr);
 }
 
-/*
- * Nowhere to send @skb: send the ICMP error a router without a route would
- * (as WireGuard does). Not yet seen arriving in the VM tests: see docs.
- */
+/* Nowhere to send @skb: send the ICMP error a router without a route would. */
 static void ipudp_unreachable(struct sk_buff *skb)
 {
 	if (skb->protocol == htons(ETH_P_IP))
@@ -167,6 +164,8 @@ static void ipudp_setup(struct net_device *dev)
 		       sizeof(struct iphdr);
 	dev->flags = IFF_POINTOPOINT | IFF_NOARP;
 	dev->priv_flags |= IFF_NO_QUEUE;
+	/* Keep skb_dst() to xmit: ICMP errors (and PMTU) need the route. */
+	netif_keep_dst(dev);
 	dev->needed_headroom = sizeof(struct ipv6hdr) + sizeof(struct udphdr) + 16;
 #ifdef COMPAT_HAS_DEV_LLTX
 	dev->lltx = true;
