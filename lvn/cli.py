@@ -9,6 +9,9 @@
     lvn rule add|del DEV PREFIX [--tunnel N] [--source]
     lvn rule show DEV
     lvn route get DEV ADDRESS [--source]
+    lvn config show [-c CONFDIR] [PACKAGE]
+    lvn config validate [-c CONFDIR] [--no-file-check]
+    lvn apply [-c CONFDIR] [--state FILE] [--dry-run]
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from . import __version__
+from . import __version__, config, static, uci
 from .errors import LvnError
 from .model import DEFAULT_PORT, MODES, Device, Rule
 from .output import devices_json, format_devices, format_rules, rules_json
@@ -146,7 +149,52 @@ def build_parser() -> argparse.ArgumentParser:
     r_get.add_argument("dev", type=_ifname)
     r_get.add_argument("address", type=_ip)
     r_get.add_argument("--source", action="store_true", help="look up allowed sources")
+
+    conf = sub.add_parser("config", help="read and check the UCI configuration")
+    csub = conf.add_subparsers(dest="action", required=True, metavar="ACTION")
+    c_show = csub.add_parser("show", help="print a package like `uci show`")
+    c_show.add_argument("package", nargs="?", default=config.PACKAGE)
+    c_val = csub.add_parser("validate", help="check /etc/config/lvn against the schema")
+    c_val.add_argument("--no-file-check", action="store_true",
+                       help="do not check that certificate/key files exist")
+    for c in (c_show, c_val):
+        c.add_argument("-c", "--confdir", default=config.DEFAULT_CONFDIR,
+                       help=f"configuration directory (default {config.DEFAULT_CONFDIR})")
+
+    app = sub.add_parser("apply", help="make the kernel match the static tunnels of the config")
+    app.add_argument("-c", "--confdir", default=config.DEFAULT_CONFDIR)
+    app.add_argument("--state", default=static.STATE_FILE,
+                     help=f"devices created by apply (default {static.STATE_FILE})")
+    app.add_argument("--dry-run", action="store_true", help="print the changes only")
     return p
+
+
+def run_config(args: argparse.Namespace, out: Callable[[str], None]) -> None:
+    """``lvn config``: no kernel needed."""
+    if args.action == "show":
+        pkg = config.load(args.confdir, args.package)
+        for line in uci.show(pkg):
+            out(line)
+        return
+    pkg = config.load(args.confdir)
+    _, problems = config.validate(pkg, check_files=not args.no_file_check)
+    if problems:
+        raise config.ConfigError(problems)
+    out(f"{args.confdir}/{config.PACKAGE}: valid")
+
+
+def run_apply(args: argparse.Namespace, kernel: static.Kernel,
+              out: Callable[[str], None]) -> None:
+    # validate everything before touching the kernel
+    conf = config.build(config.load(args.confdir), check_files=False)
+    acts = static.apply(kernel, conf, args.state, dry_run=args.dry_run)
+    if args.json:
+        out(json.dumps([{"op": a.op, "ifname": a.ifname, "args": list(a.args)} for a in acts]))
+    elif not acts:
+        out("nothing to change")
+    else:
+        for a in acts:
+            out(("would " if args.dry_run else "") + str(a))
 
 
 def run(args: argparse.Namespace, kernel: Kernel, out: Callable[[str], None]) -> None:
@@ -200,12 +248,18 @@ def main(argv: Sequence[str] | None = None,
          kernel_factory: Callable[[str | None], Kernel] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.cmd == "config":
+            run_config(args, print)
+            return 0
         if kernel_factory is None:
             from .netlink import Ipudp
             kernel_factory = Ipudp
         kernel = kernel_factory(args.netns)
         try:
-            run(args, kernel, print)
+            if args.cmd == "apply":
+                run_apply(args, kernel, print)  # type: ignore[arg-type]
+            else:
+                run(args, kernel, print)
         finally:
             kernel.close()
     except LvnError as e:

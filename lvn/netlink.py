@@ -21,6 +21,8 @@ from pyroute2.netlink.generic import GenericNetlinkSocket
 from .errors import KernelError, LvnError, ModuleNotLoaded
 from .model import DEFAULT_PORT, MODES, RULE_KINDS, Device, DeviceDrops, Rule, Tunnel, TunnelStats
 
+IFF_UP = 0x1  # <linux/if.h>
+
 # From uapi/linux/ipudp.h (tests/unit/test_netlink_abi.py keeps them in sync).
 IPUDP_GENL_NAME = "ipudp"
 IPUDP_GENL_VERSION = 1
@@ -387,6 +389,42 @@ class Ipudp:
             self._ipr.link("del", index=idx)
         except NetlinkError as e:
             raise _kernel_error(f"deleting {ifname}", e) from None
+
+    def link(self, ifname: str) -> tuple[int, bool]:
+        """(MTU, administratively up) of any interface."""
+        links = self._ipr.get_links(self._ifindex(ifname))
+        return int(links[0].get_attr("IFLA_MTU")), bool(links[0]["flags"] & IFF_UP)
+
+    def set_link(self, ifname: str, *, mtu: int | None = None, up: bool | None = None) -> None:
+        kw: dict[str, Any] = {}
+        if mtu is not None:
+            kw["mtu"] = mtu
+        if up is not None:
+            kw["state"] = "up" if up else "down"
+        try:
+            self._ipr.link("set", index=self._ifindex(ifname), **kw)
+        except NetlinkError as e:
+            raise _kernel_error(f"setting {', '.join(kw)} of {ifname}", e) from None
+
+    def addresses(self, ifname: str) -> list[str]:
+        """The interface's addresses as "address/prefixlen"."""
+        return [f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}"
+                for a in self._ipr.get_addr(index=self._ifindex(ifname))]
+
+    def _address(self, op: str, ifname: str, address: str) -> None:
+        iface = ipaddress.ip_interface(address)
+        try:
+            self._ipr.addr(op, index=self._ifindex(ifname), address=str(iface.ip),
+                           prefixlen=iface.network.prefixlen)
+        except NetlinkError as e:
+            verb = "adding" if op == "add" else "deleting"
+            raise _kernel_error(f"{verb} address {address} on {ifname}", e) from None
+
+    def add_address(self, ifname: str, address: str) -> None:
+        self._address("add", ifname, address)
+
+    def del_address(self, ifname: str, address: str) -> None:
+        self._address("del", ifname, address)
 
     def _ifindex(self, ifname: str) -> int:
         found = self._ipr.link_lookup(ifname=ifname)

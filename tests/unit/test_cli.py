@@ -231,3 +231,36 @@ def test_dev_set_mode_and_nothing(capsys: pytest.CaptureFixture[str]) -> None:
     assert rec.calls == [("set_mode", ("lvn1", "multi"), {})]
     rc, rec = run(["dev", "set", "lvn1"])
     assert rc == 1 and rec.calls == [] and "nothing to change" in capsys.readouterr().err
+
+
+def test_config_show_prints_uci_show_lines(tmp_path: Any, capsys: pytest.CaptureFixture[str],
+                                           ) -> None:
+    (tmp_path / "lvn").write_text("config agent 'agent'\n\toption enabled '1'\n"
+                                  "config tunnel\n\tlist route '10.0.0.0/8'\n"
+                                  "\tlist route 'fd00::/8'\n")
+    rc, rec = run(["config", "show", "-c", str(tmp_path)])
+    assert rc == 0 and rec.calls == []  # no kernel needed
+    assert capsys.readouterr().out.splitlines() == [
+        "lvn.agent=agent", "lvn.agent.enabled='1'", "lvn.@tunnel[0]=tunnel",
+        "lvn.@tunnel[0].route='10.0.0.0/8' 'fd00::/8'"]
+
+
+def test_config_validate_exit_codes(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "lvn").write_text("config agent 'agent'\n\toption enabled 'maybe'\n")
+    assert run(["config", "validate", "-c", str(tmp_path)])[0] == 1
+    assert "lvn.agent.enabled: expected a boolean" in capsys.readouterr().err
+    (tmp_path / "lvn").write_text("config agent 'agent'\n\toption enabled '1'\n")
+    assert run(["config", "validate", "-c", str(tmp_path)])[0] == 0
+    assert "valid" in capsys.readouterr().out
+    (tmp_path / "lvn").write_text("config agent 'agent\n")
+    assert run(["config", "validate", "-c", str(tmp_path)])[0] == 1
+    assert "Parse error (EOF with unterminated ') at line 1" in capsys.readouterr().err
+
+
+def test_apply_with_invalid_config_touches_nothing(tmp_path: Any,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "lvn").write_text("config tunnel 't'\n\toption ifname 'lvn1'\n"
+                                  "\toption remote 'nowhere'\n")
+    rc, rec = run(["apply", "-c", str(tmp_path), "--state", str(tmp_path / "s.json")])
+    assert rc == 1 and rec.calls == []
+    assert "lvn.t.remote: 'nowhere' is not an IPv4 or IPv6 address" in capsys.readouterr().err

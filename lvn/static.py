@@ -1,0 +1,252 @@
+"""Static tunnels from ``config tunnel`` sections: desired state, diff, apply.
+
+``desired`` turns the config into per-device specs, ``plan`` compares them
+with what the kernel has and returns the smallest list of actions (pure,
+unit-tested), ``apply`` carries the actions out.  Devices are only deleted
+when an earlier apply created them (the names are kept in a state file), so
+devices made by hand or by the agent are never touched unless configured.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .config import Config, StaticTunnel
+from .errors import LvnError
+from .model import DEFAULT_PORT, Device, Rule
+
+STATE_FILE = "/var/run/lvn/static.json"
+
+
+@dataclass(frozen=True)
+class TunnelSpec:
+    remote: str
+    remote_port: int = DEFAULT_PORT
+    local: str | None = None
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    ifname: str
+    mode: str = "fixed"
+    port: int = DEFAULT_PORT
+    mtu: int | None = None
+    tunnels: dict[int, TunnelSpec] = field(default_factory=dict)
+    rules: frozenset[tuple[str, int, str]] = frozenset()  # (prefix, tunnel id, kind)
+    addresses: frozenset[str] = frozenset()  # "10.9.0.1/24"
+
+
+@dataclass(frozen=True)
+class Actual:
+    """What the kernel has for one device."""
+
+    device: Device
+    rules: tuple[Rule, ...] = ()
+    mtu: int = 0
+    up: bool = False
+    addresses: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Action:
+    op: str  # see Kernel below: the method that carries it out
+    ifname: str
+    args: tuple[object, ...] = ()
+
+    def __str__(self) -> str:
+        return " ".join([self.op.replace("_", " "), self.ifname] + [str(a) for a in self.args])
+
+
+def desired(config: Config) -> dict[str, DeviceSpec]:
+    """Per device, what the enabled ``config tunnel`` sections ask for."""
+    groups: dict[str, list[StaticTunnel]] = {}
+    for t in config.tunnels:
+        if t.enabled:
+            groups.setdefault(t.ifname, []).append(t)
+    specs = {}
+    for ifname, group in groups.items():
+        first = group[0]
+        tunnels: dict[int, TunnelSpec] = {}
+        rules: set[tuple[str, int, str]] = set()
+        addresses: set[str] = set()
+        for i, t in enumerate(group):
+            tid = 0 if first.mode == "fixed" else (t.id if t.id is not None else i + 1)
+            tunnels[tid] = TunnelSpec(t.remote, t.remote_port, t.local)
+            rules.update((p, tid, "dest") for p in t.route)
+            rules.update((p, tid, "source") for p in t.allowed_source)
+            addresses.update(t.address)
+        specs[ifname] = DeviceSpec(ifname, first.mode, first.port, first.mtu, tunnels,
+                                   frozenset(rules), frozenset(addresses))
+    return specs
+
+
+def _create(spec: DeviceSpec) -> list[Action]:
+    acts = [Action("add_device", spec.ifname, (spec.mtu,))]
+    if spec.port != DEFAULT_PORT:
+        acts.append(Action("set_port", spec.ifname, (spec.port,)))
+    if spec.mode != "fixed":
+        acts.append(Action("set_mode", spec.ifname, (spec.mode,)))
+    return acts
+
+
+def _fill(spec: DeviceSpec, actual: Actual | None) -> list[Action]:
+    """Tunnels, rules, addresses and link state of an existing (or new) device."""
+    ifname = spec.ifname
+    have_tunnels = {t.id: TunnelSpec(t.remote, t.remote_port, t.local)
+                    for t in (actual.device.tunnels if actual else ())}
+    have_rules = {(r.prefix, r.tunnel_id, r.kind) for r in (actual.rules if actual else ())}
+    have_addrs = actual.addresses if actual else frozenset()
+    acts = [Action("del_tunnel", ifname, (tid,))
+            for tid in sorted(set(have_tunnels) - set(spec.tunnels))]
+    # a deleted tunnel takes its rules along
+    have_rules = {r for r in have_rules if r[1] in spec.tunnels}
+    acts += [Action("del_rule", ifname, r) for r in sorted(have_rules - spec.rules)]
+    for tid, t in sorted(spec.tunnels.items()):
+        old = have_tunnels.get(tid)
+        if old != t:
+            acts.append(Action("set_tunnel", ifname,
+                               (tid, t.remote, t.remote_port, t.local, old is not None)))
+    acts += [Action("add_rule", ifname, r) for r in sorted(spec.rules - have_rules)]
+    acts += [Action("del_address", ifname, (a,)) for a in sorted(have_addrs - spec.addresses)]
+    acts += [Action("add_address", ifname, (a,)) for a in sorted(spec.addresses - have_addrs)]
+    if actual is not None and spec.mtu is not None and actual.mtu != spec.mtu:
+        acts.append(Action("set_mtu", ifname, (spec.mtu,)))
+    if actual is None or not actual.up:
+        acts.append(Action("set_up", ifname))
+    return acts
+
+
+def plan(specs: dict[str, DeviceSpec], actual: dict[str, Actual],
+         managed: set[str]) -> list[Action]:
+    """The actions that turn ``actual`` into ``specs``.
+
+    ``managed``: devices an earlier apply created; those that are no longer
+    configured are deleted.  Unchanged tunnels are left alone, so their
+    traffic and counters carry on.
+    """
+    acts = [Action("del_device", name) for name in sorted(managed - set(specs))
+            if name in actual]
+    for ifname, spec in sorted(specs.items()):
+        cur = actual.get(ifname)
+        if cur is not None and cur.device.mode != spec.mode:
+            # the kernel changes the mode only of a device without tunnels
+            acts.append(Action("del_device", ifname))
+            cur = None
+        if cur is None:
+            acts += _create(spec)
+        elif cur.device.port != spec.port:
+            acts.append(Action("set_port", ifname, (spec.port,)))
+        acts += _fill(spec, cur)
+    return acts
+
+
+class Kernel(Protocol):
+    """What applying needs from :class:`lvn.netlink.Ipudp`."""
+
+    def devices(self) -> list[Device]: ...
+    def rules(self, ifname: str) -> list[Rule]: ...
+    def link(self, ifname: str) -> tuple[int, bool]: ...
+    def addresses(self, ifname: str) -> list[str]: ...
+    def add_device(self, ifname: str, *, mtu: int | None = None) -> None: ...
+    def del_device(self, ifname: str) -> None: ...
+    def set_device(self, ifname: str, *, port: int | None = None,
+                   fd: int | None = None) -> None: ...
+    def set_mode(self, ifname: str, mode: str) -> None: ...
+    def set_tunnel(self, ifname: str, remote: str, *, remote_port: int = DEFAULT_PORT,
+                   local: str | None = None, tunnel_id: int = 0,
+                   replace: bool = False) -> None: ...
+    def del_tunnel(self, ifname: str, tunnel_id: int | None = None) -> None: ...
+    def add_rule(self, ifname: str, prefix: str, tunnel_id: int, kind: str = "dest") -> None: ...
+    def del_rule(self, ifname: str, prefix: str, tunnel_id: int | None = None,
+                 kind: str = "dest") -> None: ...
+    def set_link(self, ifname: str, *, mtu: int | None = None, up: bool | None = None) -> None: ...
+    def add_address(self, ifname: str, address: str) -> None: ...
+    def del_address(self, ifname: str, address: str) -> None: ...
+
+
+def read_actual(kernel: Kernel) -> dict[str, Actual]:
+    out = {}
+    for dev in kernel.devices():
+        mtu, up = kernel.link(dev.ifname)
+        addrs = frozenset(a for a in kernel.addresses(dev.ifname)
+                          if not ipaddress.ip_interface(a).is_link_local)
+        out[dev.ifname] = Actual(dev, tuple(kernel.rules(dev.ifname)), mtu, up, addrs)
+    return out
+
+
+def execute(kernel: Kernel, act: Action) -> None:
+    n, a = act.ifname, act.args
+    if act.op == "add_device":
+        kernel.add_device(n, mtu=a[0])  # type: ignore[arg-type]
+    elif act.op == "del_device":
+        kernel.del_device(n)
+    elif act.op == "set_port":
+        kernel.set_device(n, port=a[0])  # type: ignore[arg-type]
+    elif act.op == "set_mode":
+        kernel.set_mode(n, a[0])  # type: ignore[arg-type]
+    elif act.op == "set_tunnel":
+        kernel.set_tunnel(n, a[1], remote_port=a[2], local=a[3],  # type: ignore[arg-type]
+                          tunnel_id=a[0], replace=a[4])  # type: ignore[arg-type]
+    elif act.op == "del_tunnel":
+        kernel.del_tunnel(n, a[0])  # type: ignore[arg-type]
+    elif act.op == "add_rule":
+        kernel.add_rule(n, a[0], a[1], a[2])  # type: ignore[arg-type]
+    elif act.op == "del_rule":
+        kernel.del_rule(n, a[0], a[1], a[2])  # type: ignore[arg-type]
+    elif act.op == "add_address":
+        kernel.add_address(n, a[0])  # type: ignore[arg-type]
+    elif act.op == "del_address":
+        kernel.del_address(n, a[0])  # type: ignore[arg-type]
+    elif act.op == "set_mtu":
+        kernel.set_link(n, mtu=a[0])  # type: ignore[arg-type]
+    elif act.op == "set_up":
+        kernel.set_link(n, up=True)
+    else:
+        raise LvnError(f"unknown action {act.op}")
+
+
+def load_managed(path: str) -> set[str]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        return set()
+    except (OSError, ValueError) as e:
+        raise LvnError(f"cannot read the static tunnel state {path}: {e}") from None
+    names = data.get("devices") if isinstance(data, dict) else None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise LvnError(f"{path}: not a static tunnel state file")
+    return set(names)
+
+
+def save_managed(path: str, names: set[str]) -> None:
+    """Write atomically: a crash leaves the old or the new file, never half."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump({"devices": sorted(names)}, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def apply(kernel: Kernel, config: Config, state_file: str = STATE_FILE,
+          dry_run: bool = False) -> list[Action]:
+    """Make the kernel match the static tunnels of ``config``; the actions taken."""
+    specs = desired(config)
+    managed = load_managed(state_file)
+    actual = read_actual(kernel)
+    acts = plan(specs, actual, managed)
+    if dry_run:
+        return acts
+    created = {a.ifname for a in acts if a.op == "add_device"}
+    # record new devices first, so an interrupted apply still cleans them up later
+    save_managed(state_file, managed | created)
+    for act in acts:
+        execute(kernel, act)
+    save_managed(state_file, (managed | created) & set(specs))
+    return acts
