@@ -41,7 +41,7 @@ class Tunnel:
     stats: TunnelStats = field(default_factory=TunnelStats)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class Rule:
     prefix: str  # "10.1.0.0/16"
     tunnel_id: int
