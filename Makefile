@@ -1,5 +1,5 @@
 # L-VN top-level targets; each one is a thin call into scripts/.
-.PHONY: setup demo test test-unit test-vm test-debug module clean
+.PHONY: setup demo test test-unit test-vm test-debug module ipk clean
 
 setup:
 	scripts/setup-deps.sh
@@ -18,6 +18,9 @@ test-vm: setup
 
 module: setup
 	for k in $$(vm/kernels.sh); do vm/build-module.sh $$k; done
+
+ipk: setup
+	.venv/bin/python scripts/build-ipk.py build/ipk
 
 clean:
 	rm -rf build

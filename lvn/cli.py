@@ -11,7 +11,8 @@
     lvn route get DEV ADDRESS [--source]
     lvn config show [-c CONFDIR] [PACKAGE]
     lvn config validate [-c CONFDIR] [--no-file-check]
-    lvn apply [-c CONFDIR] [--state FILE] [--dry-run]
+    lvn apply [-c CONFDIR] [--state FILE] [--dry-run] [--flush]
+    lvn agent [-c CONFDIR] [--state FILE] [--ubus SOCKET]
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from typing import Protocol
@@ -166,6 +168,14 @@ def build_parser() -> argparse.ArgumentParser:
     app.add_argument("--state", default=static.STATE_FILE,
                      help=f"devices created by apply (default {static.STATE_FILE})")
     app.add_argument("--dry-run", action="store_true", help="print the changes only")
+    app.add_argument("--flush", action="store_true",
+                     help="remove every device an earlier apply created")
+
+    agent = sub.add_parser("agent", help="run the service (static tunnels, ubus object)")
+    agent.add_argument("-c", "--confdir", default=config.DEFAULT_CONFDIR)
+    agent.add_argument("--state", default=static.STATE_FILE)
+    agent.add_argument("--ubus", metavar="SOCKET",
+                       help="serve the lvn ubus object on this ubusd socket")
     return p
 
 
@@ -186,7 +196,10 @@ def run_config(args: argparse.Namespace, out: Callable[[str], None]) -> None:
 def run_apply(args: argparse.Namespace, kernel: static.Kernel,
               out: Callable[[str], None]) -> None:
     # validate everything before touching the kernel
-    conf = config.build(config.load(args.confdir), check_files=False)
+    if args.flush:
+        conf = config.Config()
+    else:
+        conf = config.build(config.load(args.confdir), check_files=False)
     acts = static.apply(kernel, conf, args.state, dry_run=args.dry_run)
     if args.json:
         out(json.dumps([{"op": a.op, "ifname": a.ifname, "args": list(a.args)} for a in acts]))
@@ -258,6 +271,11 @@ def main(argv: Sequence[str] | None = None,
         try:
             if args.cmd == "apply":
                 run_apply(args, kernel, print)  # type: ignore[arg-type]
+            elif args.cmd == "agent":
+                from . import service
+                logging.basicConfig(level=logging.INFO, format="lvn: %(message)s")
+                return service.run(service.Service(kernel, args.confdir,  # type: ignore[arg-type]
+                                                   args.state), args.ubus)
             else:
                 run(args, kernel, print)
         finally:

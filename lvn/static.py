@@ -61,20 +61,27 @@ class Action:
         return " ".join([self.op.replace("_", " "), self.ifname] + [str(a) for a in self.args])
 
 
-def desired(config: Config) -> dict[str, DeviceSpec]:
-    """Per device, what the enabled ``config tunnel`` sections ask for."""
-    groups: dict[str, list[StaticTunnel]] = {}
+def groups(config: Config) -> dict[str, list[tuple[int, StaticTunnel]]]:
+    """The enabled tunnels per device, with their tunnel ids: 0 on a fixed
+    device, else ``id`` or the position among the device's sections (from 1)."""
+    out: dict[str, list[tuple[int, StaticTunnel]]] = {}
     for t in config.tunnels:
         if t.enabled:
-            groups.setdefault(t.ifname, []).append(t)
+            group = out.setdefault(t.ifname, [])
+            tid = 0 if t.mode == "fixed" else (t.id if t.id is not None else len(group) + 1)
+            group.append((tid, t))
+    return out
+
+
+def desired(config: Config) -> dict[str, DeviceSpec]:
+    """Per device, what the enabled ``config tunnel`` sections ask for."""
     specs = {}
-    for ifname, group in groups.items():
-        first = group[0]
+    for ifname, group in groups(config).items():
+        first = group[0][1]
         tunnels: dict[int, TunnelSpec] = {}
         rules: set[tuple[str, int, str]] = set()
         addresses: set[str] = set()
-        for i, t in enumerate(group):
-            tid = 0 if first.mode == "fixed" else (t.id if t.id is not None else i + 1)
+        for tid, t in group:
             tunnels[tid] = TunnelSpec(t.remote, t.remote_port, t.local)
             rules.update((p, tid, "dest") for p in t.route)
             rules.update((p, tid, "source") for p in t.allowed_source)

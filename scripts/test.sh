@@ -11,11 +11,12 @@ echo "=== setup"
 scripts/setup-deps.sh
 
 echo "=== static checks"
-.venv/bin/ruff check lvn tests
+.venv/bin/ruff check lvn tests scripts
 .venv/bin/mypy lvn
 sh -n vm/guest-run.sh vm/initramfs-init
 shellcheck -s bash scripts/*.sh vm/*.sh .ci/run
-shellcheck -s sh vm/initramfs-init
+shellcheck -s sh vm/initramfs-init files/etc/init.d/lvn feed/lvn/install.sh
+.venv/bin/mypy --strict scripts/build-ipk.py
 
 echo "=== checkpatch --strict (kernel module)"
 scripts/checkpatch.sh

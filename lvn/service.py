@@ -1,0 +1,148 @@
+"""``lvn agent``: the long-running service that procd starts.
+
+It applies the static tunnels of /etc/config/lvn, re-applies them by diff
+on SIGHUP or ``ubus call lvn reload`` (an invalid file is refused and what
+runs keeps running), answers the ``lvn`` ubus object, and on SIGTERM removes
+the devices it created.  Without ubus it sleeps in ``signal.pause()``: no
+wake-ups while idle.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from types import FrameType
+from typing import Any
+
+from . import config, static, ubus_api, uci
+from .errors import LvnError
+
+log = logging.getLogger("lvn")
+
+
+class Service:
+    """State and actions of the service; every method runs on one thread."""
+
+    def __init__(self, kernel: static.Kernel, confdir: str = config.DEFAULT_CONFDIR,
+                 state_file: str = static.STATE_FILE) -> None:
+        self.kernel = kernel
+        self.confdir = confdir
+        self.state_file = state_file
+        self.config: config.Config | None = None  # the last good one
+        self.config_errors: tuple[str, ...] = ()
+        self.last_reload: float | None = None
+        self.pending_events: list[tuple[str, dict[str, Any]]] = []
+
+    def reload(self) -> dict[str, Any]:
+        """Validate, then apply by diff; a bad file changes nothing."""
+        try:
+            conf = config.build(config.load(self.confdir), check_files=False)
+        except LvnError as e:
+            self.config_errors = tuple(str(e).splitlines())
+            log.error("reload refused, keeping the running configuration: %s", e)
+            return {"ok": False, "errors": list(self.config_errors)}
+        try:
+            acts = static.apply(self.kernel, conf, self.state_file)
+        except LvnError as e:
+            log.error("applying %s/lvn failed: %s", self.confdir, e)
+            return {"ok": False, "errors": [str(e)]}
+        self.config, self.config_errors = conf, ()
+        log.setLevel(conf.agent.log_level.upper())
+        self.last_reload = time.time()
+        self.pending_events += ubus_api.events(acts)
+        for a in acts:
+            log.info("%s", a)
+        if conf.agent.enabled and conf.agent.role != "none":
+            log.warning("agent role %r is not part of this release: only static tunnels "
+                        "are applied", conf.agent.role)
+        return {"ok": True, "changes": [str(a) for a in acts]}
+
+    def snapshot(self) -> ubus_api.Snapshot:
+        conf = self.config or config.Config()
+        return ubus_api.Snapshot(
+            confdir=self.confdir, role=conf.agent.role, agent_enabled=conf.agent.enabled,
+            config_valid=not self.config_errors, config_errors=self.config_errors,
+            last_reload=self.last_reload, devices=tuple(self.kernel.devices()),
+            static=ubus_api.static_names(conf))
+
+    def call(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        """One ubus call; raises ubus_api.CallError for bad arguments."""
+        if method == "status":
+            return ubus_api.status(self.snapshot())
+        if method == "tunnels":
+            return ubus_api.tunnels(self.snapshot())
+        if method == "peers":
+            return ubus_api.peers(self.snapshot())
+        if method == "reload":
+            return self.reload()
+        if method in ("tunnel_add", "tunnel_del"):
+            pkg = config.load(self.confdir)
+            if method == "tunnel_add":
+                options = args.get("tunnel")
+                if not isinstance(options, dict):
+                    raise ubus_api.CallError("'tunnel' must be a table of options")
+                pkg = ubus_api.tunnel_add(pkg, str(args.get("name", "")), options)
+            else:
+                pkg = ubus_api.tunnel_del(pkg, str(args.get("name", "")))
+            self._write(pkg)
+            return self.reload()
+        raise ubus_api.CallError(f"unknown method {method!r}")
+
+    def _write(self, pkg: uci.Package) -> None:
+        """Like ``uci commit``: the whole file rewritten (comments are lost), atomically."""
+        path = os.path.join(self.confdir, config.PACKAGE)
+        tmp = f"{path}.lvn-tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(uci.export(pkg))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+    def stop(self) -> None:
+        """Remove the devices that the static configuration created."""
+        acts = static.apply(self.kernel, config.Config(), self.state_file)
+        for a in acts:
+            log.info("%s", a)
+
+
+def run(service: Service, ubus_socket: str | None) -> int:
+    """The main loop until SIGTERM/SIGINT."""
+    flags = {"reload": False, "stop": False}
+
+    def on_hup(signum: int, frame: FrameType | None) -> None:
+        flags["reload"] = True
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        flags["stop"] = True
+
+    signal.signal(signal.SIGHUP, on_hup)
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+
+    server = None
+    if ubus_socket is not None:
+        from .ubus import UbusServer
+        server = UbusServer(ubus_socket, service.call)
+    service.reload()
+    log.info("lvn service running (config %s/lvn, ubus %s)", service.confdir,
+             ubus_socket or "off")
+    try:
+        while not flags["stop"]:
+            if server is not None:
+                server.send_all(service.pending_events)
+                server.loop(1000)
+            else:
+                service.pending_events.clear()
+                signal.pause()
+            if flags["reload"]:
+                flags["reload"] = False
+                log.info("SIGHUP: reloading")
+                service.reload()
+    finally:
+        if server is not None:
+            server.close()
+    service.stop()
+    log.info("lvn service stopped")
+    return 0

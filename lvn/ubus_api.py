@@ -1,0 +1,143 @@
+"""The ``lvn`` ubus object: methods, their replies and events, as pure functions.
+
+Every reply is a function of a :class:`Snapshot` (what the service knows
+at the time of the call) and the call's arguments; ``lvn/ubus.py`` only
+moves messages between ubusd and these functions.  The rpcd ACL
+(files/usr/share/rpcd/acl.d/lvn.json) grants ``READ`` methods to the read
+group and ``WRITE`` methods to the write group; a test keeps them in sync.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from . import __version__, config, static, uci
+from .errors import LvnError
+from .model import Device
+
+READ = ("status", "tunnels", "peers")
+WRITE = ("reload", "tunnel_add", "tunnel_del")
+
+# blobmsg types (libubox blobmsg.h) for the method signatures
+TABLE, STRING = 2, 3
+SIGNATURES: dict[str, dict[str, int]] = {
+    "status": {}, "tunnels": {}, "peers": {}, "reload": {},
+    # ubus requires every listed argument: one table carries the options
+    "tunnel_add": {"name": STRING, "tunnel": TABLE},
+    "tunnel_del": {"name": STRING},
+}
+
+
+class CallError(LvnError):
+    """The call's arguments are wrong; the reply says why (UBUS_STATUS_INVALID_ARGUMENT)."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    confdir: str
+    role: str = "none"
+    agent_enabled: bool = False
+    config_valid: bool = True
+    config_errors: tuple[str, ...] = ()
+    last_reload: float | None = None  # Unix time of the last successful apply
+    devices: tuple[Device, ...] = ()
+    static: dict[str, str] = field(default_factory=dict)  # "ifname/id" -> section
+    peers: tuple[dict[str, Any], ...] = ()
+
+
+def status(s: Snapshot) -> dict[str, Any]:
+    return {
+        "version": __version__,
+        "role": s.role,
+        "agent_enabled": s.agent_enabled,
+        "config": {"path": f"{s.confdir}/{config.PACKAGE}", "valid": s.config_valid,
+                   "errors": list(s.config_errors)},
+        "last_reload": s.last_reload,
+        "devices": len(s.devices),
+        "tunnels": sum(len(d.tunnels) for d in s.devices),
+        "peers": len(s.peers),
+    }
+
+
+def tunnels(s: Snapshot) -> dict[str, Any]:
+    out = []
+    for d in s.devices:
+        for t in d.tunnels:
+            entry = asdict(t)
+            entry.update(ifname=d.ifname, mode=d.mode, port=d.port,
+                         static=s.static.get(f"{d.ifname}/{t.id}"))
+            out.append(entry)
+    return {"tunnels": out}
+
+
+def peers(s: Snapshot) -> dict[str, Any]:
+    return {"peers": list(s.peers)}
+
+
+def tunnel_add(pkg: uci.Package, name: str, options: dict[str, Any]) -> uci.Package:
+    """``pkg`` with a new ``config tunnel NAME``; raises :class:`CallError`."""
+    if not uci.valid_name(name):
+        raise CallError(f"invalid tunnel name {name!r} (letters, digits and _)")
+    if pkg.section(name) is not None:
+        raise CallError(f"a section named {name!r} already exists")
+    section = uci.Section("tunnel", name)
+    schema = config.SCHEMA["tunnel"]
+    for key, value in options.items():
+        opt = schema.get(key)
+        if opt is None:
+            raise CallError(f"unknown tunnel option {key!r}")
+        if opt.is_list:
+            items = value if isinstance(value, list) else [value]
+            section.set(key, [_text(key, v) for v in items])
+        else:
+            section.set(key, _text(key, value))
+    new = uci.parse(uci.export(pkg), pkg.name)
+    new.sections.append(section)
+    _check(new)
+    return new
+
+
+def tunnel_del(pkg: uci.Package, name: str) -> uci.Package:
+    section = pkg.section(name)
+    if section is None or section.type != "tunnel":
+        raise CallError(f"no tunnel section named {name!r}")
+    new = uci.parse(uci.export(pkg), pkg.name)
+    new.sections = [s for s in new.sections if s.name != name]
+    return new
+
+
+def _text(key: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, (str, int)):
+        return str(value)
+    raise CallError(f"option {key!r}: expected a string or number")
+
+
+def _check(pkg: uci.Package) -> None:
+    _, problems = config.validate(pkg, check_files=False)
+    if problems:
+        raise CallError("; ".join(str(p) for p in problems))
+
+
+def events(actions: list[static.Action]) -> list[tuple[str, dict[str, Any]]]:
+    """The ubus events announcing what an apply changed."""
+    out = []
+    for a in actions:
+        if a.op == "set_tunnel":
+            tid, remote, port, _, replaced = a.args
+            kind = "lvn.tunnel.update" if replaced else "lvn.tunnel.add"
+            out.append((kind, {"ifname": a.ifname, "id": tid, "remote": remote,
+                               "remote_port": port}))
+        elif a.op == "del_tunnel":
+            out.append(("lvn.tunnel.del", {"ifname": a.ifname, "id": a.args[0]}))
+        elif a.op == "del_device":
+            out.append(("lvn.tunnel.del", {"ifname": a.ifname}))
+    return out
+
+
+def static_names(conf: config.Config) -> dict[str, str]:
+    """"ifname/id" -> the name of the tunnel section that configures it."""
+    return {f"{ifname}/{tid}": t.name.split(".", 1)[1]
+            for ifname, group in static.groups(conf).items() for tid, t in group}

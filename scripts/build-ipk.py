@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""Build lvn_<version>_all.ipk without the OpenWrt SDK (``make ipk``).
+
+Everything comes from feed/lvn: name, version, dependencies, conffiles,
+description, postinst and prerm from its Makefile; the files from
+files.list through install.sh.  The result is what OpenWrt's ipkg-build
+makes: a gzipped tar of ./debian-binary, ./data.tar.gz, ./control.tar.gz,
+every member owned by root, timestamps from SOURCE_DATE_EPOCH (default: the
+last commit) so that two builds are byte-identical.
+
+Usage: scripts/build-ipk.py [OUTDIR]     (default build/ipk)
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import re
+import subprocess
+import sys
+import tarfile
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FEED = ROOT / "feed" / "lvn"
+
+
+def makefile_vars(text: str) -> dict[str, str]:
+    """Simple ``NAME:=value`` assignments and ``define X ... endef`` blocks."""
+    out = dict(re.findall(r"^\s*([A-Za-z_][\w/]*)\s*:=\s*(.*?)\s*$", text, re.M))
+    for name, body in re.findall(r"^define (\S+)\n(.*?)^endef", text, re.M | re.S):
+        out[name] = body.replace("$$", "$")
+    return out
+
+
+def control_fields(v: dict[str, str], installed_size: int) -> str:
+    pkg = v["PKG_NAME"]
+    body = v[f"Package/{pkg}"]
+    inner = makefile_vars(body)
+    depends = ", ".join(d.lstrip("+") for d in inner["DEPENDS"].split())
+    description = " ".join(v[f"Package/{pkg}/description"].split())
+    fields = [
+        ("Package", pkg),
+        ("Version", f"{v['PKG_VERSION']}-{v['PKG_RELEASE']}"),
+        ("Depends", depends),
+        ("Source", "feed/lvn"),
+        ("SourceName", pkg),
+        ("License", v["PKG_LICENSE"]),
+        ("Section", inner["SECTION"]),
+        ("URL", inner["URL"]),
+        ("Maintainer", v["PKG_MAINTAINER"]),
+        ("Architecture", "all"),
+        ("Installed-Size", str(installed_size)),
+        ("Description", description),
+    ]
+    return "".join(f"{k}: {val}\n" for k, val in fields)
+
+
+def _add(tar: tarfile.TarFile, name: str, data: bytes, mode: int, mtime: int) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime = len(data), mode, mtime
+    info.uid = info.gid = 0
+    info.uname = info.gname = "root"
+    tar.addfile(info, io.BytesIO(data))
+
+
+def _targz(build: Callable[[tarfile.TarFile], None], mtime: int) -> bytes:
+    raw = io.BytesIO()
+    with gzip.GzipFile(fileobj=raw, mode="wb", mtime=mtime) as gz, \
+            tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        build(tar)
+    return raw.getvalue()
+
+
+def data_tar(staging: Path, mtime: int) -> bytes:
+    def build(tar: tarfile.TarFile) -> None:
+        for path in sorted(staging.rglob("*")):
+            rel = "./" + str(path.relative_to(staging))
+            st = path.stat()
+            if path.is_dir():
+                info = tarfile.TarInfo(rel)
+                info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, mtime
+                info.uname = info.gname = "root"
+                tar.addfile(info)
+            else:
+                _add(tar, rel, path.read_bytes(), st.st_mode & 0o7777, mtime)
+    return _targz(build, mtime)
+
+
+def build_ipk(outdir: Path, mtime: int) -> Path:
+    v = makefile_vars((FEED / "Makefile").read_text())
+    pkg = v["PKG_NAME"]
+    with tempfile.TemporaryDirectory() as tmp:
+        staging = Path(tmp)
+        subprocess.run([str(FEED / "install.sh"), str(ROOT), str(staging)], check=True)
+        size = sum(p.stat().st_size for p in staging.rglob("*") if p.is_file())
+        data = data_tar(staging, mtime)
+
+    def control(tar: tarfile.TarFile) -> None:
+        _add(tar, "./control", control_fields(v, size).encode(), 0o644, mtime)
+        _add(tar, "./conffiles", v[f"Package/{pkg}/conffiles"].encode(), 0o644, mtime)
+        for script in ("postinst", "prerm"):
+            _add(tar, f"./{script}", v[f"Package/{pkg}/{script}"].encode(), 0o755, mtime)
+
+    ctrl = _targz(control, mtime)
+    version = f"{v['PKG_VERSION']}-{v['PKG_RELEASE']}"
+    outdir.mkdir(parents=True, exist_ok=True)
+    out = outdir / f"{pkg}_{version}_all.ipk"
+
+    def outer(tar: tarfile.TarFile) -> None:
+        _add(tar, "./debian-binary", b"2.0\n", 0o644, mtime)
+        _add(tar, "./data.tar.gz", data, 0o644, mtime)
+        _add(tar, "./control.tar.gz", ctrl, 0o644, mtime)
+
+    out.write_bytes(_targz(outer, mtime))
+    return out
+
+
+def source_date() -> int:
+    env = os.environ.get("SOURCE_DATE_EPOCH")
+    if env:
+        return int(env)
+    res = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%ct"],
+                         capture_output=True, text=True)
+    return int(res.stdout.strip()) if res.returncode == 0 and res.stdout.strip() else 0
+
+
+def main() -> int:
+    outdir = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "build" / "ipk"
+    print(build_ipk(outdir, source_date()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""The OpenWrt package: `make ipk` output, init script, feed Makefile."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import tarfile
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+INIT = ROOT / "files" / "etc" / "init.d" / "lvn"
+
+
+@pytest.fixture(scope="module")
+def ipk(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("ipk")
+    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "build-ipk.py"), str(out)],
+                         capture_output=True, text=True, check=True)
+    return Path(res.stdout.strip())
+
+
+def members(blob: bytes) -> dict[str, tuple[tarfile.TarInfo, bytes]]:
+    out = {}
+    with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as tar:
+        for m in tar.getmembers():
+            f = tar.extractfile(m)
+            out[m.name] = (m, f.read() if f else b"")
+    return out
+
+
+def version() -> str:
+    return str(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"])
+
+
+def test_outer_layout(ipk: Path) -> None:
+    assert ipk.name == f"lvn_{version()}-1_all.ipk"
+    with tarfile.open(ipk, "r:gz") as tar:
+        assert tar.getnames() == ["./debian-binary", "./data.tar.gz", "./control.tar.gz"]
+    assert members(ipk.read_bytes())["./debian-binary"][1] == b"2.0\n"
+
+
+def test_control_fields_and_scripts(ipk: Path) -> None:
+    outer = members(ipk.read_bytes())
+    ctrl = members(outer["./control.tar.gz"][1])
+    assert set(ctrl) == {"./control", "./conffiles", "./postinst", "./prerm"}
+    fields = dict(line.split(": ", 1) for line in ctrl["./control"][1].decode().splitlines())
+    assert fields["Package"] == "lvn" and fields["Version"] == f"{version()}-1"
+    assert fields["Architecture"] == "all" and fields["Section"] == "net"
+    assert fields["Depends"].split(", ") == ["python3-light", "python3-pyroute2",
+                                             "python3-pyopenssl", "python3-ubus", "kmod-ipudp"]
+    data = members(outer["./data.tar.gz"][1])
+    size = sum(len(body) for info, body in data.values() if info.isfile())
+    assert int(fields["Installed-Size"]) == size
+    assert ctrl["./conffiles"][1] == b"/etc/config/lvn\n"
+    for script in ("./postinst", "./prerm"):
+        info, body = ctrl[script]
+        assert info.mode == 0o755 and body.startswith(b"#!/bin/sh\n")
+        assert b"${IPKG_INSTROOT}" in body and b"$$" not in body
+        res = subprocess.run(["shellcheck", "-s", "sh", "-"], input=body, capture_output=True)
+        assert res.returncode == 0, res.stdout.decode()
+
+
+def test_data_files_and_permissions(ipk: Path) -> None:
+    data = members(members(ipk.read_bytes())["./data.tar.gz"][1])
+    files = {name: info for name, (info, _) in data.items() if info.isfile()}
+    modules = {f"./usr/lib/lvn/lvn/{p.name}" for p in (ROOT / "lvn").glob("*.py")}
+    expected = modules | {"./usr/lib/lvn/lvn/py.typed", "./usr/sbin/lvn", "./etc/init.d/lvn",
+                          "./etc/config/lvn", "./usr/share/rpcd/acl.d/lvn.json"}
+    assert set(files) == expected
+    modes = {name: info.mode for name, info in files.items()}
+    assert modes.pop("./usr/sbin/lvn") == 0o755 and modes.pop("./etc/init.d/lvn") == 0o755
+    assert modes.pop("./etc/config/lvn") == 0o600
+    assert set(modes.values()) == {0o644}
+    assert {(i.uid, i.gid, i.uname) for i, _ in data.values()} == {(0, 0, "root")}
+
+
+def test_installed_tree_runs(ipk: Path, tmp_path: Path) -> None:
+    """The files of the package alone are a working lvn: the default config validates."""
+    with tarfile.open(fileobj=io.BytesIO(members(ipk.read_bytes())["./data.tar.gz"][1]),
+                      mode="r:gz") as tar:
+        tar.extractall(tmp_path, filter="data")
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from lvn.cli import main; "
+            "sys.exit(main(['config', 'validate', '-c', sys.argv[2]]))")
+    res = subprocess.run([sys.executable, "-I", "-c", code, str(tmp_path / "usr/lib/lvn"),
+                          str(tmp_path / "etc/config")], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "valid" in res.stdout
+
+
+def test_build_is_reproducible(ipk: Path, tmp_path: Path) -> None:
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "build-ipk.py"), str(tmp_path)],
+                   check=True, capture_output=True)
+    assert (tmp_path / ipk.name).read_bytes() == ipk.read_bytes()
+
+
+def test_feed_makefile_version_matches() -> None:
+    text = (ROOT / "feed" / "lvn" / "Makefile").read_text()
+    assert f"PKG_VERSION:={version()}\n" in text
+    assert "install.sh $(LVN_TOP) $(1)" in text  # the one file list
+
+
+PROCD_STUBS = """
+procd_open_instance() { echo "open $*"; }
+procd_set_param() { echo "param $*"; }
+procd_close_instance() { echo close; }
+procd_send_signal() { echo "signal $*"; }
+procd_add_reload_trigger() { echo "reload-trigger $*"; }
+"""
+
+
+def test_init_script_is_shellcheck_clean() -> None:
+    res = subprocess.run(["shellcheck", "-s", "sh", str(INIT)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout
+
+
+def test_init_script_procd_calls(tmp_path: Path) -> None:
+    """Source the script under stand-ins of procd's shell API and read its calls."""
+    fake = tmp_path / "lvn"
+    fake.write_text(f"#!/bin/sh\necho \"lvn $*\" >> {tmp_path}/calls\n")
+    fake.chmod(0o755)
+    script = (PROCD_STUBS + f". {INIT}\nPROG={fake}\n"
+              "start_service; service_triggers; reload_service; stop_service\n")
+    res = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True)
+    lines = res.stdout.splitlines()
+    assert lines[0] == "open lvn"
+    assert f"param command {fake} agent --ubus /var/run/ubus/ubus.sock" in lines
+    assert "param respawn 3600 5 5" in lines and "param term_timeout 10" in lines
+    assert {"param stdout 1", "param stderr 1", "close", "reload-trigger lvn",
+            "signal lvn lvn HUP"} <= set(lines)
+    assert (tmp_path / "calls").read_text() == "lvn apply --flush\n"
+    assert "START=95" in INIT.read_text() and "USE_PROCD=1" in INIT.read_text()
