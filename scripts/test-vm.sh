@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 read -r -a series <<<"${LVN_KERNELS:-6.1 6.12}"
 mapfile -t releases < <(vm/kernels.sh "${series[@]}")
 pyargs=""
+# LVN_UBUSD (a ubusd binary) enables the live ubus test inside the VM
+envs=""
+[ -z "${LVN_UBUSD:-}" ] || envs="LVN_UBUSD=$(printf '%q' "$LVN_UBUSD") "
 [ $# -eq 0 ] || pyargs=$(printf ' %q' "$@")
 failed=()
 for rel in "${releases[@]}"; do
@@ -16,7 +19,7 @@ for rel in "${releases[@]}"; do
 	junit=build/vm/$rel/junit.xml
 	mkdir -p "build/vm/$rel"
 	rm -f "$junit"
-	if ! vm/run.sh "$rel" ".venv/bin/python -m pytest -p no:cacheprovider -q ${LVN_TESTS:-tests/kernel} --junitxml=$junit$pyargs"; then
+	if ! vm/run.sh "$rel" "$envs.venv/bin/python -m pytest -p no:cacheprovider -q ${LVN_TESTS:-tests/kernel} --junitxml=$junit$pyargs"; then
 		failed+=("$rel")
 	fi
 	if [ ! -s "$junit" ]; then
