@@ -28,6 +28,7 @@ class DeviceDrops:
     tx_no_tunnel: int = 0
     tx_no_route: int = 0
     rx_spoofed: int = 0
+    tx_too_big: int = 0  # did not fit the path MTU: ICMP sent back
 
 
 @dataclass(frozen=True)

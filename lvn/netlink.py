@@ -62,6 +62,7 @@ class ipudp_stats(nla):  # noqa: N801 - pyroute2 naming convention
         ("IPUDP_STATS_A_TX_NO_ROUTE", "uint64"),
         ("IPUDP_STATS_A_RX_SPOOFED", "uint64"),
         ("IPUDP_STATS_A_PAD", "none"),
+        ("IPUDP_STATS_A_TX_TOO_BIG", "uint64"),
     )
 
 

@@ -16,8 +16,12 @@
 #include "socket.h"
 #include "tunnel.h"
 
-/* Outer IPv4 + UDP; an IPv6 outer costs 20 bytes more. */
-#define IPUDP_OVERHEAD4 (sizeof(struct iphdr) + sizeof(struct udphdr))
+/*
+ * What the stack may hand us: segmentation and checksums are done after
+ * encapsulation, by the underlay device or in software (UDP tunnel GSO).
+ */
+#define IPUDP_FEATURES (NETIF_F_SG | NETIF_F_FRAGLIST | NETIF_F_HIGHDMA | \
+			NETIF_F_GSO_SOFTWARE | NETIF_F_HW_CSUM)
 
 static LIST_HEAD(ipudp_dev_list);	/* under rtnl */
 
@@ -80,6 +84,10 @@ static netdev_tx_t ipudp_xmit(struct sk_buff *skb, struct net_device *dev)
 	}
 	len = skb->len;
 	err = ipudp_socket_send(ipd, t, skb);
+	if (unlikely(err == -EMSGSIZE)) {
+		DEV_STATS_INC(dev, tx_dropped);	/* ICMP sent, counted */
+		goto drop;
+	}
 	if (unlikely(err)) {
 		atomic64_inc(&ipd->drops.tx_no_route);
 		DEV_STATS_INC(dev, tx_carrier_errors);
@@ -91,6 +99,43 @@ static netdev_tx_t ipudp_xmit(struct sk_buff *skb, struct net_device *dev)
 drop:
 	kfree_skb(skb);
 	return NETDEV_TX_OK;
+}
+
+static int ipudp_change_mtu(struct net_device *dev, int new_mtu)
+{
+	struct ipudp_dev *ipd = netdev_priv(dev);
+
+	if (!ipd->mtu_adjusting)
+		ipd->mtu_auto = false;	/* set by hand: keep it */
+	WRITE_ONCE(dev->mtu, new_mtu);
+	return 0;
+}
+
+/*
+ * Default MTU = underlay path MTU minus our headers, taken when a tunnel
+ * is set, unless the MTU was given: a FIXED device follows its tunnel,
+ * a MULTI device takes the smallest of its tunnels'. Under rtnl.
+ */
+void ipudp_device_adjust_mtu(struct ipudp_dev *ipd, struct ipudp_tunnel *t)
+{
+	struct net_device *dev = ipd->dev;
+	int mtu;
+
+	ASSERT_RTNL();
+	if (!ipd->mtu_auto)
+		return;
+	mtu = ipudp_socket_path_mtu(ipd, t);
+	if (mtu <= 0)
+		return;
+	mtu = clamp_t(int, mtu, dev->min_mtu, dev->max_mtu);
+	if (ipd->mode == IPUDP_MODE_MULTI && ipd->n_tunnels > 1 && mtu > dev->mtu)
+		return;
+	if (mtu == dev->mtu)
+		return;
+	ipd->mtu_adjusting = true;
+	if (dev_set_mtu(dev, mtu))
+		netdev_dbg(dev, "could not follow the underlay MTU %d\n", mtu);
+	ipd->mtu_adjusting = false;
 }
 
 static int ipudp_dev_init(struct net_device *dev)
@@ -150,6 +195,7 @@ static const struct net_device_ops ipudp_netdev_ops = {
 	.ndo_uninit = ipudp_dev_uninit,
 	.ndo_start_xmit = ipudp_xmit,
 	.ndo_get_stats64 = dev_get_tstats64,
+	.ndo_change_mtu = ipudp_change_mtu,
 };
 
 static void ipudp_setup(struct net_device *dev)
@@ -175,6 +221,8 @@ static void ipudp_setup(struct net_device *dev)
 #ifdef COMPAT_CORE_ALLOCS_TSTATS
 	dev->pcpu_stat_type = NETDEV_PCPU_STAT_TSTATS;
 #endif
+	dev->features |= IPUDP_FEATURES;
+	dev->hw_features |= IPUDP_FEATURES;
 	dev->needs_free_netdev = true;
 	dev->priv_destructor = ipudp_destruct;
 }
@@ -190,6 +238,7 @@ static int ipudp_newlink(struct net *src_net, struct net_device *dev,
 	ipd->src_net = src_net;
 	ipd->port = IPUDP_DEFAULT_PORT;
 	ipd->mode = IPUDP_MODE_FIXED;
+	ipd->mtu_auto = !tb[IFLA_MTU];
 	spin_lock_init(&ipd->sock_lock);
 	INIT_LIST_HEAD(&ipd->dev_list);
 

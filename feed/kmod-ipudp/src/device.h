@@ -2,7 +2,10 @@
 #ifndef _IPUDP_DEVICE_H
 #define _IPUDP_DEVICE_H
 
+#include <linux/ip.h>
+#include <linux/ipv6.h>
 #include <linux/netdevice.h>
+#include <linux/udp.h>
 #include <linux/rhashtable-types.h>
 #include <linux/spinlock.h>
 #include <linux/xarray.h>
@@ -22,7 +25,12 @@ struct ipudp_dev_drops {
 	atomic64_t tx_no_tunnel;
 	atomic64_t tx_no_route;
 	atomic64_t rx_spoofed;
+	atomic64_t tx_too_big;
 };
+
+/* Outer headers: IPv4 or IPv6, and UDP. */
+#define IPUDP_OVERHEAD4 (sizeof(struct iphdr) + sizeof(struct udphdr))
+#define IPUDP_OVERHEAD6 (sizeof(struct ipv6hdr) + sizeof(struct udphdr))
 
 /* Limits that keep one device from eating a router's memory. */
 #define IPUDP_MAX_TUNNELS	65536
@@ -41,6 +49,9 @@ struct ipudp_dev {
 	bool sk_user[IPUDP_NSK];	/* came from userspace (IPUDP_A_FD) */
 
 	u16 port;			/* local port of module-made sockets */
+	/* MTU follows the underlay until someone sets it (rtnl) */
+	bool mtu_auto;
+	bool mtu_adjusting;
 	u8 mode;			/* enum ipudp_mode; changes only when empty */
 
 	/* Tunnels: by id (netlink), by remote endpoint (receive). rtnl. */
@@ -59,5 +70,6 @@ extern struct rtnl_link_ops ipudp_link_ops;
 int ipudp_device_init(void);
 void ipudp_device_uninit(void);
 bool ipudp_is_ipudp_dev(const struct net_device *dev);
+void ipudp_device_adjust_mtu(struct ipudp_dev *ipd, struct ipudp_tunnel *t);
 
 #endif /* _IPUDP_DEVICE_H */

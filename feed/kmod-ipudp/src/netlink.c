@@ -158,7 +158,9 @@ static int ipudp_fill_drops(struct sk_buff *skb, struct ipudp_dev_drops *d)
 	    nla_put_u64_64bit(skb, IPUDP_STATS_A_TX_NO_ROUTE,
 			      atomic64_read(&d->tx_no_route), IPUDP_STATS_A_PAD) ||
 	    nla_put_u64_64bit(skb, IPUDP_STATS_A_RX_SPOOFED,
-			      atomic64_read(&d->rx_spoofed), IPUDP_STATS_A_PAD))
+			      atomic64_read(&d->rx_spoofed), IPUDP_STATS_A_PAD) ||
+	    nla_put_u64_64bit(skb, IPUDP_STATS_A_TX_TOO_BIG,
+			      atomic64_read(&d->tx_too_big), IPUDP_STATS_A_PAD))
 		return -EMSGSIZE;
 	nla_nest_end(skb, nest);
 	return 0;
@@ -418,6 +420,7 @@ static int ipudp_nl_tunnel_new_doit(struct sk_buff *skb, struct genl_info *info)
 	err = ipudp_tunnel_add(ipd, t, replace, info->extack);
 	if (err)
 		goto err_unlock;
+	ipudp_device_adjust_mtu(ipd, t);
 	ipudp_notify_tunnel(ipd, t, IPUDP_CMD_TUNNEL_NEW);
 	rtnl_unlock();
 	return 0;

@@ -14,6 +14,7 @@
 #include <linux/net.h>
 #include <linux/rtnetlink.h>
 #include <linux/udp.h>
+#include <net/icmp.h>
 #include <net/inet_ecn.h>
 #include <net/ip6_route.h>
 #include <net/ip_tunnels.h>
@@ -326,14 +327,54 @@ static u8 ipudp_outer_tos(const struct sk_buff *skb)
 	return ip_tunnel_ecn_encap(dsfield & ~INET_ECN_MASK, ip_hdr(skb), skb);
 }
 
-/* Room for the outer headers, and checksum/GSO state for a UDP tunnel. */
+/*
+ * Room for the outer headers, and checksum/GSO state for a UDP tunnel
+ * carrying a bare IP packet: segmentation then runs over the inner IP
+ * header (inet/inet6 offloads of IPPROTO_IPIP/IPV6, as for FOU).
+ */
 static int ipudp_prepare_skb(struct sk_buff *skb, const struct dst_entry *dst,
-			     unsigned int outer_len)
+			     unsigned int outer_len, bool outer6)
 {
 	if (skb_cow_head(skb, LL_RESERVED_SPACE(dst->dev) + dst->header_len +
 			 outer_len + sizeof(struct udphdr)))
 		return -ENOMEM;
-	return udp_tunnel_handle_offloads(skb, true);
+	skb_set_inner_ipproto(skb, skb->protocol == htons(ETH_P_IP) ?
+			      IPPROTO_IPIP : IPPROTO_IPV6);
+	return iptunnel_handle_offloads(skb, SKB_GSO_UDP_TUNNEL_CSUM |
+					(outer6 ? SKB_GSO_IPXIP6 : SKB_GSO_IPXIP4));
+}
+
+/*
+ * Path MTU for the inner packet: the outer route's MTU minus our headers.
+ * A packet that must not be fragmented and does not fit gets the ICMP error
+ * a router would send, and the inner route learns the MTU, so senders adapt
+ * instead of losing packets in a black hole. *@df: set DF on the outer
+ * packet (inner IPv4 with DF, or inner IPv6). Returns -EMSGSIZE to drop.
+ */
+static int ipudp_pmtu(struct ipudp_dev *ipd, struct sk_buff *skb,
+		      struct dst_entry *dst, unsigned int overhead, bool *df)
+{
+	bool inner4 = skb->protocol == htons(ETH_P_IP);
+	int mtu = (int)dst_mtu(dst) - (int)overhead;
+
+	*df = inner4 ? !!(ip_hdr(skb)->frag_off & htons(IP_DF)) : true;
+	if (!inner4 && mtu < IPV6_MIN_MTU) {
+		/* IPv6 cannot be told less than 1280: fragment the outer. */
+		*df = false;
+		return 0;
+	}
+	if (!*df || mtu < IPV4_MIN_MTU)
+		return 0;
+	if (skb_is_gso(skb) ? skb_gso_validate_network_len(skb, mtu) :
+	    skb->len <= mtu)
+		return 0;
+	atomic64_inc(&ipd->drops.tx_too_big);
+	skb_dst_update_pmtu_no_confirm(skb, mtu);
+	if (inner4)
+		icmp_ndo_send(skb, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, htonl(mtu));
+	else
+		icmpv6_ndo_send(skb, ICMPV6_PKT_TOOBIG, 0, mtu);
+	return -EMSGSIZE;
 }
 
 static int ipudp_send4(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
@@ -348,6 +389,8 @@ static int ipudp_send4(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
 		.fl4_dport = t->remote.port,
 	};
 	struct rtable *rt;
+	bool df;
+	int err;
 	u8 tos;
 
 	rt = dst_cache_get_ip4(&t->dst_cache, &fl4.saddr);
@@ -361,14 +404,18 @@ static int ipudp_send4(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
 		}
 		dst_cache_set_ip4(&t->dst_cache, &rt->dst, fl4.saddr);
 	}
-	if (ipudp_prepare_skb(skb, &rt->dst, sizeof(struct iphdr))) {
+	err = ipudp_pmtu(ipd, skb, &rt->dst, IPUDP_OVERHEAD4, &df);
+	if (!err)
+		err = ipudp_prepare_skb(skb, &rt->dst, sizeof(struct iphdr), false);
+	if (err) {
 		ip_rt_put(rt);
-		return -ENOMEM;
+		return err;
 	}
 	tos = ipudp_outer_tos(skb);
 	udp_tunnel_xmit_skb(rt, sk, skb, fl4.saddr, fl4.daddr, tos,
-			    ip4_dst_hoplimit(&rt->dst), 0, fl4.fl4_sport,
-			    fl4.fl4_dport, !net_eq(net, dev_net(ipd->dev)), false);
+			    ip4_dst_hoplimit(&rt->dst), df ? htons(IP_DF) : 0,
+			    fl4.fl4_sport, fl4.fl4_dport,
+			    !net_eq(net, dev_net(ipd->dev)), false);
 	return 0;
 }
 
@@ -384,6 +431,8 @@ static int ipudp_send6(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
 		.fl6_dport = t->remote.port,
 	};
 	struct dst_entry *dst;
+	bool df;
+	int err;
 	u8 prio;
 
 	if (t->local.family == AF_INET6)
@@ -399,15 +448,15 @@ static int ipudp_send6(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
 		}
 		dst_cache_set_ip6(&t->dst_cache, dst, &fl6.saddr);
 	}
-	if (ipudp_prepare_skb(skb, dst, sizeof(struct ipv6hdr))) {
+	err = ipudp_pmtu(ipd, skb, dst, IPUDP_OVERHEAD6, &df);
+	if (!err)
+		err = ipudp_prepare_skb(skb, dst, sizeof(struct ipv6hdr), true);
+	if (err) {
 		dst_release(dst);
-		return -ENOMEM;
+		return err;
 	}
-	/*
-	 * Until PMTU discovery lands, let IPv6 fragment the outer packet
-	 * rather than drop inner packets that fit the device MTU.
-	 */
-	skb->ignore_df = 1;
+	/* IPv6 routers never fragment: only we may, when DF is off. */
+	skb->ignore_df = !df;
 	prio = ipudp_outer_tos(skb);
 	udp_tunnel6_xmit_skb(dst, sk, skb, ipd->dev, &fl6.saddr, &fl6.daddr,
 			     prio, ip6_dst_hoplimit(dst), 0, fl6.fl6_sport,
@@ -430,6 +479,53 @@ int ipudp_socket_send(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
 		return ipudp_send4(ipd, t, sk, skb);
 #if IS_ENABLED(CONFIG_IPV6)
 	return ipudp_send6(ipd, t, sk, skb);
+#else
+	return -EAFNOSUPPORT;
+#endif
+}
+
+/*
+ * The inner MTU that fits the underlay path to @t right now: the outer
+ * route's MTU minus our headers. Called under rtnl when a tunnel is set.
+ */
+int ipudp_socket_path_mtu(struct ipudp_dev *ipd, const struct ipudp_tunnel *t)
+{
+	struct net *net = ipd->src_net;
+	int mtu;
+
+	if (!net)
+		return -ENETDOWN;
+	if (t->remote.family == AF_INET) {
+		struct flowi4 fl4 = {
+			.daddr = t->remote.addr.v4,
+			.saddr = t->local.addr.v4,
+			.flowi4_proto = IPPROTO_UDP,
+		};
+		struct rtable *rt = ip_route_output_key(net, &fl4);
+
+		if (IS_ERR(rt))
+			return PTR_ERR(rt);
+		mtu = (int)dst_mtu(&rt->dst) - (int)IPUDP_OVERHEAD4;
+		ip_rt_put(rt);
+		return mtu;
+	}
+#if IS_ENABLED(CONFIG_IPV6)
+	{
+		struct flowi6 fl6 = {
+			.daddr = t->remote.addr.v6,
+			.flowi6_proto = IPPROTO_UDP,
+		};
+		struct dst_entry *dst;
+
+		if (t->local.family == AF_INET6)
+			fl6.saddr = t->local.addr.v6;
+		dst = ipv6_stub->ipv6_dst_lookup_flow(net, NULL, &fl6, NULL);
+		if (IS_ERR(dst))
+			return PTR_ERR(dst);
+		mtu = (int)dst_mtu(dst) - (int)IPUDP_OVERHEAD6;
+		dst_release(dst);
+		return mtu;
+	}
 #else
 	return -EAFNOSUPPORT;
 #endif

@@ -146,6 +146,7 @@ enum ipudp_stats_attr {
 	IPUDP_STATS_A_TX_NO_ROUTE,		/* outer route lookup failed */
 	IPUDP_STATS_A_RX_SPOOFED,		/* inner source not allowed */
 	IPUDP_STATS_A_PAD,
+	IPUDP_STATS_A_TX_TOO_BIG,		/* did not fit the path: ICMP sent */
 	__IPUDP_STATS_A_LAST
 };
 
