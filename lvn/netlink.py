@@ -6,9 +6,13 @@ of :mod:`lvn.model` and raises :class:`lvn.errors.LvnError` subclasses.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import ipaddress
 import os
+import socket
+import struct
+from collections.abc import Iterator
 from dataclasses import replace
 from types import TracebackType
 from typing import Any
@@ -137,6 +141,15 @@ def _addr_attrs(addr: str, v4: str, v6: str) -> tuple[str, str]:
     return (v4 if ip.version == 4 else v6, str(ip))
 
 
+def _tunnel_attrs(t: Tunnel) -> list[Any]:
+    attrs: list[Any] = [("IPUDP_TUNNEL_A_ID", t.id),
+                        _addr_attrs(t.remote, "IPUDP_TUNNEL_A_REMOTE4", "IPUDP_TUNNEL_A_REMOTE6"),
+                        ("IPUDP_TUNNEL_A_REMOTE_PORT", t.remote_port)]
+    if t.local is not None:
+        attrs.append(_addr_attrs(t.local, "IPUDP_TUNNEL_A_LOCAL4", "IPUDP_TUNNEL_A_LOCAL6"))
+    return attrs
+
+
 def _sockets(flags: int) -> tuple[str, ...]:
     out = []
     if flags & IPUDP_SOCK_F_V4:
@@ -205,6 +218,89 @@ def _parse_device(msg: Any) -> Device:
         drops=drops,
         tunnels=tuple(_parse_tunnel(t) for t in msg.get_attrs("IPUDP_A_TUNNEL")),
     )
+
+
+NETLINK_GENERIC = 16
+NETLINK_CAP_ACK = 10  # acks without a copy of the request
+NLMSG_ERROR = 2
+SOL_NETLINK = 270
+SO_RCVBUFFORCE = 33  # <asm-generic/socket.h>
+_NLMSGHDR = struct.Struct("=IHHII")
+# Requests per sendmsg: each ack is its own skb (~1 KB of receive buffer),
+# so a batch must stay well inside the socket's receive buffer.
+_BATCH_REQUESTS = 128
+_RCVBUF = 1 << 20
+
+
+def _genl_socket(netns: str | None) -> socket.socket:
+    """A raw generic netlink socket, created inside ``netns`` if given."""
+    if netns is None:
+        return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_GENERIC)
+    libc = ctypes.CDLL(None, use_errno=True)
+    target = os.open(f"/run/netns/{netns}", os.O_RDONLY)
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    try:
+        if libc.setns(target, 0x40000000) != 0:  # CLONE_NEWNET
+            err = ctypes.get_errno()
+            raise KernelError(f"entering netns {netns}", err)
+        try:
+            return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_GENERIC)
+        finally:
+            if libc.setns(home, 0x40000000) != 0:
+                raise OSError(ctypes.get_errno(), "cannot return to the original netns")
+    finally:
+        os.close(target)
+        os.close(home)
+
+
+def _acks(buf: bytes) -> Iterator[tuple[int, int]]:
+    """(sequence number, errno) of each NLMSG_ERROR message in ``buf``."""
+    off = 0
+    while off + _NLMSGHDR.size <= len(buf):
+        length, mtype, _, seq, _ = _NLMSGHDR.unpack_from(buf, off)
+        if length < _NLMSGHDR.size:
+            break
+        if mtype == NLMSG_ERROR:
+            (err,) = struct.unpack_from("=i", buf, off + _NLMSGHDR.size)
+            yield seq, -err
+        off += (length + 3) & ~3
+
+
+_SCALARS = {"uint8": "=B", "uint16": "=H", "uint32": "=I", "uint64": "=Q"}
+_ATTR_INDEX: dict[Any, dict[str, tuple[int, str]]] = {}
+
+
+def _encode_attrs(cls: Any, attrs: list[Any]) -> bytes:
+    """pyroute2-style ``[(name, value)]`` as netlink attributes, by ``cls.nla_map``.
+
+    The same bytes pyroute2 would produce, about 15 times faster: batches of
+    a hundred thousand requests are bound by this on a small CPU.
+    """
+    index = _ATTR_INDEX.get(cls)
+    if index is None:
+        index = _ATTR_INDEX[cls] = {n: (i, k) for i, (n, k) in enumerate(cls.nla_map)}
+    out = bytearray()
+    for name, value in attrs:
+        atype, kind = index[name]
+        if kind in _SCALARS:
+            payload = struct.pack(_SCALARS[kind], value)
+        elif kind == "asciiz":
+            payload = value.encode() + b"\0"
+        elif kind in ("ip4addr", "ip6addr"):
+            payload = ipaddress.ip_address(value).packed
+        else:
+            nested = getattr(cls, kind)
+            payload = _encode_attrs(nested, value["attrs"])
+            atype |= nested.nla_flags
+        out += struct.pack("=HH", 4 + len(payload), atype) + payload
+        out += b"\0" * (-len(payload) % 4)
+    return bytes(out)
+
+
+def _genl_request(family: int, cmd: int, seq: int, attrs: list[Any]) -> bytes:
+    body = struct.pack("=BBH", cmd, IPUDP_GENL_VERSION, 0) + _encode_attrs(ipudp_msg, attrs)
+    return _NLMSGHDR.pack(_NLMSGHDR.size + len(body), family, NLM_F_REQUEST | NLM_F_ACK,
+                          seq, 0) + body
 
 
 class Ipudp:
@@ -350,12 +446,7 @@ class Ipudp:
                    local: str | None = None, tunnel_id: int = 0,
                    replace: bool = False) -> None:
         """Set the FIXED tunnel of ``ifname``; EEXIST unless ``replace``."""
-        tattrs: list[Any] = [("IPUDP_TUNNEL_A_ID", tunnel_id),
-                             _addr_attrs(remote, "IPUDP_TUNNEL_A_REMOTE4",
-                                         "IPUDP_TUNNEL_A_REMOTE6"),
-                             ("IPUDP_TUNNEL_A_REMOTE_PORT", remote_port)]
-        if local is not None:
-            tattrs.append(_addr_attrs(local, "IPUDP_TUNNEL_A_LOCAL4", "IPUDP_TUNNEL_A_LOCAL6"))
+        tattrs = _tunnel_attrs(Tunnel(remote, remote_port, local, tunnel_id))
         attrs = self._dev_attr(ifname) + [("IPUDP_A_TUNNEL", {"attrs": tattrs})]
         if replace:
             attrs.append(("IPUDP_A_FLAGS", IPUDP_F_REPLACE))
@@ -368,6 +459,72 @@ class Ipudp:
             attrs.append(("IPUDP_A_TUNNEL", {"attrs": [("IPUDP_TUNNEL_A_ID", tunnel_id)]}))
         self._request(f"deleting the tunnel of {ifname}", IPUDP_CMD_TUNNEL_DEL, attrs,
                       NLM_F_REQUEST | NLM_F_ACK)
+
+    # -- batches: thousands of requests per system call -----------------
+
+    def _batch(self, what: str, cmd: int, requests: list[tuple[str, list[Any]]]) -> None:
+        """Send ``(description, attrs)`` requests in large batches.
+
+        Every request is carried out (the kernel answers each on its own);
+        afterwards the first failure, if any, raises :class:`KernelError`
+        naming it and how many failed.
+        """
+        family = self._family().prid
+        failures: list[tuple[str, int]] = []
+        sock = _genl_socket(self._netns)
+        try:
+            sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, _RCVBUF)
+            except PermissionError:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF)
+            sock.bind((0, 0))
+            i = 0
+            while i < len(requests):
+                data, pending = bytearray(), dict[int, str]()
+                while i < len(requests) and len(pending) < _BATCH_REQUESTS:
+                    data += _genl_request(family, cmd, i + 1, requests[i][1])
+                    pending[i + 1] = requests[i][0]
+                    i += 1
+                sock.sendall(data)
+                while pending:
+                    try:
+                        buf = sock.recv(1 << 20)
+                    except OSError as e:
+                        raise KernelError(f"{what} reading the kernel's answers", e.errno or 0,
+                                          "answers lost") from None
+                    for seq, err in _acks(buf):
+                        desc = pending.pop(seq, None)
+                        if desc is not None and err:
+                            failures.append((desc, err))
+        finally:
+            sock.close()
+        if failures:
+            desc, err = failures[0]
+            more = f" ({len(failures)} of {len(requests)} failed)" if len(failures) > 1 else ""
+            raise KernelError(f"{what} {desc}{more}", err)
+
+    def add_tunnels(self, ifname: str, tunnels: list[Tunnel], replace: bool = False) -> None:
+        """Set many tunnels of a MULTI device (``id``, ``remote``, ports, ``local``)."""
+        reqs = []
+        for t in tunnels:
+            attrs = self._dev_attr(ifname) + [("IPUDP_A_TUNNEL",
+                                               {"attrs": _tunnel_attrs(t)})]
+            if replace:
+                attrs.append(("IPUDP_A_FLAGS", IPUDP_F_REPLACE))
+            reqs.append((f"tunnel {t.id} ({t.remote})", attrs))
+        self._batch(f"setting tunnels of {ifname}:", IPUDP_CMD_TUNNEL_NEW, reqs)
+
+    def add_rules(self, ifname: str, rules: list[Rule]) -> None:
+        """Add many rules at once (see :meth:`add_rule`)."""
+        reqs = []
+        for r in rules:
+            rattrs = _prefix_attrs(r.prefix) + [
+                ("IPUDP_RULE_A_TYPE", RULE_KINDS.index(r.kind)),
+                ("IPUDP_RULE_A_TUNNEL_ID", r.tunnel_id)]
+            reqs.append((f"rule {r.prefix} -> {r.tunnel_id}",
+                         self._dev_attr(ifname) + [("IPUDP_A_RULE", {"attrs": rattrs})]))
+        self._batch(f"adding rules on {ifname}:", IPUDP_CMD_RULE_NEW, reqs)
 
     # -- rtnetlink --------------------------------------------------------
 
