@@ -515,6 +515,12 @@ class Ipudp:
             reqs.append((f"tunnel {t.id} ({t.remote})", attrs))
         self._batch(f"setting tunnels of {ifname}:", IPUDP_CMD_TUNNEL_NEW, reqs)
 
+    def del_tunnels(self, ifname: str, ids: list[int]) -> None:
+        """Delete many tunnels (and their rules) at once."""
+        reqs = [(f"tunnel {i}", self._dev_attr(ifname) + [
+            ("IPUDP_A_TUNNEL", {"attrs": [("IPUDP_TUNNEL_A_ID", i)]})]) for i in ids]
+        self._batch(f"deleting tunnels of {ifname}:", IPUDP_CMD_TUNNEL_DEL, reqs)
+
     def add_rules(self, ifname: str, rules: list[Rule]) -> None:
         """Add many rules at once (see :meth:`add_rule`)."""
         reqs = []
