@@ -9,6 +9,7 @@
     lvn rule add|del DEV PREFIX [--tunnel N] [--source]
     lvn rule show DEV
     lvn route get DEV ADDRESS [--source]
+    lvn [-j] monitor [--count N]
     lvn config show [-c CONFDIR] [PACKAGE]
     lvn config validate [-c CONFDIR] [--no-file-check]
     lvn apply [-c CONFDIR] [--state FILE] [--dry-run] [--flush]
@@ -22,13 +23,14 @@ import ipaddress
 import json
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict
 from typing import Protocol
 
 from . import __version__, config, static, uci
 from .errors import LvnError
-from .model import DEFAULT_PORT, MODES, Device, Rule
-from .output import devices_json, format_devices, format_rules, rules_json
+from .model import DEFAULT_PORT, MODES, Device, Event, Rule
+from .output import devices_json, format_devices, format_endpoint, format_rules, rules_json
 
 
 class Kernel(Protocol):
@@ -50,6 +52,7 @@ class Kernel(Protocol):
     def del_rule(self, ifname: str, prefix: str, tunnel_id: int | None = None,
                  kind: str = "dest") -> None: ...
     def route_get(self, ifname: str, address: str, kind: str = "dest") -> int | None: ...
+    def events(self) -> Iterator[Event]: ...
     def close(self) -> None: ...
 
 
@@ -152,6 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
     r_get.add_argument("address", type=_ip)
     r_get.add_argument("--source", action="store_true", help="look up allowed sources")
 
+    mon = sub.add_parser("monitor", help="print kernel events (tunnel new/del/active)")
+    mon.add_argument("--count", type=_int_in(1, 2**31, "a count"),
+                     help="exit after this many events")
+
     conf = sub.add_parser("config", help="read and check the UCI configuration")
     csub = conf.add_subparsers(dest="action", required=True, metavar="ACTION")
     c_show = csub.add_parser("show", help="print a package like `uci show`")
@@ -247,6 +254,16 @@ def run(args: argparse.Namespace, kernel: Kernel, out: Callable[[str], None]) ->
         else:
             rules = kernel.rules(args.dev)
             out(rules_json(rules) if args.json else format_rules(rules))
+    elif args.cmd == "monitor":
+        for n, ev in enumerate(kernel.events(), 1):
+            if args.json:
+                out(json.dumps(asdict(ev)))
+            else:
+                where = (f" remote {format_endpoint(ev.remote, ev.remote_port or 0)}"
+                         if ev.remote else "")
+                out(f"{ev.kind} {ev.ifname} id {ev.tunnel_id}{where}")
+            if args.count is not None and n >= args.count:
+                break
     elif args.cmd == "route":
         tid = kernel.route_get(args.dev, args.address, "source" if args.source else "dest")
         if args.json:

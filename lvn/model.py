@@ -66,3 +66,15 @@ class Device:
         d["sockets"] = list(self.sockets)
         d["tunnels"] = [asdict(t) for t in self.tunnels]
         return d
+
+
+@dataclass(frozen=True)
+class Event:
+    """A kernel notification from the ``events`` multicast group."""
+
+    kind: str  # "tunnel-new", "tunnel-del", "tunnel-active" (first packet after idle)
+    ifname: str
+    ifindex: int
+    tunnel_id: int
+    remote: str | None = None
+    remote_port: int | None = None

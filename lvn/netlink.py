@@ -23,7 +23,17 @@ from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.generic import GenericNetlinkSocket
 
 from .errors import KernelError, LvnError, ModuleNotLoaded
-from .model import DEFAULT_PORT, MODES, RULE_KINDS, Device, DeviceDrops, Rule, Tunnel, TunnelStats
+from .model import (
+    DEFAULT_PORT,
+    MODES,
+    RULE_KINDS,
+    Device,
+    DeviceDrops,
+    Event,
+    Rule,
+    Tunnel,
+    TunnelStats,
+)
 
 IFF_UP = 0x1  # <linux/if.h>
 
@@ -39,6 +49,8 @@ IPUDP_CMD_RULE_NEW = 6
 IPUDP_CMD_RULE_DEL = 7
 IPUDP_CMD_RULE_GET = 8
 IPUDP_CMD_ROUTE_GET = 9
+IPUDP_CMD_TUNNEL_ACTIVE = 10
+IPUDP_MCGRP_EVENTS = "events"
 IPUDP_MODE_FIXED = 0
 IPUDP_MODE_MULTI = 1
 IPUDP_RULE_DEST = 0
@@ -196,6 +208,23 @@ def _prefix_attrs(prefix: str, strict: bool = False) -> list[Any]:
         raise LvnError(f"not an IP prefix: {prefix!r} ({e})") from None
     name = "IPUDP_RULE_A_PREFIX4" if net.version == 4 else "IPUDP_RULE_A_PREFIX6"
     return [(name, str(net.network_address)), ("IPUDP_RULE_A_PREFIX_LEN", net.prefixlen)]
+
+
+_EVENT_KINDS = {IPUDP_CMD_TUNNEL_NEW: "tunnel-new", IPUDP_CMD_TUNNEL_DEL: "tunnel-del",
+                IPUDP_CMD_TUNNEL_ACTIVE: "tunnel-active"}
+
+
+def _parse_event(msg: Any) -> Event | None:
+    kind = _EVENT_KINDS.get(msg["cmd"])
+    tun = msg.get_attr("IPUDP_A_TUNNEL")
+    if kind is None or tun is None:
+        return None
+    return Event(kind=kind, ifname=msg.get_attr("IPUDP_A_IFNAME") or "",
+                 ifindex=msg.get_attr("IPUDP_A_IFINDEX") or 0,
+                 tunnel_id=tun.get_attr("IPUDP_TUNNEL_A_ID") or 0,
+                 remote=tun.get_attr("IPUDP_TUNNEL_A_REMOTE4")
+                 or tun.get_attr("IPUDP_TUNNEL_A_REMOTE6"),
+                 remote_port=tun.get_attr("IPUDP_TUNNEL_A_REMOTE_PORT"))
 
 
 def _parse_device(msg: Any) -> Device:
@@ -459,6 +488,27 @@ class Ipudp:
             attrs.append(("IPUDP_A_TUNNEL", {"attrs": [("IPUDP_TUNNEL_A_ID", tunnel_id)]}))
         self._request(f"deleting the tunnel of {ifname}", IPUDP_CMD_TUNNEL_DEL, attrs,
                       NLM_F_REQUEST | NLM_F_ACK)
+
+    # -- notifications --------------------------------------------------
+
+    def events(self) -> Iterator[Event]:
+        """Kernel notifications as they happen (tunnel added, deleted, or
+        receiving again after being idle); blocks between them."""
+        self._family()  # a clear error if the module is missing
+        if self._netns:
+            sock = GenericNetlinkSocket(netns=self._netns)
+        else:
+            sock = GenericNetlinkSocket()
+        try:
+            sock.bind(IPUDP_GENL_NAME, ipudp_msg)
+            sock.add_membership(IPUDP_MCGRP_EVENTS)
+            while True:
+                for msg in sock.get():
+                    event = _parse_event(msg)
+                    if event is not None:
+                        yield event
+        finally:
+            sock.close()
 
     # -- batches: thousands of requests per system call -----------------
 

@@ -30,7 +30,7 @@ def human_age(ms: int | None) -> str:
     return f"{s // 60} min ago"
 
 
-def _endpoint(addr: str, port: int) -> str:
+def format_endpoint(addr: str, port: int) -> str:
     return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
 
 
@@ -38,7 +38,7 @@ def format_tunnel(t: Tunnel) -> list[str]:
     local = f" local {t.local}" if t.local else ""
     st = t.stats
     return [
-        f"  tunnel {t.id}: remote {_endpoint(t.remote, t.remote_port)}{local}",
+        f"  tunnel {t.id}: remote {format_endpoint(t.remote, t.remote_port)}{local}",
         f"    rx: {st.rx_packets} packets, {human_bytes(st.rx_bytes)}, "
         f"last {human_age(t.last_rx_ms)}",
         f"    tx: {st.tx_packets} packets, {human_bytes(st.tx_bytes)}, "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 
 from lvn import cli
 from lvn.errors import KernelError
-from lvn.model import Device, DeviceDrops, Rule, Tunnel, TunnelStats
+from lvn.model import Device, DeviceDrops, Event, Rule, Tunnel, TunnelStats
 from lvn.output import format_devices, human_age, human_bytes
 
 DEV = Device(
@@ -76,6 +77,12 @@ class Recorder:
     def route_get(self, ifname: str, address: str, kind: str = "dest") -> int | None:
         self._rec("route_get", ifname, address, kind)
         return 3 if address.startswith("10.1.") else None
+
+    def events(self) -> Iterator[Event]:
+        self._rec("events")
+        yield Event("tunnel-new", "lvn0", 4, 1, "fd00::2", 50000)
+        yield Event("tunnel-active", "lvn0", 4, 1, "fd00::2", 50000)
+        yield Event("tunnel-del", "lvn0", 4, 1)
 
     def close(self) -> None:
         self.closed = True
@@ -264,3 +271,14 @@ def test_apply_with_invalid_config_touches_nothing(tmp_path: Any,
     rc, rec = run(["apply", "-c", str(tmp_path), "--state", str(tmp_path / "s.json")])
     assert rc == 1 and rec.calls == []
     assert "lvn.t.remote: 'nowhere' is not an IPv4 or IPv6 address" in capsys.readouterr().err
+
+
+def test_monitor_prints_events(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["monitor"])[0] == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "tunnel-new lvn0 id 1 remote [fd00::2]:50000",
+        "tunnel-active lvn0 id 1 remote [fd00::2]:50000", "tunnel-del lvn0 id 1"]
+    assert run(["-j", "monitor", "--count", "1"])[0] == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "kind": "tunnel-new", "ifname": "lvn0", "ifindex": 4, "tunnel_id": 1,
+        "remote": "fd00::2", "remote_port": 50000}
