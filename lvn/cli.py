@@ -41,10 +41,10 @@ class Kernel(Protocol):
     def add_device(self, ifname: str, *, mtu: int | None = None) -> None: ...
     def del_device(self, ifname: str) -> None: ...
     def set_device(self, ifname: str, *, port: int | None = None,
-                   fd: int | None = None) -> None: ...
+                   fd: int | None = None, idle_timeout: int | None = None) -> None: ...
     def set_tunnel(self, ifname: str, remote: str, *, remote_port: int = DEFAULT_PORT,
                    local: str | None = None, tunnel_id: int = 0,
-                   replace: bool = False) -> None: ...
+                   replace: bool = False, keepalive: int = 0) -> None: ...
     def del_tunnel(self, ifname: str, tunnel_id: int | None = None) -> None: ...
     def set_mode(self, ifname: str, mode: str) -> None: ...
     def rules(self, ifname: str) -> list[Rule]: ...
@@ -120,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     d_set.add_argument("dev", type=_ifname)
     d_set.add_argument("--port", type=_port, help="local UDP port")
     d_set.add_argument("--mode", choices=MODES, help="fixed: one tunnel; multi: rules pick one")
+    d_set.add_argument("--idle-timeout", type=_int_in(1, 65535, "a number of seconds"),
+                       help="silence after which a tunnel's next packet is announced "
+                            "(lvn monitor: tunnel-active)")
 
     tun = sub.add_parser("tunnel", help="set or delete the tunnel of a FIXED device")
     tsub = tun.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -131,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     t_set.add_argument("--id", type=_tunnel_id, default=0, help="tunnel id (MULTI mode)")
     t_set.add_argument("--replace", action="store_true",
                        help="replace an existing tunnel instead of failing")
+    t_set.add_argument("--keepalive", type=_int_in(0, 3600, "a number of seconds"), default=0,
+                       help="send a keepalive datagram every N seconds (0: off)")
     t_del = tsub.add_parser("del", help="remove a tunnel")
     t_del.add_argument("dev", type=_ifname)
     t_del.add_argument("--id", type=_tunnel_id, help="tunnel id (default: FIXED's tunnel)")
@@ -230,8 +235,11 @@ def run(args: argparse.Namespace, kernel: Kernel, out: Callable[[str], None]) ->
         elif args.action == "del":
             kernel.del_device(args.dev)
         else:
-            if args.port is None and args.mode is None:
-                raise LvnError("dev set: nothing to change (give --port and/or --mode)")
+            if args.port is None and args.mode is None and args.idle_timeout is None:
+                raise LvnError("dev set: nothing to change "
+                               "(give --port, --mode and/or --idle-timeout)")
+            if args.idle_timeout is not None:
+                kernel.set_device(args.dev, idle_timeout=args.idle_timeout)
             if args.mode is not None:
                 kernel.set_mode(args.dev, args.mode)
             if args.port is not None:
@@ -242,7 +250,8 @@ def run(args: argparse.Namespace, kernel: Kernel, out: Callable[[str], None]) ->
                     ipaddress.ip_address(args.remote).version:
                 raise LvnError("--local and --remote must be the same address family")
             kernel.set_tunnel(args.dev, args.remote, remote_port=args.remote_port,
-                              local=args.local, tunnel_id=args.id, replace=args.replace)
+                              local=args.local, tunnel_id=args.id, replace=args.replace,
+                              keepalive=args.keepalive)
         else:
             kernel.del_tunnel(args.dev, args.id)
     elif args.cmd == "rule":

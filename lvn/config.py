@@ -179,6 +179,7 @@ SCHEMA: dict[str, dict[str, Opt]] = {
         "remote": Opt(_ip),
         "remote_port": Opt(_PORT, str(DEFAULT_PORT)),
         "id": Opt(_uint(1, 2**32 - 1)),
+        "keepalive": Opt(_uint(0, 3600), "0"),
         "route": Opt(_prefix, is_list=True),
         "allowed_source": Opt(_prefix, is_list=True),
         "address": Opt(_interface_address, is_list=True),
@@ -244,6 +245,7 @@ class StaticTunnel:
     local: str | None = None
     remote_port: int = DEFAULT_PORT
     id: int | None = None
+    keepalive: int = 0
     enabled: bool = True
     route: tuple[str, ...] = ()
     allowed_source: tuple[str, ...] = ()

@@ -40,6 +40,7 @@ class Tunnel:
     last_rx_ms: int | None = None  # None: never
     last_tx_ms: int | None = None
     stats: TunnelStats = field(default_factory=TunnelStats)
+    keepalive: int = 0  # seconds between kernel keepalives; 0: none
 
 
 @dataclass(frozen=True, order=True)
@@ -58,6 +59,7 @@ class Device:
     sockets: tuple[str, ...] = ()  # e.g. ("ipv4", "ipv6/user")
     n_tunnels: int = 0
     n_rules: int = 0
+    idle_timeout: int = 30  # s of silence before a tunnel's next rx is announced
     drops: DeviceDrops = field(default_factory=DeviceDrops)
     tunnels: tuple[Tunnel, ...] = ()
 

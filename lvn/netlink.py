@@ -111,6 +111,7 @@ class ipudp_msg(genlmsg):  # noqa: N801 - pyroute2 naming convention
         ("IPUDP_A_RULE", "rule"),
         ("IPUDP_A_N_TUNNELS", "uint32"),
         ("IPUDP_A_N_RULES", "uint32"),
+        ("IPUDP_A_IDLE_TIMEOUT", "uint16"),
     )
 
     stats = ipudp_stats
@@ -131,6 +132,7 @@ class ipudp_msg(genlmsg):  # noqa: N801 - pyroute2 naming convention
             ("IPUDP_TUNNEL_A_LAST_TX_MS", "uint64"),
             ("IPUDP_TUNNEL_A_STATS", "stats"),
             ("IPUDP_TUNNEL_A_PAD", "none"),
+            ("IPUDP_TUNNEL_A_KEEPALIVE", "uint16"),
         )
 
         stats = ipudp_stats
@@ -159,6 +161,8 @@ def _tunnel_attrs(t: Tunnel) -> list[Any]:
                         ("IPUDP_TUNNEL_A_REMOTE_PORT", t.remote_port)]
     if t.local is not None:
         attrs.append(_addr_attrs(t.local, "IPUDP_TUNNEL_A_LOCAL4", "IPUDP_TUNNEL_A_LOCAL6"))
+    if t.keepalive:
+        attrs.append(("IPUDP_TUNNEL_A_KEEPALIVE", t.keepalive))
     return attrs
 
 
@@ -189,6 +193,7 @@ def _parse_tunnel(t: Any) -> Tunnel:
         last_rx_ms=t.get_attr("IPUDP_TUNNEL_A_LAST_RX_MS"),
         last_tx_ms=t.get_attr("IPUDP_TUNNEL_A_LAST_TX_MS"),
         stats=stats,
+        keepalive=t.get_attr("IPUDP_TUNNEL_A_KEEPALIVE") or 0,
     )
 
 
@@ -244,6 +249,7 @@ def _parse_device(msg: Any) -> Device:
         sockets=_sockets(msg.get_attr("IPUDP_A_SOCK_FLAGS") or 0),
         n_tunnels=msg.get_attr("IPUDP_A_N_TUNNELS") or 0,
         n_rules=msg.get_attr("IPUDP_A_N_RULES") or 0,
+        idle_timeout=msg.get_attr("IPUDP_A_IDLE_TIMEOUT") or 0,
         drops=drops,
         tunnels=tuple(_parse_tunnel(t) for t in msg.get_attrs("IPUDP_A_TUNNEL")),
     )
@@ -462,8 +468,12 @@ class Ipudp:
         return int(replies[0].get_attr("IPUDP_A_TUNNEL").get_attr("IPUDP_TUNNEL_A_ID"))
 
     def set_device(self, ifname: str, *, port: int | None = None,
-                   fd: int | None = None) -> None:
+                   fd: int | None = None, idle_timeout: int | None = None) -> None:
+        """Local port, a userspace socket to use, and/or the silence (seconds)
+        after which a tunnel's next received packet is announced."""
         attrs = self._dev_attr(ifname)
+        if idle_timeout is not None:
+            attrs.append(("IPUDP_A_IDLE_TIMEOUT", idle_timeout))
         if port is not None:
             attrs.append(("IPUDP_A_PORT", port))
         if fd is not None:
@@ -473,9 +483,11 @@ class Ipudp:
 
     def set_tunnel(self, ifname: str, remote: str, *, remote_port: int = DEFAULT_PORT,
                    local: str | None = None, tunnel_id: int = 0,
-                   replace: bool = False) -> None:
-        """Set the FIXED tunnel of ``ifname``; EEXIST unless ``replace``."""
-        tattrs = _tunnel_attrs(Tunnel(remote, remote_port, local, tunnel_id))
+                   replace: bool = False, keepalive: int = 0) -> None:
+        """Set a tunnel of ``ifname``; EEXIST unless ``replace``.  ``keepalive``:
+        seconds between kernel-sent keepalive datagrams (0: none)."""
+        tattrs = _tunnel_attrs(Tunnel(remote, remote_port, local, tunnel_id,
+                                      keepalive=keepalive))
         attrs = self._dev_attr(ifname) + [("IPUDP_A_TUNNEL", {"attrs": tattrs})]
         if replace:
             attrs.append(("IPUDP_A_FLAGS", IPUDP_F_REPLACE))

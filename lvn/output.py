@@ -36,6 +36,8 @@ def format_endpoint(addr: str, port: int) -> str:
 
 def format_tunnel(t: Tunnel) -> list[str]:
     local = f" local {t.local}" if t.local else ""
+    if t.keepalive:
+        local += f", keepalive {t.keepalive}s"
     st = t.stats
     return [
         f"  tunnel {t.id}: remote {format_endpoint(t.remote, t.remote_port)}{local}",

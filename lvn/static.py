@@ -27,6 +27,7 @@ class TunnelSpec:
     remote: str
     remote_port: int = DEFAULT_PORT
     local: str | None = None
+    keepalive: int = 0
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ def desired(config: Config) -> dict[str, DeviceSpec]:
         rules: set[tuple[str, int, str]] = set()
         addresses: set[str] = set()
         for tid, t in group:
-            tunnels[tid] = TunnelSpec(t.remote, t.remote_port, t.local)
+            tunnels[tid] = TunnelSpec(t.remote, t.remote_port, t.local, t.keepalive)
             rules.update((p, tid, "dest") for p in t.route)
             rules.update((p, tid, "source") for p in t.allowed_source)
             addresses.update(t.address)
@@ -103,7 +104,7 @@ def _create(spec: DeviceSpec) -> list[Action]:
 def _fill(spec: DeviceSpec, actual: Actual | None) -> list[Action]:
     """Tunnels, rules, addresses and link state of an existing (or new) device."""
     ifname = spec.ifname
-    have_tunnels = {t.id: TunnelSpec(t.remote, t.remote_port, t.local)
+    have_tunnels = {t.id: TunnelSpec(t.remote, t.remote_port, t.local, t.keepalive)
                     for t in (actual.device.tunnels if actual else ())}
     have_rules = {(r.prefix, r.tunnel_id, r.kind) for r in (actual.rules if actual else ())}
     have_addrs = actual.addresses if actual else frozenset()
@@ -115,8 +116,8 @@ def _fill(spec: DeviceSpec, actual: Actual | None) -> list[Action]:
     for tid, t in sorted(spec.tunnels.items()):
         old = have_tunnels.get(tid)
         if old != t:
-            acts.append(Action("set_tunnel", ifname,
-                               (tid, t.remote, t.remote_port, t.local, old is not None)))
+            acts.append(Action("set_tunnel", ifname, (tid, t.remote, t.remote_port, t.local,
+                                                      old is not None, t.keepalive)))
     acts += [Action("add_rule", ifname, r) for r in sorted(spec.rules - have_rules)]
     acts += [Action("del_address", ifname, (a,)) for a in sorted(have_addrs - spec.addresses)]
     acts += [Action("add_address", ifname, (a,)) for a in sorted(spec.addresses - have_addrs)]
@@ -165,7 +166,7 @@ class Kernel(Protocol):
     def set_mode(self, ifname: str, mode: str) -> None: ...
     def set_tunnel(self, ifname: str, remote: str, *, remote_port: int = DEFAULT_PORT,
                    local: str | None = None, tunnel_id: int = 0,
-                   replace: bool = False) -> None: ...
+                   replace: bool = False, keepalive: int = 0) -> None: ...
     def del_tunnel(self, ifname: str, tunnel_id: int | None = None) -> None: ...
     def add_rule(self, ifname: str, prefix: str, tunnel_id: int, kind: str = "dest") -> None: ...
     def del_rule(self, ifname: str, prefix: str, tunnel_id: int | None = None,
@@ -197,7 +198,7 @@ def execute(kernel: Kernel, act: Action) -> None:
         kernel.set_mode(n, a[0])  # type: ignore[arg-type]
     elif act.op == "set_tunnel":
         kernel.set_tunnel(n, a[1], remote_port=a[2], local=a[3],  # type: ignore[arg-type]
-                          tunnel_id=a[0], replace=a[4])  # type: ignore[arg-type]
+                          tunnel_id=a[0], replace=a[4], keepalive=a[5])  # type: ignore[arg-type]
     elif act.op == "del_tunnel":
         kernel.del_tunnel(n, a[0])  # type: ignore[arg-type]
     elif act.op == "add_rule":

@@ -126,7 +126,7 @@ def events(actions: list[static.Action]) -> list[tuple[str, dict[str, Any]]]:
     out = []
     for a in actions:
         if a.op == "set_tunnel":
-            tid, remote, port, _, replaced = a.args
+            tid, remote, port, _, replaced, _ = a.args
             kind = "lvn.tunnel.update" if replaced else "lvn.tunnel.add"
             out.append((kind, {"ifname": a.ifname, "id": tid, "remote": remote,
                                "remote_port": port}))

@@ -86,8 +86,8 @@ def test_apply_diff_idempotence_and_bad_config(netns: type[Netns], tmp_path: Pat
     assert res.returncode == 0, res.stderr
     assert res.stdout.splitlines() == [
         "add device lvm None", "set port lvm 50001", "set mode lvm multi",
-        "set tunnel lvm 1 10.99.0.2 50001 None False",
-        "set tunnel lvm 2 fd99::3 50000 None False",
+        "set tunnel lvm 1 10.99.0.2 50001 None False 0",
+        "set tunnel lvm 2 fd99::3 50000 None False 0",
         "add rule lvm 10.50.0.2/32 1 dest", "add rule lvm 10.60.0.0/16 2 dest",
         "add rule lvm fd60::/48 2 dest", "add address lvm 10.50.0.1/24", "set up lvm"]
     a.run("ping", "-c", "3", "-i", "0.2", "-W", "3", "10.50.0.2")
@@ -104,7 +104,7 @@ def test_apply_diff_idempotence_and_bad_config(netns: type[Netns], tmp_path: Pat
     assert rx_before[1] >= 3
     res = apply(a, tmp_path / "a", A_SIDE.replace("fd99::3", "fd99::4"))
     assert res.returncode == 0, res.stderr
-    assert res.stdout.splitlines() == ["set tunnel lvm 2 fd99::4 50000 None True"]
+    assert res.stdout.splitlines() == ["set tunnel lvm 2 fd99::4 50000 None True 0"]
     with Ipudp(netns=a.name) as k:
         after = {t.id: t for t in k.tunnels("lvm")}
         assert after[1].stats.rx_packets >= rx_before[1]

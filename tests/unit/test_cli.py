@@ -51,8 +51,12 @@ class Recorder:
     def del_device(self, ifname: str) -> None:
         self._rec("del_device", ifname)
 
-    def set_device(self, ifname: str, *, port: int | None = None, fd: int | None = None) -> None:
-        self._rec("set_device", ifname, port=port)
+    def set_device(self, ifname: str, *, port: int | None = None, fd: int | None = None,
+                   idle_timeout: int | None = None) -> None:
+        if idle_timeout is None:
+            self._rec("set_device", ifname, port=port)
+        else:
+            self._rec("set_device", ifname, idle_timeout=idle_timeout)
 
     def set_tunnel(self, ifname: str, remote: str, **kw: Any) -> None:
         self._rec("set_tunnel", ifname, remote, **kw)
@@ -100,18 +104,19 @@ def run(argv: list[str], rec: Recorder | None = None) -> tuple[int, Recorder]:
 
 def test_tunnel_set_parses_all_options() -> None:
     rc, rec = run(["-n", "blue", "tunnel", "set", "lvn0", "--remote", "fd00::0002",
-                   "--remote-port", "4000", "--local", "fd00::1", "--replace", "--id", "7"])
+                   "--remote-port", "4000", "--local", "fd00::1", "--replace", "--id", "7",
+                   "--keepalive", "25"])
     assert rc == 0 and rec.netns == "blue" and rec.closed
     assert rec.calls == [("set_tunnel", ("lvn0", "fd00::2"),
                           {"remote_port": 4000, "local": "fd00::1", "tunnel_id": 7,
-                           "replace": True})]
+                           "replace": True, "keepalive": 25})]
 
 
 def test_tunnel_set_defaults() -> None:
     _, rec = run(["tunnel", "set", "lvn0", "--remote", "10.0.0.2"])
     assert rec.calls == [("set_tunnel", ("lvn0", "10.0.0.2"),
                           {"remote_port": 50000, "local": None, "tunnel_id": 0,
-                           "replace": False})]
+                           "replace": False, "keepalive": 0})]
 
 
 def test_dev_add_with_port_and_mtu() -> None:
@@ -282,3 +287,9 @@ def test_monitor_prints_events(capsys: pytest.CaptureFixture[str]) -> None:
     assert json.loads(capsys.readouterr().out) == {
         "kind": "tunnel-new", "ifname": "lvn0", "ifindex": 4, "tunnel_id": 1,
         "remote": "fd00::2", "remote_port": 50000}
+
+
+def test_dev_set_idle_timeout() -> None:
+    rc, rec = run(["dev", "set", "lvn0", "--idle-timeout", "5"])
+    assert rc == 0 and rec.calls == [("set_device", ("lvn0",), {"idle_timeout": 5})]
+    assert run(["dev", "set", "lvn0"])[0] == 1

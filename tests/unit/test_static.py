@@ -54,8 +54,8 @@ def test_plan_from_nothing() -> None:
     specs = static.desired(conf(MULTI))
     assert ops(static.plan(specs, {}, set())) == [
         "add device lvm None", "set port lvm 50010", "set mode lvm multi",
-        "set tunnel lvm 1 192.0.2.1 50000 None False",
-        "set tunnel lvm 2 fd00::2 50020 None False",
+        "set tunnel lvm 1 192.0.2.1 50000 None False 0",
+        "set tunnel lvm 2 fd00::2 50020 None False 0",
         "add rule lvm 10.1.0.0/16 1 dest", "add rule lvm 10.1.2.0/24 2 dest",
         "add rule lvm fd01::/64 2 dest", "set up lvm"]
 
@@ -74,7 +74,7 @@ def test_plan_changes_only_what_differs() -> None:
     actual = {"lvm": actual_of(old["lvm"])}
     assert ops(static.plan(new, actual, {"lvm"})) == [
         "del rule lvm fd01::/64 2 dest",
-        "set tunnel lvm 1 192.0.2.9 50000 None True",
+        "set tunnel lvm 1 192.0.2.9 50000 None True 0",
         "add address lvm 10.1.255.1/16"]
 
 

@@ -83,8 +83,8 @@ def test_tunnel_del_unknown() -> None:
 
 
 def test_events() -> None:
-    acts = [static.Action("set_tunnel", "lvm", (2, "fd00::3", 50020, None, False)),
-            static.Action("set_tunnel", "lvm", (1, "192.0.2.9", 50000, None, True)),
+    acts = [static.Action("set_tunnel", "lvm", (2, "fd00::3", 50020, None, False, 0)),
+            static.Action("set_tunnel", "lvm", (1, "192.0.2.9", 50000, None, True, 0)),
             static.Action("del_tunnel", "lvm", (3,)), static.Action("add_rule", "lvm", ()),
             static.Action("del_device", "old")]
     assert ubus_api.events(acts) == [

@@ -239,6 +239,7 @@ static int ipudp_newlink(struct net *src_net, struct net_device *dev,
 	ipd->port = IPUDP_DEFAULT_PORT;
 	ipd->mode = IPUDP_MODE_FIXED;
 	ipd->mtu_auto = !tb[IFLA_MTU];
+	ipd->idle_jiffies = IPUDP_DEFAULT_IDLE * HZ;
 	spin_lock_init(&ipd->sock_lock);
 	INIT_LIST_HEAD(&ipd->dev_list);
 

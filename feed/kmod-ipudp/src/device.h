@@ -32,6 +32,8 @@ struct ipudp_dev_drops {
 #define IPUDP_OVERHEAD4 (sizeof(struct iphdr) + sizeof(struct udphdr))
 #define IPUDP_OVERHEAD6 (sizeof(struct ipv6hdr) + sizeof(struct udphdr))
 
+#define IPUDP_DEFAULT_IDLE	30	/* seconds, IPUDP_A_IDLE_TIMEOUT */
+
 /* Limits that keep one device from eating a router's memory. */
 #define IPUDP_MAX_TUNNELS	65536
 #define IPUDP_MAX_PREFIXES	BIT(20)
@@ -53,6 +55,7 @@ struct ipudp_dev {
 	bool mtu_auto;
 	bool mtu_adjusting;
 	u8 mode;			/* enum ipudp_mode; changes only when empty */
+	unsigned long idle_jiffies;	/* silence before TUNNEL_ACTIVE is sent */
 
 	/* Tunnels: by id (netlink), by remote endpoint (receive). rtnl. */
 	struct xarray tunnels;

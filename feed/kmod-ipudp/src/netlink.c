@@ -24,6 +24,7 @@ static const struct nla_policy ipudp_tunnel_policy[IPUDP_TUNNEL_A_MAX + 1] = {
 	[IPUDP_TUNNEL_A_LAST_TX_MS] = { .type = NLA_REJECT },
 	[IPUDP_TUNNEL_A_STATS] = { .type = NLA_REJECT },
 	[IPUDP_TUNNEL_A_PAD] = { .type = NLA_REJECT },
+	[IPUDP_TUNNEL_A_KEEPALIVE] = NLA_POLICY_MAX(NLA_U16, 3600),
 };
 
 static const struct nla_policy ipudp_rule_policy[IPUDP_RULE_A_MAX + 1] = {
@@ -47,6 +48,7 @@ static const struct nla_policy ipudp_policy[IPUDP_A_MAX + 1] = {
 	[IPUDP_A_RULE] = NLA_POLICY_NESTED(ipudp_rule_policy),
 	[IPUDP_A_N_TUNNELS] = { .type = NLA_REJECT },
 	[IPUDP_A_N_RULES] = { .type = NLA_REJECT },
+	[IPUDP_A_IDLE_TIMEOUT] = NLA_POLICY_MIN(NLA_U16, 1),
 };
 
 static struct genl_family ipudp_family;
@@ -116,7 +118,8 @@ static int ipudp_fill_tunnel(struct sk_buff *skb, const struct ipudp_tunnel *t)
 			   &t->remote) ||
 	    nla_put_u16(skb, IPUDP_TUNNEL_A_REMOTE_PORT, ntohs(t->remote.port)) ||
 	    ipudp_put_age(skb, IPUDP_TUNNEL_A_LAST_RX_MS, READ_ONCE(t->last_rx)) ||
-	    ipudp_put_age(skb, IPUDP_TUNNEL_A_LAST_TX_MS, READ_ONCE(t->last_tx)))
+	    ipudp_put_age(skb, IPUDP_TUNNEL_A_LAST_TX_MS, READ_ONCE(t->last_tx)) ||
+	    nla_put_u16(skb, IPUDP_TUNNEL_A_KEEPALIVE, t->keepalive))
 		goto cancel;
 	stats = nla_nest_start(skb, IPUDP_TUNNEL_A_STATS);
 	if (!stats ||
@@ -185,6 +188,8 @@ static int ipudp_fill_dev(struct sk_buff *skb, struct ipudp_dev *ipd,
 	    nla_put_u32(skb, IPUDP_A_N_TUNNELS, READ_ONCE(ipd->n_tunnels)) ||
 	    nla_put_u32(skb, IPUDP_A_N_RULES, READ_ONCE(ipd->rules.count) +
 			READ_ONCE(ipd->sources.count)) ||
+	    nla_put_u16(skb, IPUDP_A_IDLE_TIMEOUT,
+			READ_ONCE(ipd->idle_jiffies) / HZ) ||
 	    ipudp_fill_drops(skb, &ipd->drops))
 		goto cancel;
 	rcu_read_lock();
@@ -275,6 +280,9 @@ static int ipudp_nl_dev_set_doit(struct sk_buff *skb, struct genl_info *info)
 		}
 		WRITE_ONCE(ipd->mode, nla_get_u8(attrs[IPUDP_A_MODE]));
 	}
+	if (attrs[IPUDP_A_IDLE_TIMEOUT])
+		WRITE_ONCE(ipd->idle_jiffies,
+			   nla_get_u16(attrs[IPUDP_A_IDLE_TIMEOUT]) * HZ);
 	if (attrs[IPUDP_A_FD]) {
 		err = ipudp_socket_attach_fd(ipd, nla_get_u32(attrs[IPUDP_A_FD]),
 					     info->extack);
@@ -350,12 +358,17 @@ static int ipudp_parse_tunnel(struct nlattr *nest, struct ipudp_tunnel *t,
 			       IPUDP_DEFAULT_PORT);
 	if (tb[IPUDP_TUNNEL_A_ID])
 		t->id = nla_get_u32(tb[IPUDP_TUNNEL_A_ID]);
+	if (tb[IPUDP_TUNNEL_A_KEEPALIVE])
+		t->keepalive = nla_get_u16(tb[IPUDP_TUNNEL_A_KEEPALIVE]);
 	return 0;
 }
 
-/* Tell listeners of the events group that a tunnel came or went. */
-static void ipudp_notify_tunnel(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
-				u8 cmd)
+/*
+ * Tell listeners of the events group that a tunnel came, went, or received
+ * its first packet after being idle (from the receive path: @gfp atomic).
+ */
+void ipudp_notify_tunnel(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
+			 u8 cmd, gfp_t gfp)
 {
 	struct net *net = dev_net(ipd->dev);
 	struct sk_buff *msg;
@@ -364,7 +377,7 @@ static void ipudp_notify_tunnel(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
 
 	if (!genl_has_listeners(&ipudp_family, net, 0))
 		return;
-	msg = nlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
+	msg = nlmsg_new(NLMSG_DEFAULT_SIZE, gfp);
 	if (!msg)
 		return;
 	hdr = genlmsg_put(msg, 0, 0, &ipudp_family, 0, cmd);
@@ -382,7 +395,7 @@ static void ipudp_notify_tunnel(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
 		goto err_free;
 	nla_nest_end(msg, nest);
 	genlmsg_end(msg, hdr);
-	genlmsg_multicast_netns(&ipudp_family, net, msg, 0, 0, GFP_KERNEL);
+	genlmsg_multicast_netns(&ipudp_family, net, msg, 0, 0, gfp);
 	return;
 
 err_free:
@@ -421,7 +434,7 @@ static int ipudp_nl_tunnel_new_doit(struct sk_buff *skb, struct genl_info *info)
 	if (err)
 		goto err_unlock;
 	ipudp_device_adjust_mtu(ipd, t);
-	ipudp_notify_tunnel(ipd, t, IPUDP_CMD_TUNNEL_NEW);
+	ipudp_notify_tunnel(ipd, t, IPUDP_CMD_TUNNEL_NEW, GFP_KERNEL);
 	rtnl_unlock();
 	return 0;
 
@@ -485,7 +498,7 @@ static int ipudp_nl_tunnel_del_doit(struct sk_buff *skb, struct genl_info *info)
 		err = -ENOENT;
 		goto out;
 	}
-	ipudp_notify_tunnel(ipd, t, IPUDP_CMD_TUNNEL_DEL);
+	ipudp_notify_tunnel(ipd, t, IPUDP_CMD_TUNNEL_DEL, GFP_KERNEL);
 	ipudp_tunnel_del(ipd, id);
 out:
 	rtnl_unlock();

@@ -2,7 +2,15 @@
 #ifndef _IPUDP_NETLINK_H
 #define _IPUDP_NETLINK_H
 
+#include <linux/gfp.h>
+#include <linux/types.h>
+
+struct ipudp_dev;
+struct ipudp_tunnel;
+
 int ipudp_genetlink_init(void);
+void ipudp_notify_tunnel(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
+			 u8 cmd, gfp_t gfp);
 void ipudp_genetlink_uninit(void);
 
 #endif /* _IPUDP_NETLINK_H */

@@ -26,6 +26,7 @@
 #include <uapi/linux/ipudp.h>
 
 #include "device.h"
+#include "netlink.h"
 #include "socket.h"
 #include "tunnel.h"
 
@@ -106,7 +107,8 @@ static int ipudp_encap_recv(struct sock *sk, struct sk_buff *skb)
 	skb->dev = dev;
 
 	len = skb->len;
-	ipudp_tunnel_count_rx(t, len);
+	if (ipudp_tunnel_count_rx(t, len, READ_ONCE(ipd->idle_jiffies)))
+		ipudp_notify_tunnel(ipd, t, IPUDP_CMD_TUNNEL_ACTIVE, GFP_ATOMIC);
 	dev_sw_netstats_rx_add(dev, len);
 	gro_cells_receive(&ipd->gro_cells, skb);
 	return 0;
@@ -377,8 +379,12 @@ static int ipudp_pmtu(struct ipudp_dev *ipd, struct sk_buff *skb,
 	return -EMSGSIZE;
 }
 
+/*
+ * Encapsulating send over an IPv4 / IPv6 underlay. @control: @skb holds a
+ * control datagram (keepalive), not an inner IP packet: no PMTU, no GSO.
+ */
 static int ipudp_send4(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
-		       struct sock *sk, struct sk_buff *skb)
+		       struct sock *sk, struct sk_buff *skb, bool control)
 {
 	struct net *net = sock_net(sk);
 	struct flowi4 fl4 = {
@@ -404,14 +410,15 @@ static int ipudp_send4(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
 		}
 		dst_cache_set_ip4(&t->dst_cache, &rt->dst, fl4.saddr);
 	}
-	err = ipudp_pmtu(ipd, skb, &rt->dst, IPUDP_OVERHEAD4, &df);
-	if (!err)
+	df = false;
+	err = control ? 0 : ipudp_pmtu(ipd, skb, &rt->dst, IPUDP_OVERHEAD4, &df);
+	if (!err && !control)
 		err = ipudp_prepare_skb(skb, &rt->dst, sizeof(struct iphdr), false);
 	if (err) {
 		ip_rt_put(rt);
 		return err;
 	}
-	tos = ipudp_outer_tos(skb);
+	tos = control ? 0 : ipudp_outer_tos(skb);
 	udp_tunnel_xmit_skb(rt, sk, skb, fl4.saddr, fl4.daddr, tos,
 			    ip4_dst_hoplimit(&rt->dst), df ? htons(IP_DF) : 0,
 			    fl4.fl4_sport, fl4.fl4_dport,
@@ -421,7 +428,7 @@ static int ipudp_send4(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
 
 #if IS_ENABLED(CONFIG_IPV6)
 static int ipudp_send6(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
-		       struct sock *sk, struct sk_buff *skb)
+		       struct sock *sk, struct sk_buff *skb, bool control)
 {
 	struct net *net = sock_net(sk);
 	struct flowi6 fl6 = {
@@ -448,8 +455,9 @@ static int ipudp_send6(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
 		}
 		dst_cache_set_ip6(&t->dst_cache, dst, &fl6.saddr);
 	}
-	err = ipudp_pmtu(ipd, skb, dst, IPUDP_OVERHEAD6, &df);
-	if (!err)
+	df = false;
+	err = control ? 0 : ipudp_pmtu(ipd, skb, dst, IPUDP_OVERHEAD6, &df);
+	if (!err && !control)
 		err = ipudp_prepare_skb(skb, dst, sizeof(struct ipv6hdr), true);
 	if (err) {
 		dst_release(dst);
@@ -457,7 +465,7 @@ static int ipudp_send6(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
 	}
 	/* IPv6 routers never fragment: only we may, when DF is off. */
 	skb->ignore_df = !df;
-	prio = ipudp_outer_tos(skb);
+	prio = control ? 0 : ipudp_outer_tos(skb);
 	udp_tunnel6_xmit_skb(dst, sk, skb, ipd->dev, &fl6.saddr, &fl6.daddr,
 			     prio, ip6_dst_hoplimit(dst), 0, fl6.fl6_sport,
 			     fl6.fl6_dport, false);
@@ -465,9 +473,8 @@ static int ipudp_send6(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
 }
 #endif
 
-/* Encapsulate and send @skb to @t. Consumes @skb only on success. */
-int ipudp_socket_send(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
-		      struct sk_buff *skb)
+static int ipudp_send(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
+		      struct sk_buff *skb, bool control)
 {
 	int idx = ipudp_sk_index(t->remote.family);
 	struct sock *sk;
@@ -476,12 +483,42 @@ int ipudp_socket_send(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
 	if (unlikely(!sk))
 		return -ENOTCONN;
 	if (t->remote.family == AF_INET)
-		return ipudp_send4(ipd, t, sk, skb);
+		return ipudp_send4(ipd, t, sk, skb, control);
 #if IS_ENABLED(CONFIG_IPV6)
-	return ipudp_send6(ipd, t, sk, skb);
+	return ipudp_send6(ipd, t, sk, skb, control);
 #else
 	return -EAFNOSUPPORT;
 #endif
+}
+
+/* Encapsulate and send @skb to @t. Consumes @skb only on success. */
+int ipudp_socket_send(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
+		      struct sk_buff *skb)
+{
+	return ipudp_send(ipd, t, skb, false);
+}
+
+/*
+ * Send the keepalive control datagram (0xFFFFFFFF, docs/wire-format.md) to
+ * @t from the device's socket, so NAT bindings on the way stay open.
+ * Process context (the tunnel's keepalive work).
+ */
+void ipudp_socket_send_keepalive(struct ipudp_dev *ipd, struct ipudp_tunnel *t)
+{
+	unsigned int headroom = LL_MAX_HEADER + sizeof(struct ipv6hdr) +
+				sizeof(struct udphdr);
+	struct sk_buff *skb;
+
+	skb = alloc_skb(headroom + sizeof(__be32), GFP_KERNEL);
+	if (!skb)
+		return;
+	skb_reserve(skb, headroom);
+	memset(skb_put(skb, sizeof(__be32)), 0xFF, sizeof(__be32));
+	skb_reset_network_header(skb);
+	rcu_read_lock_bh();
+	if (ipudp_send(ipd, t, skb, true))
+		kfree_skb(skb);
+	rcu_read_unlock_bh();
 }
 
 /*

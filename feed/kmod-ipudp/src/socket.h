@@ -17,6 +17,7 @@ void ipudp_socket_release_kernel(struct ipudp_dev *ipd);
 u32 ipudp_socket_flags(struct ipudp_dev *ipd);
 int ipudp_socket_send(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
 		      struct sk_buff *skb);
+void ipudp_socket_send_keepalive(struct ipudp_dev *ipd, struct ipudp_tunnel *t);
 int ipudp_socket_path_mtu(struct ipudp_dev *ipd, const struct ipudp_tunnel *t);
 
 #endif /* _IPUDP_SOCKET_H */

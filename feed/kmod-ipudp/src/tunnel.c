@@ -13,6 +13,7 @@
 #include <uapi/linux/ipudp.h>
 
 #include "device.h"
+#include "socket.h"
 #include "tunnel.h"
 
 const struct rhashtable_params ipudp_endpoint_params = {
@@ -21,6 +22,8 @@ const struct rhashtable_params ipudp_endpoint_params = {
 	.head_offset = offsetof(struct ipudp_tunnel, hash_node),
 	.automatic_shrinking = true,
 };
+
+static void ipudp_keepalive_work(struct work_struct *work);
 
 struct ipudp_tunnel *ipudp_tunnel_alloc(gfp_t gfp)
 {
@@ -36,6 +39,7 @@ struct ipudp_tunnel *ipudp_tunnel_alloc(gfp_t gfp)
 		goto err_free_stats;
 	INIT_LIST_HEAD(&t->rules);
 	INIT_LIST_HEAD(&t->sources);
+	INIT_DELAYED_WORK(&t->keepalive_work, ipudp_keepalive_work);
 	return t;
 
 err_free_stats:
@@ -57,8 +61,20 @@ static void ipudp_tunnel_free_rcu(struct rcu_head *head)
 /* Free after an RCU grace period: readers may still hold it. */
 void ipudp_tunnel_free(struct ipudp_tunnel *t)
 {
-	if (t)
-		call_rcu(&t->rcu, ipudp_tunnel_free_rcu);
+	if (!t)
+		return;
+	cancel_delayed_work_sync(&t->keepalive_work);
+	call_rcu(&t->rcu, ipudp_tunnel_free_rcu);
+}
+
+static void ipudp_keepalive_work(struct work_struct *work)
+{
+	struct ipudp_tunnel *t = container_of(to_delayed_work(work),
+					      struct ipudp_tunnel, keepalive_work);
+
+	ipudp_socket_send_keepalive(t->ipd, t);
+	queue_delayed_work(system_power_efficient_wq, &t->keepalive_work,
+			   t->keepalive * HZ);
 }
 
 /* Hand @old's prefixes, counters and timestamps over to @t. */
@@ -140,6 +156,9 @@ int ipudp_tunnel_add(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
 	}
 	if (ipd->mode == IPUDP_MODE_FIXED)
 		rcu_assign_pointer(ipd->fixed, t);
+	t->ipd = ipd;
+	if (t->keepalive)
+		queue_delayed_work(system_power_efficient_wq, &t->keepalive_work, 0);
 	pr_debug("%s: tunnel %u created\n", ipd->dev->name, t->id);
 	if (old) {
 		pr_debug("%s: tunnel %u destroyed\n", ipd->dev->name, old->id);
@@ -245,9 +264,20 @@ static void ipudp_count(struct ipudp_tunnel *t, unsigned long *stamp,
 		WRITE_ONCE(*stamp, now);
 }
 
-void ipudp_tunnel_count_rx(struct ipudp_tunnel *t, unsigned int len)
+/*
+ * Count a received packet. True if it is the first one after @idle jiffies
+ * of silence (or ever): exactly one CPU wins the claim on last_rx.
+ */
+bool ipudp_tunnel_count_rx(struct ipudp_tunnel *t, unsigned int len,
+			   unsigned long idle)
 {
+	unsigned long prev = READ_ONCE(t->last_rx), now = jiffies;
+	bool woke = false;
+
+	if (unlikely(!prev || time_after(now, prev + idle)))
+		woke = cmpxchg(&t->last_rx, prev, now) == prev;
 	ipudp_count(t, &t->last_rx, true, len);
+	return woke;
 }
 
 void ipudp_tunnel_count_tx(struct ipudp_tunnel *t, unsigned int len)

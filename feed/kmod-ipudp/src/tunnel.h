@@ -2,6 +2,7 @@
 #ifndef _IPUDP_TUNNEL_H
 #define _IPUDP_TUNNEL_H
 
+#include <linux/workqueue.h>
 #include <linux/in6.h>
 #include <linux/rhashtable-types.h>
 #include <linux/u64_stats_sync.h>
@@ -45,6 +46,9 @@ struct ipudp_tunnel {
 	unsigned long last_tx;
 	struct list_head rules;		/* destination prefixes, rtnl */
 	struct list_head sources;	/* allowed inner sources, rtnl */
+	struct ipudp_dev *ipd;		/* set when added */
+	u16 keepalive;			/* seconds, 0: off */
+	struct delayed_work keepalive_work;
 	struct rcu_head rcu;
 };
 
@@ -61,7 +65,8 @@ struct ipudp_tunnel *ipudp_tunnel_by_endpoint(struct ipudp_dev *ipd,
 					      __be16 sport);
 bool ipudp_tunnel_source_ok(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
 			    const struct sk_buff *skb);
-void ipudp_tunnel_count_rx(struct ipudp_tunnel *t, unsigned int len);
+bool ipudp_tunnel_count_rx(struct ipudp_tunnel *t, unsigned int len,
+			   unsigned long idle);
 void ipudp_tunnel_count_tx(struct ipudp_tunnel *t, unsigned int len);
 void ipudp_tunnel_get_stats(const struct ipudp_tunnel *t,
 			    struct ipudp_tunnel_stats *out);

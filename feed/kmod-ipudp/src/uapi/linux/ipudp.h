@@ -31,7 +31,8 @@
  * the longest SOURCE prefix (or, if the tunnel has none, DEST prefix)
  * matching it belongs to the tunnel the packet came from.
  *
- * Multicast group IPUDP_MCGRP_EVENTS: TUNNEL_NEW / TUNNEL_DEL messages
+ * Multicast group IPUDP_MCGRP_EVENTS: TUNNEL_NEW / TUNNEL_DEL / TUNNEL_ACTIVE
+ * (first packet received after IPUDP_A_IDLE_TIMEOUT of silence) messages
  * (IFINDEX, TUNNEL { ID, REMOTE*, REMOTE_PORT }) on every change.
  *
  * Replies to DEV_GET carry this tree:
@@ -43,6 +44,9 @@
  *  IPUDP_A_SOCK_FLAGS      u32, IPUDP_SOCK_F_*: which sockets are attached
  *  IPUDP_A_STATS           nest, device drop counters (IPUDP_STATS_A_*)
  *  IPUDP_A_N_TUNNELS       u32, IPUDP_A_N_RULES u32 (both tries)
+ *  IPUDP_A_IDLE_TIMEOUT    u16 seconds (DEV_SET/DEV_GET, default 30): a
+ *                          tunnel silent this long announces its next
+ *                          received packet with IPUDP_CMD_TUNNEL_ACTIVE
  *  IPUDP_A_TUNNEL          nest, FIXED mode only (TUNNEL_GET for all):
  *    IPUDP_TUNNEL_A_ID           u32
  *    IPUDP_TUNNEL_A_LOCAL4/6     source address used for the outer header
@@ -50,6 +54,9 @@
  *    IPUDP_TUNNEL_A_REMOTE_PORT  u16
  *    IPUDP_TUNNEL_A_LAST_RX_MS   u64, milliseconds since the last packet
  *    IPUDP_TUNNEL_A_LAST_TX_MS   u64 (attribute absent: never)
+ *    IPUDP_TUNNEL_A_KEEPALIVE    u16 seconds, 0: off (TUNNEL_NEW/GET): send
+ *                                the 0xFFFFFFFF control datagram this often,
+ *                                so NAT bindings hold without an agent
  *    IPUDP_TUNNEL_A_STATS        nest, IPUDP_STATS_A_{RX,TX}_{PACKETS,BYTES},
  *                                RX_SPOOFED, RX_MALFORMED
  */
@@ -79,6 +86,7 @@ enum ipudp_cmd {
 	IPUDP_CMD_RULE_DEL,
 	IPUDP_CMD_RULE_GET,
 	IPUDP_CMD_ROUTE_GET,
+	IPUDP_CMD_TUNNEL_ACTIVE,	/* notification only: see below */
 	__IPUDP_CMD_LAST
 };
 
@@ -111,6 +119,7 @@ enum ipudp_attr {
 	IPUDP_A_RULE,
 	IPUDP_A_N_TUNNELS,
 	IPUDP_A_N_RULES,
+	IPUDP_A_IDLE_TIMEOUT,
 	__IPUDP_A_LAST
 };
 
@@ -128,6 +137,7 @@ enum ipudp_tunnel_attr {
 	IPUDP_TUNNEL_A_LAST_TX_MS,
 	IPUDP_TUNNEL_A_STATS,
 	IPUDP_TUNNEL_A_PAD,
+	IPUDP_TUNNEL_A_KEEPALIVE,
 	__IPUDP_TUNNEL_A_LAST
 };
 
