@@ -13,6 +13,7 @@
     lvn config show [-c CONFDIR] [PACKAGE]
     lvn config validate [-c CONFDIR] [--no-file-check]
     lvn apply [-c CONFDIR] [--state FILE] [--dry-run] [--flush]
+    lvn pki init|issue|revoke|show ...
     lvn agent [-c CONFDIR] [--state FILE] [--ubus SOCKET]
 """
 
@@ -175,6 +176,21 @@ def build_parser() -> argparse.ArgumentParser:
         c.add_argument("-c", "--confdir", default=config.DEFAULT_CONFDIR,
                        help=f"configuration directory (default {config.DEFAULT_CONFDIR})")
 
+    pki = sub.add_parser("pki", help="a CA for the network: init, issue, revoke, show")
+    psub = pki.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p_init = psub.add_parser("init", help="create a CA in DIR")
+    p_init.add_argument("dir")
+    p_init.add_argument("--name", default="lvn CA", help="CA common name")
+    p_issue = psub.add_parser("issue", help="certificate and key for node NAME")
+    p_issue.add_argument("dir")
+    p_issue.add_argument("name")
+    p_issue.add_argument("--days", type=_int_in(1, 36500, "a number of days"), default=825)
+    p_rev = psub.add_parser("revoke", help="revoke NAME's certificate (rewrites crl.pem)")
+    p_rev.add_argument("dir")
+    p_rev.add_argument("name")
+    p_show = psub.add_parser("show", help="print a certificate's facts")
+    p_show.add_argument("file")
+
     app = sub.add_parser("apply", help="make the kernel match the static tunnels of the config")
     app.add_argument("-c", "--confdir", default=config.DEFAULT_CONFDIR)
     app.add_argument("--state", default=static.STATE_FILE,
@@ -203,6 +219,28 @@ def run_config(args: argparse.Namespace, out: Callable[[str], None]) -> None:
     if problems:
         raise config.ConfigError(problems)
     out(f"{args.confdir}/{config.PACKAGE}: valid")
+
+
+def run_pki(args: argparse.Namespace, out: Callable[[str], None]) -> None:
+    """``lvn pki``: files only, no kernel."""
+    from pathlib import Path
+
+    from . import pki
+    if args.action == "init":
+        out(f"CA certificate: {pki.init(Path(args.dir), args.name)}")
+    elif args.action == "issue":
+        cert, key = pki.issue(Path(args.dir), args.name, args.days)
+        out(f"certificate: {cert}\nkey: {key}")
+    elif args.action == "revoke":
+        serial = pki.revoke(Path(args.dir), args.name)
+        out(f"revoked {args.name} (serial {serial:x}); distribute {args.dir}/crl.pem")
+    else:
+        facts = pki.show(Path(args.file))
+        if args.json:
+            out(json.dumps(facts))
+        else:
+            for k, v in facts.items():
+                out(f"{k}: {', '.join(v) if isinstance(v, list) else v}")
 
 
 def run_apply(args: argparse.Namespace, kernel: static.Kernel,
@@ -289,6 +327,9 @@ def main(argv: Sequence[str] | None = None,
     try:
         if args.cmd == "config":
             run_config(args, print)
+            return 0
+        if args.cmd == "pki":
+            run_pki(args, print)
             return 0
         if kernel_factory is None:
             from .netlink import Ipudp
