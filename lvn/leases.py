@@ -1,0 +1,94 @@
+"""Overlay address leases: stable per certificate identity, persisted atomically.
+
+The server hands each client one address from each configured pool (IPv4
+and/or IPv6).  The same identity gets the same addresses after reconnects
+and server restarts: the table is a JSON file replaced atomically on every
+change (write to a temporary file, fsync, rename, fsync the directory), so
+a crash leaves the old table or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from pathlib import Path
+
+from .errors import LvnError
+
+Address = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+
+
+class PoolExhausted(LvnError):
+    """No free address left for a new identity (only that client is refused)."""
+
+
+class Leases:
+    def __init__(self, path: Path, pool4: str | None, pool6: str | None,
+                 reserved: tuple[str, ...] = ()) -> None:
+        """``reserved``: addresses never handed out (e.g. the server's own)."""
+        self.path = path
+        self.pools = [ipaddress.ip_network(p) for p in (pool4, pool6) if p]
+        if not self.pools:
+            raise LvnError("no address pool configured (pool4 and/or pool6)")
+        self.reserved = {ipaddress.ip_address(a) for a in reserved}
+        self.table: dict[str, list[str]] = self._load()
+
+    def _load(self) -> dict[str, list[str]]:
+        try:
+            data = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as e:
+            raise LvnError(f"cannot read the lease table {self.path}: {e}") from None
+        if not isinstance(data, dict) or not all(
+                isinstance(k, str) and isinstance(v, list) for k, v in data.items()):
+            raise LvnError(f"{self.path}: not a lease table")
+        return data
+
+    def _save(self) -> None:
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(self.table, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+        dirfd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dirfd)
+        finally:
+            os.close(dirfd)
+
+    def _taken(self) -> set[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+        return {ipaddress.ip_interface(a).ip for v in self.table.values() for a in v}
+
+    def lease(self, identity: str) -> list[str]:
+        """The identity's addresses ("10.77.0.2/16", "fd77::2/64"), allocated once."""
+        current = self.table.get(identity)
+        wanted = {p.version for p in self.pools}
+        if current and {ipaddress.ip_interface(a).version for a in current} == wanted:
+            return list(current)
+        taken = self._taken() | self.reserved
+        out = []
+        for pool in self.pools:
+            mine = [a for a in current or [] if ipaddress.ip_interface(a).version == pool.version]
+            if mine:
+                out += mine
+                continue
+            free = next((h for h in pool.hosts() if h not in taken and h != pool[1]), None)
+            if free is None:
+                raise PoolExhausted(f"address pool {pool} is exhausted")
+            out.append(f"{free}/{pool.prefixlen}")
+        self.table[identity] = out
+        self._save()
+        return list(out)
+
+    def release(self, identity: str) -> None:
+        """Forget an identity's lease (e.g. its certificate was revoked)."""
+        if self.table.pop(identity, None) is not None:
+            self._save()
+
+    def gateway(self) -> list[str]:
+        """The server's own overlay addresses: the first host of each pool."""
+        return [f"{p[1]}/{p.prefixlen}" for p in self.pools]
