@@ -10,7 +10,7 @@ import sys
 HERE = sys.argv[0].rsplit("/", 1)[0] if "/" in sys.argv[0] else "."
 sys.path.insert(0, HERE + "/../..")
 
-from lvn import datagram, protocol  # noqa: E402
+from lvn import datagram, protocol, session  # noqa: E402
 
 # RFC 4231 test cases 1, 2 and 6 (key longer than the block)
 HMAC_VECTORS = [
@@ -107,6 +107,32 @@ def framer_refuses_garbage() -> bool:
                        + b'{"code":1,"text":"y"}'[:15]) is False  # incomplete: waits
             and raises(protocol.ProtocolError, protocol.encode, protocol.LEASE,
                        {"session": "s", "data_port": True, "mtu": 1, "keepalive": 1}))
+
+
+@check
+def session_handshake_and_roaming() -> bool:
+    client = session.ClientSession(KEY, 0.0, ["ipv4"])
+    server = session.ServerSession(KEY, SESSION, 0.0, 50000, 1400, 25, 90)
+
+    def msgs(actions):  # type: ignore[no-untyped-def]
+        f = protocol.Framer()
+        out = []
+        for a in actions:
+            if a[0] == "send":
+                out += f.feed(a[1])
+        return out
+
+    hello = msgs(client.start())[0]
+    server.on_message(hello[0], hello[1])
+    lease = msgs(server.leased(["10.77.0.2/16"]))[0]
+    probe = [a[1] for a in client.on_message(lease[0], lease[1], 0.0) if a[0] == "datagram"][0]
+    endpoint = msgs(server.on_datagram("198.51.100.7", 4000, probe, 0.0))[0]
+    ready = msgs(client.on_message(endpoint[0], endpoint[1], 0.0))[0]
+    up = server.on_message(ready[0], ready[1]) == [("up",)]
+    ka = [a[1] for a in client.on_timer(25.0) if a[0] == "datagram"][0]
+    moved = server.on_datagram("203.0.113.9", 1, ka, 25.0) == [("tunnel", "203.0.113.9", 1)]
+    replay = server.on_datagram("192.0.2.66", 6, ka, 26.0) == []
+    return up and moved and replay and server.endpoint == ("203.0.113.9", 1)
 
 
 def main() -> int:
