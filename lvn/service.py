@@ -34,6 +34,7 @@ class Service:
         self.config_errors: tuple[str, ...] = ()
         self.last_reload: float | None = None
         self.pending_events: list[tuple[str, dict[str, Any]]] = []
+        self.agent: Any = None  # lvn.agent.Server / Client when the agent role is on
 
     def reload(self) -> dict[str, Any]:
         """Validate, then apply by diff; a bad file changes nothing."""
@@ -54,10 +55,20 @@ class Service:
         self.pending_events += ubus_api.events(acts)
         for a in acts:
             log.info("%s", a)
-        if conf.agent.enabled and conf.agent.role != "none":
-            log.warning("agent role %r is not part of this release: only static tunnels "
-                        "are applied", conf.agent.role)
+        if self.agent is None and conf.agent.enabled and conf.agent.role != "none":
+            self.agent = self._start_agent(conf)
         return {"ok": True, "changes": [str(a) for a in acts]}
+
+    def _start_agent(self, conf: config.Config) -> Any:
+        from . import agent
+        try:
+            if conf.agent.role == "server" and conf.server is not None:
+                return agent.Server(conf.server, self.kernel, conf.agent.state_dir)
+            if conf.agent.role == "client" and conf.client is not None:
+                return agent.Client(conf.client, self.kernel)
+        except (LvnError, OSError) as e:
+            log.error("cannot start the %s agent: %s", conf.agent.role, e)
+        return None
 
     def snapshot(self) -> ubus_api.Snapshot:
         conf = self.config or config.Config()
@@ -130,7 +141,12 @@ def run(service: Service, ubus_socket: str | None) -> int:
              ubus_socket or "off")
     try:
         while not flags["stop"]:
-            if server is not None:
+            if service.agent is not None:
+                service.agent.step(1.0)
+                if server is not None:
+                    server.send_all(service.pending_events)
+                    server.loop(0)
+            elif server is not None:
                 server.send_all(service.pending_events)
                 server.loop(1000)
             else:

@@ -44,6 +44,7 @@ class ServerSession:
         self.counter = 0          # highest datagram counter accepted
         # (address, port) the authenticated datagrams came from
         self.endpoint: tuple[str, int] | None = None
+        self.addresses: list[str] = []  # the lease, once granted
 
     def on_message(self, mtype: int, body: dict[str, object]) -> list[tuple[object, ...]]:
         if mtype in (protocol.BYE, protocol.ERROR):
@@ -63,6 +64,7 @@ class ServerSession:
         if error:
             return _error("lease", error)
         self.state = "probe"
+        self.addresses = list(addresses)
         fields: dict[str, object] = {"session": self.session.hex(), "data_port": self.data_port,
                   "mtu": self.mtu, "keepalive": self.keepalive}
         for a in addresses:

@@ -1,0 +1,513 @@
+"""The lvn agent: server and client roles, the I/O around lvn/session.py.
+
+One thread, one ``selectors`` loop: the TLS control channel (pyOpenSSL,
+TLS 1.3 only, mutual certificates, CRL), the UDP data socket(s) whose file
+descriptors the kernel uses for the tunnels (control datagrams still reach
+us), a one-second tick for the session timers.  The sessions decide; this
+module carries out their actions against sockets and the kernel.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import logging
+import os
+import random
+import selectors
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from OpenSSL import SSL, crypto
+
+from . import datagram, protocol
+from .config import ClientConfig, ServerConfig
+from .errors import LvnError
+from .leases import Leases
+from .model import Rule
+from .session import ClientSession, ServerSession
+
+log = logging.getLogger("lvn")
+
+TICK = 1.0
+BACKOFF_MIN, BACKOFF_MAX = 1.0, 60.0
+
+
+def tls_context(ca: str, cert: str, key: str, crl: str | None, server: bool) -> SSL.Context:
+    """TLS 1.3 only, both sides present certificates signed by ``ca``."""
+    ctx = SSL.Context(SSL.TLS_METHOD)
+    ctx.set_min_proto_version(SSL.TLS1_3_VERSION)
+    try:
+        ctx.use_certificate_file(cert)
+        ctx.use_privatekey_file(key)
+        ctx.check_privatekey()
+        ctx.load_verify_locations(ca)
+    except SSL.Error as e:
+        raise LvnError(f"TLS setup with {cert} / {key} / {ca} failed: {e}") from None
+
+    def verify(conn: SSL.Connection, peer: crypto.X509, code: int, depth: int, ok: int) -> bool:
+        if not ok:
+            subject = peer.get_subject().CN
+            log.warning("certificate of %r refused: %s", subject, _x509_reason(code))
+        return bool(ok)
+
+    ctx.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, verify)
+    if crl:
+        try:
+            store = ctx.get_cert_store()
+            assert store is not None
+            store.add_crl(x509.load_pem_x509_crl(Path(crl).read_bytes()))
+            store.set_flags(crypto.X509StoreFlags.CRL_CHECK)
+        except (OSError, ValueError) as e:
+            raise LvnError(f"cannot load the revocation list {crl}: {e}") from None
+    return ctx
+
+
+_X509_REASONS = {9: "not yet valid", 10: "expired", 18: "self-signed",
+                 19: "self-signed certificate in chain", 20: "unknown issuer (wrong CA)",
+                 23: "revoked", 26: "unsuitable purpose (key usage)",
+                 3: "revocation list missing", 12: "revocation list expired"}
+
+
+def _x509_reason(code: int) -> str:
+    return _X509_REASONS.get(code, f"X.509 verify error {code}")
+
+
+class TlsConn:
+    """A non-blocking TLS connection with message framing."""
+
+    def __init__(self, sock: socket.socket, ctx: SSL.Context, server: bool) -> None:
+        self.sock = sock
+        self.conn = SSL.Connection(ctx, sock)
+        if server:
+            self.conn.set_accept_state()
+        else:
+            self.conn.set_connect_state()
+        self.ready = False
+        self.framer = protocol.Framer()
+        self.out = b""
+        self.closed = False
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def pump(self) -> list[tuple[int, dict[str, object]]]:
+        """Advance the handshake, read what arrived; messages received."""
+        msgs: list[tuple[int, dict[str, object]]] = []
+        try:
+            if not self.ready:
+                self.conn.do_handshake()
+                self.ready = True
+            while True:
+                data = self.conn.recv(16384)
+                if not data:
+                    self.closed = True
+                    break
+                msgs += self.framer.feed(data)
+        except (SSL.WantReadError, SSL.WantWriteError):
+            pass
+        except (SSL.ZeroReturnError, SSL.SysCallError):
+            self.closed = True
+        self.flush()
+        return msgs
+
+    def send(self, data: bytes) -> None:
+        self.out += data
+        self.flush()
+
+    def flush(self) -> None:
+        try:
+            while self.out and self.ready:
+                n = self.conn.send(self.out)
+                self.out = self.out[n:]
+        except (SSL.WantReadError, SSL.WantWriteError):
+            pass
+        except (SSL.ZeroReturnError, SSL.SysCallError):
+            self.closed = True
+
+    def peer_name(self) -> str:
+        cert = self.conn.get_peer_certificate()
+        return str(cert.get_subject().CN) if cert is not None else ""
+
+    def datagram_key(self) -> bytes:
+        return bytes(self.conn.export_keying_material(datagram.EXPORTER_LABEL,
+                                                      datagram.KEY_SIZE))
+
+    def close(self) -> None:
+        try:
+            self.conn.shutdown()
+        except SSL.Error:
+            pass
+        self.sock.close()
+        self.closed = True
+
+
+def _udp(family: int, port: int) -> socket.socket:
+    s = socket.socket(family, socket.SOCK_DGRAM)
+    if family == socket.AF_INET6:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    s.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", port))
+    s.setblocking(False)
+    return s
+
+
+class Agent:
+    """Shared loop machinery of both roles."""
+
+    def __init__(self, kernel: Any) -> None:
+        self.kernel = kernel
+        self.sel = selectors.DefaultSelector()
+        self.next_tick = time.monotonic()
+
+    def step(self, timeout: float) -> None:
+        """Wait for I/O up to ``timeout`` s (less if a tick is due) and handle it."""
+        now = time.monotonic()
+        wait = max(0.0, min(timeout, self.next_tick - now))
+        for key, _ in self.sel.select(wait):
+            handler: Callable[[], None] = key.data
+            handler()
+        now = time.monotonic()
+        if now >= self.next_tick:
+            self.next_tick = now + TICK
+            self.tick(now)
+
+    def tick(self, now: float) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.sel.close()
+
+
+class Server(Agent):
+    def __init__(self, conf: ServerConfig, kernel: Any, state_dir: str) -> None:
+        super().__init__(kernel)
+        self.conf = conf
+        self.ctx = tls_context(conf.ca, conf.cert, conf.key, conf.crl, server=True)
+        self.leases = Leases(Path(state_dir) / "leases.json", conf.pool4, conf.pool6)
+        self.sessions: dict[bytes, tuple[ServerSession, TlsConn, str]] = {}
+        self.tunnel_ids: dict[str, int] = {}
+        # clients whose control channel is gone: their tunnel lives until idle
+        self.detached: dict[str, float] = {}  # name -> monotonic time last heard
+        self.udp: dict[int, socket.socket] = {}
+        self._setup()
+
+    def _setup(self) -> None:
+        k, ifname = self.kernel, self.conf.ifname
+        if ifname not in {d.ifname for d in k.devices()}:
+            k.add_device(ifname, mtu=self.conf.mtu)
+        dev = k.device(ifname)
+        if dev.mode != "multi":
+            if dev.tunnels:
+                raise LvnError(f"{ifname} is a FIXED device with tunnels: not adopting it")
+            k.set_mode(ifname, "multi")
+        # adopt what an earlier run left: tunnel ids stay with their clients
+        for t in k.tunnels(ifname):
+            self.tunnel_ids.setdefault(f"#{t.id}", t.id)
+        for family in (socket.AF_INET, socket.AF_INET6):
+            s = _udp(family, self.conf.data_port)
+            k.set_device(ifname, fd=s.fileno())
+            self.udp[family] = s
+            self.sel.register(s, selectors.EVENT_READ, lambda s=s: self._datagram(s))
+        have = set(k.addresses(ifname))
+        for a in self.leases.gateway():
+            if a not in have:
+                k.add_address(ifname, a)
+        k.set_link(ifname, mtu=self.conf.mtu, up=True)
+        for path in ("/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv6/conf/all/forwarding"):
+            with open(path, "w") as f:
+                f.write("1")
+        lst = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        lst.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        lst.bind(("::", self.conf.listen_port))
+        lst.listen(64)
+        lst.setblocking(False)
+        self.listener = lst
+        self.sel.register(lst, selectors.EVENT_READ, self._accept)
+        log.info("server listening on port %d, data port %d, device %s",
+                 self.conf.listen_port, self.conf.data_port, ifname)
+
+    def _accept(self) -> None:
+        try:
+            sock, addr = self.listener.accept()
+        except OSError:
+            return
+        sock.setblocking(False)
+        conn = TlsConn(sock, self.ctx, server=True)
+        holder: dict[str, Any] = {"session": None}
+        self.sel.register(sock, selectors.EVENT_READ,
+                          lambda: self._readable(conn, holder, addr[0]))
+
+    def _readable(self, conn: TlsConn, holder: dict[str, Any], peer: str) -> None:
+        try:
+            msgs = conn.pump()
+        except protocol.ProtocolError as e:
+            log.warning("%s: %s: closing", peer, e)
+            self._drop(conn, holder)
+            return
+        except SSL.Error as e:
+            log.warning("TLS with %s failed: %s", peer, e)
+            self._drop(conn, holder)
+            return
+        if conn.ready and holder["session"] is None and not conn.closed:
+            name = conn.peer_name()
+            sid = os.urandom(datagram.SESSION_SIZE)
+            s = ServerSession(conn.datagram_key(), sid, time.monotonic(), self.conf.data_port,
+                              self.conf.mtu, self.conf.keepalive, self.conf.idle_timeout)
+            holder["session"], holder["name"] = s, name
+            self.sessions[sid] = (s, conn, name)
+            self.detached.pop(name, None)
+            log.info("%s: authenticated as %r", peer, name)
+        s = holder["session"]
+        for mtype, body in msgs:
+            if s is None:
+                break
+            self._act(s, conn, holder["name"], s.on_message(mtype, body))
+        if conn.closed:
+            self._drop(conn, holder)
+
+    def _drop(self, conn: TlsConn, holder: dict[str, Any]) -> None:
+        s = holder.get("session")
+        if s is not None:
+            self.sessions.pop(s.session, None)
+            if holder.get("name") in self.tunnel_ids:
+                self.detached[holder["name"]] = s.last_seen
+                log.info("%r: control channel closed; tunnel kept until idle", holder["name"])
+        try:
+            self.sel.unregister(conn.sock)
+        except (KeyError, ValueError):
+            pass
+        conn.close()
+
+    def _datagram(self, sock: socket.socket) -> None:
+        while True:
+            try:
+                data, addr = sock.recvfrom(2048)
+            except BlockingIOError:
+                return
+            if datagram.is_nat_keepalive(data):
+                continue
+            try:
+                sid = datagram.session_of(data)
+            except datagram.DatagramError:
+                continue
+            entry = self.sessions.get(sid)
+            if entry is None:
+                continue
+            s, conn, name = entry
+            self._act(s, conn, name, s.on_datagram(addr[0], addr[1], data, time.monotonic()))
+
+    def _tunnel_id(self, name: str) -> int:
+        tid = self.tunnel_ids.get(name)
+        if tid is None:
+            used = set(self.tunnel_ids.values())
+            tid = next(i for i in range(1, 1 << 20) if i not in used)
+            self.tunnel_ids[name] = tid
+        return tid
+
+    def _act(self, s: ServerSession, conn: TlsConn, name: str,
+             actions: list[tuple[object, ...]]) -> None:
+        for act in actions:
+            kind = act[0]
+            if kind == "send":
+                conn.send(act[1])  # type: ignore[arg-type]
+            elif kind == "lease":
+                try:
+                    addrs = self.leases.lease(name)
+                except LvnError as e:
+                    log.warning("%r: %s", name, e)
+                    self._act(s, conn, name, s.leased([], str(e)))
+                    continue
+                self._act(s, conn, name, s.leased(addrs))
+            elif kind == "tunnel":
+                self._set_tunnel(name, str(act[1]), int(str(act[2])), s.addresses)
+            elif kind == "up":
+                log.info("%r: tunnel up (endpoint %s)", name, s.endpoint)
+            elif kind == "close":
+                log.info("%r: session closed: %s", name, act[1])
+                if act[1] == "idle":
+                    self._remove_tunnel(name)
+                conn.flush()
+                self.sessions.pop(s.session, None)
+                try:
+                    self.sel.unregister(conn.sock)
+                except (KeyError, ValueError):
+                    pass
+                conn.close()
+
+    def _set_tunnel(self, name: str, address: str, port: int, addrs: list[str]) -> None:
+        k, ifname = self.kernel, self.conf.ifname
+        tid = self._tunnel_id(name)
+        k.set_tunnel(ifname, address, remote_port=port, tunnel_id=tid, replace=True)
+        have = {(r.prefix, r.tunnel_id) for r in k.rules(ifname)}
+        want = [Rule(str(ipaddress.ip_interface(a).ip) + ("/32" if ":" not in a else "/128"),
+                     tid) for a in addrs]
+        new = [r for r in want if (r.prefix, r.tunnel_id) not in have]
+        for r in new:
+            try:
+                k.del_rule(ifname, r.prefix)  # the address moved from another tunnel
+            except LvnError:
+                pass
+        if new:
+            k.add_rules(ifname, new)
+        log.info("%r: tunnel %d -> %s port %d", name, tid, address, port)
+
+    def _remove_tunnel(self, name: str) -> None:
+        tid = self.tunnel_ids.pop(name, None)
+        if tid is not None:
+            try:
+                self.kernel.del_tunnel(self.conf.ifname, tid)
+            except LvnError as e:
+                log.warning("removing the tunnel of %r: %s", name, e)
+            log.info("%r: idle, tunnel %d removed (lease kept)", name, tid)
+
+    def tick(self, now: float) -> None:
+        for s, conn, name in list(self.sessions.values()):
+            self._act(s, conn, name, s.on_timer(now))
+        if self.detached:
+            self._expire_detached(now)
+
+    def _expire_detached(self, now: float) -> None:
+        """Silent detached tunnels go: no keepalive and no kernel rx for idle_timeout."""
+        idle = self.conf.idle_timeout
+        last_rx = {t.id: t.last_rx_ms for t in self.kernel.tunnels(self.conf.ifname)}
+        for name, seen in list(self.detached.items()):
+            rx_ms = last_rx.get(self.tunnel_ids.get(name, -1))
+            if now - seen > idle and (rx_ms is None or rx_ms > idle * 1000):
+                del self.detached[name]
+                self._remove_tunnel(name)
+
+
+class Client(Agent):
+    def __init__(self, conf: ClientConfig, kernel: Any) -> None:
+        super().__init__(kernel)
+        self.conf = conf
+        self.ctx = tls_context(conf.ca, conf.cert, conf.key, conf.crl, server=False)
+        self.session: ClientSession | None = None
+        self.conn: TlsConn | None = None
+        self.backoff = BACKOFF_MIN
+        self.retry_at = 0.0
+        self.server_ip = ""
+        self.data_port = 0
+        self.udp: socket.socket | None = None
+        self.up = False
+
+    def _resolve(self) -> str:
+        infos = socket.getaddrinfo(self.conf.server, self.conf.server_port,
+                                   type=socket.SOCK_STREAM)
+        return str(infos[0][4][0])
+
+    def _ensure_device(self, family: int) -> None:
+        k, ifname = self.kernel, self.conf.ifname
+        if ifname not in {d.ifname for d in k.devices()}:
+            k.add_device(ifname)
+        if self.udp is None or self.udp.family != family:
+            if self.udp is not None:
+                self.sel.unregister(self.udp)
+                self.udp.close()
+            self.udp = _udp(family, self.conf.data_port)
+            k.set_device(ifname, fd=self.udp.fileno())
+            self.sel.register(self.udp, selectors.EVENT_READ, self._drain_udp)
+
+    def _drain_udp(self) -> None:
+        assert self.udp is not None
+        while True:
+            try:
+                self.udp.recvfrom(2048)  # the server sends nothing we act on yet
+            except BlockingIOError:
+                return
+
+    def connect(self) -> None:
+        try:
+            self.server_ip = self._resolve()
+            family = socket.AF_INET6 if ":" in self.server_ip else socket.AF_INET
+            self._ensure_device(family)
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            err = sock.connect_ex((self.server_ip, self.conf.server_port))
+            if err not in (0, errno.EINPROGRESS):
+                sock.close()
+                raise OSError(err, os.strerror(err))
+        except OSError as e:
+            self._retry(f"cannot reach {self.conf.server}: {e}")
+            return
+        self.conn = TlsConn(sock, self.ctx, server=False)
+        self.sel.register(sock, selectors.EVENT_READ | selectors.EVENT_WRITE, self._readable)
+        log.info("connecting to %s port %d", self.server_ip, self.conf.server_port)
+
+    def _retry(self, why: str) -> None:
+        jitter = random.uniform(0, self.backoff / 2)
+        self.retry_at = time.monotonic() + self.backoff + jitter
+        log.warning("%s; retrying in %.1f s", why, self.backoff + jitter)
+        self.backoff = min(self.backoff * 2, BACKOFF_MAX)
+
+    def _readable(self) -> None:
+        conn = self.conn
+        if conn is None:
+            return
+        try:
+            msgs = conn.pump()
+        except (protocol.ProtocolError, SSL.Error) as e:
+            self._lost(f"session with the server failed: {e}")
+            return
+        if conn.ready and self.session is None:
+            self.sel.modify(conn.sock, selectors.EVENT_READ, self._readable)
+            self.session = ClientSession(conn.datagram_key(), time.monotonic(),
+                                         ["ipv4", "ipv6"])
+            self._act(self.session.start())
+        for mtype, body in msgs:
+            if self.session is None:
+                break
+            self._act(self.session.on_message(mtype, body, time.monotonic()))
+        if conn.closed and self.conn is conn:
+            self._lost("the server closed the connection")
+
+    def _lost(self, why: str) -> None:
+        if self.conn is not None:
+            try:
+                self.sel.unregister(self.conn.sock)
+            except (KeyError, ValueError):
+                pass
+            self.conn.close()
+        self.conn, self.session = None, None
+        self._retry(why)
+
+    def _act(self, actions: list[tuple[object, ...]]) -> None:
+        k, ifname = self.kernel, self.conf.ifname
+        for act in actions:
+            kind = act[0]
+            if kind == "send" and self.conn is not None:
+                self.conn.send(act[1])  # type: ignore[arg-type]
+            elif kind == "configure":
+                fields: dict[str, Any] = act[1]  # type: ignore[assignment]
+                self.data_port = int(fields["data_port"])
+                want = {a for a in (fields.get("addr4"), fields.get("addr6")) if a}
+                have = {a for a in k.addresses(ifname) if not a.startswith("fe80:")}
+                for a in have - want:
+                    k.del_address(ifname, a)
+                for a in want - have:
+                    k.add_address(ifname, a)
+                k.set_link(ifname, mtu=int(fields["mtu"]), up=True)
+                log.info("lease: %s, mtu %s", ", ".join(sorted(want)), fields["mtu"])
+            elif kind == "datagram" and self.udp is not None and self.data_port:
+                try:
+                    self.udp.sendto(act[1], (self.server_ip, self.data_port))  # type: ignore[call-overload]
+                except OSError as e:
+                    log.warning("sending to the server: %s", e)
+            elif kind == "tunnel":
+                k.set_tunnel(ifname, self.server_ip, remote_port=self.data_port, replace=True)
+            elif kind == "up":
+                self.backoff = BACKOFF_MIN
+                log.info("tunnel up to %s", self.server_ip)
+            elif kind == "close":
+                self._lost(str(act[1]))
+
+    def tick(self, now: float) -> None:
+        if self.conn is None and now >= self.retry_at:
+            self.connect()
+        elif self.session is not None:
+            self._act(self.session.on_timer(now))
