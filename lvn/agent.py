@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import json
 import logging
 import os
 import random
@@ -155,13 +156,38 @@ def _udp(family: int, port: int) -> socket.socket:
     return s
 
 
+STATUS_FILE = "status.json"
+
+
 class Agent:
     """Shared loop machinery of both roles."""
 
-    def __init__(self, kernel: Any) -> None:
+    role = ""
+
+    def __init__(self, kernel: Any, state_dir: str) -> None:
         self.kernel = kernel
+        self.state_dir = Path(state_dir)
         self.sel = selectors.DefaultSelector()
         self.next_tick = time.monotonic()
+        self._written: dict[str, Any] | None = None
+
+    def status(self) -> dict[str, Any]:
+        """Role and peers, for `lvn status` and `ubus call lvn peers`."""
+        return {"role": self.role, "peers": self.peers(time.monotonic())}
+
+    def peers(self, now: float) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def write_status(self) -> None:
+        """state_dir/status.json, rewritten atomically when it changed."""
+        st = self.status()
+        if st == self._written:
+            return
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_dir / (STATUS_FILE + ".tmp")
+        tmp.write_text(json.dumps(st, indent=1) + "\n")
+        os.replace(tmp, self.state_dir / STATUS_FILE)
+        self._written = st
 
     def step(self, timeout: float) -> None:
         """Wait for I/O up to ``timeout`` s (less if a tick is due) and handle it."""
@@ -174,6 +200,7 @@ class Agent:
         if now >= self.next_tick:
             self.next_tick = now + TICK
             self.tick(now)
+            self.write_status()
 
     def tick(self, now: float) -> None:
         raise NotImplementedError
@@ -183,8 +210,10 @@ class Agent:
 
 
 class Server(Agent):
+    role = "server"
+
     def __init__(self, conf: ServerConfig, kernel: Any, state_dir: str) -> None:
-        super().__init__(kernel)
+        super().__init__(kernel, state_dir)
         self.conf = conf
         self.ctx = tls_context(conf.ca, conf.cert, conf.key, conf.crl, server=True)
         self.leases = Leases(Path(state_dir) / "leases.json", conf.pool4, conf.pool6)
@@ -365,6 +394,20 @@ class Server(Agent):
                 log.warning("removing the tunnel of %r: %s", name, e)
             log.info("%r: idle, tunnel %d removed (lease kept)", name, tid)
 
+    def peers(self, now: float) -> list[dict[str, Any]]:
+        out = []
+        for s, _, name in self.sessions.values():
+            out.append({"name": name, "state": s.state, "addresses": s.addresses,
+                        "endpoint": list(s.endpoint) if s.endpoint else None,
+                        "tunnel_id": self.tunnel_ids.get(name),
+                        "last_heard_s": round(now - s.last_seen, 1)})
+        for name, seen in self.detached.items():
+            out.append({"name": name, "state": "detached",
+                        "addresses": self.leases.table.get(name, []), "endpoint": None,
+                        "tunnel_id": self.tunnel_ids.get(name),
+                        "last_heard_s": round(now - seen, 1)})
+        return sorted(out, key=lambda p: str(p["name"]))
+
     def tick(self, now: float) -> None:
         for s, conn, name in list(self.sessions.values()):
             self._act(s, conn, name, s.on_timer(now))
@@ -383,8 +426,12 @@ class Server(Agent):
 
 
 class Client(Agent):
-    def __init__(self, conf: ClientConfig, kernel: Any) -> None:
-        super().__init__(kernel)
+    role = "client"
+
+    def __init__(self, conf: ClientConfig, kernel: Any, state_dir: str) -> None:
+        super().__init__(kernel, state_dir)
+        self.addresses: list[str] = []
+        self.last_sent = 0.0
         self.conf = conf
         self.ctx = tls_context(conf.ca, conf.cert, conf.key, conf.crl, server=False)
         self.session: ClientSession | None = None
@@ -492,6 +539,7 @@ class Client(Agent):
                 for a in want - have:
                     k.add_address(ifname, a)
                 k.set_link(ifname, mtu=int(fields["mtu"]), up=True)
+                self.addresses = sorted(want)
                 log.info("lease: %s, mtu %s", ", ".join(sorted(want)), fields["mtu"])
             elif kind == "datagram" and self.udp is not None and self.data_port:
                 try:
@@ -505,6 +553,12 @@ class Client(Agent):
                 log.info("tunnel up to %s", self.server_ip)
             elif kind == "close":
                 self._lost(str(act[1]))
+
+    def peers(self, now: float) -> list[dict[str, Any]]:
+        state = self.session.state if self.session is not None else "connecting"
+        return [{"name": self.conf.server, "state": state, "addresses": self.addresses,
+                 "endpoint": [self.server_ip, self.data_port] if self.data_port else None,
+                 "tunnel_id": 0}]
 
     def tick(self, now: float) -> None:
         if self.conn is None and now >= self.retry_at:

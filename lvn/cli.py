@@ -14,6 +14,7 @@
     lvn config validate [-c CONFDIR] [--no-file-check]
     lvn apply [-c CONFDIR] [--state FILE] [--dry-run] [--flush]
     lvn pki init|issue|revoke|show ...
+    lvn [-j] status [-c CONFDIR]
     lvn agent [-c CONFDIR] [--state FILE] [--ubus SOCKET]
 """
 
@@ -31,7 +32,14 @@ from typing import Protocol
 from . import __version__, config, static, uci
 from .errors import LvnError
 from .model import DEFAULT_PORT, MODES, Device, Event, Rule
-from .output import devices_json, format_devices, format_endpoint, format_rules, rules_json
+from .output import (
+    devices_json,
+    format_devices,
+    format_endpoint,
+    format_rules,
+    human_bytes,
+    rules_json,
+)
 
 
 class Kernel(Protocol):
@@ -176,6 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
         c.add_argument("-c", "--confdir", default=config.DEFAULT_CONFDIR,
                        help=f"configuration directory (default {config.DEFAULT_CONFDIR})")
 
+    st = sub.add_parser("status", help="the agent's role, peers, addresses, endpoints")
+    st.add_argument("-c", "--confdir", default=config.DEFAULT_CONFDIR)
+
     pki = sub.add_parser("pki", help="a CA for the network: init, issue, revoke, show")
     psub = pki.add_subparsers(dest="action", required=True, metavar="ACTION")
     p_init = psub.add_parser("init", help="create a CA in DIR")
@@ -241,6 +252,44 @@ def run_pki(args: argparse.Namespace, out: Callable[[str], None]) -> None:
         else:
             for k, v in facts.items():
                 out(f"{k}: {', '.join(v) if isinstance(v, list) else v}")
+
+
+def run_status(args: argparse.Namespace, kernel: Kernel, out: Callable[[str], None]) -> None:
+    """``lvn status``: what the running agent reports, with the kernel's counters."""
+    conf = config.build(config.load(args.confdir), check_files=False)
+    path = f"{conf.agent.state_dir}/status.json"
+    try:
+        with open(path, encoding="utf-8") as f:
+            status = json.load(f)
+    except FileNotFoundError:
+        raise LvnError(f"the agent is not running (no {path}; is option enabled '1'?)") from None
+    except (OSError, ValueError) as e:
+        raise LvnError(f"cannot read {path}: {e}") from None
+    ifname = (conf.server.ifname if status.get("role") == "server" and conf.server else
+              conf.client.ifname if conf.client else "")
+    try:
+        tunnels = {t.id: t for t in kernel.device(ifname).tunnels} if ifname else {}
+    except LvnError:
+        tunnels = {}
+    for p in status.get("peers", []):
+        t = tunnels.get(p.get("tunnel_id"))
+        if t is not None:
+            p.update(rx_packets=t.stats.rx_packets, rx_bytes=t.stats.rx_bytes,
+                     tx_packets=t.stats.tx_packets, tx_bytes=t.stats.tx_bytes)
+    if args.json:
+        out(json.dumps(status))
+        return
+    peers = status.get("peers", [])
+    out(f"role {status.get('role')}, device {ifname}, {len(peers)} peer(s)")
+    for p in peers:
+        ep = p.get("endpoint")
+        where = format_endpoint(str(ep[0]), int(ep[1])) if ep else "-"
+        heard = f", heard {p['last_heard_s']} s ago" if "last_heard_s" in p else ""
+        out(f"  {p.get('name')}: {p.get('state')}, {' '.join(p.get('addresses') or []) or '-'}"
+            f", endpoint {where}{heard}")
+        if "rx_packets" in p:
+            out(f"    rx {p['rx_packets']} packets {human_bytes(p['rx_bytes'])}, "
+                f"tx {p['tx_packets']} packets {human_bytes(p['tx_bytes'])}")
 
 
 def run_apply(args: argparse.Namespace, kernel: static.Kernel,
@@ -338,6 +387,8 @@ def main(argv: Sequence[str] | None = None,
         try:
             if args.cmd == "apply":
                 run_apply(args, kernel, print)  # type: ignore[arg-type]
+            elif args.cmd == "status":
+                run_status(args, kernel, print)
             elif args.cmd == "agent":
                 from . import service
                 logging.basicConfig(level=logging.INFO, format="lvn: %(message)s")

@@ -65,7 +65,7 @@ class Service:
             if conf.agent.role == "server" and conf.server is not None:
                 return agent.Server(conf.server, self.kernel, conf.agent.state_dir)
             if conf.agent.role == "client" and conf.client is not None:
-                return agent.Client(conf.client, self.kernel)
+                return agent.Client(conf.client, self.kernel, conf.agent.state_dir)
         except (LvnError, OSError) as e:
             log.error("cannot start the %s agent: %s", conf.agent.role, e)
         return None
@@ -76,7 +76,8 @@ class Service:
             confdir=self.confdir, role=conf.agent.role, agent_enabled=conf.agent.enabled,
             config_valid=not self.config_errors, config_errors=self.config_errors,
             last_reload=self.last_reload, devices=tuple(self.kernel.devices()),
-            static=ubus_api.static_names(conf))
+            static=ubus_api.static_names(conf),
+            peers=tuple(self.agent.status()["peers"]) if self.agent is not None else ())
 
     def call(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
         """One ubus call; raises ubus_api.CallError for bad arguments."""

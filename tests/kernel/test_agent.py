@@ -4,6 +4,7 @@ client B direct, certificates refused, forged datagrams, idle removal."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import signal
 import socket
@@ -42,6 +43,7 @@ CLIENT_CONF = """
 config agent 'agent'
 	option enabled '1'
 	option role 'client'
+	option state_dir '{state}'
 config client 'client'
 	option server '{server}'
 	option ifname '{ifname}'
@@ -49,6 +51,14 @@ config client 'client'
 	option cert '{cert}'
 	option key '{key}'
 """
+
+
+def lvn(ns: Netns, *args: str) -> str:
+    res = subprocess.run([sys.executable, "-m", "lvn", "-n", ns.name, *args],
+                         capture_output=True, text=True, timeout=60,
+                         env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert res.returncode == 0, res.stderr
+    return res.stdout
 
 
 class Agents:
@@ -137,7 +147,8 @@ def test_server_and_clients_join_through_nat(netns: type[Netns], agents: Agents,
     def client(name: str, ns: Netns, server: str, cert: Path, key: Path,
                ifname: str = "lvn0", cafile: Path = ca / "ca.pem") -> None:
         agents.start(name, ns, CLIENT_CONF.format(server=server, ifname=ifname, ca=cafile,
-                                                  cert=cert, key=key))
+                                                  cert=cert, key=key,
+                                                  state=tmp_path / name / "state"))
 
     client("a", a, "10.99.0.1", ca / "issued/node-a.pem", ca / "issued/node-a.key")
     client("b", b, "10.98.0.1", ca / "issued/node-b.pem", ca / "issued/node-b.key")
@@ -154,6 +165,14 @@ def test_server_and_clients_join_through_nat(netns: type[Netns], agents: Agents,
     with Ipudp(netns=s.name) as k:
         remotes = {t.remote for t in k.tunnels("lvn0")}
     assert remotes == {"10.99.0.254", "10.98.0.2"}, remotes
+    # lvn status on both sides
+    status = json.loads(lvn(s, "-j", "status", "-c", str(tmp_path / "srv")))
+    peers = {p["name"]: p for p in status["peers"]}
+    assert status["role"] == "server" and set(peers) == {"node-a", "node-b"}
+    assert peers["node-a"]["state"] == "up" and peers["node-a"]["endpoint"][0] == "10.99.0.254"
+    assert peers["node-a"]["rx_packets"] >= 3
+    text = lvn(a, "status", "-c", str(tmp_path / "a"))
+    assert "role client" in text and f"{addr_a}/24" in text and ": up," in text
 
     # certificates that must be refused: revoked, wrong CA, expired
     client("evil", b, "10.98.0.1", evil, evil_key, ifname="lve")

@@ -293,3 +293,22 @@ def test_dev_set_idle_timeout() -> None:
     rc, rec = run(["dev", "set", "lvn0", "--idle-timeout", "5"])
     assert rc == 0 and rec.calls == [("set_device", ("lvn0",), {"idle_timeout": 5})]
     assert run(["dev", "set", "lvn0"])[0] == 1
+
+
+def test_status_merges_agent_report_and_kernel_counters(
+        tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "lvn").write_text(
+        f"config agent 'agent'\n\toption state_dir '{tmp_path}'\nconfig client 'client'\n"
+        "\toption server 'vpn.example.org'\n\toption ca '/c'\n\toption cert '/c'\n"
+        "\toption key '/c'\n")
+    assert run(["status", "-c", str(tmp_path)])[0] == 1
+    assert "the agent is not running" in capsys.readouterr().err
+    (tmp_path / "status.json").write_text(json.dumps({"role": "client", "peers": [
+        {"name": "vpn.example.org", "state": "up", "addresses": ["10.77.0.2/24"],
+         "endpoint": ["192.0.2.1", 50000], "tunnel_id": 0}]}))
+    assert run(["-j", "status", "-c", str(tmp_path)])[0] == 0
+    (peer,) = json.loads(capsys.readouterr().out)["peers"]
+    assert (peer["rx_packets"], peer["tx_bytes"]) == (5, 700)
+    assert run(["status", "-c", str(tmp_path)])[0] == 0
+    out = capsys.readouterr().out
+    assert "vpn.example.org: up, 10.77.0.2/24, endpoint 192.0.2.1:50000" in out
