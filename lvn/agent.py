@@ -355,7 +355,9 @@ class Server(Agent):
             elif kind == "tunnel":
                 self._set_tunnel(name, str(act[1]), int(str(act[2])), s.addresses)
             elif kind == "up":
-                log.info("%r: tunnel up (endpoint %s)", name, s.endpoint)
+                ep = s.endpoint
+                log.info("%r: tunnel up (endpoint %s)", name,
+                         f"{ep[0]}:{ep[1]}" if ep else "none")
             elif kind == "close":
                 log.info("%r: session closed: %s", name, act[1])
                 if act[1] == "idle":

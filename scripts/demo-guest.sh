@@ -9,8 +9,8 @@ set -eu
 lvn=".venv/bin/lvn"
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 cleanup() {
-	ip netns del site-a 2>/dev/null || true
-	ip netns del site-b 2>/dev/null || true
+	for pid in ${agents:-}; do kill "$pid" 2>/dev/null || true; done
+	for ns in site-a site-b hub nat home road; do ip netns del $ns 2>/dev/null || true; done
 }
 trap cleanup EXIT
 
@@ -59,4 +59,77 @@ $lvn -n site-b tunnel set lvn0 --remote fd10:77::1 --replace
 ip netns exec site-a ping -c 2 -i 0.2 192.168.77.2
 ip netns exec site-a ping -c 2 -i 0.2 fd77::2
 $lvn -n site-a show
-say "demo finished: L-VN carried IPv4 and IPv6 over IPv4 and IPv6 underlays"
+say "agents: a server, a client behind NAT (home) and a direct client (road)"
+# hub (server) 10.88.0.1 --- nat 10.88.0.254 [masquerade] 192.168.88.1 --- home 192.168.88.2
+# hub 10.89.0.1 --- road 10.89.0.2
+for ns in hub nat home road; do ip netns add $ns; ip -n $ns link set lo up; done
+ip link add ul0 netns hub type veth peer name wan netns nat
+ip link add lan netns nat type veth peer name ul0 netns home
+ip link add ul1 netns hub type veth peer name ul0 netns road
+for l in "hub ul0 10.88.0.1/24" "hub ul1 10.89.0.1/24" "nat wan 10.88.0.254/24" \
+	 "nat lan 192.168.88.1/24" "home ul0 192.168.88.2/24" "road ul0 10.89.0.2/24"; do
+	# shellcheck disable=SC2086 # split the line into its fields
+	set -- $l
+	ip -n "$1" addr add "$3" dev "$2"
+	ip -n "$1" link set "$2" up
+done
+ip -n home route add default via 192.168.88.1
+ip netns exec nat sysctl -qw net.ipv4.ip_forward=1
+ip netns exec nat nft 'add table ip nat; add chain ip nat post { type nat hook postrouting priority 100 ; }; add rule ip nat post oifname wan masquerade'
+work=$(mktemp -d)
+pki=$work/pki
+echo "+ lvn pki init $pki; lvn pki issue $pki hub|home|road"
+$lvn pki init "$pki" >/dev/null
+for n in hub home road; do $lvn pki issue "$pki" $n >/dev/null; done
+conf() {  # conf NAME ROLE SERVER
+	mkdir -p "$work/$1"
+	cat >"$work/$1/lvn" <<EOC
+config agent 'agent'
+	option enabled '1'
+	option role '$2'
+	option state_dir '$work/$1/state'
+config $2 '$2'
+	option ca '$pki/ca.pem'
+	option cert '$pki/issued/$1.pem'
+	option key '$pki/issued/$1.key'
+EOC
+	if [ "$2" = server ]; then
+		printf "\toption pool4 '10.66.0.0/24'\n\toption pool6 'fd66::/64'\n" >>"$work/$1/lvn"
+		printf "\toption keepalive '5'\n" >>"$work/$1/lvn"
+	else
+		printf "\toption server '%s'\n" "$3" >>"$work/$1/lvn"
+	fi
+}
+conf hub server
+conf home client 10.88.0.1
+conf road client 10.89.0.1
+echo "+ /etc/config/lvn of the home client:"
+sed 's/^/    /' "$work/home/lvn"
+agents=""
+for n in hub home road; do
+	ip netns exec $n $lvn agent -c "$work/$n" --state "$work/$n/static.json" \
+		>"$work/$n/log" 2>&1 &
+	agents="$agents $!"
+done
+joined() { $lvn -n home -j status -c "$work/home" 2>/dev/null | grep -q '"state": "up"' &&
+	   $lvn -n road -j status -c "$work/road" 2>/dev/null | grep -q '"state": "up"'; }
+i=0
+until joined; do
+	i=$((i + 1))
+	if [ $i -gt 120 ]; then cat "$work"/*/log; echo "clients did not join" >&2; exit 1; fi
+	sleep 1
+done
+say "lvn status on the server: both clients, home's endpoint is the NAT's public address"
+$lvn -n hub status -c "$work/hub"
+say "lvn status on the clients"
+$lvn -n home status -c "$work/home"
+$lvn -n road status -c "$work/road"
+road4=$($lvn -n road -j status -c "$work/road" | python3 -c 'import json,sys; print(json.load(sys.stdin)["peers"][0]["addresses"][0].split("/")[0])')
+say "home -> server overlay address, and home -> road through the server"
+ip netns exec home ping -c 2 -i 0.3 10.66.0.1
+ip netns exec home ping -c 2 -i 0.3 "$road4"
+ip netns exec home ping -6 -c 2 -i 0.3 fd66::1
+say "the server's agent log"
+sed 's/^/    /' "$work/hub/log"
+rm -rf "$work"
+say "demo finished: L-VN carried IPv4 and IPv6 over IPv4 and IPv6 underlays, and the agents joined two clients (one behind NAT) automatically"

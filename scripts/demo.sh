@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The main job: boot a VM with kmod-ipudp, build an overlay between two
-# network namespaces with the lvn CLI, push traffic through it, show status.
+# network namespaces with the lvn CLI, push traffic through it, show status;
+# then a server and two clients (one behind NAT) join by themselves through
+# the agents, with lvn status on each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-deps.sh
