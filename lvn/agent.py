@@ -372,6 +372,12 @@ class Server(Agent):
 
     def _set_tunnel(self, name: str, address: str, port: int, addrs: list[str]) -> None:
         k, ifname = self.kernel, self.conf.ifname
+        if name not in self.tunnel_ids:
+            # a tunnel an earlier run of the server left for this endpoint: adopt it
+            for t in k.tunnels(ifname):
+                if (t.remote, t.remote_port) == (address, port):
+                    self.tunnel_ids.pop(f"#{t.id}", None)
+                    self.tunnel_ids[name] = t.id
         tid = self._tunnel_id(name)
         k.set_tunnel(ifname, address, remote_port=port, tunnel_id=tid, replace=True)
         have = {(r.prefix, r.tunnel_id) for r in k.rules(ifname)}

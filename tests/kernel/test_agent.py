@@ -197,6 +197,31 @@ def test_server_and_clients_join_through_nat(netns: type[Netns], agents: Agents,
     with Ipudp(netns=s.name) as k:
         assert {t.remote for t in k.tunnels("lvn0")} == remotes
 
+    # NAT rebinding: new public port for A; an authenticated keepalive moves the tunnel
+    # (UDP only: the NAT keeps the TLS connection's TCP mapping)
+    r.run("nft", "insert rule ip nat post oifname wan meta l4proto udp masquerade "
+                 "to :61000-61099")
+    r.run("conntrack", "-D", "-p", "udp", check=False)
+
+    def a_port() -> int:
+        with Ipudp(netns=s.name) as k:
+            return next(t.remote_port for t in k.tunnels("lvn0") if t.remote == "10.99.0.254")
+
+    wait_for(lambda: 61000 <= a_port() <= 61099, 2 * 2 + 5,
+             "the server to follow A's new NAT port within two keepalives")
+    a.run("ping", "-c", "2", "-i", "0.3", "-W", "3", "10.77.0.1")
+    assert "authenticated as 'node-a'" in agents.log("srv")
+    assert agents.log("srv").count("authenticated as 'node-a'") == 1  # no reconnect
+
+    # server restart: clients come back by themselves, same addresses, tunnels adopted
+    agents.stop("srv")
+    agents.start("srv2", s, SERVER_CONF.format(state=tmp_path / "srv-state", pki=ca))
+    wait_for(lambda: "authenticated as 'node-a'" in agents.log("srv2")
+             and "tunnel up" in agents.log("srv2"), 60, "A to rejoin the restarted server")
+    a.run("ping", "-c", "2", "-i", "0.3", "-W", "3", "10.77.0.1")
+    assert overlay4(a) == addr_a
+    agents.procs["srv"] = agents.procs["srv2"]
+
     # B gone: its tunnel is removed after the idle timeout; a rejoin gets the same address
     agents.stop("b", signal.SIGKILL)
     wait_for(lambda: len(Ipudp(netns=s.name).tunnels("lvn0")) == 1, 60,
