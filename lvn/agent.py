@@ -234,8 +234,10 @@ class Server(Agent):
                 raise LvnError(f"{ifname} is a FIXED device with tunnels: not adopting it")
             k.set_mode(ifname, "multi")
         # adopt what an earlier run left: tunnel ids stay with their clients
+        # (they expire like detached ones unless their client comes back)
         for t in k.tunnels(ifname):
             self.tunnel_ids.setdefault(f"#{t.id}", t.id)
+            self.detached[f"#{t.id}"] = time.monotonic()
         for family in (socket.AF_INET, socket.AF_INET6):
             s = _udp(family, self.conf.data_port)
             k.set_device(ifname, fd=s.fileno())
@@ -377,6 +379,7 @@ class Server(Agent):
             for t in k.tunnels(ifname):
                 if (t.remote, t.remote_port) == (address, port):
                     self.tunnel_ids.pop(f"#{t.id}", None)
+                    self.detached.pop(f"#{t.id}", None)
                     self.tunnel_ids[name] = t.id
         tid = self._tunnel_id(name)
         k.set_tunnel(ifname, address, remote_port=port, tunnel_id=tid, replace=True)
