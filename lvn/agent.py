@@ -28,6 +28,7 @@ from OpenSSL import SSL, crypto
 from . import datagram, protocol
 from .config import ClientConfig, ServerConfig
 from .errors import LvnError
+from .files import write_atomic
 from .leases import Leases
 from .model import Rule
 from .session import ClientSession, ServerSession
@@ -183,10 +184,7 @@ class Agent:
         st = self.status()
         if st == self._written:
             return
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_dir / (STATUS_FILE + ".tmp")
-        tmp.write_text(json.dumps(st, indent=1) + "\n")
-        os.replace(tmp, self.state_dir / STATUS_FILE)
+        write_atomic(self.state_dir / STATUS_FILE, json.dumps(st, indent=1).encode() + b"\n")
         self._written = st
 
     def step(self, timeout: float) -> None:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 from pathlib import Path
 
 from .errors import LvnError
+from .files import write_atomic
 
 Address = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 
@@ -47,18 +47,7 @@ class Leases:
         return data
 
     def _save(self) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(self.table, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
-        dirfd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dirfd)
-        finally:
-            os.close(dirfd)
+        write_atomic(self.path, json.dumps(self.table, indent=1, sort_keys=True).encode())
 
     def _taken(self) -> set[ipaddress.IPv4Address | ipaddress.IPv6Address]:
         return {ipaddress.ip_interface(a).ip for v in self.table.values() for a in v}

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -22,24 +21,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from .errors import LvnError
+from .files import write_atomic
 
 CA_DAYS = 3650
 NODE_DAYS = 825
 CRL_DAYS = 30
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
-
-
-def _write(path: Path, data: bytes, mode: int) -> None:
-    """Atomically, created with ``mode`` from the start (no window with 0644)."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -84,9 +71,9 @@ def init(pki: Path, name: str = "lvn CA", days: int = CA_DAYS) -> Path:
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
                            critical=False)
             .sign(key, hashes.SHA256()))
-    _write(pki / "ca.key", _key_pem(key), 0o600)
-    _write(pki / "ca.pem", cert.public_bytes(serialization.Encoding.PEM), 0o644)
-    _write(pki / "revoked.json", b"[]\n", 0o644)
+    write_atomic(pki / "ca.key", _key_pem(key), 0o600)
+    write_atomic(pki / "ca.pem", cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    write_atomic(pki / "revoked.json", b"[]\n", 0o644)
     _write_crl(pki, cert, key, [])
     return pki / "ca.pem"
 
@@ -120,8 +107,8 @@ def issue(pki: Path, name: str, days: int = NODE_DAYS,
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
                 ca_key.public_key()), critical=False)
             .sign(ca_key, hashes.SHA256()))
-    _write(out / f"{name}.key", _key_pem(key), 0o600)
-    _write(out / f"{name}.pem", cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    write_atomic(out / f"{name}.key", _key_pem(key), 0o600)
+    write_atomic(out / f"{name}.pem", cert.public_bytes(serialization.Encoding.PEM), 0o644)
     return out / f"{name}.pem", out / f"{name}.key"
 
 
@@ -147,7 +134,7 @@ def _write_crl(pki: Path, ca_cert: x509.Certificate, ca_key: ec.EllipticCurvePri
             x509.RevokedCertificateBuilder().serial_number(int(r["serial"]))
             .revocation_date(dt.datetime.fromtimestamp(r["time"], dt.UTC)).build())
     crl = builder.sign(ca_key, hashes.SHA256())
-    _write(pki / "crl.pem", crl.public_bytes(serialization.Encoding.PEM), 0o644)
+    write_atomic(pki / "crl.pem", crl.public_bytes(serialization.Encoding.PEM), 0o644)
 
 
 def revoke(pki: Path, name: str) -> int:
@@ -162,7 +149,7 @@ def revoke(pki: Path, name: str) -> int:
     revoked.append({"serial": str(cert.serial_number), "name": name,
                     "time": int(_now().timestamp())})
     _write_crl(pki, ca_cert, ca_key, revoked)
-    _write(pki / "revoked.json", json.dumps(revoked, indent=1).encode() + b"\n", 0o644)
+    write_atomic(pki / "revoked.json", json.dumps(revoked, indent=1).encode() + b"\n", 0o644)
     # keep the revoked certificate for the record, free the name
     path.replace(path.with_name(f"{name}.revoked-{cert.serial_number:x}.pem"))
     (pki / "issued" / f"{name}.key").unlink(missing_ok=True)

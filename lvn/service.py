@@ -18,6 +18,7 @@ from typing import Any
 
 from . import config, static, ubus_api, uci
 from .errors import LvnError
+from .files import write_atomic
 
 log = logging.getLogger("lvn")
 
@@ -103,14 +104,10 @@ class Service:
         raise ubus_api.CallError(f"unknown method {method!r}")
 
     def _write(self, pkg: uci.Package) -> None:
-        """Like ``uci commit``: the whole file rewritten (comments are lost), atomically."""
+        """Like ``uci commit``: the whole file rewritten (comments are lost),
+        atomically, keeping the file's permissions (the conffile is 0600)."""
         path = os.path.join(self.confdir, config.PACKAGE)
-        tmp = f"{path}.lvn-tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(uci.export(pkg))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write_atomic(path, uci.export(pkg).encode(), os.stat(path).st_mode & 0o7777)
 
     def stop(self) -> None:
         """Remove the devices that the static configuration created."""

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from .config import Config, StaticTunnel
 from .errors import LvnError
+from .files import write_atomic
 from .model import DEFAULT_PORT, Device, Rule
 
 STATE_FILE = "/var/run/lvn/static.json"
@@ -233,13 +233,7 @@ def load_managed(path: str) -> set[str]:
 
 def save_managed(path: str, names: set[str]) -> None:
     """Write atomically: a crash leaves the old or the new file, never half."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump({"devices": sorted(names)}, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps({"devices": sorted(names)}).encode())
 
 
 def apply(kernel: Kernel, config: Config, state_file: str = STATE_FILE,
