@@ -85,11 +85,20 @@ _tunnel_id = _int_in(0, 2**32 - 1, "a tunnel id")
 _mtu = _int_in(68, 65535, "an MTU")
 
 
-def _ip(text: str) -> str:
-    try:
-        return str(ipaddress.ip_address(text))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an IPv4 or IPv6 address: {text!r}") from None
+def _arg(parse: Callable[[str], str]) -> Callable[[str], str]:
+    """An argparse type from a config option type (lvn/config.py)."""
+
+    def convert(text: str) -> str:
+        try:
+            return parse(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    return convert
+
+
+_ip = _arg(config.parse_ip)
+_ifname = _arg(config.parse_ifname)
 
 
 def _prefix(text: str) -> str:
@@ -97,13 +106,6 @@ def _prefix(text: str) -> str:
         return str(ipaddress.ip_network(text, strict=True))
     except ValueError as e:
         raise argparse.ArgumentTypeError(f"not an IP prefix: {text!r} ({e})") from None
-
-
-def _ifname(text: str) -> str:
-    if not 1 <= len(text) <= 15 or "/" in text or any(c.isspace() for c in text):
-        raise argparse.ArgumentTypeError(
-            f"not a valid interface name (1-15 chars, no '/' or spaces): {text!r}")
-    return text
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -72,7 +72,7 @@ def _enum(*choices: str) -> Callable[[str], str]:
     return parse
 
 
-def _ip(text: str) -> str:
+def parse_ip(text: str) -> str:
     try:
         return str(ipaddress.ip_address(text))
     except ValueError:
@@ -95,7 +95,7 @@ def _interface_address(text: str) -> str:
         raise ValueError(f"{text!r} is not an address with prefix length") from None
 
 
-def _ifname(text: str) -> str:
+def parse_ifname(text: str) -> str:
     if not 1 <= len(text) <= 15 or any(c in text for c in "/: \t\n") or text in (".", ".."):
         raise ValueError(f"{text!r} is not a valid interface name (1-15 characters, "
                          "no '/', ':' or spaces)")
@@ -147,7 +147,7 @@ SCHEMA: dict[str, dict[str, Opt]] = {
     "server": {
         "listen_port": Opt(_PORT, str(DEFAULT_PORT)),
         "data_port": Opt(_PORT, str(DEFAULT_PORT)),
-        "ifname": Opt(_ifname, "lvn0"),
+        "ifname": Opt(parse_ifname, "lvn0"),
         "ca": Opt(_path, file=True),
         "cert": Opt(_path, file=True),
         "key": Opt(_path, file=True),
@@ -162,7 +162,7 @@ SCHEMA: dict[str, dict[str, Opt]] = {
         "server": Opt(_host),
         "server_port": Opt(_PORT, str(DEFAULT_PORT)),
         "data_port": Opt(_ANY_PORT, "0"),
-        "ifname": Opt(_ifname, "lvn0"),
+        "ifname": Opt(parse_ifname, "lvn0"),
         "ca": Opt(_path, file=True),
         "cert": Opt(_path, file=True),
         "key": Opt(_path, file=True),
@@ -171,12 +171,12 @@ SCHEMA: dict[str, dict[str, Opt]] = {
     },
     "tunnel": {
         "enabled": Opt(_bool, "1"),
-        "ifname": Opt(_ifname),
+        "ifname": Opt(parse_ifname),
         "mode": Opt(_enum(*MODES), "fixed"),
         "port": Opt(_PORT, str(DEFAULT_PORT)),
         "mtu": Opt(_MTU),
-        "local": Opt(_ip),
-        "remote": Opt(_ip),
+        "local": Opt(parse_ip),
+        "remote": Opt(parse_ip),
         "remote_port": Opt(_PORT, str(DEFAULT_PORT)),
         "id": Opt(_uint(1, 2**32 - 1)),
         "keepalive": Opt(_uint(0, 3600), "0"),
