@@ -171,12 +171,17 @@ class Agent:
         self.sel = selectors.DefaultSelector()
         self.next_tick = time.monotonic()
         self._written: dict[str, Any] | None = None
+        # monotonic -> wall clock, fixed at start: the times in status.json
+        # change only when something is heard, so the file is not rewritten
+        # every tick
+        self.wall_offset = time.time() - time.monotonic()
 
     def status(self) -> dict[str, Any]:
-        """Role and peers, for `lvn status` and `ubus call lvn peers`."""
-        return {"role": self.role, "peers": self.peers(time.monotonic())}
+        """Role and peers (``last_heard``: Unix time), for `lvn status` and
+        `ubus call lvn peers`."""
+        return {"role": self.role, "peers": self.peers()}
 
-    def peers(self, now: float) -> list[dict[str, Any]]:
+    def peers(self) -> list[dict[str, Any]]:
         raise NotImplementedError
 
     def write_status(self) -> None:
@@ -403,18 +408,18 @@ class Server(Agent):
                 log.warning("removing the tunnel of %r: %s", name, e)
             log.info("%r: idle, tunnel %d removed (lease kept)", name, tid)
 
-    def peers(self, now: float) -> list[dict[str, Any]]:
+    def peers(self) -> list[dict[str, Any]]:
         out = []
         for s, _, name in self.sessions.values():
             out.append({"name": name, "state": s.state, "addresses": s.addresses,
                         "endpoint": list(s.endpoint) if s.endpoint else None,
                         "tunnel_id": self.tunnel_ids.get(name),
-                        "last_heard_s": round(now - s.last_seen, 1)})
+                        "last_heard": round(s.last_seen + self.wall_offset, 1)})
         for name, seen in self.detached.items():
             out.append({"name": name, "state": "detached",
                         "addresses": self.leases.table.get(name, []), "endpoint": None,
                         "tunnel_id": self.tunnel_ids.get(name),
-                        "last_heard_s": round(now - seen, 1)})
+                        "last_heard": round(seen + self.wall_offset, 1)})
         return sorted(out, key=lambda p: str(p["name"]))
 
     def tick(self, now: float) -> None:
@@ -563,7 +568,7 @@ class Client(Agent):
             elif kind == "close":
                 self._lost(str(act[1]))
 
-    def peers(self, now: float) -> list[dict[str, Any]]:
+    def peers(self) -> list[dict[str, Any]]:
         state = self.session.state if self.session is not None else "connecting"
         return [{"name": self.conf.server, "state": state, "addresses": self.addresses,
                  "endpoint": [self.server_ip, self.data_port] if self.data_port else None,

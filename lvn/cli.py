@@ -25,6 +25,7 @@ import ipaddress
 import json
 import logging
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 from typing import Protocol
@@ -286,7 +287,8 @@ def run_status(args: argparse.Namespace, kernel: Kernel, out: Callable[[str], No
     for p in peers:
         ep = p.get("endpoint")
         where = format_endpoint(str(ep[0]), int(ep[1])) if ep else "-"
-        heard = f", heard {p['last_heard_s']} s ago" if "last_heard_s" in p else ""
+        heard = (f", heard {max(0.0, time.time() - p['last_heard']):.1f} s ago"
+                 if "last_heard" in p else "")
         out(f"  {p.get('name')}: {p.get('state')}, {' '.join(p.get('addresses') or []) or '-'}"
             f", endpoint {where}{heard}")
         if "rx_packets" in p:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -305,10 +306,11 @@ def test_status_merges_agent_report_and_kernel_counters(
     assert "the agent is not running" in capsys.readouterr().err
     (tmp_path / "status.json").write_text(json.dumps({"role": "client", "peers": [
         {"name": "vpn.example.org", "state": "up", "addresses": ["10.77.0.2/24"],
-         "endpoint": ["192.0.2.1", 50000], "tunnel_id": 0}]}))
+         "endpoint": ["192.0.2.1", 50000], "tunnel_id": 0,
+         "last_heard": time.time() - 3}]}))
     assert run(["-j", "status", "-c", str(tmp_path)])[0] == 0
     (peer,) = json.loads(capsys.readouterr().out)["peers"]
     assert (peer["rx_packets"], peer["tx_bytes"]) == (5, 700)
     assert run(["status", "-c", str(tmp_path)])[0] == 0
     out = capsys.readouterr().out
-    assert "vpn.example.org: up, 10.77.0.2/24, endpoint 192.0.2.1:50000" in out
+    assert "vpn.example.org: up, 10.77.0.2/24, endpoint 192.0.2.1:50000, heard 3." in out
