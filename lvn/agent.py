@@ -29,14 +29,17 @@ from . import datagram, protocol
 from .config import ClientConfig, ServerConfig
 from .errors import LvnError
 from .files import write_atomic
+from .hooks import Hooks, hook_env
 from .leases import Leases
 from .model import Rule
-from .session import ClientSession, ServerSession
+from .ratelimit import RateLimiter
+from .session import HANDSHAKE_TIMEOUT, ClientSession, ServerSession
 
 log = logging.getLogger("lvn")
 
 TICK = 1.0
 BACKOFF_MIN, BACKOFF_MAX = 1.0, 60.0
+CLOCK_CHECK = 5.0  # s between looks at a clock that is not valid yet
 
 
 def tls_context(ca: str, cert: str, key: str, crl: str | None, server: bool) -> SSL.Context:
@@ -135,6 +138,21 @@ class TlsConn:
         cert = self.conn.get_peer_certificate()
         return str(cert.get_subject().CN) if cert is not None else ""
 
+    def peer_names(self) -> set[str]:
+        """The peer certificate's CN and subjectAltName DNS names and addresses."""
+        cert = self.conn.get_peer_certificate(as_cryptography=True)
+        if cert is None:
+            return set()
+        names = {str(a.value) for a in cert.subject.get_attributes_for_oid(
+            x509.NameOID.COMMON_NAME)}
+        try:
+            san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        except x509.ExtensionNotFound:
+            return names
+        names.update(san.get_values_for_type(x509.DNSName))
+        names.update(str(a) for a in san.get_values_for_type(x509.IPAddress))
+        return names
+
     def datagram_key(self) -> bytes:
         return bytes(self.conn.export_keying_material(datagram.EXPORTER_LABEL,
                                                       datagram.KEY_SIZE))
@@ -148,13 +166,30 @@ class TlsConn:
         self.closed = True
 
 
-def _udp(family: int, port: int) -> socket.socket:
+def _udp(family: int, port: int | None) -> socket.socket:
+    """A data socket.  ``port`` None: left unbound, for the kernel to bind to
+    the device's port when it takes the socket (IPUDP_A_FD), which takes
+    the port over from the module's own socket without losing a packet."""
     s = socket.socket(family, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     if family == socket.AF_INET6:
         s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-    s.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", port))
+    if port is not None:
+        s.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", port))
     s.setblocking(False)
     return s
+
+
+def _source(address: str) -> str:
+    """A peer's address as its family shows it (the listener is dual-stack)."""
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ip)
+
+
+def _family_name(family: int) -> str:
+    return "ipv6" if family == socket.AF_INET6 else "ipv4"
 
 
 STATUS_FILE = "status.json"
@@ -164,13 +199,22 @@ class Agent:
     """Shared loop machinery of both roles."""
 
     role = ""
+    conf: Any = None  # the role's ServerConfig / ClientConfig
+    # options that a reload applies to the running agent; others restart it
+    LIVE_OPTIONS: frozenset[str] = frozenset()
 
-    def __init__(self, kernel: Any, state_dir: str) -> None:
+    def __init__(self, kernel: Any, state_dir: str, ifname: str,
+                 up_hook: str | None, down_hook: str | None) -> None:
         self.kernel = kernel
+        self.ifname = ifname
         self.state_dir = Path(state_dir)
         self.sel = selectors.DefaultSelector()
         self.next_tick = time.monotonic()
         self._written: dict[str, Any] | None = None
+        self.hooks = Hooks(up_hook, down_hook)
+        self.udp: dict[int, socket.socket] = {}  # family -> data socket given to the kernel
+        # ubus events (name, data) for the service to send
+        self.events: list[tuple[str, dict[str, Any]]] = []
         # monotonic -> wall clock, fixed at start: the times in status.json
         # change only when something is heard, so the file is not rewritten
         # every tick
@@ -183,6 +227,30 @@ class Agent:
 
     def peers(self) -> list[dict[str, Any]]:
         raise NotImplementedError
+
+    def peer_event(self, event: str, peer: str, addresses: list[str],
+                   endpoint: tuple[str, int] | None, tunnel_id: int | None) -> None:
+        """A tunnel came up or went: run the hook, queue the ubus event."""
+        env = hook_env(event, self.role, self.ifname, peer, addresses, endpoint, tunnel_id)
+        self.hooks.run(env)
+        self.events.append((f"lvn.peer.{event}", {
+            "name": peer, "addresses": list(addresses), "tunnel_id": tunnel_id,
+            "endpoint": list(endpoint) if endpoint else None}))
+
+    def reconfigure(self, conf: Any) -> bool:
+        """Apply a changed section in place if only LIVE_OPTIONS differ;
+        False: the service must replace the agent."""
+        old = self.conf
+        changed = {f for f in vars(conf) if getattr(conf, f) != getattr(old, f)}
+        if not changed <= self.LIVE_OPTIONS:
+            return False
+        self.conf = conf
+        self.hooks.scripts = {"up": conf.up_hook, "down": conf.down_hook}
+        self.apply_live(changed)
+        return True
+
+    def apply_live(self, changed: set[str]) -> None:
+        pass
 
     def write_status(self) -> None:
         """state_dir/status.json, rewritten atomically when it changed."""
@@ -203,28 +271,65 @@ class Agent:
         if now >= self.next_tick:
             self.next_tick = now + TICK
             self.tick(now)
+            self.hooks.reap(now)
             self.write_status()
 
     def tick(self, now: float) -> None:
         raise NotImplementedError
 
+    def _attach(self, family: int, port: int | None) -> None:
+        """Hand a new data socket for ``family`` to the kernel (see _udp)."""
+        old = self.udp.pop(family, None)
+        if old is not None:
+            self.sel.unregister(old)
+            old.close()
+        s = _udp(family, port)
+        try:
+            self.kernel.set_device(self.ifname, fd=s.fileno())
+        except LvnError:
+            s.close()
+            raise
+        self.udp[family] = s
+        self.sel.register(s, selectors.EVENT_READ, lambda: self._datagram(s))
+
+    def _datagram(self, sock: socket.socket) -> None:
+        raise NotImplementedError
+
+    def release(self) -> None:
+        """Stop, leaving the tunnels to the kernel: module sockets take the
+        data ports over, so traffic goes on and the next run adopts them."""
+        if self.udp:
+            try:
+                self.kernel.set_device(self.ifname, return_fd=True)
+            except LvnError as e:
+                log.warning("handing the data port of %s back to the kernel: %s",
+                            self.ifname, e)
+        self.close()
+
     def close(self) -> None:
+        for s in self.udp.values():
+            s.close()
+        self.udp.clear()
         self.sel.close()
 
 
 class Server(Agent):
     role = "server"
+    LIVE_OPTIONS = frozenset({"mtu", "keepalive", "idle_timeout", "conn_rate", "conn_burst",
+                              "up_hook", "down_hook"})
 
     def __init__(self, conf: ServerConfig, kernel: Any, state_dir: str) -> None:
-        super().__init__(kernel, state_dir)
+        super().__init__(kernel, state_dir, conf.ifname, conf.up_hook, conf.down_hook)
         self.conf = conf
+        self.limiter = RateLimiter(conf.conn_rate, conf.conn_burst)
+        # TLS connections without a session yet -> when they were accepted
+        self.pending: dict[TlsConn, float] = {}
         self.ctx = tls_context(conf.ca, conf.cert, conf.key, conf.crl, server=True)
         self.leases = Leases(Path(state_dir) / "leases.json", conf.pool4, conf.pool6)
         self.sessions: dict[bytes, tuple[ServerSession, TlsConn, str]] = {}
         self.tunnel_ids: dict[str, int] = {}
         # clients whose control channel is gone: their tunnel lives until idle
         self.detached: dict[str, float] = {}  # name -> monotonic time last heard
-        self.udp: dict[int, socket.socket] = {}
         self._setup()
 
     def _setup(self) -> None:
@@ -241,11 +346,10 @@ class Server(Agent):
         for t in k.tunnels(ifname):
             self.tunnel_ids.setdefault(f"#{t.id}", t.id)
             self.detached[f"#{t.id}"] = time.monotonic()
+        if dev.port != self.conf.data_port:
+            k.set_device(ifname, port=self.conf.data_port)
         for family in (socket.AF_INET, socket.AF_INET6):
-            s = _udp(family, self.conf.data_port)
-            k.set_device(ifname, fd=s.fileno())
-            self.udp[family] = s
-            self.sel.register(s, selectors.EVENT_READ, lambda s=s: self._datagram(s))
+            self._attach(family, None)  # bound by the kernel to data_port
         have = set(k.addresses(ifname))
         for a in self.leases.gateway():
             if a not in have:
@@ -270,8 +374,13 @@ class Server(Agent):
             sock, addr = self.listener.accept()
         except OSError:
             return
+        source = _source(addr[0])
+        if not self.limiter.allow(source, time.monotonic()):
+            sock.close()  # before any TLS work: a flood costs an accept and a close
+            return
         sock.setblocking(False)
         conn = TlsConn(sock, self.ctx, server=True)
+        self.pending[conn] = time.monotonic()
         holder: dict[str, Any] = {"session": None}
         self.sel.register(sock, selectors.EVENT_READ,
                           lambda: self._readable(conn, holder, addr[0]))
@@ -293,6 +402,7 @@ class Server(Agent):
             s = ServerSession(conn.datagram_key(), sid, time.monotonic(), self.conf.data_port,
                               self.conf.mtu, self.conf.keepalive, self.conf.idle_timeout)
             holder["session"], holder["name"] = s, name
+            self.pending.pop(conn, None)
             self.sessions[sid] = (s, conn, name)
             self.detached.pop(name, None)
             log.info("%s: authenticated as %r", peer, name)
@@ -307,15 +417,26 @@ class Server(Agent):
     def _drop(self, conn: TlsConn, holder: dict[str, Any]) -> None:
         s = holder.get("session")
         if s is not None:
-            self.sessions.pop(s.session, None)
-            if holder.get("name") in self.tunnel_ids:
-                self.detached[holder["name"]] = s.last_seen
-                log.info("%r: control channel closed; tunnel kept until idle", holder["name"])
+            self._end_session(s, conn, holder["name"])
+        else:
+            self._close_conn(conn)
+
+    def _close_conn(self, conn: TlsConn) -> None:
+        self.pending.pop(conn, None)
         try:
             self.sel.unregister(conn.sock)
         except (KeyError, ValueError):
             pass
         conn.close()
+
+    def _end_session(self, s: ServerSession, conn: TlsConn, name: str) -> None:
+        """The control channel is gone; the tunnel stays until it is idle."""
+        live = any(n == name and c is not conn for _, c, n in self.sessions.values())
+        if self.sessions.pop(s.session, None) is not None and name in self.tunnel_ids \
+                and not live:  # (a newer session of the same client keeps it attached)
+            self.detached[name] = s.last_seen
+            log.info("%r: control channel closed; tunnel kept until idle", name)
+        self._close_conn(conn)
 
     def _datagram(self, sock: socket.socket) -> None:
         while True:
@@ -363,17 +484,16 @@ class Server(Agent):
                 ep = s.endpoint
                 log.info("%r: tunnel up (endpoint %s)", name,
                          f"{ep[0]}:{ep[1]}" if ep else "none")
+                self.peer_event("up", name, s.addresses, ep, self.tunnel_ids.get(name))
             elif kind == "close":
                 log.info("%r: session closed: %s", name, act[1])
-                if act[1] == "idle":
-                    self._remove_tunnel(name)
                 conn.flush()
-                self.sessions.pop(s.session, None)
-                try:
-                    self.sel.unregister(conn.sock)
-                except (KeyError, ValueError):
-                    pass
-                conn.close()
+                if act[1] == "idle":
+                    self.sessions.pop(s.session, None)
+                    self._close_conn(conn)
+                    self._remove_tunnel(name, s.endpoint)
+                else:
+                    self._end_session(s, conn, name)
 
     def _set_tunnel(self, name: str, address: str, port: int, addrs: list[str]) -> None:
         k, ifname = self.kernel, self.conf.ifname
@@ -399,7 +519,7 @@ class Server(Agent):
             k.add_rules(ifname, new)
         log.info("%r: tunnel %d -> %s port %d", name, tid, address, port)
 
-    def _remove_tunnel(self, name: str) -> None:
+    def _remove_tunnel(self, name: str, endpoint: tuple[str, int] | None = None) -> None:
         tid = self.tunnel_ids.pop(name, None)
         if tid is not None:
             try:
@@ -407,6 +527,7 @@ class Server(Agent):
             except LvnError as e:
                 log.warning("removing the tunnel of %r: %s", name, e)
             log.info("%r: idle, tunnel %d removed (lease kept)", name, tid)
+            self.peer_event("down", name, self.leases.table.get(name, []), endpoint, tid)
 
     def peers(self) -> list[dict[str, Any]]:
         out = []
@@ -425,8 +546,32 @@ class Server(Agent):
     def tick(self, now: float) -> None:
         for s, conn, name in list(self.sessions.values()):
             self._act(s, conn, name, s.on_timer(now))
+        for conn, since in list(self.pending.items()):
+            if now - since > HANDSHAKE_TIMEOUT:
+                log.warning("TLS handshake not finished in %.0f s: closing", HANDSHAKE_TIMEOUT)
+                self._close_conn(conn)
+        for source, n in self.limiter.report().items():
+            log.warning("rate limit: closed %d new connection(s) from %s (over %d/s, "
+                        "burst %d)", n, source, self.conf.conn_rate, self.conf.conn_burst)
         if self.detached:
             self._expire_detached(now)
+
+    def apply_live(self, changed: set[str]) -> None:
+        c = self.conf
+        self.limiter.rate, self.limiter.burst = c.conn_rate, c.conn_burst
+        for s, _, _ in self.sessions.values():  # clients learn mtu/keepalive at their next lease
+            s.mtu, s.keepalive, s.idle_timeout = c.mtu, c.keepalive, c.idle_timeout
+        if "mtu" in changed:
+            self.kernel.set_link(c.ifname, mtu=c.mtu)
+        log.info("reloaded in place: %s", ", ".join(sorted(changed)) or "nothing changed")
+
+    def close(self) -> None:
+        for _, conn, _ in list(self.sessions.values()):
+            conn.close()
+        for conn in list(self.pending):
+            conn.close()
+        self.listener.close()
+        super().close()
 
     def _expire_detached(self, now: float) -> None:
         """Silent detached tunnels go: no keepalive and no kernel rx for idle_timeout."""
@@ -441,20 +586,22 @@ class Server(Agent):
 
 class Client(Agent):
     role = "client"
+    LIVE_OPTIONS = frozenset({"up_hook", "down_hook", "keepalive"})
 
     def __init__(self, conf: ClientConfig, kernel: Any, state_dir: str) -> None:
-        super().__init__(kernel, state_dir)
+        super().__init__(kernel, state_dir, conf.ifname, conf.up_hook, conf.down_hook)
         self.addresses: list[str] = []
         self.last_sent = 0.0
         self.conf = conf
         self.ctx = tls_context(conf.ca, conf.cert, conf.key, conf.crl, server=False)
+        self.valid_from = _valid_from(conf.cert)
+        self.waiting_for_clock = False
         self.session: ClientSession | None = None
         self.conn: TlsConn | None = None
         self.backoff = BACKOFF_MIN
         self.retry_at = 0.0
         self.server_ip = ""
         self.data_port = 0
-        self.udp: socket.socket | None = None
         self.up = False
 
     def _resolve(self) -> str:
@@ -466,19 +613,28 @@ class Client(Agent):
         k, ifname = self.kernel, self.conf.ifname
         if ifname not in {d.ifname for d in k.devices()}:
             k.add_device(ifname)
-        if self.udp is None or self.udp.family != family:
-            if self.udp is not None:
-                self.sel.unregister(self.udp)
-                self.udp.close()
-            self.udp = _udp(family, self.conf.data_port)
-            k.set_device(ifname, fd=self.udp.fileno())
-            self.sel.register(self.udp, selectors.EVENT_READ, self._drain_udp)
+        if family in self.udp:
+            return
+        for other in list(self.udp):  # the server changed address family
+            self.sel.unregister(self.udp[other])
+            self.udp.pop(other).close()
+        dev = k.device(ifname)
+        if self.conf.data_port:
+            if dev.port != self.conf.data_port:
+                k.set_device(ifname, port=self.conf.data_port)
+            self._attach(family, None)
+        elif _family_name(family) in dev.sockets:
+            # an earlier run handed its port to the kernel: take it back, so
+            # the NAT binding and the server's tunnel stay as they are
+            log.info("adopting %s (port %d)", ifname, dev.port)
+            self._attach(family, None)
+        else:
+            self._attach(family, 0)
 
-    def _drain_udp(self) -> None:
-        assert self.udp is not None
+    def _datagram(self, sock: socket.socket) -> None:
         while True:
             try:
-                self.udp.recvfrom(2048)  # the server sends nothing we act on yet
+                sock.recvfrom(2048)  # the server sends nothing we act on yet
             except BlockingIOError:
                 return
 
@@ -516,6 +672,14 @@ class Client(Agent):
             self._lost(f"session with the server failed: {e}")
             return
         if conn.ready and self.session is None:
+            names = conn.peer_names()
+            if self.conf.expected_name not in names:
+                log.error("the server's certificate is for %s, not %r: refusing it "
+                          "(set lvn.client.server_name if the name is right)",
+                          ", ".join(sorted(map(repr, names))) or "no name",
+                          self.conf.expected_name)
+                self._lost("wrong server identity")
+                return
             self.sel.modify(conn.sock, selectors.EVENT_READ, self._readable)
             self.session = ClientSession(conn.datagram_key(), time.monotonic(),
                                          ["ipv4", "ipv6"])
@@ -528,6 +692,10 @@ class Client(Agent):
             self._lost("the server closed the connection")
 
     def _lost(self, why: str) -> None:
+        if self.up:
+            self.up = False
+            self.peer_event("down", self.conf.expected_name, self.addresses,
+                            (self.server_ip, self.data_port), 0)
         if self.conn is not None:
             try:
                 self.sel.unregister(self.conn.sock)
@@ -555,27 +723,64 @@ class Client(Agent):
                 k.set_link(ifname, mtu=int(fields["mtu"]), up=True)
                 self.addresses = sorted(want)
                 log.info("lease: %s, mtu %s", ", ".join(sorted(want)), fields["mtu"])
-            elif kind == "datagram" and self.udp is not None and self.data_port:
+            elif kind == "datagram" and self.udp and self.data_port:
                 try:
-                    self.udp.sendto(act[1], (self.server_ip, self.data_port))  # type: ignore[call-overload]
+                    sock = next(iter(self.udp.values()))
+                    sock.sendto(act[1], (self.server_ip, self.data_port))  # type: ignore[call-overload]
                 except OSError as e:
                     log.warning("sending to the server: %s", e)
             elif kind == "tunnel":
                 k.set_tunnel(ifname, self.server_ip, remote_port=self.data_port, replace=True)
             elif kind == "up":
                 self.backoff = BACKOFF_MIN
+                self.up = True
                 log.info("tunnel up to %s", self.server_ip)
+                self.peer_event("up", self.conf.expected_name, self.addresses,
+                                (self.server_ip, self.data_port), 0)
             elif kind == "close":
                 self._lost(str(act[1]))
 
     def peers(self) -> list[dict[str, Any]]:
         state = self.session.state if self.session is not None else "connecting"
+        if self.waiting_for_clock:
+            state = "waiting for a valid clock"
         return [{"name": self.conf.server, "state": state, "addresses": self.addresses,
                  "endpoint": [self.server_ip, self.data_port] if self.data_port else None,
                  "tunnel_id": 0}]
 
     def tick(self, now: float) -> None:
         if self.conn is None and now >= self.retry_at:
-            self.connect()
+            if self._clock_is_valid(now):
+                self.connect()
         elif self.session is not None:
             self._act(self.session.on_timer(now))
+
+    def _clock_is_valid(self, now: float) -> bool:
+        """Routers without an RTC boot in 1970: certificates cannot be
+        checked until NTP has set the clock.  Wait for it, calmly."""
+        wall = time.time()
+        if wall >= self.valid_from:
+            if self.waiting_for_clock:
+                self.waiting_for_clock = False
+                log.info("the clock is valid now (%s): joining", _utc(wall))
+            return True
+        if not self.waiting_for_clock:
+            self.waiting_for_clock = True
+            log.warning("waiting for a valid clock: it reads %s, before this node's "
+                        "certificate became valid (%s); checking every %.0f s",
+                        _utc(wall), _utc(self.valid_from), CLOCK_CHECK)
+        self.retry_at = now + CLOCK_CHECK
+        return False
+
+
+def _valid_from(cert: str) -> float:
+    """When the certificate at ``cert`` became valid (Unix time)."""
+    try:
+        c = x509.load_pem_x509_certificate(Path(cert).read_bytes())
+    except (OSError, ValueError) as e:
+        raise LvnError(f"cannot read the certificate {cert}: {e}") from None
+    return c.not_valid_before_utc.timestamp()
+
+
+def _utc(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))

@@ -157,6 +157,10 @@ SCHEMA: dict[str, dict[str, Opt]] = {
         "mtu": Opt(_MTU, "1400"),
         "keepalive": Opt(_uint(1, 3600), "25"),
         "idle_timeout": Opt(_SECONDS, "90"),
+        "conn_rate": Opt(_uint(1, 1000), "5"),
+        "conn_burst": Opt(_uint(1, 1000), "20"),
+        "up_hook": Opt(_path, file=True),
+        "down_hook": Opt(_path, file=True),
     },
     "client": {
         "server": Opt(_host),
@@ -168,6 +172,9 @@ SCHEMA: dict[str, dict[str, Opt]] = {
         "key": Opt(_path, file=True),
         "crl": Opt(_path, file=True),
         "keepalive": Opt(_uint(1, 3600), "25"),
+        "server_name": Opt(_host),
+        "up_hook": Opt(_path, file=True),
+        "down_hook": Opt(_path, file=True),
     },
     "tunnel": {
         "enabled": Opt(_bool, "1"),
@@ -217,6 +224,10 @@ class ServerConfig:
     mtu: int = 1400
     keepalive: int = 25
     idle_timeout: int = 90
+    conn_rate: int = 5     # new control connections per second and source address
+    conn_burst: int = 20
+    up_hook: str | None = None
+    down_hook: str | None = None
 
 
 @dataclass(frozen=True)
@@ -230,6 +241,13 @@ class ClientConfig:
     data_port: int = 0
     ifname: str = "lvn0"
     keepalive: int = 25
+    server_name: str | None = None  # the server certificate's name; default: server
+    up_hook: str | None = None
+    down_hook: str | None = None
+
+    @property
+    def expected_name(self) -> str:
+        return self.server_name or self.server
 
 
 @dataclass(frozen=True)

@@ -112,6 +112,7 @@ class ipudp_msg(genlmsg):  # noqa: N801 - pyroute2 naming convention
         ("IPUDP_A_N_TUNNELS", "uint32"),
         ("IPUDP_A_N_RULES", "uint32"),
         ("IPUDP_A_IDLE_TIMEOUT", "uint16"),
+        ("IPUDP_A_RETURN_FD", "flag"),
     )
 
     stats = ipudp_stats
@@ -468,10 +469,15 @@ class Ipudp:
         return int(replies[0].get_attr("IPUDP_A_TUNNEL").get_attr("IPUDP_TUNNEL_A_ID"))
 
     def set_device(self, ifname: str, *, port: int | None = None,
-                   fd: int | None = None, idle_timeout: int | None = None) -> None:
-        """Local port, a userspace socket to use, and/or the silence (seconds)
-        after which a tunnel's next received packet is announced."""
+                   fd: int | None = None, idle_timeout: int | None = None,
+                   return_fd: bool = False) -> None:
+        """Local port, a userspace socket to use (an unbound one is bound to
+        the device's port), and/or the silence (seconds) after which a
+        tunnel's next received packet is announced.  ``return_fd``: stop
+        using our sockets; module sockets on the same ports take over."""
         attrs = self._dev_attr(ifname)
+        if return_fd:
+            attrs.append(("IPUDP_A_RETURN_FD", True))
         if idle_timeout is not None:
             attrs.append(("IPUDP_A_IDLE_TIMEOUT", idle_timeout))
         if port is not None:

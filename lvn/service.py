@@ -3,8 +3,12 @@
 It applies the static tunnels of /etc/config/lvn, re-applies them by diff
 on SIGHUP or ``ubus call lvn reload`` (an invalid file is refused and what
 runs keeps running), answers the ``lvn`` ubus object, and on SIGTERM removes
-the devices it created.  Without ubus it sleeps in ``signal.pause()``: no
-wake-ups while idle.
+the static devices it created.  The agent's device stays, its data port
+handed to the kernel, so a restart adopts it without cutting traffic.  A
+reload applies a changed agent section in place where it can (timers,
+MTU, hooks, rate limits) and otherwise restarts the agent the same way.
+Without ubus or agent it sleeps in ``signal.pause()``: no wake-ups while
+idle.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ class Service:
         self.last_reload: float | None = None
         self.pending_events: list[tuple[str, dict[str, Any]]] = []
         self.agent: Any = None  # lvn.agent.Server / Client when the agent role is on
+        self.agent_conf: Any = None  # the section it runs with
 
     def reload(self) -> dict[str, Any]:
         """Validate, then apply by diff; a bad file changes nothing."""
@@ -56,9 +61,35 @@ class Service:
         self.pending_events += ubus_api.events(acts)
         for a in acts:
             log.info("%s", a)
-        if self.agent is None and conf.agent.enabled and conf.agent.role != "none":
-            self.agent = self._start_agent(conf)
+        self._reload_agent(conf)
         return {"ok": True, "changes": [str(a) for a in acts]}
+
+    def _reload_agent(self, conf: config.Config) -> None:
+        role = conf.agent.role if conf.agent.enabled else "none"
+        section = {"server": conf.server, "client": conf.client}.get(role)
+        if self.agent is not None:
+            if self.agent.role == role and section == self.agent_conf:
+                return
+            if self.agent.role == role and self.agent.reconfigure(section):
+                self.agent_conf = section
+                return
+            log.info("agent configuration changed: restarting the %s agent", self.agent.role)
+            self.agent.release()
+            if role == "none":
+                self._remove_agent_device()
+            self.agent = self.agent_conf = None
+        if section is not None:
+            self.agent = self._start_agent(conf)
+            self.agent_conf = section if self.agent is not None else None
+
+    def _remove_agent_device(self) -> None:
+        """The agent was switched off: its device goes too."""
+        ifname = self.agent_conf.ifname
+        try:
+            self.kernel.del_device(ifname)
+            log.info("agent disabled: %s removed", ifname)
+        except LvnError as e:
+            log.warning("agent disabled, but removing %s failed: %s", ifname, e)
 
     def _start_agent(self, conf: config.Config) -> Any:
         from . import agent
@@ -110,7 +141,11 @@ class Service:
         write_atomic(path, uci.export(pkg).encode(), os.stat(path).st_mode & 0o7777)
 
     def stop(self) -> None:
-        """Remove the devices that the static configuration created."""
+        """Remove the devices that the static configuration created; leave the
+        agent's device to the kernel for the next run to adopt."""
+        if self.agent is not None:
+            self.agent.release()
+            self.agent = None
         acts = static.apply(self.kernel, config.Config(), self.state_file)
         for a in acts:
             log.info("%s", a)
@@ -141,6 +176,8 @@ def run(service: Service, ubus_socket: str | None) -> int:
         while not flags["stop"]:
             if service.agent is not None:
                 service.agent.step(1.0)
+                service.pending_events += service.agent.events
+                service.agent.events.clear()
                 if server is not None:
                     server.send_all(service.pending_events)
                     server.loop(0)

@@ -97,7 +97,7 @@ EOC
 		printf "\toption pool4 '10.66.0.0/24'\n\toption pool6 'fd66::/64'\n" >>"$work/$1/lvn"
 		printf "\toption keepalive '5'\n" >>"$work/$1/lvn"
 	else
-		printf "\toption server '%s'\n" "$3" >>"$work/$1/lvn"
+		printf "\toption server '%s'\n\toption server_name 'hub'\n" "$3" >>"$work/$1/lvn"
 	fi
 }
 conf hub server

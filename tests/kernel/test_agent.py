@@ -37,7 +37,7 @@ config server 'server'
 	option mtu '1400'
 	option keepalive '2'
 	option idle_timeout '8'
-"""
+{extra}"""
 
 CLIENT_CONF = """
 config agent 'agent'
@@ -46,11 +46,12 @@ config agent 'agent'
 	option state_dir '{state}'
 config client 'client'
 	option server '{server}'
+	option server_name 'srv'
 	option ifname '{ifname}'
 	option ca '{ca}'
 	option cert '{cert}'
 	option key '{key}'
-"""
+{extra}"""
 
 
 def lvn(ns: Netns, *args: str) -> str:
@@ -66,12 +67,13 @@ class Agents:
         self.tmp = tmp
         self.procs: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
 
-    def start(self, name: str, ns: Netns, conf: str) -> None:
+    def start(self, name: str, ns: Netns, conf: str,
+              env: dict[str, str] | None = None) -> None:
         d = self.tmp / name
         d.mkdir(exist_ok=True)
         (d / "lvn").write_text(conf)
         log = d / "log"
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        env = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
         with open(log, "ab") as out:
             proc = ns.popen(sys.executable, "-m", "lvn", "agent", "-c", str(d), "--state",
                             str(d / "static.json"), stdout=out, stderr=out, env=env)
@@ -142,12 +144,12 @@ def test_server_and_clients_join_through_nat(netns: type[Netns], agents: Agents,
     old, old_key = pki.issue(ca, "old", days=1,
                              not_before=dt.datetime.now(dt.UTC) - dt.timedelta(days=3))
 
-    agents.start("srv", s, SERVER_CONF.format(state=tmp_path / "srv-state", pki=ca))
+    agents.start("srv", s, SERVER_CONF.format(state=tmp_path / "srv-state", pki=ca, extra=""))
 
     def client(name: str, ns: Netns, server: str, cert: Path, key: Path,
                ifname: str = "lvn0", cafile: Path = ca / "ca.pem") -> None:
         agents.start(name, ns, CLIENT_CONF.format(server=server, ifname=ifname, ca=cafile,
-                                                  cert=cert, key=key,
+                                                  cert=cert, key=key, extra="",
                                                   state=tmp_path / name / "state"))
 
     client("a", a, "10.99.0.1", ca / "issued/node-a.pem", ca / "issued/node-a.key")
@@ -215,7 +217,7 @@ def test_server_and_clients_join_through_nat(netns: type[Netns], agents: Agents,
 
     # server restart: clients come back by themselves, same addresses, tunnels adopted
     agents.stop("srv")
-    agents.start("srv2", s, SERVER_CONF.format(state=tmp_path / "srv-state", pki=ca))
+    agents.start("srv2", s, SERVER_CONF.format(state=tmp_path / "srv-state", pki=ca, extra=""))
     wait_for(lambda: agents.log("srv2").count("tunnel up") >= 2, 60,
              "A and B to rejoin the restarted server")
     assert "authenticated as 'node-a'" in agents.log("srv2")
@@ -231,3 +233,186 @@ def test_server_and_clients_join_through_nat(netns: type[Netns], agents: Agents,
     client("b2", b, "10.98.0.1", ca / "issued/node-b.pem", ca / "issued/node-b.key")
     wait_for(lambda: len(Ipudp(netns=s.name).tunnels("lvn0")) == 2, 60, "B to rejoin")
     assert overlay4(b) == addr_b
+
+
+FAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+
+def odd_certificates(ca: Path, tmp: Path) -> dict[str, tuple[Path, Path]]:
+    """Certificates the server must refuse beyond revoked/expired/wrong CA:
+    a self-signed one, and one of the right CA for code signing only."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    ca_cert = x509.load_pem_x509_certificate((ca / "ca.pem").read_bytes())
+    ca_key = serialization.load_pem_private_key((ca / "ca.key").read_bytes(), None)
+    now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    out = {}
+    for name, signer in (("selfish", None), ("signer", ca_key)):
+        key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        b = (x509.CertificateBuilder().subject_name(subject)
+             .issuer_name(subject if signer is None else ca_cert.subject)
+             .public_key(key.public_key()).serial_number(x509.random_serial_number())
+             .not_valid_before(now).not_valid_after(now + dt.timedelta(days=1)))
+        if signer is not None:
+            b = b.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]),
+                                critical=False)
+        cert = b.sign(signer or key, hashes.SHA256())  # type: ignore[arg-type]
+        pem, kp = tmp / f"{name}.pem", tmp / f"{name}.key"
+        pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        kp.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                         serialization.PrivateFormat.PKCS8,
+                                         serialization.NoEncryption()))
+        out[name] = (pem, kp)
+    return out
+
+
+def captured_control_datagram(ns: Netns, dev: str, timeout: float) -> bytes:
+    """The first authenticated datagram (0xFFFFFFFF, 37 bytes) seen on ``dev``."""
+    with ns.entered():
+        raw = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(0x0800))
+    with raw:
+        raw.bind((dev, 0))
+        raw.settimeout(scaled(timeout))
+        while True:
+            pkt = raw.recv(2048)
+            ihl = (pkt[0] & 0xF) * 4
+            if pkt[9] == 17 and int.from_bytes(pkt[ihl + 2:ihl + 4], "big") == 50000:
+                payload = pkt[ihl + 8:]
+                if len(payload) == 37 and payload[:4] == b"\xff" * 4:
+                    return payload
+
+
+def env_file(path: Path) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in path.read_text().splitlines())
+
+
+def test_field_realities(netns: type[Netns], agents: Agents, tmp_path: Path) -> None:
+    """Clock in 1970, hooks, announced MTU, certificate matrix, replayed
+    keepalive, connection flood, client restart without loss, reload."""
+    s, c, x = netns(), netns(), netns()
+    veth(s, c, "ul0", "ul0")
+    veth(s, x, "ul1", "ul0")
+    s.ip("addr", "add", "10.98.0.1/24", "dev", "ul0")
+    s.ip("addr", "add", "10.97.0.1/24", "dev", "ul1")
+    c.ip("addr", "add", "10.98.0.2/24", "dev", "ul0")
+    x.ip("addr", "add", "10.97.0.66/24", "dev", "ul0")
+    ca = tmp_path / "pki"
+    pki.init(ca)
+    for name in ("srv", "node-c"):
+        pki.issue(ca, name)
+    odd = odd_certificates(ca, tmp_path)
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    hook = tmp_path / "hook.sh"
+    hook.write_text(f'#!/bin/sh\nf="{hooks}/$LVN_ROLE-$1-$LVN_PEER"\n'
+                    'env | grep ^LVN_ > "$f.tmp" && mv "$f.tmp" "$f"\n')
+    hook.chmod(0o755)
+    server_extra = (f"\toption up_hook '{hook}'\n\toption down_hook '{hook}'\n"
+                    "\toption conn_rate '1'\n\toption conn_burst '5'\n")
+    agents.start("srv", s, SERVER_CONF.format(state=tmp_path / "srv-state", pki=ca,
+                                              extra=server_extra).replace("'1400'", "'1380'"))
+
+    def client(name: str, ns: Netns, cert: Path, key: Path, ifname: str = "lvn0",
+               extra: str = "", env: dict[str, str] | None = None) -> None:
+        agents.start(name, ns, CLIENT_CONF.format(
+            server="10.98.0.1" if ns is c else "10.97.0.1", ifname=ifname,
+            ca=ca / "ca.pem", cert=cert, key=key, extra=extra,
+            state=tmp_path / name / "state"), env=env)
+
+    # node C boots with its clock in 1970 (libfaketime for its agent alone:
+    # the server's clock must stay right), waits, joins once the clock is set
+    clock = tmp_path / "clock"
+    clock.write_text("@1970-01-01 00:00:00\n")
+    fake = {"LD_PRELOAD": FAKETIME, "FAKETIME_TIMESTAMP_FILE": str(clock),
+            "FAKETIME_NO_CACHE": "1", "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+    c_extra = f"\toption up_hook '{hook}'\n\toption down_hook '{hook}'\n"
+    client("c", c, ca / "issued/node-c.pem", ca / "issued/node-c.key", extra=c_extra, env=fake)
+    wait_for(lambda: "waiting for a valid clock" in agents.log("c"), 30, "the clock wait")
+    assert "1970-01-01" in agents.log("c") and "connecting" not in agents.log("c")
+    clock.write_text("+0\n")  # NTP has run
+    wait_for(lambda: "tunnel up" in agents.log("c"), 60, "C to join once the clock is valid")
+    assert "the clock is valid now" in agents.log("c")
+    c.run("ping", "-c", "2", "-i", "0.3", "-W", "3", "10.77.0.1")
+    # the server's MTU is applied on the client; hooks ran on both sides
+    with Ipudp(netns=c.name) as k:
+        assert k.link("lvn0")[0] == 1380
+    wait_for(lambda: (hooks / "server-up-node-c").exists() and (hooks / "client-up-srv").exists(),
+             10, "the up hooks")
+    up = env_file(hooks / "server-up-node-c")
+    addr_c = overlay4(c)
+    assert up["LVN_EVENT"] == "up" and up["LVN_IFNAME"] == "lvn0"
+    assert up["LVN_ENDPOINT_ADDRESS"] == "10.98.0.2" and up["LVN_ADDRESS4"] == f"{addr_c}/24"
+    assert env_file(hooks / "client-up-srv")["LVN_ENDPOINT_ADDRESS"] == "10.98.0.1"
+
+    # certificate matrix, the rest: self-signed, wrong key usage, wrong identity
+    client("selfish", x, *odd["selfish"], ifname="lvs")
+    client("signer", x, *odd["signer"], ifname="lvk")
+    client("imposter", x, ca / "issued/node-c.pem", ca / "issued/node-c.key", ifname="lvi",
+           extra="\toption server_name 'other'\n")
+    wait_for(lambda: "self-signed" in agents.log("srv")
+             and "unsuitable purpose" in agents.log("srv")
+             and "not 'other'" in agents.log("imposter"), 60,
+             "three refusals (self-signed, key usage, server identity)")
+    for name in ("selfish", "signer", "imposter"):
+        agents.stop(name, signal.SIGKILL)
+    with Ipudp(netns=s.name) as k:
+        ((remote, port),) = {(t.remote, t.remote_port) for t in k.tunnels("lvn0")}
+    assert remote == "10.98.0.2"
+
+    # a captured keepalive replayed by another host moves nothing
+    payload = captured_control_datagram(s, "ul0", 10)
+    with x.entered():
+        attacker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with attacker:
+        for _ in range(5):
+            attacker.sendto(payload, ("10.97.0.1", 50000))
+    c.run("ping", "-c", "2", "-i", "0.3", "-W", "3", "10.77.0.1")
+    with Ipudp(netns=s.name) as k:
+        assert {(t.remote, t.remote_port) for t in k.tunnels("lvn0")} == {(remote, port)}
+
+    # a connection flood from one address is limited, not banned
+    conns = []
+    with x.entered():
+        for _ in range(30):
+            t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            t.settimeout(scaled(5))
+            try:
+                t.connect(("10.97.0.1", 50000))
+            except OSError:
+                pass
+            conns.append(t)
+    wait_for(lambda: "rate limit: closed" in agents.log("srv"), 20, "the rate limit")
+    for t in conns:
+        t.close()
+
+    # the client agent restarts: a concurrent ping loses nothing (adoption)
+    ping = c.popen("ping", "-c", "300", "-i", "0.05", "-W", "2", "10.77.0.1",
+                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    agents.stop("c")
+    client("c", c, ca / "issued/node-c.pem", ca / "issued/node-c.key", extra=c_extra)
+    wait_for(lambda: agents.log("c").count("tunnel up") >= 2, 60, "C's agent to rejoin")
+    out = ping.communicate(timeout=scaled(60))[0].decode()
+    assert "adopting lvn0" in agents.log("c")
+    assert " 0% packet loss" in out, out
+    with Ipudp(netns=s.name) as k:
+        assert {(t.remote, t.remote_port) for t in k.tunnels("lvn0")} == {(remote, port)}
+
+    # a reload with a changed MTU applies in place: no session is dropped
+    joined = agents.log("srv").count("authenticated as 'node-c'")
+    conf = tmp_path / "srv" / "lvn"
+    conf.write_text(conf.read_text().replace("'1380'", "'1360'"))
+    agents.procs["srv"][0].send_signal(signal.SIGHUP)
+    wait_for(lambda: "reloaded in place: mtu" in agents.log("srv"), 20, "the reload")
+    with Ipudp(netns=s.name) as k:
+        assert k.link("lvn0")[0] == 1360
+    c.run("ping", "-c", "2", "-i", "0.3", "-W", "3", "10.77.0.1")
+    assert agents.log("srv").count("authenticated as 'node-c'") == joined
+
+    # C gone for good: after the idle timeout the down hook runs on the server
+    agents.stop("c", signal.SIGKILL)
+    wait_for(lambda: (hooks / "server-down-node-c").exists(), 60, "the server's down hook")
+    assert env_file(hooks / "server-down-node-c")["LVN_ADDRESS4"] == f"{addr_c}/24"

@@ -182,11 +182,24 @@ def test_fd_unbound_or_tcp_socket(genl: GenericNetlinkSocket, ns: Netns) -> None
     with ns.entered():
         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    with u, t:
-        err = request(genl, IPUDP_CMD_DEV_SET, [DEV, ("A_FD", b(u.fileno(), 4))])
-        assert err.code == errno.EINVAL and "not bound" in extack(err)
+        busy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u2 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with u, t, busy, u2:
         err = request(genl, IPUDP_CMD_DEV_SET, [DEV, ("A_FD", b(t.fileno(), 4))])
         assert err.code == errno.EINVAL and "UDP" in extack(err)
+        # the device's port held by a socket without SO_REUSEPORT: refused
+        busy.bind(("0.0.0.0", 50000))
+        err = request(genl, IPUDP_CMD_DEV_SET, [DEV, ("A_FD", b(u.fileno(), 4))])
+        assert err.code == errno.EADDRINUSE and "cannot bind" in extack(err)
+        with Ipudp(netns=ns.name) as k:
+            assert k.device("lvn0").sockets == ()
+        busy.close()
+        # an unbound socket is bound to the device's port, SO_REUSEPORT set
+        with Ipudp(netns=ns.name) as k:
+            k.set_device("lvn0", fd=u2.fileno())
+            assert k.device("lvn0").sockets == ("ipv4/user",)
+        assert u2.getsockname()[1] == 50000
+        assert u2.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) == 1
 
 
 def test_duplicate_tunnel_and_replace(ns: Netns) -> None:

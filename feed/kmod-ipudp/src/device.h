@@ -49,6 +49,10 @@ struct ipudp_dev {
 	spinlock_t sock_lock;
 	struct sock __rcu *sk[IPUDP_NSK];
 	bool sk_user[IPUDP_NSK];	/* came from userspace (IPUDP_A_FD) */
+	/* userspace sockets after IPUDP_A_RETURN_FD: they keep decapsulating
+	 * what still reaches them until their owner closes them
+	 */
+	struct sock __rcu *sk_retired[IPUDP_NSK];
 
 	u16 port;			/* local port of module-made sockets */
 	/* MTU follows the underlay until someone sets it (rtnl) */

@@ -49,6 +49,7 @@ static const struct nla_policy ipudp_policy[IPUDP_A_MAX + 1] = {
 	[IPUDP_A_N_TUNNELS] = { .type = NLA_REJECT },
 	[IPUDP_A_N_RULES] = { .type = NLA_REJECT },
 	[IPUDP_A_IDLE_TIMEOUT] = NLA_POLICY_MIN(NLA_U16, 1),
+	[IPUDP_A_RETURN_FD] = { .type = NLA_FLAG },
 };
 
 static struct genl_family ipudp_family;
@@ -283,6 +284,17 @@ static int ipudp_nl_dev_set_doit(struct sk_buff *skb, struct genl_info *info)
 	if (attrs[IPUDP_A_IDLE_TIMEOUT])
 		WRITE_ONCE(ipd->idle_jiffies,
 			   nla_get_u16(attrs[IPUDP_A_IDLE_TIMEOUT]) * HZ);
+	if (attrs[IPUDP_A_FD] && attrs[IPUDP_A_RETURN_FD]) {
+		NL_SET_ERR_MSG_ATTR(info->extack, attrs[IPUDP_A_RETURN_FD],
+				    "IPUDP_A_FD and IPUDP_A_RETURN_FD exclude each other");
+		err = -EINVAL;
+		goto out;
+	}
+	if (attrs[IPUDP_A_RETURN_FD]) {
+		err = ipudp_socket_return_fd(ipd, info->extack);
+		if (err)
+			goto out;
+	}
 	if (attrs[IPUDP_A_FD]) {
 		err = ipudp_socket_attach_fd(ipd, nla_get_u32(attrs[IPUDP_A_FD]),
 					     info->extack);

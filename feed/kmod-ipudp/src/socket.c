@@ -140,11 +140,19 @@ static void ipudp_encap_destroy(struct sock *sk)
 				RCU_INIT_POINTER(ipd->sk[i], NULL);
 				ours = true;
 			}
+			if (rcu_access_pointer(ipd->sk_retired[i]) == sk) {
+				RCU_INIT_POINTER(ipd->sk_retired[i], NULL);
+				ours = true;
+			}
 		}
 		spin_unlock_bh(&ipd->sock_lock);
 	}
 	rcu_read_unlock();
 	if (ours) {
+		/* out of its SO_REUSEPORT group first: what arrives goes to the
+		 * socket that took over, not to this closing one
+		 */
+		sk->sk_prot->unhash(sk);
 		rcu_assign_sk_user_data(sk, NULL);
 		/* UDP sockets are SOCK_RCU_FREE: readers stay safe. */
 		sock_put(sk);
@@ -164,19 +172,12 @@ static void ipudp_setup_sock(struct ipudp_dev *ipd, struct net *net,
 	setup_udp_tunnel_sock(net, sock, &cfg);
 }
 
-static void ipudp_install_sock(struct ipudp_dev *ipd, int idx,
-			       struct sock *sk, bool user)
-{
-	spin_lock_bh(&ipd->sock_lock);
-	rcu_assign_pointer(ipd->sk[idx], sk);
-	WRITE_ONCE(ipd->sk_user[idx], user);
-	spin_unlock_bh(&ipd->sock_lock);
-}
-
 /* Undo what we did to a socket; called after it left ipd->sk[]. */
 static void ipudp_sock_free(struct sock *sk, bool user)
 {
 	if (!user) {
+		/* see ipudp_encap_destroy() */
+		sk->sk_prot->unhash(sk);
 		udp_tunnel_sock_release(sk->sk_socket);
 		return;
 	}
@@ -191,29 +192,54 @@ static void ipudp_sock_free(struct sock *sk, bool user)
 	sock_put(sk);
 }
 
-static void ipudp_socket_release(struct ipudp_dev *ipd, int idx)
+static void ipudp_socket_release_retired(struct ipudp_dev *ipd, int idx)
 {
 	struct sock *sk;
-	bool user;
 
 	spin_lock_bh(&ipd->sock_lock);
-	sk = rcu_dereference_protected(ipd->sk[idx],
+	sk = rcu_dereference_protected(ipd->sk_retired[idx],
 				       lockdep_is_held(&ipd->sock_lock));
-	user = ipd->sk_user[idx];
-	RCU_INIT_POINTER(ipd->sk[idx], NULL);
+	RCU_INIT_POINTER(ipd->sk_retired[idx], NULL);
 	spin_unlock_bh(&ipd->sock_lock);
 	if (!sk)
 		return;
 	synchronize_net();
-	ipudp_sock_free(sk, user);
+	ipudp_sock_free(sk, true);
+}
+
+/* Put @sk (NULL: none) in slot @idx; free what was there. Caller holds rtnl. */
+static void ipudp_socket_swap(struct ipudp_dev *ipd, int idx, struct sock *sk,
+			      bool user)
+{
+	struct sock *old;
+	bool old_user;
+
+	spin_lock_bh(&ipd->sock_lock);
+	old = rcu_dereference_protected(ipd->sk[idx],
+					lockdep_is_held(&ipd->sock_lock));
+	old_user = ipd->sk_user[idx];
+	rcu_assign_pointer(ipd->sk[idx], sk);
+	WRITE_ONCE(ipd->sk_user[idx], user);
+	spin_unlock_bh(&ipd->sock_lock);
+	if (!old)
+		return;
+	synchronize_net();
+	ipudp_sock_free(old, old_user);
+}
+
+static void ipudp_socket_release(struct ipudp_dev *ipd, int idx)
+{
+	ipudp_socket_swap(ipd, idx, NULL, false);
 }
 
 void ipudp_socket_release_all(struct ipudp_dev *ipd)
 {
 	int i;
 
-	for (i = 0; i < IPUDP_NSK; i++)
+	for (i = 0; i < IPUDP_NSK; i++) {
 		ipudp_socket_release(ipd, i);
+		ipudp_socket_release_retired(ipd, i);
+	}
 }
 
 /* Drop module-made sockets (port change); userspace ones stay. */
@@ -226,21 +252,58 @@ void ipudp_socket_release_kernel(struct ipudp_dev *ipd)
 			ipudp_socket_release(ipd, i);
 }
 
-/* Make sure a socket for outer @family exists. Caller holds rtnl. */
-int ipudp_socket_ensure(struct ipudp_dev *ipd, sa_family_t family,
-			struct netlink_ext_ack *extack)
+/*
+ * Like udp_sock_create(), and with SO_REUSEPORT set before bind if @reuse:
+ * then IPUDP_A_RETURN_FD can take a port over from the agent, and a process
+ * of the same user (the agent again) can take it back with IPUDP_A_FD,
+ * without a moment in which the port is closed. Other module sockets do
+ * not share their port: two devices on one port would split its traffic.
+ */
+static int ipudp_sock_create(struct net *net, sa_family_t family, u16 port,
+			     bool reuse, struct socket **res)
 {
-	int idx = ipudp_sk_index(family);
-	struct udp_port_cfg cfg = {
-		.family = family,
-		.local_udp_port = htons(ipd->port),
-		.ipv6_v6only = 1,
-	};
+	struct sockaddr_storage ss = {};
 	struct socket *sock;
+	int len, err;
+
+	err = sock_create_kern(net, family, SOCK_DGRAM, IPPROTO_UDP, &sock);
+	if (err)
+		return err;
+	if (reuse)
+		sock_set_reuseport(sock->sk);
+	if (family == AF_INET6) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+
+		ip6_sock_set_v6only(sock->sk);
+		udp_set_no_check6_tx(sock->sk, true);
+		udp_set_no_check6_rx(sock->sk, true);
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(port);
+		len = sizeof(*sin6);
+	} else {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+
+		sock->sk->sk_no_check_tx = 1;
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(port);
+		len = sizeof(*sin);
+	}
+	err = kernel_bind(sock, (struct sockaddr *)&ss, len);
+	if (err) {
+		sock_release(sock);
+		return err;
+	}
+	*res = sock;
+	return 0;
+}
+
+/* A module socket for outer @family on @port, set up. Caller holds rtnl. */
+static int ipudp_socket_create(struct ipudp_dev *ipd, sa_family_t family,
+			       u16 port, bool reuse, struct socket **res,
+			       struct netlink_ext_ack *extack)
+{
 	int err;
 
-	if (rcu_access_pointer(ipd->sk[idx]))
-		return 0;
 	if (!ipd->src_net) {
 		NL_SET_ERR_MSG(extack, "the device's underlay netns is gone");
 		return -ENETUNREACH;
@@ -249,26 +312,95 @@ int ipudp_socket_ensure(struct ipudp_dev *ipd, sa_family_t family,
 		NL_SET_ERR_MSG(extack, "IPv6 is not available in this kernel");
 		return -EAFNOSUPPORT;
 	}
-	err = udp_sock_create(ipd->src_net, &cfg, &sock);
+	err = ipudp_sock_create(ipd->src_net, family, port, reuse, res);
 	if (err) {
-		if (err == -EADDRINUSE)
+		if (err == -EADDRINUSE && reuse)
+			NL_SET_ERR_MSG(extack, "the socket to take over lacks SO_REUSEPORT");
+		else if (err == -EADDRINUSE)
 			NL_SET_ERR_MSG(extack, "UDP port already in use in the underlay netns");
 		else
 			NL_SET_ERR_MSG(extack, "cannot create the UDP socket");
 		return err;
 	}
-	ipudp_setup_sock(ipd, ipd->src_net, sock);
-	ipudp_install_sock(ipd, idx, sock->sk, false);
+	ipudp_setup_sock(ipd, ipd->src_net, *res);
 	return 0;
 }
 
-/* Take over a UDP socket that userspace owns (like L2TP's fd attribute). */
+/* Make sure a socket for outer @family exists. Caller holds rtnl. */
+int ipudp_socket_ensure(struct ipudp_dev *ipd, sa_family_t family,
+			struct netlink_ext_ack *extack)
+{
+	int idx = ipudp_sk_index(family);
+	struct socket *sock;
+	int err;
+
+	if (rcu_access_pointer(ipd->sk[idx]))
+		return 0;
+	err = ipudp_socket_create(ipd, family, ipd->port, false, &sock, extack);
+	if (!err)
+		ipudp_socket_swap(ipd, idx, sock->sk, false);
+	return err;
+}
+
+/*
+ * Stop using the userspace-owned sockets: module sockets bound to the same
+ * ports (SO_REUSEPORT) take over transmit, while the old ones keep
+ * decapsulating what still reaches them until their owner closes them. An
+ * agent can so exit, or restart and take the port back with IPUDP_A_FD,
+ * without a moment in which the port is closed. Caller holds rtnl.
+ */
+int ipudp_socket_return_fd(struct ipudp_dev *ipd, struct netlink_ext_ack *extack)
+{
+	struct socket *sock;
+	sa_family_t family;
+	struct sock *old;
+	int i, err;
+	u16 port;
+
+	for (i = 0; i < IPUDP_NSK; i++) {
+		/* only encap_destroy can empty the slot meanwhile (attaching
+		 * needs rtnl): read @old under sock_lock, compare it later
+		 */
+		spin_lock_bh(&ipd->sock_lock);
+		old = rcu_dereference_protected(ipd->sk[i],
+						lockdep_is_held(&ipd->sock_lock));
+		if (old && ipd->sk_user[i]) {
+			family = old->sk_family;
+			port = ntohs(inet_sk(old)->inet_sport);
+		} else {
+			old = NULL;
+		}
+		spin_unlock_bh(&ipd->sock_lock);
+		if (!old)
+			continue;
+		err = ipudp_socket_create(ipd, family, port, true, &sock, extack);
+		if (err)
+			return err;
+		ipudp_socket_release_retired(ipd, i);
+		spin_lock_bh(&ipd->sock_lock);
+		if (rcu_access_pointer(ipd->sk[i]) == old)
+			rcu_assign_pointer(ipd->sk_retired[i], old);
+		rcu_assign_pointer(ipd->sk[i], sock->sk);
+		WRITE_ONCE(ipd->sk_user[i], false);
+		WRITE_ONCE(ipd->port, port);
+		spin_unlock_bh(&ipd->sock_lock);
+	}
+	return 0;
+}
+
+/*
+ * Take over a UDP socket that userspace owns (like L2TP's fd attribute). An
+ * unbound one is bound here, to the device's port with SO_REUSEPORT, after
+ * it was set up: what reaches it is decapsulated from the first packet on,
+ * so an agent takes a port over from the module without losing any.
+ */
 int ipudp_socket_attach_fd(struct ipudp_dev *ipd, int fd,
 			   struct netlink_ext_ack *extack)
 {
+	struct sockaddr_storage ss = {};
 	struct socket *sock;
 	struct sock *sk;
-	int err, idx;
+	int err, len;
 
 	sock = sockfd_lookup(fd, &err);
 	if (!sock) {
@@ -282,20 +414,31 @@ int ipudp_socket_attach_fd(struct ipudp_dev *ipd, int fd,
 		NL_SET_ERR_MSG(extack, "IPUDP_A_FD must be an IPv4 or IPv6 UDP socket");
 		goto out;
 	}
-	if (!inet_sk(sk)->inet_num) {
-		NL_SET_ERR_MSG(extack, "IPUDP_A_FD socket is not bound to a port");
-		goto out;
-	}
 	err = -EBUSY;
 	if (rcu_access_pointer(sk->sk_user_data) || udp_sk(sk)->encap_type) {
 		NL_SET_ERR_MSG(extack, "IPUDP_A_FD socket is already used by a tunnel");
 		goto out;
 	}
-	idx = ipudp_sk_index(sk->sk_family);
-	ipudp_socket_release(ipd, idx);
 	sock_hold(sk);
 	ipudp_setup_sock(ipd, sock_net(sk), sock);
-	ipudp_install_sock(ipd, idx, sk, true);
+	if (!inet_sk(sk)->inet_num) {
+		if (sk->sk_family == AF_INET6) {
+			((struct sockaddr_in6 *)&ss)->sin6_port = htons(ipd->port);
+			len = sizeof(struct sockaddr_in6);
+		} else {
+			((struct sockaddr_in *)&ss)->sin_port = htons(ipd->port);
+			len = sizeof(struct sockaddr_in);
+		}
+		ss.ss_family = sk->sk_family;
+		sock_set_reuseport(sk);
+		err = kernel_bind(sock, (struct sockaddr *)&ss, len);
+		if (err) {
+			NL_SET_ERR_MSG(extack, "cannot bind the IPUDP_A_FD socket to the port");
+			ipudp_sock_free(sk, true);
+			goto out;
+		}
+	}
+	ipudp_socket_swap(ipd, ipudp_sk_index(sk->sk_family), sk, true);
 	err = 0;
 out:
 	sockfd_put(sock);

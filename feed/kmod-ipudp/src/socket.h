@@ -10,6 +10,7 @@ struct sk_buff;
 
 int ipudp_socket_ensure(struct ipudp_dev *ipd, sa_family_t family,
 			struct netlink_ext_ack *extack);
+int ipudp_socket_return_fd(struct ipudp_dev *ipd, struct netlink_ext_ack *extack);
 int ipudp_socket_attach_fd(struct ipudp_dev *ipd, int fd,
 			   struct netlink_ext_ack *extack);
 void ipudp_socket_release_all(struct ipudp_dev *ipd);

@@ -10,7 +10,11 @@
  *
  *  IPUDP_CMD_DEV_GET     doit: one device (IFINDEX or IFNAME)
  *                        dumpit: every ipudp device of the netns
- *  IPUDP_CMD_DEV_SET     IFINDEX|IFNAME, [PORT], [FD]
+ *  IPUDP_CMD_DEV_SET     IFINDEX|IFNAME, [MODE], [PORT], [FD | RETURN_FD],
+ *                        [IDLE_TIMEOUT]; RETURN_FD (flag) hands the
+ *                        caller's sockets back and goes on with module
+ *                        sockets on the same ports (SO_REUSEPORT), so an
+ *                        agent can restart without closing the port
  *  IPUDP_CMD_TUNNEL_NEW  IFINDEX|IFNAME, TUNNEL { REMOTE4|REMOTE6,
  *                        [LOCAL4|LOCAL6], [REMOTE_PORT], [ID] }, [FLAGS];
  *                        EEXIST unless FLAGS has IPUDP_F_REPLACE (genetlink
@@ -120,6 +124,7 @@ enum ipudp_attr {
 	IPUDP_A_N_TUNNELS,
 	IPUDP_A_N_RULES,
 	IPUDP_A_IDLE_TIMEOUT,
+	IPUDP_A_RETURN_FD,
 	__IPUDP_A_LAST
 };
 

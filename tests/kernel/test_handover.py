@@ -1,0 +1,61 @@
+"""Handing the UDP port between the module and a userspace owner (an agent
+restarting) loses no packet: IPUDP_A_FD with an unbound socket takes the
+port over, IPUDP_A_RETURN_FD gives it back, under a steady ping."""
+
+from __future__ import annotations
+
+import re
+import socket
+
+import pytest
+
+from lvn.errors import KernelError
+
+from .conftest import Pair
+
+
+def test_port_handover_loses_nothing(pair: Pair) -> None:
+    family = socket.AF_INET if pair.outer == "ipv4" else socket.AF_INET6
+    ping = pair.a.ns.popen("ping", "-c", "150", "-i", "0.02", "-W", "2", pair.b.overlay4,
+                           stdout=-1, stderr=-1)
+    with pair.b.lvn() as k:
+        for _ in range(10):
+            with pair.b.ns.entered():
+                s = socket.socket(family, socket.SOCK_DGRAM)
+            if family == socket.AF_INET6:
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            # unbound: the kernel binds it to the device's port
+            k.set_device("lvn0", fd=s.fileno())
+            assert s.getsockname()[1] == 50000
+            assert k.device("lvn0").sockets == (pair.outer + "/user",)
+            # back to the module, then the owner exits
+            k.set_device("lvn0", return_fd=True)
+            assert k.device("lvn0").sockets == (pair.outer,)
+            s.close()
+        assert k.device("lvn0").port == 50000
+    out, _ = ping.communicate(timeout=60)
+    text = out.decode()
+    sent, got = map(int, re.search(r"(\d+) packets transmitted, (\d+) received", text).groups())
+    assert sent == 150 and got == sent, text
+
+
+def test_return_fd_refusals(pair: Pair) -> None:
+    with pair.b.lvn() as k:
+        # nothing to return: a no-op
+        k.set_device("lvn0", return_fd=True)
+        assert k.device("lvn0").sockets == (pair.outer,)
+        with pair.b.ns.entered():
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        with s:
+            with pytest.raises(KernelError) as exc:
+                k.set_device("lvn0", fd=s.fileno(), return_fd=True)
+            assert "exclude each other" in str(exc.value)
+            # a bound socket without SO_REUSEPORT cannot be given back
+            s.bind(("0.0.0.0", 0))
+            k.set_device("lvn0", fd=s.fileno())
+            with pytest.raises(KernelError) as exc:
+                k.set_device("lvn0", return_fd=True)
+            assert "SO_REUSEPORT" in str(exc.value)
+            assert "ipv4/user" in k.device("lvn0").sockets
+        # its owner closing it empties the slot
+        assert "ipv4/user" not in k.device("lvn0").sockets
