@@ -1,5 +1,5 @@
 # L-VN top-level targets; each one is a thin call into scripts/.
-.PHONY: setup demo test test-unit test-vm test-debug module ipk clean
+.PHONY: setup demo test test-unit test-vm test-debug module ipk bench clean
 
 setup:
 	scripts/setup-deps.sh
@@ -21,6 +21,9 @@ module: setup
 
 ipk: setup
 	.venv/bin/python scripts/build-ipk.py build/ipk
+
+bench:
+	scripts/bench.sh
 
 clean:
 	rm -rf build

@@ -10,15 +10,19 @@
 #include <uapi/linux/ipudp.h>
 
 #include "device.h"
+#include "tunnel.h"
 #include "netlink.h"
 
 static int __init ipudp_mod_init(void)
 {
 	int err;
 
-	err = ipudp_device_init();
+	err = ipudp_tunnel_cache_init();
 	if (err)
 		return err;
+	err = ipudp_device_init();
+	if (err)
+		goto err_cache;
 	err = ipudp_genetlink_init();
 	if (err)
 		goto err_device;
@@ -28,13 +32,16 @@ static int __init ipudp_mod_init(void)
 
 err_device:
 	ipudp_device_uninit();
+err_cache:
+	ipudp_tunnel_cache_destroy();
 	return err;
 }
 
 static void __exit ipudp_mod_exit(void)
 {
 	ipudp_genetlink_uninit();
-	ipudp_device_uninit();
+	ipudp_device_uninit();	/* ends with rcu_barrier() */
+	ipudp_tunnel_cache_destroy();
 }
 
 module_init(ipudp_mod_init);

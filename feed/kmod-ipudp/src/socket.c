@@ -389,6 +389,24 @@ int ipudp_socket_return_fd(struct ipudp_dev *ipd, struct netlink_ext_ack *extack
 }
 
 /*
+ * The module's own socket holds the port without SO_REUSEPORT (made for a
+ * first tunnel, not by IPUDP_A_RETURN_FD): close it so that the caller can
+ * bind. The port is closed for that moment. Caller holds rtnl.
+ */
+static bool ipudp_socket_yield(struct ipudp_dev *ipd, sa_family_t family)
+{
+	int idx = ipudp_sk_index(family);
+	struct sock *sk = rcu_dereference_protected(ipd->sk[idx],
+						    lockdep_rtnl_is_held());
+
+	if (!sk || ipd->sk_user[idx] || sk->sk_reuseport ||
+	    ntohs(inet_sk(sk)->inet_sport) != ipd->port)
+		return false;
+	ipudp_socket_release(ipd, idx);
+	return true;
+}
+
+/*
  * Take over a UDP socket that userspace owns (like L2TP's fd attribute). An
  * unbound one is bound here, to the device's port with SO_REUSEPORT, after
  * it was set up: what reaches it is decapsulated from the first packet on,
@@ -399,6 +417,7 @@ int ipudp_socket_attach_fd(struct ipudp_dev *ipd, int fd,
 {
 	struct sockaddr_storage ss = {};
 	struct socket *sock;
+	bool yielded;
 	struct sock *sk;
 	int err, len;
 
@@ -432,9 +451,14 @@ int ipudp_socket_attach_fd(struct ipudp_dev *ipd, int fd,
 		ss.ss_family = sk->sk_family;
 		sock_set_reuseport(sk);
 		err = kernel_bind(sock, (struct sockaddr *)&ss, len);
+		yielded = err == -EADDRINUSE && ipudp_socket_yield(ipd, sk->sk_family);
+		if (yielded)
+			err = kernel_bind(sock, (struct sockaddr *)&ss, len);
 		if (err) {
 			NL_SET_ERR_MSG(extack, "cannot bind the IPUDP_A_FD socket to the port");
 			ipudp_sock_free(sk, true);
+			if (yielded)	/* the module's socket comes back */
+				ipudp_socket_ensure(ipd, sk->sk_family, NULL);
 			goto out;
 		}
 	}

@@ -25,11 +25,29 @@ const struct rhashtable_params ipudp_endpoint_params = {
 
 static void ipudp_keepalive_work(struct work_struct *work);
 
+/*
+ * A cache of its own: struct ipudp_tunnel is a little over 256 bytes, so
+ * kmalloc would put every tunnel in a 512-byte object.
+ */
+static struct kmem_cache *ipudp_tunnel_cache;
+
+int ipudp_tunnel_cache_init(void)
+{
+	ipudp_tunnel_cache = KMEM_CACHE(ipudp_tunnel, 0);
+	return ipudp_tunnel_cache ? 0 : -ENOMEM;
+}
+
+/* After rcu_barrier(): no tunnel is waiting to be freed. */
+void ipudp_tunnel_cache_destroy(void)
+{
+	kmem_cache_destroy(ipudp_tunnel_cache);
+}
+
 struct ipudp_tunnel *ipudp_tunnel_alloc(gfp_t gfp)
 {
 	struct ipudp_tunnel *t;
 
-	t = kzalloc(sizeof(*t), gfp);
+	t = kmem_cache_zalloc(ipudp_tunnel_cache, gfp);
 	if (!t)
 		return NULL;
 	t->stats = netdev_alloc_pcpu_stats(struct ipudp_tunnel_pcpu_stats);
@@ -45,7 +63,7 @@ struct ipudp_tunnel *ipudp_tunnel_alloc(gfp_t gfp)
 err_free_stats:
 	free_percpu(t->stats);
 err_free_tunnel:
-	kfree(t);
+	kmem_cache_free(ipudp_tunnel_cache, t);
 	return NULL;
 }
 
@@ -55,7 +73,7 @@ static void ipudp_tunnel_free_rcu(struct rcu_head *head)
 
 	dst_cache_destroy(&t->dst_cache);
 	free_percpu(t->stats);
-	kfree(t);
+	kmem_cache_free(ipudp_tunnel_cache, t);
 }
 
 /* Free after an RCU grace period: readers may still hold it. */

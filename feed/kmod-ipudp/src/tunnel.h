@@ -54,6 +54,8 @@ struct ipudp_tunnel {
 
 extern const struct rhashtable_params ipudp_endpoint_params;
 
+int ipudp_tunnel_cache_init(void);
+void ipudp_tunnel_cache_destroy(void);
 struct ipudp_tunnel *ipudp_tunnel_alloc(gfp_t gfp);
 void ipudp_tunnel_free(struct ipudp_tunnel *t);
 int ipudp_tunnel_add(struct ipudp_dev *ipd, struct ipudp_tunnel *t,

@@ -1,0 +1,566 @@
+#!/usr/bin/env python3
+"""`make bench`, the part that runs inside the test VM (as root, module built).
+
+Two network namespaces over a veth underlay; for each tunnel (ipudp and
+its peers) the same metrics, repeated, as medians with spread, written as
+JSON for scripts/bench_report.py.  A tunnel that cannot be set up is kept
+in the results with the reason.  ``--quick``: one short run of each
+scenario (the test suite uses it so the benchmark cannot rot).
+
+Usage: scripts/bench.py OUT.json [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import platform
+import re
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from lvn.model import Rule, Tunnel  # noqa: E402
+from lvn.netlink import Ipudp  # noqa: E402
+
+A, B = "bench-a", "bench-b"
+UNDER4 = ("10.99.0.1", "10.99.0.2")
+UNDER6 = ("fd99::1", "fd99::2")
+OVER4 = ("192.168.77.1", "192.168.77.2")
+COMMANDS: list[str] = []  # every command run, for the report
+
+
+def sh(*argv: str, check: bool = True, timeout: float = 300) -> str:
+    COMMANDS.append(shlex.join(argv))
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    if check and p.returncode != 0:
+        raise RuntimeError(f"{shlex.join(argv)}: {(p.stderr or p.stdout).strip()[-300:]}")
+    return p.stdout
+
+
+def nsx(ns: str, *argv: str, check: bool = True, timeout: float = 300) -> str:
+    return sh("ip", "netns", "exec", ns, *argv, check=check, timeout=timeout)
+
+
+DAEMON_LOGS: list[Path] = []
+
+
+def bg(ns: str, *argv: str) -> subprocess.Popen[bytes]:
+    """A daemon in ``ns``; its output goes to a log quoted if its tunnel fails."""
+    COMMANDS.append(shlex.join(argv) + " &")
+    log = Path(tempfile.mkstemp(suffix=".log")[1])
+    DAEMON_LOGS.append(log)
+    with open(log, "wb") as out:
+        return subprocess.Popen(["ip", "netns", "exec", ns, *argv], stdout=out, stderr=out)
+
+
+def topology() -> None:
+    for ns in (A, B):
+        sh("ip", "netns", "del", ns, check=False)
+        sh("ip", "netns", "add", ns)
+        nsx(ns, "ip", "link", "set", "lo", "up")
+    sh("ip", "link", "add", "bench0", "netns", A, "type", "veth", "peer", "name", "bench1",
+       "netns", B)
+    for ns, dev, i in ((A, "bench0", 0), (B, "bench1", 1)):
+        nsx(ns, "ip", "addr", "add", f"{UNDER4[i]}/24", "dev", dev)
+        nsx(ns, "ip", "addr", "add", f"{UNDER6[i]}/64", "dev", dev, "nodad")
+        nsx(ns, "ip", "link", "set", dev, "up")
+
+
+def teardown() -> None:
+    for ns in (A, B):
+        pids = sh("ip", "netns", "pids", ns, check=False).split()
+        for pid in pids:
+            sh("kill", "-9", pid, check=False)
+        sh("ip", "netns", "del", ns, check=False)
+    sh("ip", "link", "del", "bench0", check=False)
+
+
+def overlay(ns: str, dev: str, i: int, peer: bool = True) -> None:
+    if peer:
+        nsx(ns, "ip", "addr", "add", OVER4[i], "peer", OVER4[1 - i], "dev", dev)
+    else:
+        nsx(ns, "ip", "addr", "add", f"{OVER4[i]}/24", "dev", dev)
+    nsx(ns, "ip", "link", "set", dev, "up")
+
+
+# -- the tunnels --------------------------------------------------------------------
+# each sets up a device "t0" (or a daemon) in both namespaces; returns the
+# address to send to from A, and what the run should note
+
+def setup_raw() -> str:
+    return UNDER4[1]
+
+
+def _iplink(kind_args: Callable[[int], list[str]], peer: bool = True) -> str:
+    for ns, i in ((A, 0), (B, 1)):
+        nsx(ns, "ip", "link", "add", "t0", *kind_args(i))
+        overlay(ns, "t0", i, peer)
+    return OVER4[1]
+
+
+def setup_ipip() -> str:
+    return _iplink(lambda i: ["type", "ipip", "local", UNDER4[i], "remote", UNDER4[1 - i]])
+
+
+def _fou(gue: bool) -> str:
+    sh("modprobe", "fou")
+    for ns in (A, B):
+        nsx(ns, "ip", "fou", "add", "port", "5555", *(["gue"] if gue else ["ipproto", "4"]))
+    return _iplink(lambda i: ["type", "ipip", "local", UNDER4[i], "remote", UNDER4[1 - i],
+                              "encap", "gue" if gue else "fou", "encap-sport", "auto",
+                              "encap-dport", "5555"])
+
+
+def setup_fou() -> str:
+    return _fou(False)
+
+
+def setup_gue() -> str:
+    return _fou(True)
+
+
+def setup_vxlan() -> str:
+    sh("modprobe", "vxlan")
+    return _iplink(lambda i: ["type", "vxlan", "id", "42", "local", UNDER4[i], "remote",
+                              UNDER4[1 - i], "dstport", "4789"], peer=False)
+
+
+def setup_l2tpv3() -> str:
+    sh("modprobe", "l2tp_eth")
+    sh("modprobe", "l2tp_netlink")
+    for ns, i in ((A, 0), (B, 1)):
+        nsx(ns, "ip", "l2tp", "add", "tunnel", "tunnel_id", "1", "peer_tunnel_id", "1",
+            "encap", "udp", "local", UNDER4[i], "remote", UNDER4[1 - i],
+            "udp_sport", "5000", "udp_dport", "5000")
+        nsx(ns, "ip", "l2tp", "add", "session", "name", "t0", "tunnel_id", "1",
+            "session_id", "1", "peer_session_id", "1")
+        overlay(ns, "t0", i, peer=False)
+    return OVER4[1]
+
+
+def setup_wireguard() -> str:
+    sh("modprobe", "wireguard")
+    tmp = Path(tempfile.mkdtemp())
+    keys = []
+    for i in (0, 1):
+        priv = sh("wg", "genkey").strip()
+        (tmp / f"k{i}").write_text(priv + "\n")
+        pub = subprocess.run(["wg", "pubkey"], input=priv, capture_output=True,
+                             text=True, check=True).stdout.strip()
+        keys.append(pub)
+    for ns, i in ((A, 0), (B, 1)):
+        nsx(ns, "ip", "link", "add", "t0", "type", "wireguard")
+        nsx(ns, "wg", "set", "t0", "private-key", str(tmp / f"k{i}"), "listen-port", "51820",
+            "peer", keys[1 - i], "endpoint", f"{UNDER4[1 - i]}:51820",
+            "allowed-ips", "0.0.0.0/0")
+        overlay(ns, "t0", i)
+    return OVER4[1]
+
+
+def _ipudp(outer: tuple[str, str], mode: str = "fixed", extra: int = 0) -> str:
+    for ns, i in ((A, 0), (B, 1)):
+        nsx(ns, "ip", "link", "add", "t0", "type", "ipudp")
+        with Ipudp(netns=ns) as k:
+            if mode == "fixed":
+                k.set_tunnel("t0", outer[1 - i], local=outer[i])
+            else:  # the sender (A) holds the extra tunnels and rules
+                k.set_mode("t0", "multi")
+                k.add_tunnels("t0", [Tunnel(str(ipaddress.IPv4Address("100.64.0.0") + n),
+                                            id=n + 2) for n in range(extra if ns == A else 0)])
+                k.add_rules("t0", [Rule(f"{ipaddress.IPv4Address('172.16.0.0') + n}/32",
+                                        n // 10 + 2)
+                                   for n in range(extra * 10 if ns == A else 0)])
+                k.set_tunnel("t0", outer[1 - i], local=outer[i], tunnel_id=1)
+                k.add_rule("t0", f"{OVER4[1 - i]}/32", 1)
+        overlay(ns, "t0", i)
+        COMMANDS.append(f"lvn: {mode} ipudp t0 in {ns}, {extra} extra tunnels")
+    return OVER4[1]
+
+
+def setup_ipudp4() -> str:
+    return _ipudp(UNDER4)
+
+
+def setup_ipudp6() -> str:
+    return _ipudp(UNDER6)
+
+
+def setup_multi1() -> str:
+    return _ipudp(UNDER4, "multi")
+
+
+def setup_multi10k() -> str:
+    return _ipudp(UNDER4, "multi", 9999)
+
+
+def _wait_ping(dst: str, what: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if "1 received" in nsx(A, "ping", "-c", "1", "-W", "1", dst, check=False):
+            return
+        time.sleep(0.5)
+    logs = " | ".join(p.read_text(errors="replace").strip().replace("\n", " / ")[-200:]
+                      for p in DAEMON_LOGS[-2:])
+    raise RuntimeError(f"{what}: no ping through the tunnel after {seconds:.0f} s; "
+                       f"its log: {logs}")
+
+
+def setup_fastd() -> str:
+    sh("modprobe", "tun")
+    tmp = Path(tempfile.mkdtemp())
+    keys = [dict(re.findall(r"^(Secret|Public): (\w+)$", sh("fastd", "--generate-key"), re.M))
+            for _ in (0, 1)]
+    for ns, i in ((A, 0), (B, 1)):
+        conf = tmp / f"f{i}.conf"
+        conf.write_text(
+            f'interface "t0";\nmode tun;\nmethod "null";\nsecret "{keys[i]["Secret"]}";\n'
+            f'bind {UNDER4[i]}:10000;\nmtu 1426;\n'
+            f'on up "ip addr add {OVER4[i]} peer {OVER4[1 - i]} dev $INTERFACE; '
+            f'ip link set up dev $INTERFACE";\n'
+            f'peer "p" {{ key "{keys[1 - i]["Public"]}"; remote {UNDER4[1 - i]}:10000; }}\n')
+        bg(ns, "fastd", "-c", str(conf))
+    _wait_ping(OVER4[1], "fastd")
+    return OVER4[1]
+
+
+def setup_openvpn() -> str:
+    sh("modprobe", "tun")
+    for ns, i in ((A, 0), (B, 1)):
+        bg(ns, "openvpn", "--dev", "t0", "--dev-type", "tun", "--proto", "udp",
+           "--local", UNDER4[i], "--lport", "1194", "--remote", UNDER4[1 - i], "--rport", "1194",
+           "--ifconfig", OVER4[i], OVER4[1 - i], "--cipher", "none", "--auth", "none",
+           "--data-ciphers", "none", "--allow-deprecated-insecure-static-crypto")
+    _wait_ping(OVER4[1], "openvpn")
+    return OVER4[1]
+
+
+def setup_n2n() -> str:
+    sh("modprobe", "tun")
+    bg(B, "supernode", "-l", "7654")
+    for ns, i in ((A, 0), (B, 1)):
+        bg(ns, "edge", "-d", "t0", "-a", OVER4[i], "-c", "bench", "-k", "benchkey",
+           "-l", f"{UNDER4[1]}:7654", "-f")
+    _wait_ping(OVER4[1], "n2n")
+    return OVER4[1]
+
+
+SCENARIOS: list[tuple[str, str, Callable[[], str]]] = [
+    ("raw", "veth underlay, no tunnel (the limit)", setup_raw),
+    ("ipudp4", "ipudp FIXED, IPv4 outer", setup_ipudp4),
+    ("ipudp6", "ipudp FIXED, IPv6 outer", setup_ipudp6),
+    ("multi1", "ipudp MULTI, 1 tunnel", setup_multi1),
+    ("multi10k", "ipudp MULTI, 10,000 tunnels + 100,000 rules", setup_multi10k),
+    ("ipip", "kernel ipip (no UDP)", setup_ipip),
+    ("fou", "kernel FOU (ipip in UDP)", setup_fou),
+    ("gue", "kernel GUE (ipip in GUE/UDP)", setup_gue),
+    ("vxlan", "kernel VXLAN", setup_vxlan),
+    ("l2tpv3", "kernel L2TPv3 over UDP (tunneldigger's data plane)", setup_l2tpv3),
+    ("wireguard", "kernel WireGuard (encrypts)", setup_wireguard),
+    ("fastd", "fastd, method null (userspace)", setup_fastd),
+    ("openvpn", "OpenVPN, cipher none (userspace)", setup_openvpn),
+    ("n2n", "n2n 1.x (userspace, always encrypts: twofish)", setup_n2n),
+]
+
+
+# -- the metrics --------------------------------------------------------------------
+
+def cpu_busy() -> float:
+    """Guest CPU seconds spent not idle, all CPUs."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def iperf(dst: str, seconds: int, *args: str) -> dict[str, Any]:
+    out = nsx(A, "iperf3", "-c", dst, "-t", str(seconds), "-J", *args, check=False,
+              timeout=seconds + 60)
+    data = json.loads(out)
+    if "error" in data:
+        raise RuntimeError(f"iperf3: {data['error']}")
+    return data  # type: ignore[no-any-return]
+
+
+def tcp(dst: str, seconds: int, streams: int) -> dict[str, float]:
+    c0 = cpu_busy()
+    d = iperf(dst, seconds, "-P", str(streams))
+    cpu = cpu_busy() - c0
+    rx = d["end"]["sum_received"]
+    gb = rx["bytes"] / 1e9
+    return {"mbit_s": rx["bits_per_second"] / 1e6, "cpu_s_per_gb": cpu / gb if gb else 0.0}
+
+
+def udp(dst: str, seconds: int, size: int) -> dict[str, float]:
+    d = iperf(dst, seconds, "-u", "-b", "0", "-l", str(size))
+    s = d["end"]["sum"]
+    got = s["packets"] - s["lost_packets"]
+    return {"kpps": got / s["seconds"] / 1e3}
+
+
+def latency(dst: str, count: int) -> dict[str, float]:
+    out = nsx(A, "ping", "-c", str(count), "-i", "0.01", "-W", "1", dst, check=False)
+    rtts = sorted(float(m) for m in re.findall(r"time=([\d.]+) ms", out))
+    if not rtts:
+        raise RuntimeError("ping: no reply")
+    p99 = rtts[min(len(rtts) - 1, int(len(rtts) * 0.99))]
+    return {"median_us": statistics.median(rtts) * 1e3, "p99_us": p99 * 1e3,
+            "loss": 1 - len(rtts) / count}
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values),
+            "n": len(values)}
+
+
+def measure(dst: str, reps: int, seconds: int, pings: int) -> dict[str, Any]:
+    runs: dict[str, list[float]] = {}
+
+    def add(prefix: str, d: dict[str, float]) -> None:
+        for k, v in d.items():
+            runs.setdefault(f"{prefix}_{k}", []).append(v)
+
+    nsx(B, "iperf3", "-s", "-D")
+    time.sleep(0.3)
+    for _ in range(reps):
+        add("tcp1", tcp(dst, seconds, 1))
+        add("tcp4", tcp(dst, seconds, 4))
+        add("udp64", udp(dst, seconds, 64))
+        add("udp1400", udp(dst, seconds, 1400))
+        add("ping", latency(dst, pings))
+    return {k: summary(v) for k, v in runs.items()}
+
+
+# -- scale, footprint ---------------------------------------------------------------
+
+def slab_kib() -> int:
+    sh("sh", "-c", "echo 2 > /proc/sys/vm/drop_caches")
+    time.sleep(0.5)
+    with open("/proc/meminfo") as f:
+        info = dict(line.split(":", 1) for line in f)
+    return int(info["Slab"].split()[0])
+
+
+def scale(counts: list[int], seconds: int, reps: int) -> list[dict[str, Any]]:
+    out = []
+    for n in counts:
+        topology()
+        try:
+            base = slab_kib()
+            for ns, i in ((A, 0), (B, 1)):
+                nsx(ns, "ip", "link", "add", "t0", "type", "ipudp")
+                with Ipudp(netns=ns) as k:
+                    k.set_mode("t0", "multi")
+                    k.set_tunnel("t0", UNDER4[1 - i], local=UNDER4[i], tunnel_id=1)
+                    k.add_rule("t0", f"{OVER4[1 - i]}/32", 1)
+                    if ns == A:
+                        t0 = time.monotonic()
+                        k.add_tunnels("t0", [Tunnel(str(ipaddress.IPv4Address("100.64.0.0")
+                                                        + j), id=j + 2) for j in range(n - 1)])
+                        t_tun = time.monotonic() - t0
+                        mid = slab_kib()
+                        t0 = time.monotonic()
+                        k.add_rules("t0", [Rule(f"{ipaddress.IPv4Address('172.16.0.0') + j}/32",
+                                                j // 10 + 2) for j in range((n - 1) * 10)])
+                        t_rules = time.monotonic() - t0
+                        end = slab_kib()
+                overlay(ns, "t0", i)
+            m = measure(OVER4[1], reps, seconds, 100)
+            out.append({"tunnels": n, "rules": n * 10, "install_tunnels_s": t_tun,
+                        "install_rules_s": t_rules,
+                        "slab_bytes_per_tunnel": (mid - base) * 1024 / max(1, n - 1),
+                        "slab_bytes_per_rule": (end - mid) * 1024 / max(1, (n - 1) * 10),
+                        "tcp1_mbit_s": m["tcp1_mbit_s"]["median"],
+                        "ping_median_us": m["ping_median_us"]["median"]})
+        finally:
+            teardown()
+    return out
+
+
+SERVER_CONF = """config agent 'agent'
+	option enabled '1'
+	option role 'server'
+	option state_dir '{d}/state'
+config server 'server'
+	option ca '{d}/pki/ca.pem'
+	option cert '{d}/pki/issued/srv.pem'
+	option key '{d}/pki/issued/srv.key'
+	option pool4 '10.78.0.0/20'
+	option pool6 'fd78::/64'
+	option idle_timeout '3600'
+	option conn_rate '1000'
+	option conn_burst '1000'
+"""
+
+
+def control_plane(counts: list[int]) -> dict[str, Any]:
+    """N clients join one server agent; its RSS, CPU and idle wake-ups."""
+    import resource
+
+    import bench_join
+
+    from lvn import pki
+
+    resource.setrlimit(resource.RLIMIT_NOFILE, (65536, 65536))
+    d = Path(tempfile.mkdtemp())
+    pki.init(d / "pki")
+    pki.issue(d / "pki", "srv")
+    t0 = time.monotonic()
+    certs = bench_join.issue_clients(d / "pki", sum(counts))
+    out: dict[str, Any] = {"issue_certificates_s_each": (time.monotonic() - t0) / len(certs),
+                           "rounds": []}
+    (d / "lvn").write_text(SERVER_CONF.format(d=d))
+    topology()
+    log = open(d / "log", "wb")
+    COMMANDS.append(f"lvn agent -c {d} (server, in {A})")
+    srv = subprocess.Popen(["ip", "netns", "exec", A, sys.executable, "-m", "lvn", "agent",
+                            "-c", str(d), "--state", str(d / "static.json")],
+                           env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 60
+        while b"server listening" not in (d / "log").read_bytes():
+            if time.monotonic() > deadline or srv.poll() is not None:
+                raise RuntimeError("the server agent did not start: "
+                                   + (d / "log").read_text()[-300:])
+            time.sleep(0.2)
+        pid = int(sh("pgrep", "-f", f"lvn agent -c {d}").split()[0])
+        time.sleep(2)
+        s0 = bench_join.proc_stats(pid)
+        time.sleep(10)
+        s1 = bench_join.proc_stats(pid)
+        out["idle_rss_kib"] = s1["rss_kib"]
+        out["idle_wakeups_per_s"] = (s1["wakeups"] - s0["wakeups"]) / 10
+        out["idle_cpu_s_per_min"] = (s1["cpu_s"] - s0["cpu_s"]) * 6
+        start = 0
+        for n in counts:
+            before = bench_join.proc_stats(pid)
+            with _in_netns(B):
+                r = bench_join.join(d / "pki", certs[start:start + n], UNDER4[0], 50000,
+                                    timeout=300)
+            start += n
+            after = bench_join.proc_stats(pid)
+            r["server_cpu_s"] = after["cpu_s"] - before["cpu_s"]
+            r["server_rss_kib_after"] = after["rss_kib"]
+            with Ipudp(netns=A) as k:
+                r["server_tunnels_after"] = len(k.tunnels("lvn0"))
+            out["rounds"].append(r)
+            print(f"bench: {n} clients: {r}", flush=True)
+    finally:
+        srv.terminate()
+        srv.wait(timeout=30)
+        log.close()
+        teardown()
+    return out
+
+
+class _in_netns:
+    """Create sockets inside a namespace (setns on this thread)."""
+
+    def __init__(self, ns: str) -> None:
+        self.ns = ns
+
+    def __enter__(self) -> None:
+        self.own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        fd = os.open(f"/run/netns/{self.ns}", os.O_RDONLY)
+        _setns(fd)
+        os.close(fd)
+
+    def __exit__(self, *exc: object) -> None:
+        _setns(self.own)
+        os.close(self.own)
+
+
+def _setns(fd: int) -> None:
+    """os.setns(fd, CLONE_NEWNET), which Python < 3.12 lacks."""
+    import ctypes
+    if ctypes.CDLL(None, use_errno=True).setns(fd, 0x40000000) != 0:
+        raise OSError(ctypes.get_errno(), "setns")
+
+
+def footprint() -> dict[str, Any]:
+    ko = Path(os.environ.get("LVN_KMOD", ""))
+    out: dict[str, Any] = {}
+    if ko.is_file():
+        stripped = Path(tempfile.mkdtemp()) / "ipudp.ko"
+        sh("objcopy", "--strip-debug", str(ko), str(stripped))
+        out["ipudp_ko_bytes"] = ko.stat().st_size
+        out["ipudp_ko_stripped_bytes"] = stripped.stat().st_size
+    lvn_files = [p for p in (ROOT / "lvn").glob("*.py")]
+    out["lvn_python_bytes"] = sum(p.stat().st_size for p in lvn_files)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    for name, code in (("import_lvn_agent_s", "import lvn.agent"),
+                       ("import_lvn_protocol_core_s", "import lvn.protocol, lvn.session")):
+        best = min(_timed([sys.executable, "-c", code], env) for _ in range(3))
+        out[name] = best
+    out["cli_help_s"] = min(_timed([sys.executable, "-m", "lvn", "--help"], env)
+                            for _ in range(3))
+    out["python_startup_s"] = min(_timed([sys.executable, "-c", "pass"], env)
+                                  for _ in range(3))
+    return out
+
+
+def _timed(argv: list[str], env: dict[str, str]) -> float:
+    t0 = time.monotonic()
+    subprocess.run(argv, env=env, check=True, capture_output=True)
+    return time.monotonic() - t0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--quick", action="store_true", help="one short run of each scenario")
+    ap.add_argument("--only", help="comma-separated scenario names")
+    args = ap.parse_args()
+    reps, seconds, pings = (1, 1, 20) if args.quick else (3, 3, 200)
+    counts = [1, 100] if args.quick else [1, 100, 1000, 10000]
+    joins = [2, 5] if args.quick else [10, 100, 1000]
+    sh("sysctl", "-qw", "kernel.printk=3 3 3 3", check=False)
+    if not Path("/sys/module/ipudp").is_dir():
+        sh("insmod", os.environ["LVN_KMOD"])
+    result: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "kernel": platform.release(), "cpus": os.cpu_count(),
+        "qemu": "TCG (no KVM)" if "hypervisor" in Path("/proc/cpuinfo").read_text() else "?",
+        "quick": args.quick, "reps": reps, "seconds": seconds, "pings": pings,
+        "scenarios": {}, "scale": [], "footprint": {}, "commands": COMMANDS,
+    }
+    only = set(args.only.split(",")) if args.only else None
+    for name, what, setup in SCENARIOS:
+        if only and name not in only:
+            continue
+        entry: dict[str, Any] = {"what": what}
+        t0 = time.monotonic()
+        topology()
+        try:
+            dst = setup()
+            entry["metrics"] = measure(dst, reps, seconds, pings)
+        except Exception as e:  # a peer that cannot be set up is reported, not fatal
+            entry["error"] = f"{type(e).__name__}: {e}"
+        finally:
+            teardown()
+        entry["wall_s"] = round(time.monotonic() - t0, 1)
+        result["scenarios"][name] = entry
+        print(f"bench: {name}: {entry.get('error') or 'ok'} ({entry['wall_s']} s)", flush=True)
+    if not only:
+        result["scale"] = scale(counts, seconds, 1)
+        result["footprint"] = footprint()
+        result["control_plane"] = control_plane(joins)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"bench: wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""Control-plane load for `make bench`: N clients join one real server agent.
+
+The clients are N ClientSessions in one process, each with its own
+certificate, TLS connection and UDP socket (so the server sees N
+identities and N reflexive endpoints and sets up N tunnels and 2N rules);
+they carry out the protocol but have no kernel device of their own, which
+keeps 1,000 of them cheap.  Measured: wall time until every client has its
+ENDPOINT (tunnel up), the server's CPU time and RSS.
+"""
+
+from __future__ import annotations
+
+import selectors
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from lvn import pki
+from lvn.agent import TlsConn, tls_context
+from lvn.session import ClientSession
+
+
+class FakeClient:
+    """One client: TLS, HELLO, LEASE, probe from its UDP socket, READY."""
+
+    def __init__(self, name: str, ctx: Any, server: str, port: int) -> None:
+        self.name = name
+        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        tcp.setblocking(False)
+        tcp.connect_ex((server, port))
+        self.conn = TlsConn(tcp, ctx, server=False)
+        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.udp.bind(("0.0.0.0", 0))
+        self.server = server
+        self.session: ClientSession | None = None
+        self.data_port = 0
+        self.up_at: float | None = None
+        self.error = ""
+
+    def pump(self, now: float) -> None:
+        msgs = self.conn.pump()
+        if self.conn.ready and self.session is None:
+            self.session = ClientSession(self.conn.datagram_key(), now, ["ipv4", "ipv6"])
+            self._act(self.session.start(), now)
+        for mtype, body in msgs:
+            if self.session is not None:
+                self._act(self.session.on_message(mtype, body, now), now)
+        if self.conn.closed and self.up_at is None and not self.error:
+            self.error = "closed by the server"
+
+    def tick(self, now: float) -> None:
+        if self.session is not None:
+            self._act(self.session.on_timer(now), now)
+
+    def _act(self, actions: list[tuple[object, ...]], now: float) -> None:
+        for act in actions:
+            if act[0] == "send":
+                self.conn.send(act[1])  # type: ignore[arg-type]
+            elif act[0] == "configure":
+                self.data_port = int(act[1]["data_port"])  # type: ignore[index]
+            elif act[0] == "datagram" and self.data_port:
+                self.udp.sendto(act[1], (self.server, self.data_port))  # type: ignore[call-overload]
+            elif act[0] == "up":
+                self.up_at = now
+            elif act[0] == "close":
+                self.error = str(act[1])
+
+    def close(self) -> None:
+        self.conn.close()
+        self.udp.close()
+
+
+def issue_clients(ca: Path, n: int, start: int = 0) -> list[tuple[Path, Path]]:
+    return [pki.issue(ca, f"load-{i}") for i in range(start, start + n)]
+
+
+def join(ca: Path, certs: list[tuple[Path, Path]], server: str, port: int,
+         timeout: float) -> dict[str, Any]:
+    """Start every client at once; seconds until all are up."""
+    sel = selectors.DefaultSelector()
+    t0 = time.monotonic()
+    clients = []
+    for i, (cert, key) in enumerate(certs):
+        ctx = tls_context(str(ca / "ca.pem"), str(cert), str(key), None, server=False)
+        c = FakeClient(f"load-{i}", ctx, server, port)
+        sel.register(c.conn.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, c)
+        clients.append(c)
+    waiting = set(range(len(clients)))
+    next_tick = t0
+    while waiting and time.monotonic() - t0 < timeout:
+        for ready, _ in sel.select(0.1):
+            c = ready.data
+            try:
+                c.pump(time.monotonic())
+            except Exception as e:  # a TLS or protocol failure of one client
+                c.error = f"{type(e).__name__}: {e}"
+            if c.conn.ready:
+                try:
+                    sel.modify(c.conn.sock, selectors.EVENT_READ, c)
+                except (KeyError, ValueError):
+                    pass
+            if c.conn.closed:
+                try:
+                    sel.unregister(c.conn.sock)
+                except (KeyError, ValueError):
+                    pass
+        now = time.monotonic()
+        if now >= next_tick:
+            next_tick = now + 0.5
+            for i in list(waiting):
+                clients[i].tick(now)
+        waiting = {i for i in waiting if clients[i].up_at is None and not clients[i].error}
+    up = [c.up_at - t0 for c in clients if c.up_at is not None]
+    errors = sorted({c.error for c in clients if c.error})
+    for c in clients:
+        c.close()
+    sel.close()
+    return {"clients": len(clients), "joined": len(up),
+            "all_joined_s": max(up) if len(up) == len(clients) else None,
+            "median_join_s": sorted(up)[len(up) // 2] if up else None,
+            "errors": errors[:5]}
+
+
+def proc_stats(pid: int) -> dict[str, float]:
+    """RSS (KiB), CPU seconds, voluntary context switches of a process."""
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text()
+                  .splitlines() if ":" in line)
+    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    import os
+    hz = os.sysconf("SC_CLK_TCK")
+    return {"rss_kib": float(status["VmRSS"].split()[0]),
+            "cpu_s": (int(stat[11]) + int(stat[12])) / hz,
+            "wakeups": float(status["voluntary_ctxt_switches"])}

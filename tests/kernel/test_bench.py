@@ -1,0 +1,39 @@
+"""`make bench` cannot rot: its quick mode runs every scenario once, briefly,
+and the result must be well-formed and turn into a report.  No timing is
+asserted: figures from a loaded test VM mean nothing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import bench_report  # noqa: E402
+
+
+def test_quick_bench_runs_every_scenario(tmp_path: Path) -> None:
+    out = tmp_path / "quick.json"
+    res = subprocess.run([sys.executable, str(ROOT / "scripts/bench.py"), str(out), "--quick"],
+                         capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stdout + res.stderr
+    r = json.loads(out.read_text())
+    assert bench_report.validate(r) == []
+    names = [n for n, *_ in __import__("bench").SCENARIOS]
+    assert list(r["scenarios"]) == names
+    # ipudp and the kernel's own tunnels must work here; only the userspace
+    # daemons may be reported as not set up (with the reason)
+    for name in ("raw", "ipudp4", "ipudp6", "multi1", "multi10k", "ipip", "fou", "vxlan"):
+        assert "metrics" in r["scenarios"][name], (name, r["scenarios"][name].get("error"))
+        assert r["scenarios"][name]["metrics"]["tcp1_mbit_s"]["median"] > 0
+    assert [row["tunnels"] for row in r["scale"]] == [1, 100]
+    assert r["footprint"]["ipudp_ko_stripped_bytes"] < r["footprint"]["ipudp_ko_bytes"]
+    md = tmp_path / "b.md"
+    rep = subprocess.run([sys.executable, str(ROOT / "scripts/bench_report.py"), str(out),
+                          "--md", str(md), "--no-plots"], capture_output=True, text=True)
+    assert rep.returncode == 0, rep.stderr
+    text = md.read_text()
+    assert "## Targets" in text and "| ipudp4 |" in text and "Quick run" in text
