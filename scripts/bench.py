@@ -242,7 +242,7 @@ def setup_openvpn() -> str:
         bg(ns, "openvpn", "--dev", "t0", "--dev-type", "tun", "--proto", "udp",
            "--local", UNDER4[i], "--lport", "1194", "--remote", UNDER4[1 - i], "--rport", "1194",
            "--ifconfig", OVER4[i], OVER4[1 - i], "--cipher", "none", "--auth", "none",
-           "--data-ciphers", "none", "--allow-deprecated-insecure-static-crypto")
+           "--data-ciphers", "none")
     _wait_ping(OVER4[1], "openvpn")
     return OVER4[1]
 
@@ -536,6 +536,7 @@ def main() -> int:
         "scenarios": {}, "scale": [], "footprint": {}, "commands": COMMANDS,
     }
     only = set(args.only.split(",")) if args.only else None
+    started = time.monotonic()
     for name, what, setup in SCENARIOS:
         if only and name not in only:
             continue
@@ -556,6 +557,7 @@ def main() -> int:
         result["scale"] = scale(counts, seconds, 1)
         result["footprint"] = footprint()
         result["control_plane"] = control_plane(joins)
+    result["total_wall_s"] = round(time.monotonic() - started)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"bench: wrote {args.out}")

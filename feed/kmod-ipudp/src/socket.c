@@ -192,39 +192,39 @@ static void ipudp_sock_free(struct sock *sk, bool user)
 	sock_put(sk);
 }
 
-static void ipudp_socket_release_retired(struct ipudp_dev *ipd, int idx)
-{
-	struct sock *sk;
-
-	spin_lock_bh(&ipd->sock_lock);
-	sk = rcu_dereference_protected(ipd->sk_retired[idx],
-				       lockdep_is_held(&ipd->sock_lock));
-	RCU_INIT_POINTER(ipd->sk_retired[idx], NULL);
-	spin_unlock_bh(&ipd->sock_lock);
-	if (!sk)
-		return;
-	synchronize_net();
-	ipudp_sock_free(sk, true);
-}
-
-/* Put @sk (NULL: none) in slot @idx; free what was there. Caller holds rtnl. */
-static void ipudp_socket_swap(struct ipudp_dev *ipd, int idx, struct sock *sk,
-			      bool user)
+/*
+ * Put @sk (NULL: none) in @slot, free what was there. @user: where the
+ * slot's ownership flag is kept (NULL: retired sockets, always userspace's).
+ * Caller holds rtnl.
+ */
+static void ipudp_slot_swap(struct ipudp_dev *ipd, struct sock __rcu **slot,
+			    bool *user, struct sock *sk, bool sk_user)
 {
 	struct sock *old;
 	bool old_user;
 
 	spin_lock_bh(&ipd->sock_lock);
-	old = rcu_dereference_protected(ipd->sk[idx],
-					lockdep_is_held(&ipd->sock_lock));
-	old_user = ipd->sk_user[idx];
-	rcu_assign_pointer(ipd->sk[idx], sk);
-	WRITE_ONCE(ipd->sk_user[idx], user);
+	old = rcu_dereference_protected(*slot, lockdep_is_held(&ipd->sock_lock));
+	old_user = user ? *user : true;
+	rcu_assign_pointer(*slot, sk);
+	if (user)
+		WRITE_ONCE(*user, sk_user);
 	spin_unlock_bh(&ipd->sock_lock);
 	if (!old)
 		return;
 	synchronize_net();
 	ipudp_sock_free(old, old_user);
+}
+
+static void ipudp_socket_swap(struct ipudp_dev *ipd, int idx, struct sock *sk,
+			      bool user)
+{
+	ipudp_slot_swap(ipd, &ipd->sk[idx], &ipd->sk_user[idx], sk, user);
+}
+
+static void ipudp_socket_release_retired(struct ipudp_dev *ipd, int idx)
+{
+	ipudp_slot_swap(ipd, &ipd->sk_retired[idx], NULL, NULL, false);
 }
 
 static void ipudp_socket_release(struct ipudp_dev *ipd, int idx)
