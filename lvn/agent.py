@@ -330,6 +330,8 @@ class Server(Agent):
         self.tunnel_ids: dict[str, int] = {}
         # clients whose control channel is gone: their tunnel lives until idle
         self.detached: dict[str, float] = {}  # name -> monotonic time last heard
+        self.adoptable: dict[tuple[str, int], int] = {}  # endpoint -> id left by a past run
+        self.rule_owner: dict[str, int] = {}  # prefix -> tunnel id, as in the kernel
         self._setup()
 
     def _setup(self) -> None:
@@ -346,6 +348,11 @@ class Server(Agent):
         for t in k.tunnels(ifname):
             self.tunnel_ids.setdefault(f"#{t.id}", t.id)
             self.detached[f"#{t.id}"] = time.monotonic()
+            self.adoptable[(t.remote, t.remote_port)] = t.id
+        # the device is ours: its rules are known from here on without
+        # asking the kernel (a dump per join would make joining O(N^2))
+        for r in k.rules(ifname):
+            self.rule_owner[r.prefix] = r.tunnel_id
         if dev.port != self.conf.data_port:
             k.set_device(ifname, port=self.conf.data_port)
         for family in (socket.AF_INET, socket.AF_INET6):
@@ -499,29 +506,31 @@ class Server(Agent):
         k, ifname = self.kernel, self.conf.ifname
         if name not in self.tunnel_ids:
             # a tunnel an earlier run of the server left for this endpoint: adopt it
-            for t in k.tunnels(ifname):
-                if (t.remote, t.remote_port) == (address, port):
-                    self.tunnel_ids.pop(f"#{t.id}", None)
-                    self.detached.pop(f"#{t.id}", None)
-                    self.tunnel_ids[name] = t.id
+            old = self.adoptable.pop((address, port), None)
+            if old is not None and self.tunnel_ids.pop(f"#{old}", None) == old:
+                self.detached.pop(f"#{old}", None)
+                self.tunnel_ids[name] = old
         tid = self._tunnel_id(name)
         k.set_tunnel(ifname, address, remote_port=port, tunnel_id=tid, replace=True)
-        have = {(r.prefix, r.tunnel_id) for r in k.rules(ifname)}
         want = [Rule(str(ipaddress.ip_interface(a).ip) + ("/32" if ":" not in a else "/128"),
                      tid) for a in addrs]
-        new = [r for r in want if (r.prefix, r.tunnel_id) not in have]
+        new = [r for r in want if self.rule_owner.get(r.prefix) != tid]
         for r in new:
-            try:
-                k.del_rule(ifname, r.prefix)  # the address moved from another tunnel
-            except LvnError:
-                pass
+            if r.prefix in self.rule_owner:  # the address moved from another tunnel
+                try:
+                    k.del_rule(ifname, r.prefix)
+                except LvnError:
+                    pass
         if new:
             k.add_rules(ifname, new)
+            self.rule_owner.update((r.prefix, tid) for r in new)
         log.info("%r: tunnel %d -> %s port %d", name, tid, address, port)
 
     def _remove_tunnel(self, name: str, endpoint: tuple[str, int] | None = None) -> None:
         tid = self.tunnel_ids.pop(name, None)
         if tid is not None:
+            # the kernel deletes a tunnel's rules with it
+            self.rule_owner = {p: t for p, t in self.rule_owner.items() if t != tid}
             try:
                 self.kernel.del_tunnel(self.conf.ifname, tid)
             except LvnError as e:
@@ -576,6 +585,8 @@ class Server(Agent):
     def _expire_detached(self, now: float) -> None:
         """Silent detached tunnels go: no keepalive and no kernel rx for idle_timeout."""
         idle = self.conf.idle_timeout
+        if all(now - seen <= idle for seen in self.detached.values()):
+            return  # nothing can be due: spare the kernel a dump every tick
         last_rx = {t.id: t.last_rx_ms for t in self.kernel.tunnels(self.conf.ifname)}
         for name, seen in list(self.detached.items()):
             rx_ms = last_rx.get(self.tunnel_ids.get(name, -1))

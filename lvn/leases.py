@@ -33,6 +33,10 @@ class Leases:
             raise LvnError("no address pool configured (pool4 and/or pool6)")
         self.reserved = {ipaddress.ip_address(a) for a in reserved}
         self.table: dict[str, list[str]] = self._load()
+        # addresses in use as integers, and per pool the lowest offset that
+        # may be free: a new lease costs O(1), not a scan of the pool
+        self.taken = {(a.version, int(a)) for a in self._taken() | self.reserved}
+        self.lowest = {p: 2 for p in self.pools}  # offset 1 is the gateway
 
     def _load(self) -> dict[str, list[str]]:
         try:
@@ -58,24 +62,46 @@ class Leases:
         wanted = {p.version for p in self.pools}
         if current and {ipaddress.ip_interface(a).version for a in current} == wanted:
             return list(current)
-        taken = self._taken() | self.reserved
         out = []
         for pool in self.pools:
             mine = [a for a in current or [] if ipaddress.ip_interface(a).version == pool.version]
             if mine:
                 out += mine
                 continue
-            free = next((h for h in pool.hosts() if h not in taken and h != pool[1]), None)
+            free = self._lowest_free(pool)
             if free is None:
                 raise PoolExhausted(f"address pool {pool} is exhausted")
             out.append(f"{free}/{pool.prefixlen}")
+        for a in out:
+            ip = ipaddress.ip_interface(a).ip
+            self.taken.add((ip.version, int(ip)))
         self.table[identity] = out
         self._save()
         return list(out)
 
+    def _lowest_free(self, pool: ipaddress.IPv4Network | ipaddress.IPv6Network
+                     ) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+        """The lowest host address of ``pool`` not taken, gateway excluded."""
+        base = int(pool.network_address)
+        # hosts: IPv4 without network and broadcast, IPv6 without the network
+        last = pool.num_addresses - (2 if pool.version == 4 else 1)
+        off = self.lowest[pool]
+        while off <= last and (pool.version, base + off) in self.taken:
+            off += 1
+        self.lowest[pool] = off
+        return ipaddress.ip_address(base + off) if off <= last else None
+
     def release(self, identity: str) -> None:
         """Forget an identity's lease (e.g. its certificate was revoked)."""
-        if self.table.pop(identity, None) is not None:
+        gone = self.table.pop(identity, None)
+        if gone is not None:
+            for a in gone:
+                ip = ipaddress.ip_interface(a).ip
+                self.taken.discard((ip.version, int(ip)))
+                for pool in self.pools:
+                    if ip in pool:
+                        self.lowest[pool] = min(self.lowest[pool],
+                                                int(ip) - int(pool.network_address))
             self._save()
 
     def gateway(self) -> list[str]:

@@ -521,6 +521,8 @@ def main() -> int:
     ap.add_argument("out", type=Path)
     ap.add_argument("--quick", action="store_true", help="one short run of each scenario")
     ap.add_argument("--only", help="comma-separated scenario names")
+    ap.add_argument("--control-plane", action="store_true",
+                    help="measure only the control plane, into an existing OUT")
     args = ap.parse_args()
     reps, seconds, pings = (1, 1, 20) if args.quick else (3, 3, 200)
     counts = [1, 100] if args.quick else [1, 100, 1000, 10000]
@@ -537,6 +539,13 @@ def main() -> int:
     }
     only = set(args.only.split(",")) if args.only else None
     started = time.monotonic()
+    if args.control_plane:
+        result = json.loads(args.out.read_text())
+        result["control_plane"] = control_plane(joins)
+        result["commands"] += COMMANDS
+        args.out.write_text(json.dumps(result, indent=1) + "\n")
+        print(f"bench: control plane written into {args.out}")
+        return 0
     for name, what, setup in SCENARIOS:
         if only and name not in only:
             continue

@@ -10,6 +10,7 @@ ENDPOINT (tunnel up), the server's CPU time and RSS.
 
 from __future__ import annotations
 
+import random
 import selectors
 import socket
 import time
@@ -60,7 +61,10 @@ class FakeClient:
             elif act[0] == "configure":
                 self.data_port = int(act[1]["data_port"])  # type: ignore[index]
             elif act[0] == "datagram" and self.data_port:
-                self.udp.sendto(act[1], (self.server, self.data_port))  # type: ignore[call-overload]
+                try:
+                    self.udp.sendto(act[1], (self.server, self.data_port))  # type: ignore[call-overload]
+                except OSError as e:
+                    self.error = f"probe: {e}"
             elif act[0] == "up":
                 self.up_at = now
             elif act[0] == "close":
@@ -77,15 +81,23 @@ def issue_clients(ca: Path, n: int, start: int = 0) -> list[tuple[Path, Path]]:
 
 def join(ca: Path, certs: list[tuple[Path, Path]], server: str, port: int,
          timeout: float) -> dict[str, Any]:
-    """Start every client at once; seconds until all are up."""
+    """Start every client at once; seconds until all are up.  A client that
+    fails (a timeout while the server is busy) tries again after 1-3 s,
+    as real clients do with their backoff."""
     sel = selectors.DefaultSelector()
     t0 = time.monotonic()
-    clients = []
-    for i, (cert, key) in enumerate(certs):
-        ctx = tls_context(str(ca / "ca.pem"), str(cert), str(key), None, server=False)
-        c = FakeClient(f"load-{i}", ctx, server, port)
+    ctxs = [tls_context(str(ca / "ca.pem"), str(cert), str(key), None, server=False)
+            for cert, key in certs]
+
+    def start(i: int) -> FakeClient:
+        c = FakeClient(f"load-{i}", ctxs[i], server, port)
         sel.register(c.conn.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, c)
-        clients.append(c)
+        return c
+
+    clients = [start(i) for i in range(len(certs))]
+    retry_at: dict[int, float] = {}
+    retries = 0
+    errors: set[str] = set()
     waiting = set(range(len(clients)))
     next_tick = t0
     while waiting and time.monotonic() - t0 < timeout:
@@ -109,17 +121,32 @@ def join(ca: Path, certs: list[tuple[Path, Path]], server: str, port: int,
         if now >= next_tick:
             next_tick = now + 0.5
             for i in list(waiting):
-                clients[i].tick(now)
-        waiting = {i for i in waiting if clients[i].up_at is None and not clients[i].error}
+                if not clients[i].error:
+                    clients[i].tick(now)
+        for i in waiting:
+            c = clients[i]
+            if c.error and i not in retry_at:
+                errors.add(c.error)
+                try:
+                    sel.unregister(c.conn.sock)
+                except (KeyError, ValueError):
+                    pass
+                c.close()
+                retry_at[i] = now + 1 + 2 * random.random()
+        for i, at in list(retry_at.items()):
+            if now >= at:
+                del retry_at[i]
+                clients[i] = start(i)
+                retries += 1
+        waiting = {i for i in waiting if clients[i].up_at is None}
     up = [c.up_at - t0 for c in clients if c.up_at is not None]
-    errors = sorted({c.error for c in clients if c.error})
     for c in clients:
         c.close()
     sel.close()
     return {"clients": len(clients), "joined": len(up),
             "all_joined_s": max(up) if len(up) == len(clients) else None,
             "median_join_s": sorted(up)[len(up) // 2] if up else None,
-            "errors": errors[:5]}
+            "retries": retries, "errors": sorted(errors)[:5]}
 
 
 def proc_stats(pid: int) -> dict[str, float]:

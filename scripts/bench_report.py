@@ -226,11 +226,12 @@ def markdown(r: dict[str, Any], result_name: str, pngs: list[str], plot_dir: str
               "`scripts/bench_join.py`) start joining one `lvn agent` server at once "
               "(its `conn_rate`/`conn_burst` raised to 1000: they share one source "
               "address). Joined = LEASE, probe, tunnel and rules set, ENDPOINT received.",
-              "", "| clients | joined | all joined (s) | median (s) | server CPU (s) | "
-              "server RSS after (MiB) | server tunnels |", "|---|---|---|---|---|---|---|"]
+              "", "| clients | joined | all joined (s) | median (s) | retries | server CPU (s) | "
+              "server RSS after (MiB) | server tunnels |", "|---|---|---|---|---|---|---|---|"]
         for x in cp["rounds"]:
             L.append(f"| {x['clients']:,} | {x['joined']:,} | {fmt(x['all_joined_s'], 1)} | "
-                     f"{fmt(x['median_join_s'], 2)} | {x['server_cpu_s']:.1f} | "
+                     f"{fmt(x['median_join_s'], 2)} | {x.get('retries', 0)} | "
+                     f"{x['server_cpu_s']:.1f} | "
                      f"{x['server_rss_kib_after'] / 1024:.1f} | {x['server_tunnels_after']:,} |"
                      + (f" errors: {'; '.join(x['errors'])}" if x["errors"] else ""))
         L += ["", f"Idle server (no client): RSS {cp['idle_rss_kib'] / 1024:.1f} MiB, "

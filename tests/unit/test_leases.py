@@ -70,3 +70,20 @@ def test_bad_table_and_no_pool(tmp_path: Path) -> None:
         Leases(tmp_path / "l.json", "10.0.0.0/24", None)
     with pytest.raises(LvnError, match="no address pool"):
         Leases(tmp_path / "x.json", None, None)
+
+
+def test_lowest_free_address_first_and_reused_after_release(tmp_path: Path) -> None:
+    leases = Leases(tmp_path / "l.json", "10.9.0.0/29", "fd09::/125",
+                    reserved=("10.9.0.3",))
+    assert leases.lease("a") == ["10.9.0.2/29", "fd09::2/125"]
+    assert leases.lease("b") == ["10.9.0.4/29", "fd09::3/125"]  # .3 is reserved
+    assert leases.lease("c") == ["10.9.0.5/29", "fd09::4/125"]
+    leases.release("a")
+    assert leases.lease("d") == ["10.9.0.2/29", "fd09::2/125"]
+    assert leases.lease("e")[0] == "10.9.0.6/29"  # the last host; .7 is broadcast
+    with pytest.raises(PoolExhausted):
+        leases.lease("f")
+    # a restart rebuilds what is taken from the file
+    again = Leases(tmp_path / "l.json", "10.9.0.0/29", "fd09::/125", reserved=("10.9.0.3",))
+    again.release("c")
+    assert again.lease("g") == ["10.9.0.5/29", "fd09::4/125"]
