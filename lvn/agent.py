@@ -266,7 +266,10 @@ class Agent:
         wait = max(0.0, min(timeout, self.next_tick - now))
         for key, _ in self.sel.select(wait):
             handler: Callable[[], None] = key.data
-            handler()
+            try:
+                handler()
+            except Exception:  # one bad event must not take every tunnel's agent down
+                log.exception("internal error while handling an event (continuing)")
         now = time.monotonic()
         if now >= self.next_tick:
             self.next_tick = now + TICK

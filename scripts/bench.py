@@ -456,6 +456,12 @@ def control_plane(counts: list[int]) -> dict[str, Any]:
                 r["server_tunnels_after"] = len(k.tunnels("lvn0"))
             out["rounds"].append(r)
             print(f"bench: {n} clients: {r}", flush=True)
+        if srv.poll() is not None:
+            raise RuntimeError(f"the server agent exited ({srv.returncode})")
+    except Exception:
+        print("bench: server log (tail):\n" + (d / "log").read_text(errors="replace")[-3000:],
+              flush=True)
+        raise
     finally:
         srv.terminate()
         srv.wait(timeout=30)
@@ -521,12 +527,15 @@ def main() -> int:
     ap.add_argument("out", type=Path)
     ap.add_argument("--quick", action="store_true", help="one short run of each scenario")
     ap.add_argument("--only", help="comma-separated scenario names")
+    ap.add_argument("--joins", help="comma-separated client counts for the control plane")
     ap.add_argument("--control-plane", action="store_true",
                     help="measure only the control plane, into an existing OUT")
     args = ap.parse_args()
     reps, seconds, pings = (1, 1, 20) if args.quick else (3, 3, 200)
     counts = [1, 100] if args.quick else [1, 100, 1000, 10000]
     joins = [2, 5] if args.quick else [10, 100, 1000]
+    if args.joins:
+        joins = [int(n) for n in args.joins.split(",")]
     sh("sysctl", "-qw", "kernel.printk=3 3 3 3", check=False)
     if not Path("/sys/module/ipudp").is_dir():
         sh("insmod", os.environ["LVN_KMOD"])
