@@ -280,12 +280,16 @@ class Agent:
     def tick(self, now: float) -> None:
         raise NotImplementedError
 
-    def _attach(self, family: int, port: int | None) -> None:
-        """Hand a new data socket for ``family`` to the kernel (see _udp)."""
+    def _detach(self, family: int) -> None:
+        """Close our data socket for ``family`` (the kernel drops it too)."""
         old = self.udp.pop(family, None)
         if old is not None:
             self.sel.unregister(old)
             old.close()
+
+    def _attach(self, family: int, port: int | None) -> None:
+        """Hand a new data socket for ``family`` to the kernel (see _udp)."""
+        self._detach(family)
         s = _udp(family, port)
         try:
             self.kernel.set_device(self.ifname, fd=s.fileno())
@@ -605,7 +609,6 @@ class Client(Agent):
     def __init__(self, conf: ClientConfig, kernel: Any, state_dir: str) -> None:
         super().__init__(kernel, state_dir, conf.ifname, conf.up_hook, conf.down_hook)
         self.addresses: list[str] = []
-        self.last_sent = 0.0
         self.conf = conf
         self.ctx = tls_context(conf.ca, conf.cert, conf.key, conf.crl, server=False)
         self.valid_from = _valid_from(conf.cert)
@@ -630,8 +633,7 @@ class Client(Agent):
         if family in self.udp:
             return
         for other in list(self.udp):  # the server changed address family
-            self.sel.unregister(self.udp[other])
-            self.udp.pop(other).close()
+            self._detach(other)
         dev = k.device(ifname)
         if self.conf.data_port:
             if dev.port != self.conf.data_port:

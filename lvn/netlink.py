@@ -13,6 +13,7 @@ import os
 import socket
 import struct
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from types import TracebackType
 from typing import Any
@@ -268,10 +269,10 @@ _BATCH_REQUESTS = 128
 _RCVBUF = 1 << 20
 
 
-def _genl_socket(netns: str | None) -> socket.socket:
-    """A raw generic netlink socket, created inside ``netns`` if given."""
-    if netns is None:
-        return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_GENERIC)
+@contextmanager
+def in_netns(netns: str) -> Iterator[None]:
+    """Run the block with this thread in the network namespace ``netns``
+    (/run/netns/NAME); sockets made there stay there."""
     libc = ctypes.CDLL(None, use_errno=True)
     target = os.open(f"/run/netns/{netns}", os.O_RDONLY)
     home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
@@ -280,13 +281,21 @@ def _genl_socket(netns: str | None) -> socket.socket:
             err = ctypes.get_errno()
             raise KernelError(f"entering netns {netns}", err)
         try:
-            return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_GENERIC)
+            yield
         finally:
             if libc.setns(home, 0x40000000) != 0:
                 raise OSError(ctypes.get_errno(), "cannot return to the original netns")
     finally:
         os.close(target)
         os.close(home)
+
+
+def _genl_socket(netns: str | None) -> socket.socket:
+    """A raw generic netlink socket, created inside ``netns`` if given."""
+    if netns is None:
+        return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_GENERIC)
+    with in_netns(netns):
+        return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_GENERIC)
 
 
 def _acks(buf: bytes) -> Iterator[tuple[int, int]]:

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from lvn.model import Rule, Tunnel  # noqa: E402
-from lvn.netlink import Ipudp  # noqa: E402
+from lvn.netlink import Ipudp, in_netns  # noqa: E402
 
 A, B = "bench-a", "bench-b"
 UNDER4 = ("10.99.0.1", "10.99.0.2")
@@ -445,7 +445,7 @@ def control_plane(counts: list[int]) -> dict[str, Any]:
         start = 0
         for n in counts:
             before = bench_join.proc_stats(pid)
-            with _in_netns(B):
+            with in_netns(B):
                 r = bench_join.join(d / "pki", certs[start:start + n], UNDER4[0], 50000,
                                     timeout=300)
             start += n
@@ -468,30 +468,6 @@ def control_plane(counts: list[int]) -> dict[str, Any]:
         log.close()
         teardown()
     return out
-
-
-class _in_netns:
-    """Create sockets inside a namespace (setns on this thread)."""
-
-    def __init__(self, ns: str) -> None:
-        self.ns = ns
-
-    def __enter__(self) -> None:
-        self.own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-        fd = os.open(f"/run/netns/{self.ns}", os.O_RDONLY)
-        _setns(fd)
-        os.close(fd)
-
-    def __exit__(self, *exc: object) -> None:
-        _setns(self.own)
-        os.close(self.own)
-
-
-def _setns(fd: int) -> None:
-    """os.setns(fd, CLONE_NEWNET), which Python < 3.12 lacks."""
-    import ctypes
-    if ctypes.CDLL(None, use_errno=True).setns(fd, 0x40000000) != 0:
-        raise OSError(ctypes.get_errno(), "setns")
 
 
 def footprint() -> dict[str, Any]:

@@ -6,7 +6,6 @@ failing test leaves nothing behind.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import shlex
 import subprocess
@@ -15,6 +14,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from itertools import count
 from typing import Any
+
+from lvn.netlink import in_netns
 
 _ids = count()
 
@@ -57,23 +58,8 @@ class Netns:
     @contextmanager
     def entered(self) -> Iterator[None]:
         """Run the block with this thread inside the namespace (for sockets)."""
-        fd = os.open(f"/run/netns/{self.name}", os.O_RDONLY)
-        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-        try:
-            _setns(fd)
+        with in_netns(self.name):
             yield
-        finally:
-            _setns(own)
-            os.close(fd)
-            os.close(own)
-
-
-def _setns(fd: int) -> None:
-    """os.setns(fd, CLONE_NEWNET), which Python < 3.12 lacks."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.setns(fd, 0x40000000) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
 
 
 def veth(a: Netns, b: Netns, name_a: str = "ul0", name_b: str = "ul0") -> None:

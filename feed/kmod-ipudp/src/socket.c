@@ -252,6 +252,20 @@ void ipudp_socket_release_kernel(struct ipudp_dev *ipd)
 			ipudp_socket_release(ipd, i);
 }
 
+/* @ss := the wildcard address of @family with @port; returns its length. */
+static int ipudp_wildcard(struct sockaddr_storage *ss, sa_family_t family,
+			  u16 port)
+{
+	memset(ss, 0, sizeof(*ss));
+	ss->ss_family = family;
+	if (family == AF_INET6) {
+		((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+		return sizeof(struct sockaddr_in6);
+	}
+	((struct sockaddr_in *)ss)->sin_port = htons(port);
+	return sizeof(struct sockaddr_in);
+}
+
 /*
  * Like udp_sock_create(), and with SO_REUSEPORT set before bind if @reuse:
  * then IPUDP_A_RETURN_FD can take a port over from the agent, and a process
@@ -262,9 +276,9 @@ void ipudp_socket_release_kernel(struct ipudp_dev *ipd)
 static int ipudp_sock_create(struct net *net, sa_family_t family, u16 port,
 			     bool reuse, struct socket **res)
 {
-	struct sockaddr_storage ss = {};
+	struct sockaddr_storage ss;
 	struct socket *sock;
-	int len, err;
+	int err;
 
 	err = sock_create_kern(net, family, SOCK_DGRAM, IPPROTO_UDP, &sock);
 	if (err)
@@ -272,23 +286,14 @@ static int ipudp_sock_create(struct net *net, sa_family_t family, u16 port,
 	if (reuse)
 		sock_set_reuseport(sock->sk);
 	if (family == AF_INET6) {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-
 		ip6_sock_set_v6only(sock->sk);
 		udp_set_no_check6_tx(sock->sk, true);
 		udp_set_no_check6_rx(sock->sk, true);
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons(port);
-		len = sizeof(*sin6);
 	} else {
-		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-
 		sock->sk->sk_no_check_tx = 1;
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons(port);
-		len = sizeof(*sin);
 	}
-	err = kernel_bind(sock, (struct sockaddr *)&ss, len);
+	err = kernel_bind(sock, (struct sockaddr *)&ss,
+			  ipudp_wildcard(&ss, family, port));
 	if (err) {
 		sock_release(sock);
 		return err;
@@ -415,7 +420,7 @@ static bool ipudp_socket_yield(struct ipudp_dev *ipd, sa_family_t family)
 int ipudp_socket_attach_fd(struct ipudp_dev *ipd, int fd,
 			   struct netlink_ext_ack *extack)
 {
-	struct sockaddr_storage ss = {};
+	struct sockaddr_storage ss;
 	struct socket *sock;
 	bool yielded;
 	struct sock *sk;
@@ -441,14 +446,7 @@ int ipudp_socket_attach_fd(struct ipudp_dev *ipd, int fd,
 	sock_hold(sk);
 	ipudp_setup_sock(ipd, sock_net(sk), sock);
 	if (!inet_sk(sk)->inet_num) {
-		if (sk->sk_family == AF_INET6) {
-			((struct sockaddr_in6 *)&ss)->sin6_port = htons(ipd->port);
-			len = sizeof(struct sockaddr_in6);
-		} else {
-			((struct sockaddr_in *)&ss)->sin_port = htons(ipd->port);
-			len = sizeof(struct sockaddr_in);
-		}
-		ss.ss_family = sk->sk_family;
+		len = ipudp_wildcard(&ss, sk->sk_family, ipd->port);
 		sock_set_reuseport(sk);
 		err = kernel_bind(sock, (struct sockaddr *)&ss, len);
 		yielded = err == -EADDRINUSE && ipudp_socket_yield(ipd, sk->sk_family);
