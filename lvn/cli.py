@@ -1,7 +1,7 @@
 """The ``lvn`` command: kernel configuration of ipudp devices.
 
     lvn [-j] show [DEV]
-    lvn dev add DEV [--port P] [--mtu N]
+    lvn dev add DEV [--port P] [--mode fixed|multi] [--mtu N]
     lvn dev del DEV
     lvn dev set DEV [--port P] [--mode fixed|multi]
     lvn tunnel set DEV --remote ADDR [--remote-port P] [--local ADDR] [--id N] [--replace]
@@ -48,7 +48,8 @@ class Kernel(Protocol):
 
     def devices(self) -> list[Device]: ...
     def device(self, ifname: str) -> Device: ...
-    def add_device(self, ifname: str, *, mtu: int | None = None) -> None: ...
+    def add_device(self, ifname: str, *, mtu: int | None = None, mode: str | None = None,
+                   port: int | None = None) -> None: ...
     def del_device(self, ifname: str) -> None: ...
     def set_device(self, ifname: str, *, port: int | None = None,
                    fd: int | None = None, idle_timeout: int | None = None) -> None: ...
@@ -125,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     d_add = dsub.add_parser("add", help="create an ipudp device")
     d_add.add_argument("dev", type=_ifname)
     d_add.add_argument("--port", type=_port, help=f"local UDP port (default {DEFAULT_PORT})")
+    d_add.add_argument("--mode", choices=MODES, help="fixed (default): one tunnel; "
+                       "multi: rules pick one")
     d_add.add_argument("--mtu", type=_mtu)
     d_del = dsub.add_parser("del", help="delete an ipudp device")
     d_del.add_argument("dev", type=_ifname)
@@ -320,9 +323,7 @@ def run(args: argparse.Namespace, kernel: Kernel, out: Callable[[str], None]) ->
         out(devices_json(devices) if args.json else format_devices(devices))
     elif args.cmd == "dev":
         if args.action == "add":
-            kernel.add_device(args.dev, mtu=args.mtu)
-            if args.port is not None:
-                kernel.set_device(args.dev, port=args.port)
+            kernel.add_device(args.dev, mtu=args.mtu, mode=args.mode, port=args.port)
         elif args.action == "del":
             kernel.del_device(args.dev)
         else:

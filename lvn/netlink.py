@@ -19,9 +19,10 @@ from types import TracebackType
 from typing import Any
 
 from pyroute2 import IPRoute
-from pyroute2.netlink import NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, genlmsg, nla
+from pyroute2.netlink import NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, genlmsg, nla
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.generic import GenericNetlinkSocket
+from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 
 from .errors import KernelError, LvnError, ModuleNotLoaded
 from .model import (
@@ -57,6 +58,9 @@ IPUDP_MODE_MULTI = 1
 IPUDP_RULE_DEST = 0
 IPUDP_RULE_SOURCE = 1
 IPUDP_F_REPLACE = 1 << 0
+# A dump that tables changing under it interrupted is retried this often.
+DUMP_ATTEMPTS = 20
+
 IPUDP_SOCK_F_V4 = 1 << 0
 IPUDP_SOCK_F_V6 = 1 << 1
 IPUDP_SOCK_F_V4_USER = 1 << 2
@@ -94,6 +98,20 @@ class ipudp_rule(nla):  # noqa: N801
         ("IPUDP_RULE_A_PREFIX_LEN", "uint8"),
         ("IPUDP_RULE_A_TYPE", "uint8"),
     )
+
+
+class ipudp_link_data(nla):  # noqa: N801 - pyroute2 naming convention
+    """IFLA_INFO_DATA of link kind "ipudp" (enum ipudp_link_attr)."""
+
+    prefix = "IFLA_"
+    nla_map = (
+        ("IFLA_IPUDP_UNSPEC", "none"),
+        ("IFLA_IPUDP_MODE", "uint8"),
+        ("IFLA_IPUDP_PORT", "uint16"),
+    )
+
+
+ifinfmsg.ifinfo.register_link_kind(module={IPUDP_GENL_NAME: ipudp_link_data})
 
 
 class ipudp_msg(genlmsg):  # noqa: N801 - pyroute2 naming convention
@@ -394,15 +412,22 @@ class Ipudp:
         return self._genl
 
     def _request(self, what: str, cmd: int, attrs: list[Any], flags: int) -> list[Any]:
+        """Send one request; a dump that the kernel marks as interrupted by
+        concurrent changes (NLM_F_DUMP_INTR) is done again from the start."""
         sock = self._family()
-        msg = ipudp_msg()
-        msg["cmd"] = cmd
-        msg["version"] = IPUDP_GENL_VERSION
-        msg["attrs"] = attrs
-        try:
-            return list(sock.nlm_request(msg, msg_type=sock.prid, msg_flags=flags))
-        except NetlinkError as e:
-            raise _kernel_error(what, e) from None
+        for _ in range(DUMP_ATTEMPTS):
+            msg = ipudp_msg()
+            msg["cmd"] = cmd
+            msg["version"] = IPUDP_GENL_VERSION
+            msg["attrs"] = attrs
+            try:
+                replies = list(sock.nlm_request(msg, msg_type=sock.prid, msg_flags=flags))
+            except NetlinkError as e:
+                raise _kernel_error(what, e) from None
+            if not any(m["header"]["flags"] & NLM_F_DUMP_INTR for m in replies):
+                return replies
+        raise KernelError(what, errno.EAGAIN,
+                          f"the tables kept changing during {DUMP_ATTEMPTS} dumps in a row")
 
     @staticmethod
     def _dev_attr(ifname: str) -> list[Any]:
@@ -611,18 +636,37 @@ class Ipudp:
 
     # -- rtnetlink --------------------------------------------------------
 
-    def add_device(self, ifname: str, *, mtu: int | None = None) -> None:
-        kw: dict[str, Any] = {"ifname": ifname, "kind": IPUDP_GENL_NAME}
+    def add_device(self, ifname: str, *, mtu: int | None = None, mode: str | None = None,
+                   port: int | None = None) -> None:
+        """Create an ipudp device; ``mode`` and ``port`` go in the same request."""
+        data: dict[str, Any] = {}
+        if mode is not None:
+            if mode not in MODES:
+                raise LvnError(f"unknown mode {mode!r} (expected one of: {', '.join(MODES)})")
+            data["ipudp_mode"] = MODES.index(mode)
+        if port is not None:
+            data["ipudp_port"] = port
         if mtu is not None:
-            kw["mtu"] = mtu
+            data["mtu"] = mtu
+        self._add_link(ifname, data)
+
+    def _add_link(self, ifname: str, data: dict[str, Any]) -> None:
         try:
-            self._ipr.link("add", **kw)
+            self._ipr.link("add", ifname=ifname, kind=IPUDP_GENL_NAME, **data)
         except NetlinkError as e:
             if e.code == errno.EOPNOTSUPP:
                 raise ModuleNotLoaded(
                     "the kernel does not know link kind 'ipudp': load the module "
                     "(modprobe ipudp)") from None
             raise _kernel_error(f"creating {ifname}", e) from None
+
+    def link_info(self, ifname: str) -> dict[str, Any]:
+        """Mode and port as rtnetlink reports them (IFLA_INFO_DATA)."""
+        link = self._ipr.get_links(self._ifindex(ifname))[0]
+        data = link.get_nested("IFLA_LINKINFO", "IFLA_INFO_DATA")
+        mode = data.get_attr("IFLA_IPUDP_MODE")
+        return {"mode": MODES[mode] if mode < len(MODES) else str(mode),
+                "port": data.get_attr("IFLA_IPUDP_PORT")}
 
     def del_device(self, ifname: str) -> None:
         idx = self._ifindex(ifname)

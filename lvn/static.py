@@ -93,12 +93,7 @@ def desired(config: Config) -> dict[str, DeviceSpec]:
 
 
 def _create(spec: DeviceSpec) -> list[Action]:
-    acts = [Action("add_device", spec.ifname, (spec.mtu,))]
-    if spec.port != DEFAULT_PORT:
-        acts.append(Action("set_port", spec.ifname, (spec.port,)))
-    if spec.mode != "fixed":
-        acts.append(Action("set_mode", spec.ifname, (spec.mode,)))
-    return acts
+    return [Action("add_device", spec.ifname, (spec.mtu, spec.mode, spec.port))]
 
 
 def _fill(spec: DeviceSpec, actual: Actual | None) -> list[Action]:
@@ -159,11 +154,11 @@ class Kernel(Protocol):
     def rules(self, ifname: str) -> list[Rule]: ...
     def link(self, ifname: str) -> tuple[int, bool]: ...
     def addresses(self, ifname: str) -> list[str]: ...
-    def add_device(self, ifname: str, *, mtu: int | None = None) -> None: ...
+    def add_device(self, ifname: str, *, mtu: int | None = None, mode: str | None = None,
+                   port: int | None = None) -> None: ...
     def del_device(self, ifname: str) -> None: ...
     def set_device(self, ifname: str, *, port: int | None = None,
                    fd: int | None = None) -> None: ...
-    def set_mode(self, ifname: str, mode: str) -> None: ...
     def set_tunnel(self, ifname: str, remote: str, *, remote_port: int = DEFAULT_PORT,
                    local: str | None = None, tunnel_id: int = 0,
                    replace: bool = False, keepalive: int = 0) -> None: ...
@@ -189,13 +184,11 @@ def read_actual(kernel: Kernel) -> dict[str, Actual]:
 def execute(kernel: Kernel, act: Action) -> None:
     n, a = act.ifname, act.args
     if act.op == "add_device":
-        kernel.add_device(n, mtu=a[0])  # type: ignore[arg-type]
+        kernel.add_device(n, mtu=a[0], mode=a[1], port=a[2])  # type: ignore[arg-type]
     elif act.op == "del_device":
         kernel.del_device(n)
     elif act.op == "set_port":
         kernel.set_device(n, port=a[0])  # type: ignore[arg-type]
-    elif act.op == "set_mode":
-        kernel.set_mode(n, a[0])  # type: ignore[arg-type]
     elif act.op == "set_tunnel":
         kernel.set_tunnel(n, a[1], remote_port=a[2], local=a[3],  # type: ignore[arg-type]
                           tunnel_id=a[0], replace=a[4], keepalive=a[5])  # type: ignore[arg-type]

@@ -67,7 +67,7 @@ fi
 # Reports from the boot itself, before anything of ours ran, are shown but
 # do not count: the debug kernel under TCG sometimes reports one there.
 dmesg >"$state/dmesg.txt"
-bad='WARNING:|BUG:|Oops|KASAN|UBSAN|ODEBUG|general protection|suspicious RCU|possible circular locking|possible recursive locking|inconsistent lock state|refcount_t:'
+bad='WARNING:|BUG:|Oops|unregister_netdevice: waiting|dst_release underflow|KASAN|UBSAN|ODEBUG|general protection|suspicious RCU|possible circular locking|possible recursive locking|inconsistent lock state|refcount_t:'
 if sed '/lvn-vm: command starts/q' "$state/dmesg.txt" | grep -E "$bad" >"$state/dmesg-boot.txt"; then
 	echo "vm: note: the kernel reported problems while booting, before the tests:"
 	cat "$state/dmesg-boot.txt"

@@ -15,7 +15,8 @@ def checksum(data: bytes) -> int:
     return ~s & 0xFFFF
 
 
-def ipv4_udp(src: str, dst: str, sport: int, dport: int, payload: bytes) -> bytes:
+def ipv4_udp(src: str, dst: str, sport: int, dport: int, payload: bytes,
+             tos: int = 0) -> bytes:
     """A complete IPv4+UDP packet with valid checksums."""
     s, d = ipaddress.IPv4Address(src).packed, ipaddress.IPv4Address(dst).packed
     ulen = 8 + len(payload)
@@ -23,9 +24,22 @@ def ipv4_udp(src: str, dst: str, sport: int, dport: int, payload: bytes) -> byte
     udp = struct.pack("!HHHH", sport, dport, ulen, 0) + payload
     csum = checksum(pseudo + udp) or 0xFFFF
     udp = udp[:6] + struct.pack("!H", csum) + udp[8:]
-    hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + ulen, 0, 0x4000, 64, 17, 0, s, d)
+    hdr = struct.pack("!BBHHHBBH4s4s", 0x45, tos, 20 + ulen, 0, 0x4000, 64, 17, 0, s, d)
     hdr = hdr[:10] + struct.pack("!H", checksum(hdr)) + hdr[12:]
     return hdr + udp
+
+
+def ipv6_udp(src: str, dst: str, sport: int, dport: int, payload: bytes,
+             tclass: int = 0) -> bytes:
+    """A complete IPv6+UDP packet with a valid UDP checksum."""
+    s, d = ipaddress.IPv6Address(src).packed, ipaddress.IPv6Address(dst).packed
+    ulen = 8 + len(payload)
+    pseudo = s + d + struct.pack("!IxxxB", ulen, 17)
+    udp = struct.pack("!HHHH", sport, dport, ulen, 0) + payload
+    csum = checksum(pseudo + udp) or 0xFFFF
+    udp = udp[:6] + struct.pack("!H", csum) + udp[8:]
+    first = (6 << 28) | (tclass << 20)
+    return struct.pack("!IHBB16s16s", first, ulen, 17, 64, s, d) + udp
 
 
 def udp_checksum_ok(version: int, src: bytes, dst: bytes, udp: bytes) -> bool:

@@ -13,6 +13,10 @@ from lvn.errors import KernelError
 from lvn.netlink import Ipudp
 
 from .conftest import Pair
+from .netns import wait_for
+
+CONTROL = b"\xff\xff\xff\xff" + b"lvn-control-test"
+SENDERS = 64
 
 
 def take_port(pair: Pair, k: Ipudp, family: int) -> socket.socket:
@@ -74,3 +78,43 @@ def test_return_fd_refusals(pair: Pair) -> None:
             assert "ipv4/user" in k.device("lvn0").sockets
         # its owner closing it empties the slot
         assert "ipv4/user" not in k.device("lvn0").sockets
+
+
+def test_retired_socket_keeps_its_control_datagrams(pair: Pair) -> None:
+    """After IPUDP_A_RETURN_FD the agent's socket still shares the port until
+    it is closed: control datagrams that land on it are its owner's, not
+    dropped because the device's slot now holds a module socket."""
+    family = socket.AF_INET if pair.outer == "ipv4" else socket.AF_INET6
+    with pair.b.lvn() as k:
+        s = take_port(pair, k, family)
+        k.set_device("lvn0", return_fd=True)
+        before = k.device("lvn0").drops.rx_control_dropped
+    s.setblocking(False)
+    senders = []
+    with pair.a.ns.entered():
+        for _ in range(SENDERS):
+            senders.append(socket.socket(family, socket.SOCK_DGRAM))
+    for c in senders:
+        c.sendto(CONTROL, (pair.b.underlay, 50000))
+    got = 0
+
+    def all_accounted() -> bool:
+        nonlocal got
+        try:
+            while True:
+                assert s.recv(2048) == CONTROL
+                got += 1
+        except BlockingIOError:
+            pass
+        with pair.b.lvn() as k:
+            dropped = k.device("lvn0").drops.rx_control_dropped - before
+        return got + dropped == SENDERS
+
+    try:
+        wait_for(all_accounted, what="every control datagram read or counted as dropped")
+    finally:
+        for c in senders:
+            c.close()
+        s.close()
+    # the port's group hashes 64 source ports over both sockets
+    assert got > 0, "no control datagram reached the retired socket"

@@ -57,7 +57,7 @@ def plen(addr: str) -> str:
 def star(netns: type[Netns]) -> Star:
     hub = netns()
     hub.ip("link", "add", "lvn0", "type", "ipudp")
-    hub.ip("link", "set", "lvn0", "addrgenmode", "none")
+    # no addrgenmode here: a MULTI device must drop link-local by itself
     with Ipudp(netns=hub.name) as k:
         k.set_mode("lvn0", "multi")
     peers = {}
@@ -104,6 +104,18 @@ def test_peers_reach_each_other_through_the_hub(star: Star) -> None:
     star.hub.run("sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
     star.peers[1].run("ping", "-c", "2", "-i", "0.2", "-W", "3", PEERS[3][2])
     star.peers[3].run("ping", "-c", "2", "-i", "0.2", "-W", "3", PEERS[2][3])
+    # peers of a point-to-multipoint device are not on one link: the hub
+    # must not tell them to talk directly (ICMP redirect)
+    assert icmp_out_redirects(star.hub) == (0, 0)
+
+
+def icmp_out_redirects(ns: Netns) -> tuple[int, int]:
+    """(ICMP, ICMPv6) redirects sent by the namespace."""
+    lines = ns.run("cat", "/proc/net/snmp").splitlines()
+    icmp = [line.split() for line in lines if line.startswith("Icmp:")]
+    v4 = int(dict(zip(icmp[0], icmp[1], strict=True))["OutRedirects"])
+    v6 = {k: v for k, v in (line.split() for line in ns.run("cat", "/proc/net/snmp6").splitlines())}
+    return v4, int(v6["Icmp6OutRedirects"])
 
 
 def test_dump_shows_tunnels_and_rules(star: Star) -> None:

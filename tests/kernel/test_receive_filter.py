@@ -37,21 +37,23 @@ def expect_nothing(s: socket.socket) -> None:
     raise AssertionError(f"a spoofed packet was delivered: {data!r}")
 
 
-def fd_pair(netns: type[Netns]) -> tuple[Netns, Netns, socket.socket, socket.socket]:
-    """a and b with IPv4 outer, both devices on userspace-owned sockets."""
+def fd_pair(netns: type[Netns], outer: str = "ipv4"
+            ) -> tuple[Netns, Netns, socket.socket, socket.socket]:
+    """a and b joined over ``outer``, both devices on userspace-owned sockets."""
     a, b = netns(), netns()
     veth(a, b)
     add_underlay(a, "10.99.0.1", "fd99::1")
     add_underlay(b, "10.99.0.2", "fd99::2")
+    family = socket.AF_INET if outer == "ipv4" else socket.AF_INET6
     socks = []
     for ns, me, peer, o4, o6 in ((a, 0, 1, OVERLAY4[0], "fd98::1"),
                                  (b, 1, 0, OVERLAY4[1], "fd98::2")):
         ns.ip("link", "add", "lvn0", "type", "ipudp")
-        s = udp_sock(ns, socket.AF_INET, (UNDERLAY["ipv4"][me], 50000))
+        s = udp_sock(ns, family, (UNDERLAY[outer][me], 50000))
         from lvn.netlink import Ipudp
         with Ipudp(netns=ns.name) as k:
             k.set_device("lvn0", fd=s.fileno())
-            k.set_tunnel("lvn0", UNDERLAY["ipv4"][peer])
+            k.set_tunnel("lvn0", UNDERLAY[outer][peer])
         add_overlay(ns, "lvn0", o4, o6)
         socks.append(s)
     return a, b, socks[0], socks[1]

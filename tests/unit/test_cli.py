@@ -46,8 +46,9 @@ class Recorder:
         self._rec("device", ifname)
         return DEV
 
-    def add_device(self, ifname: str, *, mtu: int | None = None) -> None:
-        self._rec("add_device", ifname, mtu=mtu)
+    def add_device(self, ifname: str, *, mtu: int | None = None, mode: str | None = None,
+                   port: int | None = None) -> None:
+        self._rec("add_device", ifname, mtu=mtu, mode=mode, port=port)
 
     def del_device(self, ifname: str) -> None:
         self._rec("del_device", ifname)
@@ -122,8 +123,12 @@ def test_tunnel_set_defaults() -> None:
 
 def test_dev_add_with_port_and_mtu() -> None:
     _, rec = run(["dev", "add", "lvn3", "--port", "50001", "--mtu", "1400"])
-    assert rec.calls == [("add_device", ("lvn3",), {"mtu": 1400}),
-                         ("set_device", ("lvn3",), {"port": 50001})]
+    assert rec.calls == [("add_device", ("lvn3",), {"mtu": 1400, "mode": None, "port": 50001})]
+
+
+def test_dev_add_multi_in_one_request() -> None:
+    _, rec = run(["dev", "add", "hub0", "--mode", "multi"])
+    assert rec.calls == [("add_device", ("hub0",), {"mtu": None, "mode": "multi", "port": None})]
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -53,7 +53,7 @@ def test_desired_ids_and_rules() -> None:
 def test_plan_from_nothing() -> None:
     specs = static.desired(conf(MULTI))
     assert ops(static.plan(specs, {}, set())) == [
-        "add device lvm None", "set port lvm 50010", "set mode lvm multi",
+        "add device lvm None multi 50010",
         "set tunnel lvm 1 192.0.2.1 50000 None False 0",
         "set tunnel lvm 2 fd00::2 50020 None False 0",
         "add rule lvm 10.1.0.0/16 1 dest", "add rule lvm 10.1.2.0/24 2 dest",
@@ -97,8 +97,7 @@ def test_mode_change_recreates_and_mtu_and_link() -> None:
     wrong_mode = static.Actual(device=Device("lvm", 7, mode="fixed", port=50010),
                                mtu=1472, up=True)
     acts = ops(static.plan(specs, {"lvm": wrong_mode}, set()))
-    assert acts[:4] == ["del device lvm", "add device lvm None", "set port lvm 50010",
-                        "set mode lvm multi"]
+    assert acts[:2] == ["del device lvm", "add device lvm None multi 50010"]
     down = actual_of(specs["lvm"], up=False)
     assert ops(static.plan(specs, {"lvm": down}, set())) == ["set up lvm"]
     with_mtu = static.desired(conf(MULTI.replace("\toption port", "\toption mtu '1280'\n"

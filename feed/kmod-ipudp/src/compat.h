@@ -28,4 +28,11 @@
 #define COMPAT_DUMPIT_INFO_ATTRS(cb) (genl_dumpit_info(cb)->attrs)
 #endif
 
+/* 6.2 split the ops that pre_doit/post_doit are handed. */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 2, 0)
+#define COMPAT_GENL_DOIT_OPS genl_split_ops
+#else
+#define COMPAT_GENL_DOIT_OPS genl_ops
+#endif
+
 #endif /* _IPUDP_COMPAT_H */

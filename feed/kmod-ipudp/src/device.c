@@ -4,8 +4,11 @@
 #include <linux/if_arp.h>
 #include <linux/ip.h>
 #include <linux/ipv6.h>
+#include <linux/inetdevice.h>
 #include <linux/module.h>
+#include <linux/random.h>
 #include <linux/rhashtable.h>
+#include <net/addrconf.h>
 #include <net/icmp.h>
 #include <net/ip_tunnels.h>
 #include <net/net_namespace.h>
@@ -138,6 +141,43 @@ void ipudp_device_adjust_mtu(struct ipudp_dev *ipd, struct ipudp_tunnel *t)
 	ipd->mtu_adjusting = false;
 }
 
+/*
+ * The peers of a MULTI device share no link: forwarding between two of them
+ * must not tell one to reach the other directly. IPv4 sends redirects if the
+ * device's or the netns's "all" send_redirects is set, so both go (as
+ * WireGuard does); IPv6 sends them only from a link-local address, which a
+ * MULTI device has no use for (it carries no multicast). Under rtnl.
+ */
+static void ipudp_device_no_redirects(struct net_device *dev)
+{
+	struct in_device *in_dev = __in_dev_get_rtnl(dev);
+	struct inet6_dev *in6_dev = __in6_dev_get(dev);
+
+	if (in_dev) {
+		IN_DEV_CONF_SET(in_dev, SEND_REDIRECTS, false);
+		IPV4_DEVCONF_ALL(dev_net(dev), SEND_REDIRECTS) = false;
+	}
+	if (in6_dev)
+		WRITE_ONCE(in6_dev->cnf.addr_gen_mode, IN6_ADDR_GEN_MODE_NONE);
+}
+
+/* Only while the device has no tunnel. Under rtnl. */
+void ipudp_device_set_mode(struct ipudp_dev *ipd, u8 mode)
+{
+	WRITE_ONCE(ipd->mode, mode);
+	if (mode == IPUDP_MODE_MULTI)
+		ipudp_device_no_redirects(ipd->dev);
+}
+
+static int ipudp_open(struct net_device *dev)
+{
+	struct ipudp_dev *ipd = netdev_priv(dev);
+
+	if (ipd->mode == IPUDP_MODE_MULTI)
+		ipudp_device_no_redirects(dev);
+	return 0;
+}
+
 static int ipudp_dev_init(struct net_device *dev)
 {
 	struct ipudp_dev *ipd = netdev_priv(dev);
@@ -174,12 +214,14 @@ static void ipudp_dev_uninit(struct net_device *dev)
 
 	list_del_init(&ipd->dev_list);
 	ipudp_socket_release_all(ipd);
+	/* A receive that found ipd through a socket before the socket let go
+	 * may still be using the tables: wait for it before freeing them.
+	 */
+	synchronize_net();
 	ipudp_tunnel_del_all(ipd);
 	rhashtable_destroy(&ipd->endpoints);
 	xa_destroy(&ipd->tunnels);
 	gro_cells_destroy(&ipd->gro_cells);
-	/* No receive path may still see ipd once we return. */
-	synchronize_net();
 	pr_debug("%s: device destroyed\n", dev->name);
 }
 
@@ -193,6 +235,7 @@ static void ipudp_destruct(struct net_device *dev)
 static const struct net_device_ops ipudp_netdev_ops = {
 	.ndo_init = ipudp_dev_init,
 	.ndo_uninit = ipudp_dev_uninit,
+	.ndo_open = ipudp_open,
 	.ndo_start_xmit = ipudp_xmit,
 	.ndo_get_stats64 = dev_get_tstats64,
 	.ndo_change_mtu = ipudp_change_mtu,
@@ -206,13 +249,13 @@ static void ipudp_setup(struct net_device *dev)
 	dev->addr_len = 0;
 	dev->mtu = ETH_DATA_LEN - IPUDP_OVERHEAD4;
 	dev->min_mtu = IPV4_MIN_MTU;
-	dev->max_mtu = IP_MAX_MTU - IPUDP_OVERHEAD4 - sizeof(struct ipv6hdr) +
-		       sizeof(struct iphdr);
+	/* an inner packet that fits in a maximal outer IPv6 packet */
+	dev->max_mtu = IP_MAX_MTU - IPUDP_OVERHEAD6;
 	dev->flags = IFF_POINTOPOINT | IFF_NOARP;
 	dev->priv_flags |= IFF_NO_QUEUE;
 	/* Keep skb_dst() to xmit: ICMP errors (and PMTU) need the route. */
 	netif_keep_dst(dev);
-	dev->needed_headroom = sizeof(struct ipv6hdr) + sizeof(struct udphdr) + 16;
+	dev->needed_headroom = IPUDP_HEADROOM;
 #ifdef COMPAT_HAS_DEV_LLTX
 	dev->lltx = true;
 #else
@@ -227,6 +270,30 @@ static void ipudp_setup(struct net_device *dev)
 	dev->priv_destructor = ipudp_destruct;
 }
 
+static const struct nla_policy ipudp_link_policy[IFLA_IPUDP_MAX + 1] = {
+	[IFLA_IPUDP_MODE] = { .type = NLA_U8 },
+	[IFLA_IPUDP_PORT] = { .type = NLA_U16 },
+};
+
+static int ipudp_validate(struct nlattr *tb[], struct nlattr *data[],
+			  struct netlink_ext_ack *extack)
+{
+	if (!data)
+		return 0;
+	if (data[IFLA_IPUDP_MODE] &&
+	    nla_get_u8(data[IFLA_IPUDP_MODE]) > IPUDP_MODE_MAX) {
+		NL_SET_ERR_MSG_ATTR(extack, data[IFLA_IPUDP_MODE],
+				    "unknown mode (0: fixed, 1: multi)");
+		return -EINVAL;
+	}
+	if (data[IFLA_IPUDP_PORT] && !nla_get_u16(data[IFLA_IPUDP_PORT])) {
+		NL_SET_ERR_MSG_ATTR(extack, data[IFLA_IPUDP_PORT],
+				    "port must not be 0");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int ipudp_newlink(struct net *src_net, struct net_device *dev,
 			 struct nlattr *tb[], struct nlattr *data[],
 			 struct netlink_ext_ack *extack)
@@ -237,25 +304,52 @@ static int ipudp_newlink(struct net *src_net, struct net_device *dev,
 	ipd->dev = dev;
 	ipd->src_net = src_net;
 	ipd->port = IPUDP_DEFAULT_PORT;
+	if (data && data[IFLA_IPUDP_PORT])
+		ipd->port = nla_get_u16(data[IFLA_IPUDP_PORT]);
 	ipd->mode = IPUDP_MODE_FIXED;
 	ipd->mtu_auto = !tb[IFLA_MTU];
 	ipd->idle_jiffies = IPUDP_DEFAULT_IDLE * HZ;
+	/* odd, and never the same as another device's by chance */
+	ipd->gen = get_random_u32() | 1;
 	spin_lock_init(&ipd->sock_lock);
 	INIT_LIST_HEAD(&ipd->dev_list);
 
 	err = register_netdevice(dev);
 	if (err)
 		return err;
+	if (data && data[IFLA_IPUDP_MODE])
+		ipudp_device_set_mode(ipd, nla_get_u8(data[IFLA_IPUDP_MODE]));
 	list_add(&ipd->dev_list, &ipudp_dev_list);
 	pr_debug("%s: device created\n", dev->name);
 	return 0;
 }
 
+static size_t ipudp_get_size(const struct net_device *dev)
+{
+	return nla_total_size(sizeof(u8)) +	/* IFLA_IPUDP_MODE */
+	       nla_total_size(sizeof(u16));	/* IFLA_IPUDP_PORT */
+}
+
+static int ipudp_fill_info(struct sk_buff *skb, const struct net_device *dev)
+{
+	const struct ipudp_dev *ipd = netdev_priv(dev);
+
+	if (nla_put_u8(skb, IFLA_IPUDP_MODE, READ_ONCE(ipd->mode)) ||
+	    nla_put_u16(skb, IFLA_IPUDP_PORT, READ_ONCE(ipd->port)))
+		return -EMSGSIZE;
+	return 0;
+}
+
 struct rtnl_link_ops ipudp_link_ops __read_mostly = {
 	.kind = IPUDP_GENL_NAME,
+	.maxtype = IFLA_IPUDP_MAX,
+	.policy = ipudp_link_policy,
 	.priv_size = sizeof(struct ipudp_dev),
 	.setup = ipudp_setup,
+	.validate = ipudp_validate,
 	.newlink = ipudp_newlink,
+	.get_size = ipudp_get_size,
+	.fill_info = ipudp_fill_info,
 };
 
 /*

@@ -31,6 +31,8 @@ struct ipudp_dev_drops {
 /* Outer headers: IPv4 or IPv6, and UDP. */
 #define IPUDP_OVERHEAD4 (sizeof(struct iphdr) + sizeof(struct udphdr))
 #define IPUDP_OVERHEAD6 (sizeof(struct ipv6hdr) + sizeof(struct udphdr))
+/* Room before an inner packet: the largest outer headers and a link header. */
+#define IPUDP_HEADROOM (LL_MAX_HEADER + IPUDP_OVERHEAD6)
 
 #define IPUDP_DEFAULT_IDLE	30	/* seconds, IPUDP_A_IDLE_TIMEOUT */
 
@@ -60,6 +62,8 @@ struct ipudp_dev {
 	bool mtu_adjusting;
 	u8 mode;			/* enum ipudp_mode; changes only when empty */
 	unsigned long idle_jiffies;	/* silence before TUNNEL_ACTIVE is sent */
+	/* changes with every tunnel or rule change (rtnl): dumps compare it */
+	u32 gen;
 
 	/* Tunnels: by id (netlink), by remote endpoint (receive). rtnl. */
 	struct xarray tunnels;
@@ -78,5 +82,12 @@ int ipudp_device_init(void);
 void ipudp_device_uninit(void);
 bool ipudp_is_ipudp_dev(const struct net_device *dev);
 void ipudp_device_adjust_mtu(struct ipudp_dev *ipd, struct ipudp_tunnel *t);
+void ipudp_device_set_mode(struct ipudp_dev *ipd, u8 mode);
+
+/* A tunnel or rule was added, replaced or removed. Under rtnl. */
+static inline void ipudp_device_changed(struct ipudp_dev *ipd)
+{
+	ipd->gen += 2;
+}
 
 #endif /* _IPUDP_DEVICE_H */

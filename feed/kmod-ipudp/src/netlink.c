@@ -170,9 +170,17 @@ static int ipudp_fill_drops(struct sk_buff *skb, struct ipudp_dev_drops *d)
 	return 0;
 }
 
-/* Caller holds rtnl or the RCU read lock. */
+/* Mark a dump's message if the tables changed since its last part. */
+static void ipudp_dump_check(struct netlink_callback *cb, void *hdr)
+{
+	if (cb)
+		genl_dump_check_consistent(cb, hdr);
+}
+
+/* Caller holds rtnl. @cb: the dump this message belongs to, or NULL. */
 static int ipudp_fill_dev(struct sk_buff *skb, struct ipudp_dev *ipd,
-			  u32 portid, u32 seq, int flags)
+			  struct netlink_callback *cb, u32 portid, u32 seq,
+			  int flags)
 {
 	struct ipudp_tunnel *t;
 	void *hdr;
@@ -181,6 +189,7 @@ static int ipudp_fill_dev(struct sk_buff *skb, struct ipudp_dev *ipd,
 			  IPUDP_CMD_DEV_GET);
 	if (!hdr)
 		return -EMSGSIZE;
+	ipudp_dump_check(cb, hdr);
 	if (nla_put_u32(skb, IPUDP_A_IFINDEX, ipd->dev->ifindex) ||
 	    nla_put_string(skb, IPUDP_A_IFNAME, ipd->dev->name) ||
 	    nla_put_u8(skb, IPUDP_A_MODE, ipd->mode) ||
@@ -208,98 +217,113 @@ cancel:
 	return -EMSGSIZE;
 }
 
+/*
+ * Every doit names a device: ipudp_pre_doit() takes rtnl and looks it up
+ * (info->user_ptr[0]), ipudp_post_doit() lets rtnl go.
+ */
+static struct ipudp_dev *ipudp_info_dev(struct genl_info *info)
+{
+	return info->user_ptr[0];
+}
+
 static int ipudp_nl_dev_get_doit(struct sk_buff *skb, struct genl_info *info)
 {
-	struct ipudp_dev *ipd;
 	struct sk_buff *msg;
 	int err;
 
 	msg = nlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
 	if (!msg)
 		return -ENOMEM;
-	rtnl_lock();
-	ipd = ipudp_lookup_dev(genl_info_net(info), info->attrs, info->extack);
-	if (IS_ERR(ipd)) {
-		err = PTR_ERR(ipd);
-		goto err_unlock;
+	err = ipudp_fill_dev(msg, ipudp_info_dev(info), NULL, info->snd_portid,
+			     info->snd_seq, 0);
+	if (err) {
+		nlmsg_free(msg);
+		return err;
 	}
-	err = ipudp_fill_dev(msg, ipd, info->snd_portid, info->snd_seq, 0);
-	if (err)
-		goto err_unlock;
-	rtnl_unlock();
 	return genlmsg_reply(msg, info);
-
-err_unlock:
-	rtnl_unlock();
-	nlmsg_free(msg);
-	return err;
 }
 
-/* cb->args[0]: index of the next device to emit. */
+/*
+ * cb->args[0]: index of the next device to emit. The netns's device list
+ * sequence tells whether devices came or went since the last part.
+ */
 static int ipudp_nl_dev_get_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
 {
 	struct net *net = sock_net(skb->sk);
 	struct net_device *dev;
 	long idx = 0, start = cb->args[0];
 
-	rcu_read_lock();
-	for_each_netdev_rcu(net, dev) {
+	rtnl_lock();
+	cb->seq = net->dev_base_seq;
+	for_each_netdev(net, dev) {
 		if (!ipudp_is_ipudp_dev(dev))
 			continue;
 		if (idx++ < start)
 			continue;
-		if (ipudp_fill_dev(skb, netdev_priv(dev),
+		if (ipudp_fill_dev(skb, netdev_priv(dev), cb,
 				   NETLINK_CB(cb->skb).portid, cb->nlh->nlmsg_seq,
 				   NLM_F_MULTI)) {
 			idx--;
 			break;
 		}
 	}
-	rcu_read_unlock();
+	rtnl_unlock();
 	cb->args[0] = idx;
 	return skb->len;
 }
 
+/*
+ * The device's sockets live in the netns that created it, which may not be
+ * the caller's: binding there needs the right to administer it (the genl
+ * permission flag checked only the caller's own netns).
+ */
+static bool ipudp_may_change_sockets(struct ipudp_dev *ipd,
+				     struct netlink_ext_ack *extack)
+{
+	struct net *net = ipd->src_net;
+
+	if (!net || ns_capable(net->user_ns, CAP_NET_ADMIN))
+		return true;
+	NL_SET_ERR_MSG(extack,
+		       "changing the sockets needs CAP_NET_ADMIN in the device's creating network namespace");
+	return false;
+}
+
 static int ipudp_nl_dev_set_doit(struct sk_buff *skb, struct genl_info *info)
 {
+	struct ipudp_dev *ipd = ipudp_info_dev(info);
 	struct nlattr **attrs = info->attrs;
-	struct ipudp_dev *ipd;
 	int err = 0;
 
-	rtnl_lock();
-	ipd = ipudp_lookup_dev(genl_info_net(info), attrs, info->extack);
-	if (IS_ERR(ipd)) {
-		err = PTR_ERR(ipd);
-		goto out;
+	if ((attrs[IPUDP_A_PORT] || attrs[IPUDP_A_FD] || attrs[IPUDP_A_RETURN_FD]) &&
+	    !ipudp_may_change_sockets(ipd, info->extack))
+		return -EPERM;
+	if (attrs[IPUDP_A_FD] && attrs[IPUDP_A_RETURN_FD]) {
+		NL_SET_ERR_MSG_ATTR(info->extack, attrs[IPUDP_A_RETURN_FD],
+				    "IPUDP_A_FD and IPUDP_A_RETURN_FD exclude each other");
+		return -EINVAL;
 	}
 	if (attrs[IPUDP_A_MODE] && nla_get_u8(attrs[IPUDP_A_MODE]) != ipd->mode) {
 		if (ipd->n_tunnels) {
 			NL_SET_ERR_MSG_ATTR(info->extack, attrs[IPUDP_A_MODE],
 					    "the mode can only change while the device has no tunnel");
-			err = -EBUSY;
-			goto out;
+			return -EBUSY;
 		}
-		WRITE_ONCE(ipd->mode, nla_get_u8(attrs[IPUDP_A_MODE]));
+		ipudp_device_set_mode(ipd, nla_get_u8(attrs[IPUDP_A_MODE]));
 	}
 	if (attrs[IPUDP_A_IDLE_TIMEOUT])
 		WRITE_ONCE(ipd->idle_jiffies,
 			   nla_get_u16(attrs[IPUDP_A_IDLE_TIMEOUT]) * HZ);
-	if (attrs[IPUDP_A_FD] && attrs[IPUDP_A_RETURN_FD]) {
-		NL_SET_ERR_MSG_ATTR(info->extack, attrs[IPUDP_A_RETURN_FD],
-				    "IPUDP_A_FD and IPUDP_A_RETURN_FD exclude each other");
-		err = -EINVAL;
-		goto out;
-	}
 	if (attrs[IPUDP_A_RETURN_FD]) {
 		err = ipudp_socket_return_fd(ipd, info->extack);
 		if (err)
-			goto out;
+			return err;
 	}
 	if (attrs[IPUDP_A_FD]) {
 		err = ipudp_socket_attach_fd(ipd, nla_get_u32(attrs[IPUDP_A_FD]),
 					     info->extack);
 		if (err)
-			goto out;
+			return err;
 	}
 	if (attrs[IPUDP_A_PORT] && nla_get_u16(attrs[IPUDP_A_PORT]) != ipd->port) {
 		u32 had = ipudp_socket_flags(ipd);
@@ -312,8 +336,6 @@ static int ipudp_nl_dev_set_doit(struct sk_buff *skb, struct genl_info *info)
 		if (!err && (had & IPUDP_SOCK_F_V6) && !(had & IPUDP_SOCK_F_V6_USER))
 			err = ipudp_socket_ensure(ipd, AF_INET6, info->extack);
 	}
-out:
-	rtnl_unlock();
 	return err;
 }
 
@@ -416,9 +438,9 @@ err_free:
 
 static int ipudp_nl_tunnel_new_doit(struct sk_buff *skb, struct genl_info *info)
 {
+	struct ipudp_dev *ipd = ipudp_info_dev(info);
 	struct nlattr **attrs = info->attrs;
 	struct ipudp_tunnel *t;
-	struct ipudp_dev *ipd;
 	bool replace;
 	int err;
 
@@ -432,26 +454,16 @@ static int ipudp_nl_tunnel_new_doit(struct sk_buff *skb, struct genl_info *info)
 		goto err_free;
 	replace = attrs[IPUDP_A_FLAGS] &&
 		  (nla_get_u32(attrs[IPUDP_A_FLAGS]) & IPUDP_F_REPLACE);
-
-	rtnl_lock();
-	ipd = ipudp_lookup_dev(genl_info_net(info), attrs, info->extack);
-	if (IS_ERR(ipd)) {
-		err = PTR_ERR(ipd);
-		goto err_unlock;
-	}
 	err = ipudp_socket_ensure(ipd, t->remote.family, info->extack);
 	if (err)
-		goto err_unlock;
+		goto err_free;
 	err = ipudp_tunnel_add(ipd, t, replace, info->extack);
 	if (err)
-		goto err_unlock;
+		goto err_free;
 	ipudp_device_adjust_mtu(ipd, t);
 	ipudp_notify_tunnel(ipd, t, IPUDP_CMD_TUNNEL_NEW, GFP_KERNEL);
-	rtnl_unlock();
 	return 0;
 
-err_unlock:
-	rtnl_unlock();
 err_free:
 	ipudp_tunnel_free(t);
 	return err;
@@ -488,44 +500,47 @@ static int ipudp_tunnel_id(struct ipudp_dev *ipd, struct nlattr *nest, u32 *id,
 	return -EINVAL;
 }
 
-static int ipudp_nl_tunnel_del_doit(struct sk_buff *skb, struct genl_info *info)
+/* The tunnel a request names (see ipudp_tunnel_id()). Under rtnl. */
+static struct ipudp_tunnel *ipudp_info_tunnel(struct genl_info *info)
 {
+	struct ipudp_dev *ipd = ipudp_info_dev(info);
 	struct ipudp_tunnel *t;
-	struct ipudp_dev *ipd;
 	int err;
 	u32 id;
 
-	rtnl_lock();
-	ipd = ipudp_lookup_dev(genl_info_net(info), info->attrs, info->extack);
-	if (IS_ERR(ipd)) {
-		err = PTR_ERR(ipd);
-		goto out;
-	}
 	err = ipudp_tunnel_id(ipd, info->attrs[IPUDP_A_TUNNEL], &id, info->extack);
 	if (err)
-		goto out;
+		return ERR_PTR(err);
 	t = xa_load(&ipd->tunnels, id);
 	if (!t) {
 		NL_SET_ERR_MSG(info->extack, "no tunnel with this id");
-		err = -ENOENT;
-		goto out;
+		return ERR_PTR(-ENOENT);
 	}
+	return t;
+}
+
+static int ipudp_nl_tunnel_del_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	struct ipudp_dev *ipd = ipudp_info_dev(info);
+	struct ipudp_tunnel *t = ipudp_info_tunnel(info);
+
+	if (IS_ERR(t))
+		return PTR_ERR(t);
 	ipudp_notify_tunnel(ipd, t, IPUDP_CMD_TUNNEL_DEL, GFP_KERNEL);
-	ipudp_tunnel_del(ipd, id);
-out:
-	rtnl_unlock();
-	return err;
+	return ipudp_tunnel_del(ipd, t->id);
 }
 
 static int ipudp_fill_tunnel_msg(struct sk_buff *skb, struct ipudp_dev *ipd,
-				 struct ipudp_tunnel *t, u32 portid, u32 seq,
-				 int flags)
+				 struct ipudp_tunnel *t,
+				 struct netlink_callback *cb, u32 portid,
+				 u32 seq, int flags)
 {
 	void *hdr = genlmsg_put(skb, portid, seq, &ipudp_family, flags,
 				IPUDP_CMD_TUNNEL_GET);
 
 	if (!hdr)
 		return -EMSGSIZE;
+	ipudp_dump_check(cb, hdr);
 	if (nla_put_u32(skb, IPUDP_A_IFINDEX, ipd->dev->ifindex) ||
 	    ipudp_fill_tunnel(skb, t)) {
 		genlmsg_cancel(skb, hdr);
@@ -535,42 +550,31 @@ static int ipudp_fill_tunnel_msg(struct sk_buff *skb, struct ipudp_dev *ipd,
 	return 0;
 }
 
-static int ipudp_nl_tunnel_get_doit(struct sk_buff *skb, struct genl_info *info)
+/* Answer a doit with @t (TUNNEL_GET, ROUTE_GET). */
+static int ipudp_reply_tunnel(struct genl_info *info, struct ipudp_tunnel *t)
 {
-	struct ipudp_tunnel *t;
-	struct ipudp_dev *ipd;
 	struct sk_buff *msg;
 	int err;
-	u32 id;
 
 	msg = nlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
 	if (!msg)
 		return -ENOMEM;
-	rtnl_lock();
-	ipd = ipudp_lookup_dev(genl_info_net(info), info->attrs, info->extack);
-	if (IS_ERR(ipd)) {
-		err = PTR_ERR(ipd);
-		goto err_unlock;
+	err = ipudp_fill_tunnel_msg(msg, ipudp_info_dev(info), t, NULL,
+				    info->snd_portid, info->snd_seq, 0);
+	if (err) {
+		nlmsg_free(msg);
+		return err;
 	}
-	err = ipudp_tunnel_id(ipd, info->attrs[IPUDP_A_TUNNEL], &id, info->extack);
-	if (err)
-		goto err_unlock;
-	t = xa_load(&ipd->tunnels, id);
-	err = -ENOENT;
-	if (!t) {
-		NL_SET_ERR_MSG(info->extack, "no tunnel with this id");
-		goto err_unlock;
-	}
-	err = ipudp_fill_tunnel_msg(msg, ipd, t, info->snd_portid, info->snd_seq, 0);
-	if (err)
-		goto err_unlock;
-	rtnl_unlock();
 	return genlmsg_reply(msg, info);
+}
 
-err_unlock:
-	rtnl_unlock();
-	nlmsg_free(msg);
-	return err;
+static int ipudp_nl_tunnel_get_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	struct ipudp_tunnel *t = ipudp_info_tunnel(info);
+
+	if (IS_ERR(t))
+		return PTR_ERR(t);
+	return ipudp_reply_tunnel(info, t);
 }
 
 /* Dumps of one device's tunnels or rules; the device is looked up per call. */
@@ -596,9 +600,11 @@ static int ipudp_nl_tunnel_get_dumpit(struct sk_buff *skb,
 		err = PTR_ERR(ipd);
 		goto out;
 	}
+	cb->seq = ipd->gen;
 	id = cb->args[0];
 	xa_for_each_start(&ipd->tunnels, id, t, cb->args[0]) {
-		if (ipudp_fill_tunnel_msg(skb, ipd, t, NETLINK_CB(cb->skb).portid,
+		if (ipudp_fill_tunnel_msg(skb, ipd, t, cb,
+					  NETLINK_CB(cb->skb).portid,
 					  cb->nlh->nlmsg_seq, NLM_F_MULTI))
 			break;
 		cb->args[0] = id + 1;
@@ -671,9 +677,9 @@ static struct ipudp_prefixes *ipudp_rule_trie(struct ipudp_dev *ipd, u8 type)
 
 static int ipudp_nl_rule_change(struct genl_info *info, bool add)
 {
+	struct ipudp_dev *ipd = ipudp_info_dev(info);
 	struct ipudp_tunnel *t = NULL;
 	struct ipudp_prefixes *trie;
-	struct ipudp_dev *ipd;
 	struct ipudp_rule r;
 	int err;
 
@@ -684,26 +690,18 @@ static int ipudp_nl_rule_change(struct genl_info *info, bool add)
 		NL_SET_ERR_MSG(info->extack, "missing IPUDP_RULE_A_TUNNEL_ID");
 		return -EINVAL;
 	}
-	rtnl_lock();
-	ipd = ipudp_lookup_dev(genl_info_net(info), info->attrs, info->extack);
-	if (IS_ERR(ipd)) {
-		err = PTR_ERR(ipd);
-		goto out;
-	}
 	if (r.has_tunnel) {
 		t = xa_load(&ipd->tunnels, r.tunnel_id);
 		if (!t) {
 			NL_SET_ERR_MSG(info->extack, "no tunnel with this id");
-			err = -ENOENT;
-			goto out;
+			return -ENOENT;
 		}
 	}
 	trie = ipudp_rule_trie(ipd, r.type);
 	if (add) {
 		if (ipd->rules.count + ipd->sources.count >= IPUDP_MAX_PREFIXES) {
 			NL_SET_ERR_MSG(info->extack, "too many rules on this device");
-			err = -ENOSPC;
-			goto out;
+			return -ENOSPC;
 		}
 		err = ipudp_prefixes_insert(trie, r.family, r.addr, r.cidr, t,
 					    r.type == IPUDP_RULE_SOURCE ?
@@ -715,8 +713,8 @@ static int ipudp_nl_rule_change(struct genl_info *info, bool add)
 		if (err == -ENOENT)
 			NL_SET_ERR_MSG(info->extack, "no such rule");
 	}
-out:
-	rtnl_unlock();
+	if (!err)
+		ipudp_device_changed(ipd);
 	return err;
 }
 
@@ -741,6 +739,7 @@ static int ipudp_fill_rule(struct sk_buff *skb, struct ipudp_dev *ipd,
 			  &ipudp_family, NLM_F_MULTI, IPUDP_CMD_RULE_GET);
 	if (!hdr)
 		return -EMSGSIZE;
+	ipudp_dump_check(cb, hdr);
 	if (nla_put_u32(skb, IPUDP_A_IFINDEX, ipd->dev->ifindex))
 		goto cancel;
 	nest = nla_nest_start(skb, IPUDP_A_RULE);
@@ -763,8 +762,8 @@ cancel:
 
 /*
  * cb->args[0]: tunnel id, [1]: rule type, [2]: index in that tunnel's list.
- * Lists only grow at the tail, so a dump that races with changes may miss
- * or repeat a rule but never crashes (rtnl is held while walking).
+ * A change between two parts can shift the index: the generation marks
+ * such a dump NLM_F_DUMP_INTR (rtnl is held while walking).
  */
 static int ipudp_nl_rule_get_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
 {
@@ -782,6 +781,7 @@ static int ipudp_nl_rule_get_dumpit(struct sk_buff *skb, struct netlink_callback
 		err = PTR_ERR(ipd);
 		goto out;
 	}
+	cb->seq = ipd->gen;
 	xa_for_each_start(&ipd->tunnels, id, t, cb->args[0]) {
 		if (id != cb->args[0]) {
 			cb->args[0] = id;
@@ -812,42 +812,44 @@ out:
 /* Which tunnel would the data path choose for an address? (like ip route get) */
 static int ipudp_nl_route_get_doit(struct sk_buff *skb, struct genl_info *info)
 {
-	struct ipudp_tunnel *t = NULL;
-	struct ipudp_dev *ipd;
-	struct sk_buff *msg;
+	struct ipudp_dev *ipd = ipudp_info_dev(info);
+	struct ipudp_tunnel *t;
 	struct ipudp_rule r;
 	int err;
 
 	err = ipudp_parse_rule(info->attrs[IPUDP_A_RULE], &r, false, info->extack);
 	if (err)
 		return err;
-	msg = nlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
-	if (!msg)
-		return -ENOMEM;
-	rtnl_lock();
-	ipd = ipudp_lookup_dev(genl_info_net(info), info->attrs, info->extack);
-	if (IS_ERR(ipd)) {
-		err = PTR_ERR(ipd);
-		goto err_unlock;
-	}
+	/* rtnl keeps @t: tunnels are freed only after removal under it */
 	rcu_read_lock_bh();
 	t = ipudp_prefixes_lookup(ipudp_rule_trie(ipd, r.type), r.family, r.addr);
 	rcu_read_unlock_bh();
 	if (!t) {
 		NL_SET_ERR_MSG(info->extack, "no rule matches this address");
-		err = -ENOENT;
-		goto err_unlock;
+		return -ENOENT;
 	}
-	err = ipudp_fill_tunnel_msg(msg, ipd, t, info->snd_portid, info->snd_seq, 0);
-	if (err)
-		goto err_unlock;
-	rtnl_unlock();
-	return genlmsg_reply(msg, info);
+	return ipudp_reply_tunnel(info, t);
+}
 
-err_unlock:
+static int ipudp_pre_doit(const struct COMPAT_GENL_DOIT_OPS *ops,
+			  struct sk_buff *skb, struct genl_info *info)
+{
+	struct ipudp_dev *ipd;
+
+	rtnl_lock();
+	ipd = ipudp_lookup_dev(genl_info_net(info), info->attrs, info->extack);
+	if (IS_ERR(ipd)) {
+		rtnl_unlock();
+		return PTR_ERR(ipd);
+	}
+	info->user_ptr[0] = ipd;
+	return 0;
+}
+
+static void ipudp_post_doit(const struct COMPAT_GENL_DOIT_OPS *ops,
+			    struct sk_buff *skb, struct genl_info *info)
+{
 	rtnl_unlock();
-	nlmsg_free(msg);
-	return err;
 }
 
 static const struct genl_small_ops ipudp_ops[] = {
@@ -902,6 +904,8 @@ static struct genl_family ipudp_family __ro_after_init = {
 	.maxattr = IPUDP_A_MAX,
 	.policy = ipudp_policy,
 	.netnsok = true,
+	.pre_doit = ipudp_pre_doit,
+	.post_doit = ipudp_post_doit,
 	.module = THIS_MODULE,
 	.small_ops = ipudp_ops,
 	.n_small_ops = ARRAY_SIZE(ipudp_ops),

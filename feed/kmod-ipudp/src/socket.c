@@ -61,6 +61,14 @@ static bool ipudp_pull_inner(struct sk_buff *skb, __be16 *proto)
 	return pskb_may_pull(skb, sizeof(struct ipv6hdr));
 }
 
+/* The DS field of the IP header at the network header. */
+static u8 ipudp_dsfield(struct sk_buff *skb)
+{
+	if (ip_hdr(skb)->version == 4)
+		return ip_hdr(skb)->tos;
+	return ipv6_get_dsfield(ipv6_hdr(skb));
+}
+
 static int ipudp_encap_recv(struct sock *sk, struct sk_buff *skb)
 {
 	struct ipudp_tunnel *t;
@@ -68,6 +76,7 @@ static int ipudp_encap_recv(struct sock *sk, struct sk_buff *skb)
 	struct net_device *dev;
 	__be16 sport, proto;
 	unsigned int len;
+	u8 outer_ds;
 
 	ipd = rcu_dereference_sk_user_data(sk);
 	if (unlikely(!ipd))
@@ -75,14 +84,17 @@ static int ipudp_encap_recv(struct sock *sk, struct sk_buff *skb)
 	dev = ipd->dev;
 
 	if (!ipudp_payload_is_ip(skb)) {
-		/* Control traffic: the socket's owner reads it. */
-		if (READ_ONCE(ipd->sk_user[ipudp_sk_index(sk->sk_family)]))
+		/* Control traffic: a userspace socket's owner reads it, also
+		 * after IPUDP_A_RETURN_FD retired the socket.
+		 */
+		if (!sk->sk_kern_sock)
 			return 1;
 		atomic64_inc(&ipd->drops.rx_control_dropped);
 		goto drop;
 	}
 
 	sport = udp_hdr(skb)->source;
+	outer_ds = ipudp_dsfield(skb);
 	t = ipudp_tunnel_by_endpoint(ipd, skb, sport);
 	if (unlikely(!t)) {
 		atomic64_inc(&ipd->drops.rx_unknown_endpoint);
@@ -103,6 +115,14 @@ static int ipudp_encap_recv(struct sock *sk, struct sk_buff *skb)
 		goto drop;
 	}
 	skb->protocol = proto;
+	/* RFC 6040: CE on the outer header is kept; on a not-ECT inner
+	 * packet it cannot be, and the packet goes (as ip_tunnel_rcv does).
+	 */
+	if (unlikely(INET_ECN_decapsulate(skb, outer_ds, ipudp_dsfield(skb)) > 1)) {
+		DEV_STATS_INC(dev, rx_frame_errors);
+		DEV_STATS_INC(dev, rx_errors);
+		goto drop;
+	}
 	skb_reset_mac_header(skb);
 	skb->dev = dev;
 
@@ -401,14 +421,18 @@ int ipudp_socket_return_fd(struct ipudp_dev *ipd, struct netlink_ext_ack *extack
 static bool ipudp_socket_yield(struct ipudp_dev *ipd, sa_family_t family)
 {
 	int idx = ipudp_sk_index(family);
-	struct sock *sk = rcu_dereference_protected(ipd->sk[idx],
-						    lockdep_rtnl_is_held());
+	struct sock *sk;
+	bool yield;
 
-	if (!sk || ipd->sk_user[idx] || sk->sk_reuseport ||
-	    ntohs(inet_sk(sk)->inet_sport) != ipd->port)
-		return false;
-	ipudp_socket_release(ipd, idx);
-	return true;
+	/* encap_destroy may empty a userspace slot meanwhile: look under the lock */
+	spin_lock_bh(&ipd->sock_lock);
+	sk = rcu_dereference_protected(ipd->sk[idx], lockdep_is_held(&ipd->sock_lock));
+	yield = sk && !ipd->sk_user[idx] && !sk->sk_reuseport &&
+		ntohs(inet_sk(sk)->inet_sport) == ipd->port;
+	spin_unlock_bh(&ipd->sock_lock);
+	if (yield)
+		ipudp_socket_release(ipd, idx);
+	return yield;
 }
 
 /*
@@ -628,9 +652,13 @@ static int ipudp_send6(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
 		dst_release(dst);
 		return err;
 	}
+	prio = control ? 0 : ipudp_outer_tos(skb);
+	/* Drop the inner route and, across netns, the skb's state, before
+	 * udp_tunnel6_xmit_skb() sets the outer route (as vxlan, geneve do).
+	 */
+	skb_scrub_packet(skb, !net_eq(net, dev_net(ipd->dev)));
 	/* IPv6 routers never fragment: only we may, when DF is off. */
 	skb->ignore_df = !df;
-	prio = control ? 0 : ipudp_outer_tos(skb);
 	udp_tunnel6_xmit_skb(dst, sk, skb, ipd->dev, &fl6.saddr, &fl6.daddr,
 			     prio, ip6_dst_hoplimit(dst), 0, fl6.fl6_sport,
 			     fl6.fl6_dport, false);
@@ -670,14 +698,12 @@ int ipudp_socket_send(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
  */
 void ipudp_socket_send_keepalive(struct ipudp_dev *ipd, struct ipudp_tunnel *t)
 {
-	unsigned int headroom = LL_MAX_HEADER + sizeof(struct ipv6hdr) +
-				sizeof(struct udphdr);
 	struct sk_buff *skb;
 
-	skb = alloc_skb(headroom + sizeof(__be32), GFP_KERNEL);
+	skb = alloc_skb(IPUDP_HEADROOM + sizeof(__be32), GFP_KERNEL);
 	if (!skb)
 		return;
-	skb_reserve(skb, headroom);
+	skb_reserve(skb, IPUDP_HEADROOM);
 	memset(skb_put(skb, sizeof(__be32)), 0xFF, sizeof(__be32));
 	skb_reset_network_header(skb);
 	rcu_read_lock_bh();

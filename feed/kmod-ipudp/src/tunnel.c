@@ -50,7 +50,7 @@ struct ipudp_tunnel *ipudp_tunnel_alloc(gfp_t gfp)
 	t = kmem_cache_zalloc(ipudp_tunnel_cache, gfp);
 	if (!t)
 		return NULL;
-	t->stats = netdev_alloc_pcpu_stats(struct ipudp_tunnel_pcpu_stats);
+	t->stats = __netdev_alloc_pcpu_stats(struct ipudp_tunnel_pcpu_stats, gfp);
 	if (!t->stats)
 		goto err_free_tunnel;
 	if (dst_cache_init(&t->dst_cache, gfp))
@@ -72,7 +72,8 @@ static void ipudp_tunnel_free_rcu(struct rcu_head *head)
 	struct ipudp_tunnel *t = container_of(head, struct ipudp_tunnel, rcu);
 
 	dst_cache_destroy(&t->dst_cache);
-	free_percpu(t->stats);
+	if (!t->stats_moved)
+		free_percpu(t->stats);
 	kmem_cache_free(ipudp_tunnel_cache, t);
 }
 
@@ -95,17 +96,20 @@ static void ipudp_keepalive_work(struct work_struct *work)
 			   t->keepalive * HZ);
 }
 
-/* Hand @old's prefixes, counters and timestamps over to @t. */
+/*
+ * Hand @old's prefixes, counters and timestamps over to @t (not yet
+ * visible). Readers of @old keep counting into the same per-CPU counters
+ * until the grace period ends; then only @t frees them.
+ */
 static void ipudp_tunnel_take_over(struct ipudp_tunnel *t, struct ipudp_tunnel *old)
 {
-	struct ipudp_tunnel_pcpu_stats __percpu *stats = t->stats;
-
 	ipudp_prefixes_retarget(&old->rules, t);
 	ipudp_prefixes_retarget(&old->sources, t);
 	list_splice_init(&old->rules, &t->rules);
 	list_splice_init(&old->sources, &t->sources);
+	free_percpu(t->stats);
 	t->stats = old->stats;
-	old->stats = stats;
+	old->stats_moved = true;
 	atomic64_set(&t->rx_spoofed, atomic64_read(&old->rx_spoofed));
 	atomic64_set(&t->rx_malformed, atomic64_read(&old->rx_malformed));
 	t->last_rx = READ_ONCE(old->last_rx);
@@ -175,6 +179,7 @@ int ipudp_tunnel_add(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
 	if (ipd->mode == IPUDP_MODE_FIXED)
 		rcu_assign_pointer(ipd->fixed, t);
 	t->ipd = ipd;
+	ipudp_device_changed(ipd);
 	if (t->keepalive)
 		queue_delayed_work(system_power_efficient_wq, &t->keepalive_work, 0);
 	pr_debug("%s: tunnel %u created\n", ipd->dev->name, t->id);
@@ -194,6 +199,7 @@ static void ipudp_tunnel_remove(struct ipudp_dev *ipd, struct ipudp_tunnel *t)
 		RCU_INIT_POINTER(ipd->fixed, NULL);
 	xa_erase(&ipd->tunnels, t->id);
 	ipd->n_tunnels--;
+	ipudp_device_changed(ipd);
 	pr_debug("%s: tunnel %u destroyed\n", ipd->dev->name, t->id);
 	ipudp_tunnel_free(t);
 }

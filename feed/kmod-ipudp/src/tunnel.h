@@ -40,6 +40,7 @@ struct ipudp_tunnel {
 	struct rhash_head hash_node;
 	struct dst_cache dst_cache;
 	struct ipudp_tunnel_pcpu_stats __percpu *stats;
+	bool stats_moved;		/* a replacement owns stats now */
 	atomic64_t rx_spoofed;		/* inner source not allowed */
 	atomic64_t rx_malformed;
 	unsigned long last_rx;		/* jiffies; 0: never */

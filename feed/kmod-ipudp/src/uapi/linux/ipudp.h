@@ -6,7 +6,14 @@
  * nested; no C structure crosses this ABI. Ports are host byte order u16,
  * IPv4 addresses are 4 network-order bytes, IPv6 addresses 16 bytes.
  *
- * Commands (all need CAP_NET_ADMIN in the device's user namespace):
+ * Creating a device (rtnetlink, "ip link add NAME type ipudp"): IFLA_INFO_DATA
+ * may carry IFLA_IPUDP_MODE (u8, enum ipudp_mode) and IFLA_IPUDP_PORT (u16,
+ * not 0), so that one request makes, e.g., a MULTI device on its own port;
+ * RTM_GETLINK reports both.
+ *
+ * Commands (all need CAP_NET_ADMIN in the device's user namespace; changing
+ * the sockets - PORT, FD, RETURN_FD - also in the user namespace of the
+ * network namespace that created the device, where its sockets live):
  *
  *  IPUDP_CMD_DEV_GET     doit: one device (IFINDEX or IFNAME)
  *                        dumpit: every ipudp device of the netns
@@ -34,6 +41,9 @@
  * matching the inner destination; receive accepts an inner source only if
  * the longest SOURCE prefix (or, if the tunnel has none, DEST prefix)
  * matching it belongs to the tunnel the packet came from.
+ *
+ * Dumps of devices, tunnels and rules that ran while the tables changed set
+ * NLM_F_DUMP_INTR on their messages: dump again for a consistent view.
  *
  * Multicast group IPUDP_MCGRP_EVENTS: TUNNEL_NEW / TUNNEL_DEL / TUNNEL_ACTIVE
  * (first packet received after IPUDP_A_IDLE_TIMEOUT of silence) messages
@@ -188,5 +198,15 @@ enum ipudp_rule_attr {
 #define IPUDP_RULE_A_MAX (__IPUDP_RULE_A_LAST - 1)
 
 #define IPUDP_MCGRP_EVENTS	"events"
+
+/* rtnetlink: IFLA_INFO_DATA of link kind "ipudp" */
+enum ipudp_link_attr {
+	IFLA_IPUDP_UNSPEC,
+	IFLA_IPUDP_MODE,
+	IFLA_IPUDP_PORT,
+	__IFLA_IPUDP_LAST
+};
+
+#define IFLA_IPUDP_MAX (__IFLA_IPUDP_LAST - 1)
 
 #endif /* _UAPI_LINUX_IPUDP_H */
