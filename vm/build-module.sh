@@ -2,7 +2,8 @@
 # Build ipudp.ko against one kernel's headers, warnings as errors (W=1).
 # Usage: vm/build-module.sh RELEASE   -> build/kmod/RELEASE/ipudp.ko
 # Env: LVN_KDIR (kernel build tree, default /lib/modules/RELEASE/build),
-#      LVN_KMOD_SRC (module source, default feed/kmod-ipudp/src)
+#      LVN_KMOD_SRC (module source, default feed/kmod-ipudp/src),
+#      LVN_KMOD_MAKEFLAGS (extra make variables, e.g. IPUDP_DEBUG=y)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rel=$1
@@ -11,7 +12,8 @@ rm -rf "$out"
 mkdir -p "$out"
 cp -r "${LVN_KMOD_SRC:-feed/kmod-ipudp/src}/." "$out/"
 log=$out/build.log
-if ! make -C "${LVN_KDIR:-/lib/modules/$rel/build}" M="$PWD/$out" W=1 modules >"$log" 2>&1; then
+# shellcheck disable=SC2086 # LVN_KMOD_MAKEFLAGS: words, split on purpose
+if ! make -C "${LVN_KDIR:-/lib/modules/$rel/build}" M="$PWD/$out" W=1 ${LVN_KMOD_MAKEFLAGS:-} modules >"$log" 2>&1; then
 	cat "$log" >&2
 	echo "vm/build-module.sh: build against $rel failed" >&2
 	exit 1

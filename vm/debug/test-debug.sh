@@ -43,11 +43,13 @@ grep -q "leak attributed to leaky" "$st/kmemleak-bad.txt" ||
 	{ echo "self-test FAILED: no kmemleak report naming the module" >&2; exit 1; }
 echo "self-test passed: the stage failed (exit $src) with KASAN and kmemleak reports"
 
-echo "=== kernel tests on the debug kernel"
-LVN_KDIR=$tree vm/build-module.sh "$rel" >/dev/null
+echo "=== kernel tests on the debug kernel (module with IPUDP_DEBUG=y: self-tests at load)"
+LVN_KDIR=$tree LVN_KMOD_MAKEFLAGS="IPUDP_DEBUG=y" vm/build-module.sh "$rel" >/dev/null
 junit=$st/junit-debug.xml
 rm -f "$junit"
 LVN_VM_APPEND="lvn.leakcheck=ipudp lvn.workcache=loose" vm/run.sh "$rel" \
 	"LVN_TIME_SCALE=${LVN_TIME_SCALE:-8} .venv/bin/python -m pytest -p no:cacheprovider -q tests/kernel --junitxml=$junit"
 [ -s "$junit" ] || { echo "debug stage: no test report" >&2; exit 1; }
+grep -q "ipudp: prefix self-test passed" "$st/dmesg.txt" ||
+	{ echo "debug stage: the module's prefix self-test did not report success" >&2; exit 1; }
 echo "=== debug stage passed in $(( $(date +%s) - start )) s"

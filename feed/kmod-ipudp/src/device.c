@@ -16,6 +16,7 @@
 #include <uapi/linux/ipudp.h>
 
 #include "device.h"
+#include "send.h"
 #include "socket.h"
 #include "tunnel.h"
 
@@ -86,7 +87,7 @@ static netdev_tx_t ipudp_xmit(struct sk_buff *skb, struct net_device *dev)
 		goto drop;
 	}
 	len = skb->len;
-	err = ipudp_socket_send(ipd, t, skb);
+	err = ipudp_send_data(ipd, t, skb);
 	if (unlikely(err == -EMSGSIZE)) {
 		DEV_STATS_INC(dev, tx_dropped);	/* ICMP sent, counted */
 		goto drop;
@@ -127,7 +128,7 @@ void ipudp_device_adjust_mtu(struct ipudp_dev *ipd, struct ipudp_tunnel *t)
 	ASSERT_RTNL();
 	if (!ipd->mtu_auto)
 		return;
-	mtu = ipudp_socket_path_mtu(ipd, t);
+	mtu = ipudp_send_path_mtu(ipd, t);
 	if (mtu <= 0)
 		return;
 	mtu = clamp_t(int, mtu, dev->min_mtu, dev->max_mtu);

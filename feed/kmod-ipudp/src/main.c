@@ -12,6 +12,7 @@
 #include "device.h"
 #include "tunnel.h"
 #include "netlink.h"
+#include "prefix_selftest.h"
 
 static int __init ipudp_mod_init(void)
 {
@@ -20,6 +21,9 @@ static int __init ipudp_mod_init(void)
 	err = ipudp_tunnel_cache_init();
 	if (err)
 		return err;
+	err = ipudp_prefix_selftest();
+	if (err)
+		goto err_cache;
 	err = ipudp_device_init();
 	if (err)
 		goto err_cache;

@@ -4,9 +4,15 @@
 
 #include <linux/netlink.h>
 
+#include "device.h"
+
 struct ipudp_dev;
-struct ipudp_tunnel;
-struct sk_buff;
+
+/* The slot of a device's socket for outer @family. */
+static inline int ipudp_sk_index(sa_family_t family)
+{
+	return family == AF_INET6 ? IPUDP_SK6 : IPUDP_SK4;
+}
 
 int ipudp_socket_ensure(struct ipudp_dev *ipd, sa_family_t family,
 			struct netlink_ext_ack *extack);
@@ -16,9 +22,5 @@ int ipudp_socket_attach_fd(struct ipudp_dev *ipd, int fd,
 void ipudp_socket_release_all(struct ipudp_dev *ipd);
 void ipudp_socket_release_kernel(struct ipudp_dev *ipd);
 u32 ipudp_socket_flags(struct ipudp_dev *ipd);
-int ipudp_socket_send(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
-		      struct sk_buff *skb);
-void ipudp_socket_send_keepalive(struct ipudp_dev *ipd, struct ipudp_tunnel *t);
-int ipudp_socket_path_mtu(struct ipudp_dev *ipd, const struct ipudp_tunnel *t);
 
 #endif /* _IPUDP_SOCKET_H */

@@ -13,7 +13,7 @@
 #include <uapi/linux/ipudp.h>
 
 #include "device.h"
-#include "socket.h"
+#include "send.h"
 #include "tunnel.h"
 
 const struct rhashtable_params ipudp_endpoint_params = {
@@ -91,7 +91,7 @@ static void ipudp_keepalive_work(struct work_struct *work)
 	struct ipudp_tunnel *t = container_of(to_delayed_work(work),
 					      struct ipudp_tunnel, keepalive_work);
 
-	ipudp_socket_send_keepalive(t->ipd, t);
+	ipudp_send_keepalive(t->ipd, t);
 	queue_delayed_work(system_power_efficient_wq, &t->keepalive_work,
 			   t->keepalive * HZ);
 }
