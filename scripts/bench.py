@@ -36,6 +36,8 @@ from lvn.model import Rule, Tunnel  # noqa: E402
 from lvn.netlink import Ipudp, in_netns  # noqa: E402
 
 A, B = "bench-a", "bench-b"
+LA, LB = "bench-la", "bench-lb"  # the LANs behind A and B (forwarding)
+LANS = ("10.210.1.0/24", "10.210.2.0/24")
 UNDER4 = ("10.99.0.1", "10.99.0.2")
 UNDER6 = ("fd99::1", "fd99::2")
 OVER4 = ("192.168.77.1", "192.168.77.2")
@@ -80,7 +82,7 @@ def topology() -> None:
 
 
 def teardown() -> None:
-    for ns in (A, B):
+    for ns in (A, B, LA, LB):
         pids = sh("ip", "netns", "pids", ns, check=False).split()
         for pid in pids:
             sh("kill", "-9", pid, check=False)
@@ -185,6 +187,7 @@ def _ipudp(outer: tuple[str, str], mode: str = "fixed", extra: int = 0) -> str:
                                    for n in range(extra * 10 if ns == A else 0)])
                 k.set_tunnel("t0", outer[1 - i], local=outer[i], tunnel_id=1)
                 k.add_rule("t0", f"{OVER4[1 - i]}/32", 1)
+                k.add_rule("t0", LANS[1 - i], 1)  # the far LAN (forwarding)
         overlay(ns, "t0", i)
         COMMANDS.append(f"lvn: {mode} ipudp t0 in {ns}, {extra} extra tunnels")
     return OVER4[1]
@@ -275,6 +278,31 @@ SCENARIOS: list[tuple[str, str, Callable[[], str]]] = [
 ]
 
 
+def forward_topology(dst: str) -> str:
+    """A LAN namespace behind each side, routed through the tunnel (how a mesh
+    node uses it): LA -> A -> tunnel -> B -> LB. Returns LB's address."""
+    back = UNDER4[0] if dst == UNDER4[1] else OVER4[0]
+    for lan, router, i, gw in ((LA, A, 0, dst), (LB, B, 1, back)):
+        sh("ip", "netns", "add", lan)
+        nsx(lan, "ip", "link", "set", "lo", "up")
+        sh("ip", "link", "add", f"fwd{i}r", "netns", router, "type", "veth", "peer", "name",
+           f"fwd{i}l", "netns", lan)
+        net = LANS[i].rsplit(".", 1)[0]
+        nsx(router, "ip", "addr", "add", f"{net}.1/24", "dev", f"fwd{i}r")
+        nsx(router, "ip", "link", "set", f"fwd{i}r", "up")
+        nsx(router, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        nsx(router, "ip", "route", "add", LANS[1 - i], "via", gw)
+        nsx(lan, "ip", "addr", "add", f"{net}.2/24", "dev", f"fwd{i}l")
+        nsx(lan, "ip", "link", "set", f"fwd{i}l", "up")
+        nsx(lan, "ip", "route", "add", "default", "via", f"{net}.1")
+    far = LANS[1].rsplit(".", 1)[0] + ".2"
+    deadline = time.monotonic() + 30
+    while "1 received" not in nsx(LA, "ping", "-c", "1", "-W", "1", far, check=False):
+        if time.monotonic() > deadline:
+            raise RuntimeError("forwarding: no ping from LAN to LAN through the tunnel")
+    return far
+
+
 # -- the metrics --------------------------------------------------------------------
 
 def cpu_busy() -> float:
@@ -284,8 +312,8 @@ def cpu_busy() -> float:
     return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
 
 
-def iperf(dst: str, seconds: int, *args: str) -> dict[str, Any]:
-    out = nsx(A, "iperf3", "-c", dst, "-t", str(seconds), "-J", *args, check=False,
+def iperf(dst: str, seconds: int, *args: str, sender: str = A) -> dict[str, Any]:
+    out = nsx(sender, "iperf3", "-c", dst, "-t", str(seconds), "-J", *args, check=False,
               timeout=seconds + 60)
     data = json.loads(out)
     if "error" in data:
@@ -293,17 +321,17 @@ def iperf(dst: str, seconds: int, *args: str) -> dict[str, Any]:
     return data  # type: ignore[no-any-return]
 
 
-def tcp(dst: str, seconds: int, streams: int) -> dict[str, float]:
+def tcp(dst: str, seconds: int, streams: int, sender: str = A) -> dict[str, float]:
     c0 = cpu_busy()
-    d = iperf(dst, seconds, "-P", str(streams))
+    d = iperf(dst, seconds, "-P", str(streams), sender=sender)
     cpu = cpu_busy() - c0
     rx = d["end"]["sum_received"]
     gb = rx["bytes"] / 1e9
     return {"mbit_s": rx["bits_per_second"] / 1e6, "cpu_s_per_gb": cpu / gb if gb else 0.0}
 
 
-def udp(dst: str, seconds: int, size: int) -> dict[str, float]:
-    d = iperf(dst, seconds, "-u", "-b", "0", "-l", str(size))
+def udp(dst: str, seconds: int, size: int, sender: str = A) -> dict[str, float]:
+    d = iperf(dst, seconds, "-u", "-b", "0", "-l", str(size), sender=sender)
     s = d["end"]["sum"]
     got = s["packets"] - s["lost_packets"]
     return {"kpps": got / s["seconds"] / 1e3}
@@ -324,6 +352,15 @@ def summary(values: list[float]) -> dict[str, float]:
             "n": len(values)}
 
 
+def iperf_server(ns: str) -> None:
+    nsx(ns, "iperf3", "-s", "-D")
+    deadline = time.monotonic() + 10
+    while ":5201" not in nsx(ns, "ss", "-Htln", check=False):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"iperf3 server in {ns} did not start")
+        time.sleep(0.05)
+
+
 def measure(dst: str, reps: int, seconds: int, pings: int) -> dict[str, Any]:
     runs: dict[str, list[float]] = {}
 
@@ -331,8 +368,7 @@ def measure(dst: str, reps: int, seconds: int, pings: int) -> dict[str, Any]:
         for k, v in d.items():
             runs.setdefault(f"{prefix}_{k}", []).append(v)
 
-    nsx(B, "iperf3", "-s", "-D")
-    time.sleep(0.3)
+    iperf_server(B)
     for _ in range(reps):
         add("tcp1", tcp(dst, seconds, 1))
         add("tcp4", tcp(dst, seconds, 4))
@@ -340,6 +376,43 @@ def measure(dst: str, reps: int, seconds: int, pings: int) -> dict[str, Any]:
         add("udp1400", udp(dst, seconds, 1400))
         add("ping", latency(dst, pings))
     return {k: summary(v) for k, v in runs.items()}
+
+
+def measure_forward(dst: str, reps: int, seconds: int) -> dict[str, Any]:
+    """The same traffic from the LAN behind A to the LAN behind B."""
+    runs: dict[str, list[float]] = {}
+    iperf_server(LB)
+    for _ in range(reps):
+        for prefix, d in (("tcp1", tcp(dst, seconds, 1, sender=LA)),
+                          ("udp64", udp(dst, seconds, 64, sender=LA)),
+                          ("udp1400", udp(dst, seconds, 1400, sender=LA))):
+            for k, v in d.items():
+                runs.setdefault(f"{prefix}_{k}", []).append(v)
+    return {k: summary(v) for k, v in runs.items()}
+
+
+PROFILED = ("ipudp4", "ipip")  # per-packet profile of these (UDP 64 B, A -> B)
+
+
+def profile(dst: str, seconds: int) -> dict[str, Any]:
+    """Where A's CPUs spend a UDP 64-byte flood: perf's cpu-clock samples
+    (the only event under TCG) by symbol, top 15, with packets sent."""
+    data = Path(tempfile.mkdtemp()) / "perf.data"
+    rec = subprocess.Popen(["perf", "record", "-q", "-a", "-e", "cpu-clock", "-F", "2000",
+                            "-o", str(data), "--", "sleep", str(seconds + 1)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    d = iperf(dst, seconds, "-u", "-b", "0", "-l", "64")
+    _, err = rec.communicate(timeout=seconds + 60)
+    if rec.returncode:
+        raise RuntimeError(f"perf record: {err.decode(errors='replace').strip()[-200:]}")
+    out = sh("perf", "report", "-i", str(data), "--stdio", "--no-children", "--sort", "symbol",
+             "--percent-limit", "0.5", "-q")
+    top = []
+    for line in out.splitlines():
+        m = re.match(r"\s*([\d.]+)%\s+\[(.)\]\s+(\S+)", line)
+        if m:
+            top.append({"percent": float(m[1]), "where": m[2], "symbol": m[3]})
+    return {"packets": d["end"]["sum"]["packets"], "seconds": seconds, "top": top[:15]}
 
 
 # -- scale, footprint ---------------------------------------------------------------
@@ -540,6 +613,12 @@ def main() -> int:
         try:
             dst = setup()
             entry["metrics"] = measure(dst, reps, seconds, pings)
+            if name in PROFILED and not args.quick:
+                entry["profile"] = profile(dst, seconds)
+            try:
+                entry["forward"] = measure_forward(forward_topology(dst), reps, seconds)
+            except Exception as e:  # reported beside the local figures
+                entry["forward_error"] = f"{type(e).__name__}: {e}"
         except Exception as e:  # a peer that cannot be set up is reported, not fatal
             entry["error"] = f"{type(e).__name__}: {e}"
         finally:

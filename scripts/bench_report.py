@@ -26,6 +26,9 @@ METRICS = [  # key, heading, unit, higher is better
     ("tcp1_cpu_s_per_gb", "CPU per GB", "CPU-s/GB", False),
 ]
 
+FORWARD_METRICS = [m for m in METRICS if m[0] in ("tcp1_mbit_s", "udp64_kpps",
+                                                  "udp1400_kpps")]
+
 SCHEMA_TOP = {"date": str, "kernel": str, "cpus": int, "quick": bool, "reps": int,
               "scenarios": dict, "scale": list, "footprint": dict, "control_plane": dict,
               "commands": list}
@@ -45,6 +48,10 @@ def validate(r: dict[str, Any]) -> list[str]:
             if not (isinstance(v, dict) and isinstance(v.get("median"), (int, float))
                     and v["min"] <= v["median"] <= v["max"] and v["n"] >= 1):
                 bad.append(f"{name}.{key}: missing or malformed")
+        for key, *_ in FORWARD_METRICS if "forward" in s else ():
+            v = s["forward"].get(key)
+            if not (isinstance(v, dict) and v["min"] <= v["median"] <= v["max"]):
+                bad.append(f"{name}.forward.{key}: missing or malformed")
     for rnd in r.get("control_plane", {}).get("rounds", []):
         if not (isinstance(rnd.get("clients"), int) and isinstance(rnd.get("joined"), int)
                 and isinstance(rnd.get("server_rss_kib_after"), (int, float))):
@@ -56,10 +63,17 @@ def validate(r: dict[str, Any]) -> list[str]:
     return bad
 
 
-def med(r: dict[str, Any], scen: str, key: str) -> float | None:
+def med(r: dict[str, Any], scen: str, key: str, part: str = "metrics") -> float | None:
+    """Median of a figure; ``part``: "metrics" (A to B) or "forward" (LAN to LAN)."""
     s = r["scenarios"].get(scen, {})
-    v = s.get("metrics", {}).get(key)
+    v = s.get(part, {}).get(key)
     return float(v["median"]) if v else None
+
+
+def spread(r: dict[str, Any], scen: str, key: str, part: str = "metrics"
+           ) -> tuple[float, float] | None:
+    v = r["scenarios"].get(scen, {}).get(part, {}).get(key)
+    return (float(v["min"]), float(v["max"])) if v else None
 
 
 def fmt(v: float | None, digits: int = 0) -> str:
@@ -68,8 +82,9 @@ def fmt(v: float | None, digits: int = 0) -> str:
     return f"{v:,.{digits}f}"
 
 
-def ratio_text(r: dict[str, Any], scen: str, key: str, higher: bool) -> str:
-    v, raw = med(r, scen, key), med(r, "raw", key)
+def ratio_text(r: dict[str, Any], scen: str, key: str, higher: bool,
+               part: str = "metrics") -> str:
+    v, raw = med(r, scen, key, part), med(r, "raw", key, part)
     if v is None or not raw:
         return "–"
     return f"{v / raw:.2f}"
@@ -93,12 +108,18 @@ def targets(r: dict[str, Any]) -> list[tuple[str, str, str]]:
         out.append((name, f"{value:.{digits}f}{unit}", verdict))
 
     check("ipudp ≥ 0.90 × raw veth (TCP 1 stream)", ratio("ipudp4", "raw"), 0.90, True)
+    for part, where in (("metrics", "locally"), ("forward", "forwarded")):
+        for peer in ("ipip", "l2tpv3"):
+            x, y = med(r, "ipudp4", "udp64_kpps", part), med(r, peer, "udp64_kpps", part)
+            check(f"UDP 64 B pps ≥ {peer}'s, {where} (ratio ≥ 1){ahead(r, peer, part)}",
+                  x / y if x is not None and y else None, 1.0, True)
     for peer in ("fou", "gue", "vxlan"):
         check(f"ipudp ahead of {peer} (ratio > 1)", ratio("ipudp4", peer), 1.0, True)
     check("ipudp ≥ 2 × L2TPv3", ratio("ipudp4", "l2tpv3"), 2.0, True)
     check("ipudp ≥ 10 × fastd null", ratio("ipudp4", "fastd"), 10.0, True)
     cpu = ratio("ipudp4", "ipip", "tcp1_cpu_s_per_gb")
     check("CPU per GB within 10 % of ipip (ratio ≤ 1.10)", cpu, 1.10, False)
+    check("CPU per GB ≤ ipip's (ratio ≤ 1.00)", cpu, 1.00, False)
     lat = None
     if med(r, "ipudp4", "ping_median_us") is not None and med(r, "raw", "ping_median_us"):
         lat = med(r, "ipudp4", "ping_median_us") - med(r, "raw", "ping_median_us")  # type: ignore[operator]
@@ -116,6 +137,35 @@ def targets(r: dict[str, Any]) -> list[tuple[str, str, str]]:
     rss = cp.get("idle_rss_kib")
     check("idle agent RSS ≤ 20 MB", rss / 1024 if rss else None, 20, False, " MiB", 1)
     return out
+
+
+def ahead(r: dict[str, Any], peer: str, part: str) -> str:
+    """Whether the spreads (min–max) of ipudp4 and a peer overlap on UDP 64 B."""
+    a, b = spread(r, "ipudp4", "udp64_kpps", part), spread(r, peer, "udp64_kpps", part)
+    if not a or not b:
+        return ""
+    if a[0] > b[1]:
+        return "; ranges apart: ahead"
+    if a[1] < b[0]:
+        return "; ranges apart: behind"
+    return "; ranges overlap"
+
+
+def profile_rows(r: dict[str, Any]) -> list[str]:
+    """Top symbols per packet of the profiled tunnels, side by side."""
+    L: list[str] = []
+    for name, s in r["scenarios"].items():
+        prof = s.get("profile")
+        if not prof or not prof["packets"]:
+            continue
+        cpu_us = r["cpus"] * prof["seconds"] * 1e6 / prof["packets"]
+        L += ["", f"**{name}** ({prof['packets']:,} packets in {prof['seconds']} s: "
+              f"{cpu_us:.1f} µs of guest CPU per packet, both CPUs, sender and receiver):",
+              "", "| share | µs/packet | symbol |", "|---|---|---|"]
+        for row in prof["top"]:
+            L.append(f"| {row['percent']:.1f} % | {row['percent'] / 100 * cpu_us:.2f} | "
+                     f"`{row['symbol']}` ({'kernel' if row['where'] == 'k' else 'user'}) |")
+    return L
 
 
 def plots(r: dict[str, Any], outdir: Path) -> list[str]:
@@ -210,6 +260,34 @@ def markdown(r: dict[str, Any], result_name: str, pngs: list[str], plot_dir: str
     for name, s in r["scenarios"].items():
         cells = [ratio_text(r, name, k, h) for k, _, _, h in METRICS]
         L.append(f"| {name} | {s['what']} | " + " | ".join(cells) + " |")
+    fwd = [(n, s) for n, s in r["scenarios"].items() if "forward" in s or "forward_error" in s]
+    if fwd:
+        L += ["", "## Forwarding", "",
+              "Traffic from a LAN namespace behind A, routed by A into the tunnel and by B "
+              "out to a LAN namespace behind B (how a mesh node carries its clients' "
+              "traffic); same runs and spread as above; ratio to raw veth forwarded the "
+              "same way.", "",
+              "| tunnel | " + " | ".join(f"{t} ({u})" for _, t, u, _ in FORWARD_METRICS)
+              + " | " + " | ".join(f"{t} ratio" for _, t, _, _ in FORWARD_METRICS) + " |",
+              "|---|" + "---|" * (2 * len(FORWARD_METRICS))]
+        for name, s in fwd:
+            if "forward" not in s:
+                L.append(f"| {name} | not forwarded: {s['forward_error'][:160]} |"
+                         + " |" * (2 * len(FORWARD_METRICS) - 1))
+                continue
+            cells = []
+            for key, _, _, _ in FORWARD_METRICS:
+                v = s["forward"][key]
+                digits = 1 if v["median"] < 100 else 0
+                cells.append(f"{fmt(v['median'], digits)} ({fmt(v['min'], digits)}–"
+                             f"{fmt(v['max'], digits)})")
+            cells += [ratio_text(r, name, k, h, "forward") for k, _, _, h in FORWARD_METRICS]
+            L.append(f"| {name} | " + " | ".join(cells) + " |")
+    prof = profile_rows(r)
+    if prof:
+        L += ["", "## Per-packet profile (UDP 64 B, A to B)", "",
+              "`perf record -a -e cpu-clock` (the only event under TCG) during a UDP "
+              "64-byte flood; samples by symbol, both namespaces' work together."] + prof
     if r["scale"]:
         L += ["", "## Scale (ipudp MULTI)", "",
               "| tunnels | rules | install tunnels (s) | install rules (s) | slab B/tunnel | "

@@ -18,8 +18,9 @@ shellcheck -s bash scripts/*.sh vm/*.sh .ci/run
 shellcheck -s sh vm/initramfs-init files/etc/init.d/lvn feed/lvn/install.sh
 .venv/bin/mypy --strict scripts/build-ipk.py scripts/bench.py scripts/bench_join.py scripts/bench_report.py
 
-echo "=== checkpatch --strict (kernel module)"
+echo "=== checkpatch --strict, sparse (kernel module)"
 scripts/checkpatch.sh
+scripts/sparse.sh
 
 echo "=== host unit tests"
 # pytest exits 5 when it collects nothing: that fails here like any error.

@@ -340,7 +340,7 @@ int ipudp_socket_attach_fd(struct ipudp_dev *ipd, int fd,
 		goto out;
 	}
 	err = -EBUSY;
-	if (rcu_access_pointer(sk->sk_user_data) || udp_sk(sk)->encap_type) {
+	if (READ_ONCE(sk->sk_user_data) || udp_sk(sk)->encap_type) {
 		NL_SET_ERR_MSG(extack, "IPUDP_A_FD socket is already used by a tunnel");
 		goto out;
 	}
