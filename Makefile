@@ -1,5 +1,5 @@
 # L-VN top-level targets; each one is a thin call into scripts/.
-.PHONY: setup demo test test-unit test-vm test-debug module ipk bench clean
+.PHONY: setup demo test test-unit test-vm test-debug test-stress module ipk bench clean
 
 setup:
 	scripts/setup-deps.sh
@@ -30,3 +30,9 @@ clean:
 
 test-debug:
 	vm/debug/test-debug.sh
+
+# long runs, not in make test: 1,000 delete/re-create rounds under a receive
+# flood, and 30 s of churn under traffic, on both kernels
+test-stress: setup
+	LVN_TEARDOWN_ROUNDS=1000 LVN_TESTS="tests/kernel/test_teardown.py tests/kernel/test_stress.py" \
+		scripts/test-vm.sh

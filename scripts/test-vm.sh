@@ -8,9 +8,12 @@ cd "$(dirname "$0")/.."
 read -r -a series <<<"${LVN_KERNELS:-6.1 6.12}"
 mapfile -t releases < <(vm/kernels.sh "${series[@]}")
 pyargs=""
-# LVN_UBUSD (a ubusd binary) enables the live ubus test inside the VM
+# passed into the guest when set: LVN_UBUSD (a ubusd binary: the live ubus
+# test), LVN_TEARDOWN_ROUNDS (tests/kernel/test_teardown.py)
 envs=""
-[ -z "${LVN_UBUSD:-}" ] || envs="LVN_UBUSD=$(printf '%q' "$LVN_UBUSD") "
+for var in LVN_UBUSD LVN_TEARDOWN_ROUNDS; do
+	[ -z "${!var:-}" ] || envs+="$var=$(printf '%q' "${!var}") "
+done
 [ $# -eq 0 ] || pyargs=$(printf ' %q' "$@")
 failed=()
 for rel in "${releases[@]}"; do

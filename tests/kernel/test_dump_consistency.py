@@ -1,6 +1,8 @@
 """Dumps that span several messages stay honest while the tables change: a
 dump either lists every rule that existed throughout exactly once, or it is
-marked NLM_F_DUMP_INTR (and the library then dumps again)."""
+marked NLM_F_DUMP_INTR (and the library then dumps again). The first test
+changes the rules between two parts of one dump, deterministically; the
+second checks the library's answers while another process churns."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ NLMSG_ERROR, NLMSG_DONE = 2, 3
 HDR = struct.Struct("=IHHII")
 
 CHURN = [f"10.1.0.{i}/32" for i in range(1, 51)]          # listed first
-STABLE = [f"10.2.{i // 250}.{i % 250 + 1}/32" for i in range(1000)]
+STABLE = [f"10.2.{i // 250}.{i % 250 + 1}/32" for i in range(600)]
 
 
 def multi_device(ns: Netns) -> None:
@@ -94,19 +96,18 @@ with Ipudp(netns=sys.argv[1]) as k:
 def test_library_dumps_are_consistent_under_churn(netns: type[Netns]) -> None:
     ns = netns()
     multi_device(ns)
-    churn = subprocess.Popen([sys.executable, "-c", CHURNER, ns.name, *CHURN[:20]],
+    churn = subprocess.Popen([sys.executable, "-c", CHURNER, ns.name, *CHURN[:10]],
                              stdin=subprocess.PIPE, stderr=subprocess.PIPE)
     assert churn.stdin
     try:
         with Ipudp(netns=ns.name) as k:
-            for _ in range(20):
+            for _ in range(8):
                 churn.stdin.write(b"round\n")
                 churn.stdin.flush()
                 listed = [r.prefix for r in k.rules("lvn0")]
                 assert len(listed) == len(set(listed)), "a rule was listed twice"
                 assert set(STABLE) <= set(listed), "a rule that stayed was not listed"
-        churn.stdin.close()
-        _, err = churn.communicate(timeout=scaled(120))
+        _, err = churn.communicate(timeout=scaled(120))  # closes its stdin: it ends
         assert churn.returncode == 0, err.decode()
     finally:
         churn.kill()

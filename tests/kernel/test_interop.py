@@ -16,7 +16,7 @@ import pytest
 from lvn.netlink import Ipudp
 
 from .conftest import OVERLAY4, OVERLAY6, UNDERLAY, add_overlay, add_underlay
-from .netns import Netns, scaled, veth
+from .netns import Netns, scaled, sh, veth
 
 STOCK_DEVICE = {  # outer family -> the kernel's tunnel type for "mode any"
     "ipv4": ["sit", "mode", "any"],
@@ -27,6 +27,9 @@ STOCK_DEVICE = {  # outer family -> the kernel's tunnel type for "mode any"
 def stock_peer(ns: Netns, outer: str) -> None:
     """ns: 'b' of the usual pair, made of stock kernel tunnels only."""
     local, remote = UNDERLAY[outer][1], UNDERLAY[outer][0]
+    sh("modprobe", "fou")
+    if outer == "ipv6":
+        sh("modprobe", "fou6")
     ns.ip("fou", "add", "port", "50000", "gue", *(["-6"] if outer == "ipv6" else []))
     ns.ip("link", "add", "lvn0", "type", *STOCK_DEVICE[outer], "remote", remote,
           "local", local, "ttl", "64", "encap", "fou", "encap-sport", "50000",
