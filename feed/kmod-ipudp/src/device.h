@@ -31,8 +31,11 @@ struct ipudp_dev_drops {
 /* Outer headers: IPv4 or IPv6, and UDP. */
 #define IPUDP_OVERHEAD4 (sizeof(struct iphdr) + sizeof(struct udphdr))
 #define IPUDP_OVERHEAD6 (sizeof(struct ipv6hdr) + sizeof(struct udphdr))
-/* Room before an inner packet: the largest outer headers and a link header. */
-#define IPUDP_HEADROOM (LL_MAX_HEADER + IPUDP_OVERHEAD6)
+/*
+ * Room before an inner packet: the largest outer headers and an Ethernet
+ * underlay's link header as the neighbour code aligns it (64 bytes).
+ */
+#define IPUDP_HEADROOM (IPUDP_OVERHEAD6 + HH_DATA_ALIGN(ETH_HLEN))
 
 #define IPUDP_DEFAULT_IDLE	30	/* seconds, IPUDP_A_IDLE_TIMEOUT */
 
