@@ -2,12 +2,13 @@
 """`make bench`, the part that runs inside the test VM (as root, module built).
 
 Two network namespaces over a veth underlay; for each tunnel (ipudp and
-its peers) the same metrics, repeated, as medians with spread, written as
-JSON for scripts/bench_report.py.  A tunnel that cannot be set up is kept
-in the results with the reason.  ``--quick``: one short run of each
-scenario (the test suite uses it so the benchmark cannot rot).
+its peers) the same metrics, A to B and forwarded LAN to LAN, in rounds
+that interleave the peers, as medians with spread, written as JSON for
+scripts/bench_report.py.  A tunnel that cannot be set up is kept in the
+results with the reason.  ``--quick``: one short run of each scenario (the
+test suite uses it so the benchmark cannot rot).
 
-Usage: scripts/bench.py OUT.json [--quick]
+Usage: scripts/bench.py OUT.json [--quick] [--only a,b,...]
 """
 
 from __future__ import annotations
@@ -361,34 +362,34 @@ def iperf_server(ns: str) -> None:
         time.sleep(0.05)
 
 
-def measure(dst: str, reps: int, seconds: int, pings: int) -> dict[str, Any]:
-    runs: dict[str, list[float]] = {}
+Runs = dict[str, list[float]]  # figure -> one value per round
 
-    def add(prefix: str, d: dict[str, float]) -> None:
-        for k, v in d.items():
-            runs.setdefault(f"{prefix}_{k}", []).append(v)
 
+def add_runs(runs: Runs, prefix: str, d: dict[str, float]) -> None:
+    for k, v in d.items():
+        runs.setdefault(f"{prefix}_{k}", []).append(v)
+
+
+def measure(dst: str, seconds: int, pings: int, runs: Runs) -> None:
+    """One round of every figure, A to B."""
     iperf_server(B)
-    for _ in range(reps):
-        add("tcp1", tcp(dst, seconds, 1))
-        add("tcp4", tcp(dst, seconds, 4))
-        add("udp64", udp(dst, seconds, 64))
-        add("udp1400", udp(dst, seconds, 1400))
-        add("ping", latency(dst, pings))
-    return {k: summary(v) for k, v in runs.items()}
+    add_runs(runs, "tcp1", tcp(dst, seconds, 1))
+    add_runs(runs, "tcp4", tcp(dst, seconds, 4))
+    add_runs(runs, "udp64", udp(dst, seconds, 64))
+    add_runs(runs, "udp1400", udp(dst, seconds, 1400))
+    add_runs(runs, "ping", latency(dst, pings))
 
 
-def measure_forward(dst: str, reps: int, seconds: int) -> dict[str, Any]:
-    """The same traffic from the LAN behind A to the LAN behind B."""
-    runs: dict[str, list[float]] = {}
+def measure_forward(dst: str, seconds: int, runs: Runs) -> None:
+    """One round of the same traffic from the LAN behind A to the LAN behind B."""
     iperf_server(LB)
-    for _ in range(reps):
-        for prefix, d in (("tcp1", tcp(dst, seconds, 1, sender=LA)),
-                          ("udp64", udp(dst, seconds, 64, sender=LA)),
-                          ("udp1400", udp(dst, seconds, 1400, sender=LA))):
-            for k, v in d.items():
-                runs.setdefault(f"{prefix}_{k}", []).append(v)
-    return {k: summary(v) for k, v in runs.items()}
+    add_runs(runs, "tcp1", tcp(dst, seconds, 1, sender=LA))
+    add_runs(runs, "udp64", udp(dst, seconds, 64, sender=LA))
+    add_runs(runs, "udp1400", udp(dst, seconds, 1400, sender=LA))
+
+
+# forwarded in --quick too, so that the forwarding set-up cannot rot
+QUICK_FORWARD = ("raw", "ipudp4", "multi1", "ipip")
 
 
 PROFILED = ("ipudp4", "ipip")  # per-packet profile of these (UDP 64 B, A -> B)
@@ -449,7 +450,10 @@ def scale(counts: list[int], seconds: int, reps: int) -> list[dict[str, Any]]:
                         t_rules = time.monotonic() - t0
                         end = slab_kib()
                 overlay(ns, "t0", i)
-            m = measure(OVER4[1], reps, seconds, 100)
+            runs: Runs = {}
+            for _ in range(reps):
+                measure(OVER4[1], seconds, 100, runs)
+            m = {k: summary(v) for k, v in runs.items()}
             out.append({"tunnels": n, "rules": n * 10, "install_tunnels_s": t_tun,
                         "install_rules_s": t_rules,
                         "slab_bytes_per_tunnel": (mid - base) * 1024 / max(1, n - 1),
@@ -604,28 +608,43 @@ def main() -> int:
         args.out.write_text(json.dumps(result, indent=1) + "\n")
         print(f"bench: control plane written into {args.out}")
         return 0
-    for name, what, setup in SCENARIOS:
-        if only and name not in only:
-            continue
-        entry: dict[str, Any] = {"what": what}
-        t0 = time.monotonic()
-        topology()
-        try:
-            dst = setup()
-            entry["metrics"] = measure(dst, reps, seconds, pings)
-            if name in PROFILED and not args.quick:
-                entry["profile"] = profile(dst, seconds)
+    chosen = [(n, w, f) for n, w, f in SCENARIOS if not only or n in only]
+    local: dict[str, Runs] = {n: {} for n, _, _ in chosen}
+    forward: dict[str, Runs] = {n: {} for n, _, _ in chosen}
+    entries: dict[str, dict[str, Any]] = {n: {"what": w, "wall_s": 0.0} for n, w, _ in chosen}
+    # rounds interleave the peers: each figure's spread then includes the
+    # machine's drift over the whole run, the same for every peer
+    for rnd in range(reps):
+        for name, _, setup in chosen:
+            entry = entries[name]
+            if "error" in entry:
+                continue
+            t0 = time.monotonic()
+            topology()
             try:
-                entry["forward"] = measure_forward(forward_topology(dst), reps, seconds)
-            except Exception as e:  # reported beside the local figures
-                entry["forward_error"] = f"{type(e).__name__}: {e}"
-        except Exception as e:  # a peer that cannot be set up is reported, not fatal
-            entry["error"] = f"{type(e).__name__}: {e}"
-        finally:
-            teardown()
-        entry["wall_s"] = round(time.monotonic() - t0, 1)
+                dst = setup()
+                measure(dst, seconds, pings, local[name])
+                if rnd == 0 and name in PROFILED and not args.quick:
+                    entry["profile"] = profile(dst, seconds)
+                if "forward_error" not in entry and (not args.quick or name in QUICK_FORWARD):
+                    try:
+                        measure_forward(forward_topology(dst), seconds, forward[name])
+                    except Exception as e:  # reported beside the local figures
+                        entry["forward_error"] = f"{type(e).__name__}: {e}"
+            except Exception as e:  # a peer that cannot be set up is reported, not fatal
+                entry["error"] = f"{type(e).__name__}: {e}"
+            finally:
+                teardown()
+            entry["wall_s"] = round(entry["wall_s"] + time.monotonic() - t0, 1)
+            print(f"bench: round {rnd + 1}/{reps} {name}: {entry.get('error') or 'ok'}",
+                  flush=True)
+    for name, _, _ in chosen:
+        entry = entries[name]
+        if "error" not in entry:
+            entry["metrics"] = {k: summary(v) for k, v in local[name].items()}
+            if forward[name] and "forward_error" not in entry:
+                entry["forward"] = {k: summary(v) for k, v in forward[name].items()}
         result["scenarios"][name] = entry
-        print(f"bench: {name}: {entry.get('error') or 'ok'} ({entry['wall_s']} s)", flush=True)
     if not only:
         result["scale"] = scale(counts, seconds, 1)
         result["footprint"] = footprint()

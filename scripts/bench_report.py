@@ -216,7 +216,9 @@ def markdown(r: dict[str, Any], result_name: str, pngs: list[str], plot_dir: str
          f"`{result_name}`. The whole run took {r.get('total_wall_s', 0) / 60:.0f} min.", "",
          "## How to read this", "",
          "All tunnels run in the same VM boot over the same two network namespaces "
-         "joined by a veth pair, one after the other; the VM emulates its CPU (qemu TCG, "
+         "joined by a veth pair, in rounds: each round sets up and measures every "
+         "tunnel once, so a figure's spread (min–max over the rounds) includes the "
+         "machine's drift during the whole run for every peer alike; the VM emulates its CPU (qemu TCG, "
          "no KVM here), so absolute figures are far below real hardware and only the "
          "**ratios** to raw veth (same run) carry over. Throughput is iperf3's received "
          "rate; UDP is small/large datagrams at full blast (received packets per second); "

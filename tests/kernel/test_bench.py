@@ -43,6 +43,9 @@ def test_quick_bench_runs_every_scenario(tmp_path: Path) -> None:
     for name in ("raw", "ipudp4", "ipudp6", "multi1", "multi10k", "ipip", "fou", "vxlan"):
         assert "metrics" in r["scenarios"][name], (name, r["scenarios"][name].get("error"))
         assert r["scenarios"][name]["metrics"]["tcp1_mbit_s"]["median"] > 0
+    # forwarding (LAN -> A -> tunnel -> B -> LAN) is measured in quick mode too
+    for name in __import__("bench").QUICK_FORWARD:
+        assert r["scenarios"][name]["forward"]["udp64_kpps"]["median"] > 0, name
     assert [row["tunnels"] for row in r["scale"]] == [1, 100]
     assert r["footprint"]["ipudp_ko_stripped_bytes"] < r["footprint"]["ipudp_ko_bytes"]
     md = tmp_path / "b.md"
