@@ -6,6 +6,7 @@
 #      with a KASAN report and a kmemleak report
 #   3. the whole tests/kernel set with ipudp.ko; any report fails the stage
 # Env: LVN_TIME_SCALE (default 8: timeouts in the tests are multiplied),
+#      LVN_TESTS (default tests/kernel), LVN_TEARDOWN_ROUNDS,
 #      LVN_VM_TIMEOUT (default 5400 s).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -48,7 +49,7 @@ LVN_KDIR=$tree LVN_KMOD_MAKEFLAGS="IPUDP_DEBUG=y" vm/build-module.sh "$rel" >/de
 junit=$st/junit-debug.xml
 rm -f "$junit"
 LVN_VM_APPEND="lvn.leakcheck=ipudp lvn.workcache=loose" vm/run.sh "$rel" \
-	"LVN_TIME_SCALE=${LVN_TIME_SCALE:-8} .venv/bin/python -m pytest -p no:cacheprovider -q tests/kernel --junitxml=$junit"
+	"LVN_TIME_SCALE=${LVN_TIME_SCALE:-8} LVN_TEARDOWN_ROUNDS=${LVN_TEARDOWN_ROUNDS:-150} .venv/bin/python -m pytest -p no:cacheprovider -q ${LVN_TESTS:-tests/kernel} --junitxml=$junit"
 [ -s "$junit" ] || { echo "debug stage: no test report" >&2; exit 1; }
 grep -q "ipudp: prefix self-test passed" "$st/dmesg.txt" ||
 	{ echo "debug stage: the module's prefix self-test did not report success" >&2; exit 1; }
