@@ -3,8 +3,9 @@
 # run the command from the state dir, record its exit code and the kernel
 # log on the work share, power off.
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-# PYTHONFAULTHANDLER: a Python killed by SIGILL/SIGSEGV prints where it was
-export HOME=/root PYTHONDONTWRITEBYTECODE=1 PYTHONFAULTHANDLER=1 LVN_IN_VM=1
+# PYTHONFAULTHANDLER: a Python killed by SIGILL/SIGSEGV prints where it was;
+# PYTHONUNBUFFERED: pytest's progress reaches the console as it happens
+export HOME=/root PYTHONDONTWRITEBYTECODE=1 PYTHONFAULTHANDLER=1 PYTHONUNBUFFERED=1 LVN_IN_VM=1
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 work=$(sed -n 's/.*lvn\.work=\([^ ]*\).*/\1/p' /proc/cmdline)

@@ -2,7 +2,7 @@
 # Boot one Debian kernel under qemu (TCG) with the host filesystem shared,
 # run a shell command in the work tree inside it, and exit with its status.
 # Usage: vm/run.sh RELEASE 'command ...'
-# Env: LVN_VM_TIMEOUT (s, default 1500), LVN_VM_MEM (MiB, default 2048),
+# Env: LVN_VM_TIMEOUT (s, default 3600), LVN_VM_MEM (MiB, default 2048),
 #      LVN_VM_KERNEL (image, default /boot/vmlinuz-RELEASE),
 #      LVN_VM_APPEND (extra kernel arguments)
 set -euo pipefail
@@ -26,7 +26,7 @@ if [ "${LVN_VM_KVM:-0}" = 1 ]; then accel=kvm; cpu=host; fi
 
 start=$(date +%s)
 set +e
-timeout --foreground "${LVN_VM_TIMEOUT:-1500}" qemu-system-x86_64 \
+timeout --foreground "${LVN_VM_TIMEOUT:-3600}" qemu-system-x86_64 \
 	-accel "$accel" -cpu "$cpu" -machine q35 -m "${LVN_VM_MEM:-2048}" -smp 2 \
 	-nographic -no-reboot -nodefaults -serial stdio \
 	-kernel "${LVN_VM_KERNEL:-/boot/vmlinuz-$rel}" -initrd "$initrd" \
