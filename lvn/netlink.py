@@ -376,7 +376,8 @@ class Ipudp:
         """``netns``: name of a network namespace (as in ``ip -n``)."""
         self._netns = netns
         self._genl: GenericNetlinkSocket | None = None
-        self._ipr = IPRoute(netns=netns) if netns else IPRoute()
+        # ext_ack: rtnetlink errors carry the kernel's message, as genetlink's do
+        self._ipr = IPRoute(netns=netns, ext_ack=True) if netns else IPRoute(ext_ack=True)
 
     def __enter__(self) -> Ipudp:
         return self
