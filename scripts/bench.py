@@ -597,6 +597,7 @@ def main() -> int:
         "kernel": platform.release(), "cpus": os.cpu_count(),
         "qemu": "TCG (no KVM)" if "hypervisor" in Path("/proc/cpuinfo").read_text() else "?",
         "quick": args.quick, "reps": reps, "seconds": seconds, "pings": pings,
+        "only": args.only or "",
         "scenarios": {}, "scale": [], "footprint": {}, "commands": COMMANDS,
     }
     only = set(args.only.split(",")) if args.only else None

@@ -36,8 +36,10 @@ SCHEMA_TOP = {"date": str, "kernel": str, "cpus": int, "quick": bool, "reps": in
 
 def validate(r: dict[str, Any]) -> list[str]:
     """Problems with a result file (empty: it is well-formed)."""
+    # a run of some scenarios (--only) has no scale, footprint or control plane
+    partial = ("scale", "footprint", "control_plane") if r.get("only") else ()
     bad = [f"{k}: missing or not {t.__name__}" for k, t in SCHEMA_TOP.items()
-           if not isinstance(r.get(k), t)]
+           if not isinstance(r.get(k), t) and k not in partial]
     for name, s in r.get("scenarios", {}).items():
         if "error" in s:
             if not isinstance(s["error"], str) or not s["error"]:
@@ -126,7 +128,8 @@ def targets(r: dict[str, Any]) -> list[tuple[str, str, str]]:
     check("added latency ≤ 5 µs (RTT median − raw)", lat, 5.0, False, " µs", 0)
     check("MULTI 10,000 tunnels within 5 % of 1 tunnel (ratio ≥ 0.95)",
           ratio("multi10k", "multi1"), 0.95, True)
-    per_tunnel = [row["slab_bytes_per_tunnel"] for row in r["scale"] if row["tunnels"] >= 1000]
+    per_tunnel = [row["slab_bytes_per_tunnel"] for row in r.get("scale", [])
+                  if row["tunnels"] >= 1000]
     check("≤ 512 B kernel memory per tunnel (slab, ≥ 1,000 tunnels)",
           max(per_tunnel) if per_tunnel else None, 512, False, " B", 0)
     cp = r.get("control_plane", {})
@@ -189,7 +192,7 @@ def plots(r: dict[str, Any], outdir: Path) -> list[str]:
         fig.savefig(path, dpi=90)
         plt.close(fig)
         made.append(path.name)
-    if r["scale"]:
+    if r.get("scale"):
         fig, ax1 = plt.subplots(figsize=(7, 3.6))
         xs = [row["tunnels"] for row in r["scale"]]
         ax1.plot(xs, [row["tcp1_mbit_s"] for row in r["scale"]], "o-", color="#d62728")
@@ -230,6 +233,9 @@ def markdown(r: dict[str, Any], result_name: str, pngs: list[str], plot_dir: str
     if r["quick"]:
         L += ["**Quick run** (`--quick`): one short iteration, for the test suite; not "
               "for conclusions.", ""]
+    if r.get("only"):
+        L += [f"**Partial run** (`--only {r['only']}`): no scale, footprint or control "
+              "plane; targets that need other peers say \"not measured\".", ""]
     L += ["## Targets", "", "| target | measured | verdict |", "|---|---|---|"]
     L += [f"| {a} | {b} | {c} |" for a, b, c in targets(r)]
     raw_rtt, ipip_rtt = med(r, "raw", "ping_median_us"), med(r, "ipip", "ping_median_us")
@@ -291,7 +297,7 @@ def markdown(r: dict[str, Any], result_name: str, pngs: list[str], plot_dir: str
         L += ["", "## Per-packet profile (UDP 64 B, A to B)", "",
               "`perf record -a -e cpu-clock` (the only event under TCG) during a UDP "
               "64-byte flood; samples by symbol, both namespaces' work together."] + prof
-    if r["scale"]:
+    if r.get("scale"):
         L += ["", "## Scale (ipudp MULTI)", "",
               "| tunnels | rules | install tunnels (s) | install rules (s) | slab B/tunnel | "
               "slab B/rule | TCP 1 stream (Mbit/s) | RTT median (µs) |",
@@ -304,7 +310,7 @@ def markdown(r: dict[str, Any], result_name: str, pngs: list[str], plot_dir: str
         L += ["", "Slab per tunnel/rule is the growth of the kernel's `Slab:` "
               "(/proc/meminfo) divided by the count; below 1,000 tunnels it is dominated "
               "by noise."]
-    if r["footprint"]:
+    if r.get("footprint"):
         f = r["footprint"]
         L += ["", "## Footprint", "", "| item | value |", "|---|---|"]
         for k, v in f.items():
