@@ -85,7 +85,7 @@ def test_apply_diff_idempotence_and_bad_config(netns: type[Netns], tmp_path: Pat
     res = apply(a, tmp_path / "a", A_SIDE)
     assert res.returncode == 0, res.stderr
     assert res.stdout.splitlines() == [
-        "add device lvm None", "set port lvm 50001", "set mode lvm multi",
+        "add device lvm None multi 50001",
         "set tunnel lvm 1 10.99.0.2 50001 None False 0",
         "set tunnel lvm 2 fd99::3 50000 None False 0",
         "add rule lvm 10.50.0.2/32 1 dest", "add rule lvm 10.60.0.0/16 2 dest",
