@@ -84,6 +84,13 @@ def fmt(v: float | None, digits: int = 0) -> str:
     return f"{v:,.{digits}f}"
 
 
+def median_cell(v: dict[str, float]) -> str:
+    """ "median (min–max)" of one figure."""
+    digits = 1 if v["median"] < 100 else 0
+    return (f"{fmt(v['median'], digits)} ({fmt(v['min'], digits)}–"
+            f"{fmt(v['max'], digits)})")
+
+
 def ratio_text(r: dict[str, Any], scen: str, key: str, higher: bool,
                part: str = "metrics") -> str:
     v, raw = med(r, scen, key, part), med(r, "raw", key, part)
@@ -255,12 +262,7 @@ def markdown(r: dict[str, Any], result_name: str, pngs: list[str], plot_dir: str
         if "error" in s:
             L.append(f"| {name} | not set up: {s['error'][:160]} |" + " |" * (len(METRICS) - 1))
             continue
-        cells = []
-        for key, _, _, _ in METRICS:
-            v = s["metrics"][key]
-            digits = 1 if v["median"] < 100 else 0
-            cells.append(f"{fmt(v['median'], digits)} ({fmt(v['min'], digits)}–"
-                         f"{fmt(v['max'], digits)})")
+        cells = [median_cell(s["metrics"][key]) for key, _, _, _ in METRICS]
         L.append(f"| {name} | " + " | ".join(cells) + " |")
     L += ["", "Ratios to raw veth in the same run (throughput: higher is better; RTT and "
           "CPU: lower is better):", "",
@@ -284,12 +286,7 @@ def markdown(r: dict[str, Any], result_name: str, pngs: list[str], plot_dir: str
                 L.append(f"| {name} | not forwarded: {s['forward_error'][:160]} |"
                          + " |" * (2 * len(FORWARD_METRICS) - 1))
                 continue
-            cells = []
-            for key, _, _, _ in FORWARD_METRICS:
-                v = s["forward"][key]
-                digits = 1 if v["median"] < 100 else 0
-                cells.append(f"{fmt(v['median'], digits)} ({fmt(v['min'], digits)}–"
-                             f"{fmt(v['max'], digits)})")
+            cells = [median_cell(s["forward"][key]) for key, _, _, _ in FORWARD_METRICS]
             cells += [ratio_text(r, name, k, h, "forward") for k, _, _, h in FORWARD_METRICS]
             L.append(f"| {name} | " + " | ".join(cells) + " |")
     prof = profile_rows(r)

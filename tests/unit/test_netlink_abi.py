@@ -37,6 +37,7 @@ def enum_values(name: str) -> dict[str, int]:
     ("ipudp_tunnel_attr", netlink.ipudp_msg.tunnel),
     ("ipudp_stats_attr", netlink.ipudp_stats),
     ("ipudp_rule_attr", netlink.ipudp_rule),
+    ("ipudp_link_attr", netlink.ipudp_link_data),
 ])
 def test_nla_map_positions(enum: str, nla_class: type) -> None:
     assert [n for n, _ in nla_class.nla_map] == enum_members(enum)
