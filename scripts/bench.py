@@ -8,7 +8,7 @@ scripts/bench_report.py.  A tunnel that cannot be set up is kept in the
 results with the reason.  ``--quick``: one short run of each scenario (the
 test suite uses it so the benchmark cannot rot).
 
-Usage: scripts/bench.py OUT.json [--quick] [--only a,b,...]
+Usage: scripts/bench.py OUT.json [--quick] [--only a,b,...] [--reps N]
 """
 
 from __future__ import annotations
@@ -583,8 +583,10 @@ def main() -> int:
     ap.add_argument("--joins", help="comma-separated client counts for the control plane")
     ap.add_argument("--control-plane", action="store_true",
                     help="measure only the control plane, into an existing OUT")
+    ap.add_argument("--reps", type=int, help="rounds (default 3; --quick: 1)")
     args = ap.parse_args()
     reps, seconds, pings = (1, 1, 20) if args.quick else (3, 3, 200)
+    reps = args.reps or reps
     counts = [1, 100] if args.quick else [1, 100, 1000, 10000]
     joins = [2, 5] if args.quick else [10, 100, 1000]
     if args.joins:
