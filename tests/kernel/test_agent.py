@@ -20,6 +20,10 @@ from lvn.netlink import Ipudp
 
 from .netns import Netns, scaled, veth, wait_for
 
+# Waits that include an agent's start (CPython importing pyOpenSSL, cryptography
+# and pyroute2 over 9p under TCG) have ceilings of minutes: they end as soon as
+# the event is seen, and a host busy with other VMs must not fail them.
+
 ROOT = Path(__file__).resolve().parents[2]
 
 SERVER_CONF = """
@@ -154,7 +158,7 @@ def test_server_and_clients_join_through_nat(netns: type[Netns], agents: Agents,
 
     client("a", a, "10.99.0.1", ca / "issued/node-a.pem", ca / "issued/node-a.key")
     client("b", b, "10.98.0.1", ca / "issued/node-b.pem", ca / "issued/node-b.key")
-    wait_for(lambda: overlay4(a) is not None and overlay4(b) is not None, 90,
+    wait_for(lambda: overlay4(a) is not None and overlay4(b) is not None, 300,
              "both clients to get their addresses")
     addr_a, addr_b = overlay4(a), overlay4(b)
     assert addr_a != addr_b
@@ -218,7 +222,7 @@ def test_server_and_clients_join_through_nat(netns: type[Netns], agents: Agents,
     # server restart: clients come back by themselves, same addresses, tunnels adopted
     agents.stop("srv")
     agents.start("srv2", s, SERVER_CONF.format(state=tmp_path / "srv-state", pki=ca, extra=""))
-    wait_for(lambda: agents.log("srv2").count("tunnel up") >= 2, 60,
+    wait_for(lambda: agents.log("srv2").count("tunnel up") >= 2, 240,
              "A and B to rejoin the restarted server")
     assert "authenticated as 'node-a'" in agents.log("srv2")
     a.run("ping", "-c", "2", "-i", "0.3", "-W", "3", "10.77.0.1")
@@ -227,11 +231,11 @@ def test_server_and_clients_join_through_nat(netns: type[Netns], agents: Agents,
 
     # B gone: its tunnel is removed after the idle timeout; a rejoin gets the same address
     agents.stop("b", signal.SIGKILL)
-    wait_for(lambda: len(Ipudp(netns=s.name).tunnels("lvn0")) == 1, 60,
+    wait_for(lambda: len(Ipudp(netns=s.name).tunnels("lvn0")) == 1, 240,
              "the idle tunnel of B to be removed")
     assert "idle, tunnel" in agents.log("srv")
     client("b2", b, "10.98.0.1", ca / "issued/node-b.pem", ca / "issued/node-b.key")
-    wait_for(lambda: len(Ipudp(netns=s.name).tunnels("lvn0")) == 2, 60, "B to rejoin")
+    wait_for(lambda: len(Ipudp(netns=s.name).tunnels("lvn0")) == 2, 240, "B to rejoin")
     assert overlay4(b) == addr_b
 
 
@@ -331,10 +335,10 @@ def test_field_realities(netns: type[Netns], agents: Agents, tmp_path: Path) -> 
             "FAKETIME_NO_CACHE": "1", "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
     c_extra = f"\toption up_hook '{hook}'\n\toption down_hook '{hook}'\n"
     client("c", c, ca / "issued/node-c.pem", ca / "issued/node-c.key", extra=c_extra, env=fake)
-    wait_for(lambda: "waiting for a valid clock" in agents.log("c"), 30, "the clock wait")
+    wait_for(lambda: "waiting for a valid clock" in agents.log("c"), 180, "the clock wait")
     assert "1970-01-01" in agents.log("c") and "connecting" not in agents.log("c")
     clock.write_text("+0\n")  # NTP has run
-    wait_for(lambda: "tunnel up" in agents.log("c"), 60, "C to join once the clock is valid")
+    wait_for(lambda: "tunnel up" in agents.log("c"), 240, "C to join once the clock is valid")
     assert "the clock is valid now" in agents.log("c")
     c.run("ping", "-c", "2", "-i", "0.3", "-W", "3", "10.77.0.1")
     # the server's MTU is applied on the client; hooks ran on both sides
@@ -394,7 +398,7 @@ def test_field_realities(netns: type[Netns], agents: Agents, tmp_path: Path) -> 
                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     agents.stop("c")
     client("c", c, ca / "issued/node-c.pem", ca / "issued/node-c.key", extra=c_extra)
-    wait_for(lambda: agents.log("c").count("tunnel up") >= 2, 60, "C's agent to rejoin")
+    wait_for(lambda: agents.log("c").count("tunnel up") >= 2, 240, "C's agent to rejoin")
     out = ping.communicate(timeout=scaled(60))[0].decode()
     assert "adopting lvn0" in agents.log("c")
     assert " 0% packet loss" in out, out
@@ -414,5 +418,5 @@ def test_field_realities(netns: type[Netns], agents: Agents, tmp_path: Path) -> 
 
     # C gone for good: after the idle timeout the down hook runs on the server
     agents.stop("c", signal.SIGKILL)
-    wait_for(lambda: (hooks / "server-down-node-c").exists(), 60, "the server's down hook")
+    wait_for(lambda: (hooks / "server-down-node-c").exists(), 180, "the server's down hook")
     assert env_file(hooks / "server-down-node-c")["LVN_ADDRESS4"] == f"{addr_c}/24"

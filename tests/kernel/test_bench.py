@@ -30,7 +30,7 @@ def test_quick_bench_runs_every_scenario(tmp_path: Path) -> None:
     debug_prints(False)
     try:
         res = subprocess.run([sys.executable, str(ROOT / "scripts/bench.py"), str(out),
-                              "--quick"], capture_output=True, text=True, timeout=900)
+                              "--quick"], capture_output=True, text=True, timeout=2400)
     finally:
         debug_prints(True)
     assert res.returncode == 0, res.stdout + res.stderr
