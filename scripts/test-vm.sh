@@ -2,7 +2,8 @@
 # The VM stage: for each kernel series, build ipudp.ko against its headers,
 # boot it once under qemu and run every VM test in that boot.
 # Usage: scripts/test-vm.sh [PYTEST ARGS...]   (LVN_KERNELS="6.1 6.12" by default;
-#        LVN_TESTS="tests/kernel/test_x.py" picks tests, default tests/kernel)
+#        LVN_TESTS="tests/kernel/test_x.py" picks tests, default tests/kernel;
+#        LVN_MARKS is pytest's -m, default "not long": make test-long sets "long")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 read -r -a series <<<"${LVN_KERNELS:-6.1 6.12}"
@@ -22,7 +23,8 @@ for rel in "${releases[@]}"; do
 	junit=build/vm/$rel/junit.xml
 	mkdir -p "build/vm/$rel"
 	rm -f "$junit"
-	if ! vm/run.sh "$rel" "$envs.venv/bin/python -m pytest -p no:cacheprovider -q ${LVN_TESTS:-tests/kernel} --junitxml=$junit$pyargs"; then
+	marks=$(printf '%q' "${LVN_MARKS-not long}")
+	if ! vm/run.sh "$rel" "$envs.venv/bin/python -m pytest -p no:cacheprovider -q ${LVN_TESTS:-tests/kernel} -m $marks --junitxml=$junit$pyargs"; then
 		failed+=("$rel")
 	fi
 	if [ ! -s "$junit" ]; then

@@ -1,6 +1,7 @@
-"""`make bench` cannot rot: its quick mode runs every scenario once, briefly,
-and the result must be well-formed and turn into a report.  No timing is
-asserted: figures from a loaded test VM mean nothing."""
+"""`make bench` cannot rot: a smoke run (ipudp against raw veth and ipip,
+forwarded too) in every `make test`, and the quick mode of every scenario
+in `make test-long`; each result must be well-formed and turn into a
+report.  No timing is asserted: figures from a loaded test VM mean nothing."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -25,17 +28,42 @@ def debug_prints(on: bool) -> None:
         DDC.write_text("module ipudp " + ("+p" if on else "-p") + "\n")
 
 
-def test_quick_bench_runs_every_scenario(tmp_path: Path) -> None:
-    out = tmp_path / "quick.json"
+def run_bench(out: Path, *args: str) -> dict:
     debug_prints(False)
     try:
         res = subprocess.run([sys.executable, str(ROOT / "scripts/bench.py"), str(out),
-                              "--quick"], capture_output=True, text=True, timeout=2400)
+                              "--quick", *args], capture_output=True, text=True,
+                             timeout=2400)
     finally:
         debug_prints(True)
     assert res.returncode == 0, res.stdout + res.stderr
-    r = json.loads(out.read_text())
+    r: dict = json.loads(out.read_text())
     assert bench_report.validate(r) == []
+    return r
+
+
+def report(out: Path, md: Path) -> str:
+    rep = subprocess.run([sys.executable, str(ROOT / "scripts/bench_report.py"), str(out),
+                          "--md", str(md), "--no-plots"], capture_output=True, text=True)
+    assert rep.returncode == 0, rep.stderr
+    return md.read_text()
+
+
+def test_bench_smoke(tmp_path: Path) -> None:
+    out = tmp_path / "smoke.json"
+    r = run_bench(out, "--only", "raw,ipudp4,ipip")
+    assert list(r["scenarios"]) == ["raw", "ipudp4", "ipip"]
+    for name in r["scenarios"]:
+        assert r["scenarios"][name]["metrics"]["udp64_kpps"]["median"] > 0, name
+        assert r["scenarios"][name]["forward"]["udp64_kpps"]["median"] > 0, name
+    text = report(out, tmp_path / "s.md")
+    assert "| ipudp4 |" in text and "| ipip |" in text
+
+
+@pytest.mark.long
+def test_quick_bench_runs_every_scenario(tmp_path: Path) -> None:
+    out = tmp_path / "quick.json"
+    r = run_bench(out)
     names = [n for n, *_ in __import__("bench").SCENARIOS]
     assert list(r["scenarios"]) == names
     # ipudp and the kernel's own tunnels must work here; only the userspace
@@ -48,9 +76,5 @@ def test_quick_bench_runs_every_scenario(tmp_path: Path) -> None:
         assert r["scenarios"][name]["forward"]["udp64_kpps"]["median"] > 0, name
     assert [row["tunnels"] for row in r["scale"]] == [1, 100]
     assert r["footprint"]["ipudp_ko_stripped_bytes"] < r["footprint"]["ipudp_ko_bytes"]
-    md = tmp_path / "b.md"
-    rep = subprocess.run([sys.executable, str(ROOT / "scripts/bench_report.py"), str(out),
-                          "--md", str(md), "--no-plots"], capture_output=True, text=True)
-    assert rep.returncode == 0, rep.stderr
-    text = md.read_text()
+    text = report(out, tmp_path / "b.md")
     assert "## Targets" in text and "| ipudp4 |" in text and "Quick run" in text

@@ -16,6 +16,8 @@ import random
 import time
 from pathlib import Path
 
+import pytest
+
 from lvn.model import Rule, Tunnel
 from lvn.netlink import Ipudp
 
@@ -49,6 +51,7 @@ def rules_of(i: int) -> list[Rule]:
     return v4 + v6
 
 
+@pytest.mark.long
 def test_ten_thousand_tunnels_hundred_thousand_rules(netns: type[Netns]) -> None:
     ns = netns()
     gc.collect()

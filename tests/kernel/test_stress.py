@@ -10,6 +10,8 @@ import subprocess
 import threading
 import time
 
+import pytest
+
 from lvn.model import Rule, Tunnel
 from lvn.netlink import Ipudp
 
@@ -25,6 +27,7 @@ def kernel_log() -> list[str]:
     return sh("dmesg").splitlines()
 
 
+@pytest.mark.long
 def test_churn_under_traffic_then_rmmod(netns: type[Netns]) -> None:
     pair = build_pair(netns, "ipv4")
     a, b = pair.a, pair.b
