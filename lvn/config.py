@@ -284,8 +284,9 @@ def load(confdir: str = DEFAULT_CONFDIR, package: str = PACKAGE) -> uci.Package:
     """Read and parse ``confdir/package``; errors name the file and position."""
     path = os.path.join(confdir, package)
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        # bytes, then text: no newline translation (uci keeps a CR)
+        with open(path, "rb") as f:
+            text = f.read().decode()
     except OSError as e:
         raise LvnError(f"cannot read {path}: {e.strerror}") from None
     except UnicodeDecodeError as e:

@@ -8,13 +8,15 @@ parser (file.c) in strict mode; docs/config.md states them.
 
 
 class UciError(Exception):
-    """A parse error; ``str()`` reads like uci's own message."""
+    """A parse error; ``str()`` is uci's own message: the line as libuci
+    counts it (lines read so far, the last one only if it ends in a
+    newline) and the byte offset into the command's line buffer."""
 
-    def __init__(self, reason: str, line: int, column: int) -> None:
-        super().__init__(f"Parse error ({reason}) at line {line}, column {column}")
+    def __init__(self, reason: str, line: int, byte: int) -> None:
+        super().__init__(f"Parse error ({reason}) at line {line}, byte {byte}")
         self.reason = reason
         self.line = line
-        self.column = column
+        self.byte = byte
 
 
 class Section:
@@ -115,226 +117,264 @@ class Package:
                 and self.sections == other.sections)
 
 
-_ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-_NAME_CHARS = _ALNUM + "_"
-_PACKAGE_CHARS = _NAME_CHARS + "-"
-_SPACE = " \t\r\f\v"
-_KEYWORDS = {"package": "package", "p": "package", "config": "config", "c": "config",
-             "option": "option", "o": "option", "list": "list", "l": "list"}
+def _valid(text: str, name: bool, package: bool) -> bool:
+    """libuci's uci_validate_str: letters, digits, ``_``; ``-`` in package
+    names; any printable ASCII but space in types."""
+    if not text:
+        return False
+    for c in text:
+        if c in _NAME_CHARS or (c == "-" and package):
+            continue
+        if name or not 33 <= ord(c) <= 126:
+            return False
+    return True
 
 
 def valid_name(text: str) -> bool:
     """Section and option names: letters, digits and ``_`` (shell-safe)."""
-    return bool(text) and all(c in _NAME_CHARS for c in text)
+    return _valid(text, True, False)
 
 
 def valid_type(text: str) -> bool:
     """Section types: any printable ASCII except space."""
-    return bool(text) and all(33 <= ord(c) <= 126 for c in text)
+    return _valid(text, False, False)
 
 
-def _valid_package(text: str) -> bool:
-    return bool(text) and all(c in _PACKAGE_CHARS for c in text)
+_NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"
+_SPACE = b" \t\n\v\f\r"  # C's isspace()
+_BACKSLASH, _SQ, _DQ = 0x5C, 0x27, 0x22
+_NL, _CR, _HASH, _SEMI = 0x0A, 0x0D, 0x23, 0x3B
+# the command word, as libuci's uci_parse_line tells them apart
+_COMMANDS = {b"p": "package", b"package": "package", b"c": "config", b"config": "config",
+             b"o": "option", b"option": "option", b"l": "list", b"list": "list"}
 
 
-class _Token:
-    def __init__(self, text: str, quoted: bool, line: int, column: int) -> None:
-        self.text = text
-        self.quoted = quoted
-        self.line = line
-        self.column = column
+class _Reader:
+    """libuci's parse context (file.c): one command line in a buffer that
+    the parser rewrites in place, read a line at a time (``uci_getln``);
+    positions and line numbers are counted as libuci counts them, so errors
+    name the same line and byte as ``uci`` does."""
 
-
-class _Lexer:
-    """Splits the text into commands (lists of tokens)."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.fpos = 0  # read position in data
+        self.buf = bytearray()
+        self.filled = 0  # libuci's buf_filled
         self.pos = 0
-        self.line = 1
-        self.line_start = 0
+        self.line = 0
 
-    def _where(self) -> tuple[int, int]:
-        return self.line, self.pos - self.line_start + 1
+    def at(self, i: int) -> int:
+        return self.buf[i] if i < len(self.buf) else 0
 
-    def _newline(self) -> None:
-        self.pos += 1
-        self.line += 1
-        self.line_start = self.pos
+    def cur(self) -> int:
+        return self.at(self.pos)
 
-    def _continuation(self) -> bool:
-        """Consume backslash-newline (a line continuation) if it is next."""
-        t = self.text
-        if t.startswith("\\\n", self.pos):
+    def put(self, i: int, c: int) -> None:
+        if i >= len(self.buf):
+            self.buf.extend(bytes(i + 1 - len(self.buf)))
+        self.buf[i] = c
+
+    def string(self, i: int) -> bytes:
+        """The C string at i (up to the next NUL)."""
+        end = self.buf.find(b"\0", i)
+        return bytes(self.buf[i:end if end >= 0 else len(self.buf)])
+
+    def getln(self, offset: int) -> None:
+        """fgets() into the buffer at offset; False-like at the end."""
+        self.put(offset, 0)
+        if self.fpos >= len(self.data):
+            return
+        nl = self.data.find(b"\n", self.fpos)
+        end = len(self.data) if nl < 0 else nl + 1
+        chunk = self.data[self.fpos:end]
+        self.fpos = end
+        for k, c in enumerate(chunk):
+            self.put(offset + k, c)
+        self.put(offset + len(chunk), 0)
+        self.filled = offset + len(chunk)
+        if chunk[-1] == _NL:
+            self.line += 1
+
+    def error(self, reason: str) -> UciError:
+        return UciError(reason, self.line, self.pos)
+
+    def skip_space(self) -> None:
+        while self.cur() and self.cur() in _SPACE:
             self.pos += 1
-            self._newline()
-            return True
-        if t.startswith("\\\r\n", self.pos):
-            self.pos += 2
-            self._newline()
-            return True
-        return False
 
-    def _quoted(self, out: list[str], quote: str) -> None:
-        line, column = self._where()
-        t = self.text
+    def addc(self, target: list[int]) -> None:
+        self.put(target[0], self.cur())
+        target[0] += 1
+        self.pos += 1
+
+    def backslash(self) -> bool:
+        """Skip a backslash; False if it ended the line (continuation)."""
+        self.pos += 1
+        c = self.cur()
+        if not c or c == _NL or (c == _CR and self.at(self.pos + 1) == _NL
+                                 and not self.at(self.pos + 2)):
+            self.getln(self.pos)
+            return False
+        return True
+
+    def quoted(self, target: list[int], quote: int) -> None:
         self.pos += 1
         while True:
-            if self.pos >= len(t):
-                raise UciError("EOF with unterminated " + quote, line, column)
-            c = t[self.pos]
+            c = self.cur()
             if c == quote:
                 self.pos += 1
                 return
-            if c == "\n":
-                out.append(c)
-                self._newline()
+            if not c:
+                self.getln(self.pos)  # a value over several lines
+                if not self.cur():
+                    raise self.error("EOF with unterminated " + chr(quote))
                 continue
-            if c == "\\" and quote == '"':
-                if self._continuation():
-                    continue
-                if self.pos + 1 < len(t):
-                    self.pos += 1
-                    c = t[self.pos]
-            out.append(c)
-            self.pos += 1
+            if c == _BACKSLASH and quote == _DQ and not self.backslash():
+                continue
+            self.addc(target)
 
-    def command(self) -> list[_Token] | None:
-        """The next command's tokens; None at the end of the text."""
-        t = self.text
-        tokens: list[_Token] = []
+    def word(self, target: list[int]) -> None:
+        """libuci's parse_str: one argument, written in place at target."""
+        more = True
         while True:
-            # between tokens
-            while self.pos < len(t):
-                if t[self.pos] in _SPACE:
-                    self.pos += 1
-                elif not self._continuation():
-                    break
-            if self.pos >= len(t):
-                return tokens if tokens else None
-            c = t[self.pos]
-            if c == "\n":
-                self._newline()
-                if tokens:
-                    return tokens
-                continue
-            if c == ";":
-                self.pos += 1
-                if tokens:
-                    return tokens
-                continue
-            if c == "#":
-                while self.pos < len(t) and t[self.pos] != "\n":
-                    self.pos += 1
-                continue
-            tokens.append(self._token())
-
-    def _token(self) -> _Token:
-        t = self.text
-        line, column = self._where()
-        out: list[str] = []
-        quoted = False
-        while self.pos < len(t):
-            c = t[self.pos]
-            if c in _SPACE or c == "\n" or c == ";":
+            c = self.cur()
+            if c == _SQ or c == _DQ:
+                self.quoted(target, c)
+            elif c == _HASH:
+                self.put(self.pos, 0)
                 break
-            if c == "#":
-                # a comment ends the token and the rest of the line
-                while self.pos < len(t) and t[self.pos] != "\n":
-                    self.pos += 1
+            elif not c:
                 break
-            if c == "'" or c == '"':
-                quoted = True
-                self._quoted(out, c)
-                continue
-            if c == "\\":
-                if self._continuation():
-                    continue
-                if self.pos + 1 < len(t) and t[self.pos + 1] != "\n":
-                    self.pos += 1
-                    c = t[self.pos]
-            out.append(c)
+            elif c == _SEMI:
+                more = False
+                break
+            elif c == _BACKSLASH and not self.backslash():
+                pass
+            else:
+                self.addc(target)
+            if not self.cur() or self.cur() in _SPACE:
+                break
+        if self.cur() and more:
             self.pos += 1
-        return _Token("".join(out), quoted, line, column)
+        self.put(target[0], 0)
+
+    def arg(self, required: bool = False, name: bool = False, package: bool = False) -> str:
+        """libuci's next_arg: the next argument ("" if there is none)."""
+        self.skip_space()
+        val = self.pos
+        if self.cur() == _SEMI:
+            self.put(self.pos, 0)
+            self.pos += 1
+        else:
+            self.word([val])
+        text = self.string(val).decode()
+        if not text:
+            if required:
+                raise self.error("insufficient arguments")
+        elif name and not _valid(text, True, package):
+            raise self.error("invalid character in name field")
+        return text
+
+    def end(self) -> None:
+        """libuci's assert_eol (strict mode)."""
+        self.skip_space()
+        if self.arg():
+            raise self.error("too many arguments")
+
+    def command(self) -> str | None:
+        """strtok() the command word; the command, None at the end of the line."""
+        i = self.pos
+        while self.at(i) in (0x20, 0x09):
+            i += 1
+        if not self.at(i):
+            return None
+        j = i
+        while self.at(j) and self.at(j) not in (0x20, 0x09):
+            j += 1
+        if self.at(j):
+            self.put(j, 0)
+        word = self.string(i)
+        if word[:1] == b"#":
+            return None
+        command = _COMMANDS.get(word)
+        if command is None:
+            raise self.error("invalid command")
+        return command
+
+    def skip_command(self, command: str) -> None:
+        """Past the command word and the NUL strtok() wrote after it."""
+        skip = len(self.string(self.pos)) + 1
+        if self.pos + skip > self.filled:
+            raise self.error(("option" if command == "list" else command) + " without name")
+        self.pos += skip
 
 
 def parse(text: str, package: str = "lvn") -> Package:
-    """Parse the text of a UCI file; raises :class:`UciError`."""
-    lexer = _Lexer(text)
+    """Parse the text of a UCI file as ``uci`` (strict mode) reads it;
+    raises :class:`UciError`.  A NUL byte is refused (uci would silently
+    drop the rest of its line)."""
+    data = text.encode()
+    if b"\0" in data:
+        line = data[:data.find(b"\0")].count(b"\n") + 1
+        raise UciError("NUL byte", line, data.find(b"\0"))
+    r = _Reader(data)
     pkg = Package(package)
     current: Section | None = None
-    while True:
-        tokens = lexer.command()
-        if tokens is None:
-            return pkg
-        head = tokens[0]
-        keyword = None if head.quoted else _KEYWORDS.get(head.text)
-        if keyword is None:
-            raise UciError("invalid command", head.line, head.column)
-        args = tokens[1:]
-        if keyword == "package":
-            _expect(args, 1, head, "package without name")
-            if not _valid_package(args[0].text):
-                raise UciError("invalid character in name field", args[0].line, args[0].column)
-        elif keyword == "config":
-            current = _config(pkg, args, head)
-        else:
-            if current is None:
-                raise UciError("option/list command found before the first section",
-                               head.line, head.column)
-            _option(current, args, head, keyword == "list")
+    while r.fpos < len(data):
+        r.pos = 0
+        r.getln(0)
+        r.skip_space()
+        while True:
+            command = r.command()
+            if command is None:
+                break
+            if command != "config" and command != "package" and current is None:
+                raise r.error("option/list command found before the first section")
+            r.skip_command(command)
+            if command == "package":
+                r.arg(True, True, True)  # `uci show` checks it, keeps the file's name
+                r.end()
+            elif command == "config":
+                current = _config(pkg, r)
+            elif current is not None:
+                _option(current, r, command == "list")
+    return pkg
 
 
-def _expect(args: list[_Token], most: int, head: _Token, missing: str) -> None:
-    if not args or not args[0].text:
-        where = args[0] if args else head
-        raise UciError(missing if not args else "insufficient arguments",
-                       where.line, where.column)
-    if len(args) > most:
-        raise UciError("too many arguments", args[most].line, args[most].column)
-
-
-def _config(pkg: Package, args: list[_Token], head: _Token) -> Section:
-    _expect(args, 2, head, "insufficient arguments")
-    type_ = args[0].text
+def _config(pkg: Package, r: _Reader) -> Section:
+    type_ = r.arg(True)
     if not valid_type(type_):
-        raise UciError("invalid character in type field", args[0].line, args[0].column)
-    name = args[1].text if len(args) > 1 and args[1].text else None
-    if name is None:
+        raise r.error("invalid character in type field")
+    name = r.arg(False, True)
+    r.end()
+    if not name:
         section = Section(type_)
         pkg.sections.append(section)
         return section
-    if not valid_name(name):
-        raise UciError("invalid character in name field", args[1].line, args[1].column)
     existing = pkg.section(name)
     if existing is not None:
         if existing.type != type_:
-            raise UciError("section of different type overwrites prior section with same name",
-                           args[1].line, args[1].column)
+            raise r.error("section of different type overwrites prior section with same name")
         return existing
     section = Section(type_, name)
     pkg.sections.append(section)
     return section
 
 
-def _option(section: Section, args: list[_Token], head: _Token, is_list: bool) -> None:
-    _expect(args, 2, head, "insufficient arguments")
-    name = args[0].text
-    if not valid_name(name):
-        raise UciError("invalid character in name field", args[0].line, args[0].column)
-    value = args[1].text if len(args) > 1 else ""
+def _option(section: Section, r: _Reader, is_list: bool) -> None:
+    name = r.arg(True, True)
+    value = r.arg()
+    r.end()
     old = section.value(name)
     if is_list:
         if isinstance(old, list):
             old.append(value)
         else:
-            # like libuci, a string turned into a list moves to the end
-            section.delete(name)
+            # an option becomes a list where it stands
             section.set(name, [old, value] if old is not None else [value])
-    elif not value:
-        section.delete(name)  # an empty option deletes it
-    else:
+    elif value:
         section.set(name, value)
+    # an empty option value changes nothing (libuci's uci_set)
 
 
 def quote(value: str) -> str:

@@ -89,4 +89,5 @@ def test_files_written_by_lvn_read_back_identically(owrt: Path, tmp_path: Path) 
     text = uci.export(pkg)
     code, out, err = real_uci(owrt, tmp_path, text)
     assert (code, err) == (0, "")
-    assert out.splitlines() == uci.show(pkg)
+    assert out == "".join(line + "\n" for line in uci.show(pkg))
+    assert uci.parse(text, "t") == pkg

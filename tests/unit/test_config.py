@@ -126,7 +126,7 @@ def test_tunnel_groups_must_agree() -> None:
 def test_load_errors_name_file_and_position(tmp_path: Path) -> None:
     (tmp_path / "lvn").write_text("config agent 'agent'\n\toption enabled '1\n")
     with pytest.raises(LvnError, match=r"/lvn: Parse error \(EOF with unterminated '\) "
-                                       r"at line 2, column 17"):
+                                       r"at line 2, byte 19"):
         config.load(str(tmp_path))
     with pytest.raises(LvnError, match="cannot read .*/missing/lvn: No such file"):
         config.load(str(tmp_path / "missing"))

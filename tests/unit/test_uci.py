@@ -44,7 +44,7 @@ def test_corpus_under_micropython(micropython: str) -> None:
 def test_error_carries_position() -> None:
     with pytest.raises(uci.UciError) as e:
         uci.parse("config s 'n'\n\n\toption a 'x' 'y'\n")
-    assert (e.value.reason, e.value.line, e.value.column) == ("too many arguments", 3, 15)
+    assert (e.value.reason, e.value.line, e.value.byte) == ("too many arguments", 3, 18)
 
 
 def test_section_accessors() -> None:
