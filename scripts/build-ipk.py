@@ -1,12 +1,18 @@
 #!/usr/bin/env python3
 """Build lvn_<version>_all.ipk without the OpenWrt SDK (``make ipk``).
 
-Everything comes from feed/lvn: name, version, dependencies, conffiles,
-description, postinst and prerm from its Makefile; the files from
-files.list through install.sh.  The result is what OpenWrt's ipkg-build
-makes: a gzipped tar of ./debian-binary, ./data.tar.gz, ./control.tar.gz,
-every member owned by root, timestamps from SOURCE_DATE_EPOCH (default: the
-last commit) so that two builds are byte-identical.
+Everything comes from feed/lvn/Makefile: name, version, dependencies,
+conffiles, description, postinst-pkg, and the files: its
+``Package/lvn/install`` recipe runs here with the SDK's macros spelled out
+(``INSTALL_*``, ``CP``, ``Python3/CompileAll`` with this Python,
+``Python3/DeleteSourceFiles``).  postinst and prerm are the ones OpenWrt's
+package-pack.mk writes (default_postinst/default_prerm).  The result is what
+OpenWrt's ipkg-build makes: a gzipped tar of ./debian-binary,
+./data.tar.gz, ./control.tar.gz, every member owned by root, timestamps
+from SOURCE_DATE_EPOCH (default: the last commit) so that two builds are
+byte-identical.  The byte code is this Python's: the package runs on a
+python3 of the same minor version (the VM's; the SDK compiles with the
+target's).
 
 Usage: scripts/build-ipk.py [OUTDIR]     (default build/ipk)
 """
@@ -29,11 +35,63 @@ FEED = ROOT / "feed" / "lvn"
 
 
 def makefile_vars(text: str) -> dict[str, str]:
-    """Simple ``NAME:=value`` assignments and ``define X ... endef`` blocks."""
-    out = dict(re.findall(r"^\s*([A-Za-z_][\w/]*)\s*:=\s*(.*?)\s*$", text, re.M))
+    """Simple ``NAME:=value`` assignments (continued lines joined) and
+    ``define X ... endef`` blocks."""
+    joined = re.sub(r"\\\n\s*", " ", text)
+    out = dict(re.findall(r"^\s*([A-Za-z_][\w/]*)\s*:=\s*(.*?)\s*$", joined, re.M))
     for name, body in re.findall(r"^define (\S+)\n(.*?)^endef", text, re.M | re.S):
         out[name] = body.replace("$$", "$")
     return out
+
+
+# what package-pack.mk writes as postinst and prerm of every package
+DEFAULT_SCRIPTS = {
+    "postinst": '#!/bin/sh\n[ "${IPKG_NO_SCRIPT}" = "1" ] && exit 0\n'
+                '[ -s ${IPKG_INSTROOT}/lib/functions.sh ] || exit 0\n'
+                '. ${IPKG_INSTROOT}/lib/functions.sh\ndefault_postinst $0 $@\n',
+    "prerm": '#!/bin/sh\n[ -s ${IPKG_INSTROOT}/lib/functions.sh ] || exit 0\n'
+             '. ${IPKG_INSTROOT}/lib/functions.sh\ndefault_prerm $0 $@\n',
+}
+
+
+def sdk_macros(v: dict[str, str], build_dir: Path, dest: Path) -> dict[str, str]:
+    """The SDK's make macros used by an install recipe, as shell text."""
+    return {
+        "$(1)": str(dest), "$(PKG_BUILD_DIR)": str(build_dir),
+        "$(LVN_TOP)": str(ROOT),
+        "$(INSTALL_DIR)": "install -d -m0755", "$(INSTALL_BIN)": "install -m0755",
+        "$(INSTALL_DATA)": "install -m0644", "$(INSTALL_CONF)": "install -m0600",
+        "$(CP)": "cp -fpR",
+    }
+
+
+def run_recipe(recipe: str, macros: dict[str, str]) -> None:
+    """Run a make recipe (one shell command per line) with the macros
+    substituted; an unknown macro is an error, never skipped."""
+    for line in recipe.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        call = re.fullmatch(r"\$\(call (Python3/\w+),(.*)\)", line)
+        if call:
+            target = call.group(2)
+            for k, val in macros.items():
+                target = target.replace(k, val)
+            if call.group(1) == "Python3/CompileAll":
+                argv = [sys.executable, "-m", "compileall", "-q", "-r", "20", "-b", "-d", "/",
+                        target]
+                subprocess.run(argv, check=True, env={**os.environ, "PYTHONHASHSEED": "0"})
+            elif call.group(1) == "Python3/DeleteSourceFiles":
+                for f in Path(target).rglob("*.py"):
+                    f.unlink()
+            else:
+                raise SystemExit(f"build-ipk: no stand-in for $(call {call.group(1)})")
+            continue
+        for k, val in macros.items():
+            line = line.replace(k, val)
+        if "$(" in line:
+            raise SystemExit(f"build-ipk: unknown macro in {line!r}")
+        subprocess.run(["sh", "-ec", line], check=True)
 
 
 def control_fields(v: dict[str, str], installed_size: int) -> str:
@@ -49,6 +107,7 @@ def control_fields(v: dict[str, str], installed_size: int) -> str:
         ("Source", "feed/lvn"),
         ("SourceName", pkg),
         ("License", v["PKG_LICENSE"]),
+        ("LicenseFiles", v["PKG_LICENSE_FILES"]),
         ("Section", inner["SECTION"]),
         ("URL", inner["URL"]),
         ("Maintainer", v["PKG_MAINTAINER"]),
@@ -94,16 +153,20 @@ def build_ipk(outdir: Path, mtime: int) -> Path:
     v = makefile_vars((FEED / "Makefile").read_text())
     pkg = v["PKG_NAME"]
     with tempfile.TemporaryDirectory() as tmp:
-        staging = Path(tmp)
-        subprocess.run([str(FEED / "install.sh"), str(ROOT), str(staging)], check=True)
+        staging, build_dir = Path(tmp) / "ipkg", Path(tmp) / "build"
+        macros = sdk_macros(v, build_dir, staging)
+        run_recipe(v["Build/Prepare"], macros)
+        run_recipe(v[f"Package/{pkg}/install"], macros)
         size = sum(p.stat().st_size for p in staging.rglob("*") if p.is_file())
         data = data_tar(staging, mtime)
 
     def control(tar: tarfile.TarFile) -> None:
         _add(tar, "./control", control_fields(v, size).encode(), 0o644, mtime)
         _add(tar, "./conffiles", v[f"Package/{pkg}/conffiles"].encode(), 0o644, mtime)
-        for script in ("postinst", "prerm"):
-            _add(tar, f"./{script}", v[f"Package/{pkg}/{script}"].encode(), 0o755, mtime)
+        for script, text in DEFAULT_SCRIPTS.items():
+            _add(tar, f"./{script}", text.encode(), 0o755, mtime)
+        if f"Package/{pkg}/postinst" in v:
+            _add(tar, "./postinst-pkg", v[f"Package/{pkg}/postinst"].encode(), 0o755, mtime)
 
     ctrl = _targz(control, mtime)
     version = f"{v['PKG_VERSION']}-{v['PKG_RELEASE']}"

@@ -15,7 +15,7 @@ echo "=== static checks"
 .venv/bin/mypy lvn
 sh -n vm/guest-run.sh vm/initramfs-init
 shellcheck -s bash scripts/*.sh vm/*.sh .ci/run
-shellcheck -s sh vm/initramfs-init files/etc/init.d/lvn feed/lvn/install.sh
+shellcheck -s sh vm/initramfs-init files/etc/init.d/lvn
 .venv/bin/mypy --strict scripts/build-ipk.py scripts/bench.py scripts/bench_join.py scripts/bench_report.py
 
 echo "=== checkpatch --strict, sparse (kernel module)"

@@ -46,20 +46,31 @@ def test_outer_layout(ipk: Path) -> None:
 def test_control_fields_and_scripts(ipk: Path) -> None:
     outer = members(ipk.read_bytes())
     ctrl = members(outer["./control.tar.gz"][1])
-    assert set(ctrl) == {"./control", "./conffiles", "./postinst", "./prerm"}
+    assert set(ctrl) == {"./control", "./conffiles", "./postinst", "./prerm", "./postinst-pkg"}
     fields = dict(line.split(": ", 1) for line in ctrl["./control"][1].decode().splitlines())
     assert fields["Package"] == "lvn" and fields["Version"] == f"{version()}-1"
     assert fields["Architecture"] == "all" and fields["Section"] == "net"
-    assert fields["Depends"].split(", ") == ["python3-light", "python3-pyroute2",
-                                             "python3-pyopenssl", "python3-ubus", "kmod-ipudp"]
+    assert fields["Depends"].split(", ") == [
+        "python3-light", "python3-logging", "python3-ctypes", "python3-pyroute2",
+        "python3-pyopenssl", "python3-cryptography", "python3-ubus", "kmod-ipudp"]
+    assert fields["License"] == "GPL-2.0-only" and fields["LicenseFiles"] == "LICENSE"
+    assert "<" in fields["Maintainer"] and "@" in fields["Maintainer"]
     data = members(outer["./data.tar.gz"][1])
     size = sum(len(body) for info, body in data.values() if info.isfile())
     assert int(fields["Installed-Size"]) == size
     assert ctrl["./conffiles"][1] == b"/etc/config/lvn\n"
-    for script in ("./postinst", "./prerm"):
+    # OpenWrt's own postinst/prerm (enable+start, stop+disable, an admin's
+    # disable kept on upgrade); the package adds only an rpcd reload
+    assert b"default_postinst $0 $@" in ctrl["./postinst"][1]
+    assert b"default_prerm $0 $@" in ctrl["./prerm"][1]
+    assert b"/etc/init.d/lvn" not in ctrl["./postinst-pkg"][1]
+    for script in ("./postinst", "./prerm", "./postinst-pkg"):
         info, body = ctrl[script]
         assert info.mode == 0o755 and body.startswith(b"#!/bin/sh\n")
         assert b"${IPKG_INSTROOT}" in body and b"$$" not in body
+    # OpenWrt's generated scripts are its own; the package's part is checked
+    for script in ("./postinst-pkg",):
+        body = ctrl[script][1]
         res = subprocess.run(["shellcheck", "-s", "sh", "-"], input=body, capture_output=True)
         assert res.returncode == 0, res.stdout.decode()
 
@@ -67,8 +78,9 @@ def test_control_fields_and_scripts(ipk: Path) -> None:
 def test_data_files_and_permissions(ipk: Path) -> None:
     data = members(members(ipk.read_bytes())["./data.tar.gz"][1])
     files = {name: info for name, (info, _) in data.items() if info.isfile()}
-    modules = {f"./usr/lib/lvn/lvn/{p.name}" for p in (ROOT / "lvn").glob("*.py")}
-    expected = modules | {"./usr/lib/lvn/lvn/py.typed", "./usr/sbin/lvn", "./etc/init.d/lvn",
+    # byte-compiled, as python3-package.mk does: no sources on the router
+    modules = {f"./usr/lib/lvn/lvn/{p.stem}.pyc" for p in (ROOT / "lvn").glob("*.py")}
+    expected = modules | {"./usr/sbin/lvn", "./etc/init.d/lvn",
                           "./etc/config/lvn", "./usr/share/rpcd/acl.d/lvn.json"}
     assert set(files) == expected
     modes = {name: info.mode for name, info in files.items()}
@@ -100,7 +112,13 @@ def test_build_is_reproducible(ipk: Path, tmp_path: Path) -> None:
 def test_feed_makefile_version_matches() -> None:
     text = (ROOT / "feed" / "lvn" / "Makefile").read_text()
     assert f"PKG_VERSION:={version()}\n" in text
-    assert "install.sh $(LVN_TOP) $(1)" in text  # the one file list
+    # sources outside the package directory are declared, so edits rebuild it
+    assert "PKG_FILE_DEPENDS:=$(LVN_TOP)/lvn $(LVN_TOP)/files" in text
+    assert (ROOT / "LICENSE").read_text().startswith("                    GNU GENERAL PUBLIC")
+    kmod = (ROOT / "feed" / "kmod-ipudp" / "Makefile").read_text()
+    assert "PKG_LICENSE:=GPL-2.0-only\n" in kmod and "PKG_LICENSE_FILES:=" in kmod
+    for src in (ROOT / "feed" / "kmod-ipudp" / "src").glob("*.[ch]"):
+        assert "SPDX-License-Identifier: GPL-2.0-only" in src.read_text().splitlines()[0], src
 
 
 PROCD_STUBS = """

@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: GPL-2.0 */
+/* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * Kernel API differences between 6.1 and 6.12, turned into feature macros.
  * Force-included by Kbuild: the .c files test only the COMPAT_* names.

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0
+// SPDX-License-Identifier: GPL-2.0-only
 /* The ipudp net_device: setup, transmit, lifetime, netns. */
 
 #include <linux/if_arp.h>

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0
+// SPDX-License-Identifier: GPL-2.0-only
 /*
  * ipudp: IP-in-UDP encapsulation devices for L-VN, the Lite Virtual Network.
  * Module init and exit only; each subsystem lives in its own file.

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0
+// SPDX-License-Identifier: GPL-2.0-only
 /* Generic netlink family "ipudp": policies, then handlers, then the family. */
 
 #include <linux/netdevice.h>

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0
+// SPDX-License-Identifier: GPL-2.0-only
 /*
  * Prefix tries for MULTI-mode routing rules and allowed inner sources.
  * The shape follows WireGuard's allowedips: nodes hold a prefix and a

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0
+// SPDX-License-Identifier: GPL-2.0-only
 /*
  * Self-test of the prefix tries at module load, built only with
  * IPUDP_DEBUG=y (the debug-kernel stage), like WireGuard's allowedips

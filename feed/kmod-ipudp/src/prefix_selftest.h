@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: GPL-2.0 */
+/* SPDX-License-Identifier: GPL-2.0-only */
 #ifndef _IPUDP_PREFIX_SELFTEST_H
 #define _IPUDP_PREFIX_SELFTEST_H
 

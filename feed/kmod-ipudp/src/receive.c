@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0
+// SPDX-License-Identifier: GPL-2.0-only
 /*
  * The receive path: a UDP datagram on a device's socket becomes the inner
  * packet of the tunnel it came from, or stays a control datagram for the

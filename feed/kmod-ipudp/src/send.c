@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0
+// SPDX-License-Identifier: GPL-2.0-only
 /*
  * The transmit path: an inner packet (or a keepalive) encapsulated in UDP
  * and sent to its tunnel's remote over the IPv4 or IPv6 underlay.

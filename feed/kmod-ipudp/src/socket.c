@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0
+// SPDX-License-Identifier: GPL-2.0-only
 /*
  * The device's UDP sockets: made here or handed over by userspace
  * (IPUDP_A_FD), handed back (IPUDP_A_RETURN_FD) through SO_REUSEPORT so a

@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: GPL-2.0 */
+/* SPDX-License-Identifier: GPL-2.0-only */
 #ifndef _IPUDP_SOCKET_H
 #define _IPUDP_SOCKET_H
 

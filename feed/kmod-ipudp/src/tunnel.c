@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0
+// SPDX-License-Identifier: GPL-2.0-only
 /*
  * Tunnel objects and a device's tunnel table: by id in an xarray (for
  * netlink), by remote endpoint in an rhashtable (for the receive path).
