@@ -25,7 +25,7 @@ from typing import Any
 from cryptography import x509
 from OpenSSL import SSL, crypto
 
-from . import datagram, protocol
+from . import compat, datagram, protocol
 from .config import ClientConfig, ServerConfig
 from .errors import LvnError
 from .files import write_atomic
@@ -140,7 +140,7 @@ class TlsConn:
 
     def peer_names(self) -> set[str]:
         """The peer certificate's CN and subjectAltName DNS names and addresses."""
-        cert = self.conn.get_peer_certificate(as_cryptography=True)
+        cert = compat.peer_certificate(self.conn)
         if cert is None:
             return set()
         names = {str(a.value) for a in cert.subject.get_attributes_for_oid(
@@ -795,7 +795,7 @@ def _valid_from(cert: str) -> float:
         c = x509.load_pem_x509_certificate(Path(cert).read_bytes())
     except (OSError, ValueError) as e:
         raise LvnError(f"cannot read the certificate {cert}: {e}") from None
-    return c.not_valid_before_utc.timestamp()
+    return compat.not_valid_before(c).timestamp()
 
 
 def _utc(t: float) -> str:

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from . import compat
 from .errors import LvnError
 from .files import write_atomic
 
@@ -169,5 +170,5 @@ def show(path: Path) -> dict[str, Any]:
         sans = []
     return {"subject": cert.subject.rfc4514_string(), "issuer": cert.issuer.rfc4514_string(),
             "serial": f"{cert.serial_number:x}",
-            "not_before": cert.not_valid_before_utc.isoformat(),
-            "not_after": cert.not_valid_after_utc.isoformat(), "dns": sans}
+            "not_before": compat.not_valid_before(cert).isoformat(),
+            "not_after": compat.not_valid_after(cert).isoformat(), "dns": sans}

@@ -66,3 +66,17 @@ if [ ! -e "$stamp" ]; then
 	.venv/bin/pip install -q -e '.[dev]'
 	touch "$stamp"
 fi
+
+# .venv-floor: the same, with the dependency versions of OpenWrt 24.10
+pins=scripts/openwrt-24.10-pins.txt
+if [ ! -x .venv-floor/bin/python ]; then
+	"$PY" -m venv .venv-floor
+fi
+stamp=.venv-floor/.lvn-deps-$(cat pyproject.toml "$pins" | sha256sum | cut -c1-16)
+if [ ! -e "$stamp" ]; then
+	.venv-floor/bin/pip install -q --upgrade pip
+	.venv-floor/bin/pip install -q -r "$pins" pytest hypothesis
+	.venv-floor/bin/pip install -q --no-deps -e .
+	.venv-floor/bin/pip check
+	touch "$stamp"
+fi

@@ -26,6 +26,14 @@ echo "=== host unit tests"
 # pytest exits 5 when it collects nothing: that fails here like any error.
 .venv/bin/python -m pytest -p no:cacheprovider -q tests/unit
 
+echo "=== host unit tests with OpenWrt 24.10's dependency versions (.venv-floor)"
+PATH="$PWD/.venv/bin:$PATH" .venv-floor/bin/python -m pytest -p no:cacheprovider -q tests/unit
+
+echo "=== OpenWrt userland: build (scripts/owrt-userland.sh), then its host tests"
+rc=0; scripts/owrt-userland.sh || rc=$?
+if [ "$rc" -ne 0 ] && [ "$rc" -ne 3 ]; then exit "$rc"; fi
+.venv/bin/python -m pytest -p no:cacheprovider -q -rs tests/owrt
+
 echo "=== VM stage"
 scripts/test-vm.sh
 

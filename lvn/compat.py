@@ -1,0 +1,35 @@
+"""What differs between the dependency versions that OpenWrt ships.
+
+OpenWrt 24.10 ships cryptography 41 and pyOpenSSL 23.3; the current
+packages feed ships newer ones (docs/openwrt.md has the table).  The
+project supports both; everything version-dependent lives here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from cryptography import x509
+from OpenSSL import SSL
+
+
+def not_valid_before(cert: x509.Certificate) -> dt.datetime:
+    """Start of validity, timezone-aware UTC (``not_valid_before_utc`` is
+    cryptography >= 42; older ones return a naive UTC datetime)."""
+    if hasattr(cert, "not_valid_before_utc"):
+        return cert.not_valid_before_utc
+    return cert.not_valid_before.replace(tzinfo=dt.UTC)
+
+
+def not_valid_after(cert: x509.Certificate) -> dt.datetime:
+    """End of validity, timezone-aware UTC."""
+    if hasattr(cert, "not_valid_after_utc"):
+        return cert.not_valid_after_utc
+    return cert.not_valid_after.replace(tzinfo=dt.UTC)
+
+
+def peer_certificate(conn: SSL.Connection) -> x509.Certificate | None:
+    """The peer's certificate as a cryptography object
+    (``get_peer_certificate(as_cryptography=True)`` is pyOpenSSL >= 24.2)."""
+    cert = conn.get_peer_certificate()
+    return cert.to_cryptography() if cert is not None else None
