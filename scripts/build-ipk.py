@@ -14,11 +14,13 @@ byte-identical.  The byte code is this Python's: the package runs on a
 python3 of the same minor version (the VM's; the SDK compiles with the
 target's).
 
-Usage: scripts/build-ipk.py [OUTDIR]     (default build/ipk)
+Usage: scripts/build-ipk.py [OUTDIR] [--release N]     (default build/ipk)
+       scripts/build-ipk.py [OUTDIR] --kmod build/kmod/REL/ipudp.ko --kernel REL
 """
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import io
 import os
@@ -149,29 +151,21 @@ def data_tar(staging: Path, mtime: int) -> bytes:
     return _targz(build, mtime)
 
 
-def build_ipk(outdir: Path, mtime: int) -> Path:
-    v = makefile_vars((FEED / "Makefile").read_text())
-    pkg = v["PKG_NAME"]
-    with tempfile.TemporaryDirectory() as tmp:
-        staging, build_dir = Path(tmp) / "ipkg", Path(tmp) / "build"
-        macros = sdk_macros(v, build_dir, staging)
-        run_recipe(v["Build/Prepare"], macros)
-        run_recipe(v[f"Package/{pkg}/install"], macros)
-        size = sum(p.stat().st_size for p in staging.rglob("*") if p.is_file())
-        data = data_tar(staging, mtime)
+def pack(outdir: Path, name: str, version: str, arch: str, control_text: str,
+         staging: Path, scripts: dict[str, str], conffiles: str, mtime: int) -> Path:
+    """The .ipk of a staged tree (ipkg-build's layout)."""
+    data = data_tar(staging, mtime)
 
     def control(tar: tarfile.TarFile) -> None:
-        _add(tar, "./control", control_fields(v, size).encode(), 0o644, mtime)
-        _add(tar, "./conffiles", v[f"Package/{pkg}/conffiles"].encode(), 0o644, mtime)
-        for script, text in DEFAULT_SCRIPTS.items():
+        _add(tar, "./control", control_text.encode(), 0o644, mtime)
+        if conffiles:
+            _add(tar, "./conffiles", conffiles.encode(), 0o644, mtime)
+        for script, text in scripts.items():
             _add(tar, f"./{script}", text.encode(), 0o755, mtime)
-        if f"Package/{pkg}/postinst" in v:
-            _add(tar, "./postinst-pkg", v[f"Package/{pkg}/postinst"].encode(), 0o755, mtime)
 
     ctrl = _targz(control, mtime)
-    version = f"{v['PKG_VERSION']}-{v['PKG_RELEASE']}"
     outdir.mkdir(parents=True, exist_ok=True)
-    out = outdir / f"{pkg}_{version}_all.ipk"
+    out = outdir / f"{name}_{version}_{arch}.ipk"
 
     def outer(tar: tarfile.TarFile) -> None:
         _add(tar, "./debian-binary", b"2.0\n", 0o644, mtime)
@@ -180,6 +174,61 @@ def build_ipk(outdir: Path, mtime: int) -> Path:
 
     out.write_bytes(_targz(outer, mtime))
     return out
+
+
+def installed_size(staging: Path) -> int:
+    return sum(p.stat().st_size for p in staging.rglob("*") if p.is_file())
+
+
+def build_ipk(outdir: Path, mtime: int, release: str | None = None) -> Path:
+    v = makefile_vars((FEED / "Makefile").read_text())
+    if release:
+        v["PKG_RELEASE"] = release
+    pkg = v["PKG_NAME"]
+    scripts = dict(DEFAULT_SCRIPTS)
+    if f"Package/{pkg}/postinst" in v:
+        scripts["postinst-pkg"] = v[f"Package/{pkg}/postinst"]
+    with tempfile.TemporaryDirectory() as tmp:
+        staging, build_dir = Path(tmp) / "ipkg", Path(tmp) / "build"
+        macros = sdk_macros(v, build_dir, staging)
+        run_recipe(v["Build/Prepare"], macros)
+        run_recipe(v[f"Package/{pkg}/install"], macros)
+        return pack(outdir, pkg, f"{v['PKG_VERSION']}-{v['PKG_RELEASE']}", "all",
+                    control_fields(v, installed_size(staging)), staging, scripts,
+                    v[f"Package/{pkg}/conffiles"], mtime)
+
+
+def build_kmod_ipk(outdir: Path, mtime: int, ko: Path, kernel: str, arch: str) -> Path:
+    """kmod-ipudp for one built module, as the SDK's KernelPackage lays it
+    out: /lib/modules/KERNEL/ipudp.ko and the AutoLoad file
+    /etc/modules.d/30-ipudp; version KERNEL+PKG_VERSION-PKG_RELEASE."""
+    v = makefile_vars((ROOT / "feed" / "kmod-ipudp" / "Makefile").read_text())
+    inner = makefile_vars(v["KernelPackage/ipudp"])
+    order, module = re.fullmatch(r"\$\(call AutoLoad,(\d+),(\w+)\)",
+                                 inner["AUTOLOAD"]).groups()  # type: ignore[union-attr]
+    depends = ["kernel"] + [d.lstrip("+").split(":")[-1] for d in inner["DEPENDS"].split()]
+    version = f"{kernel}+{v['PKG_VERSION']}-{v['PKG_RELEASE']}"
+    description = " ".join(v["KernelPackage/ipudp/description"].split())
+    with tempfile.TemporaryDirectory() as tmp:
+        staging = Path(tmp)
+        (staging / "lib" / "modules" / kernel).mkdir(parents=True)
+        dest = staging / "lib" / "modules" / kernel / "ipudp.ko"
+        # the SDK strips modules too (RSTRIP)
+        subprocess.run(["strip", "--strip-debug", "-o", str(dest), str(ko)], check=True)
+        dest.chmod(0o644)
+        (staging / "etc" / "modules.d").mkdir(parents=True)
+        (staging / "etc" / "modules.d" / f"{order}-{module}").write_text(module + "\n")
+        (staging / "etc" / "modules.d" / f"{order}-{module}").chmod(0o644)
+        fields = [("Package", "kmod-ipudp"), ("Version", version),
+                  ("Depends", ", ".join(depends)), ("Source", "feed/kmod-ipudp"),
+                  ("SourceName", v["PKG_NAME"]), ("License", v["PKG_LICENSE"]),
+                  ("LicenseFiles", v["PKG_LICENSE_FILES"]), ("Section", "kernel"),
+                  ("URL", inner["URL"]), ("Maintainer", v["PKG_MAINTAINER"]),
+                  ("Architecture", arch), ("Installed-Size", str(installed_size(staging))),
+                  ("Description", description)]
+        control = "".join(f"{k}: {val}\n" for k, val in fields)
+        return pack(outdir, "kmod-ipudp", version, arch, control, staging, DEFAULT_SCRIPTS,
+                    "", mtime)
 
 
 def source_date() -> int:
@@ -192,8 +241,20 @@ def source_date() -> int:
 
 
 def main() -> int:
-    outdir = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "build" / "ipk"
-    print(build_ipk(outdir, source_date()))
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("outdir", nargs="?", type=Path, default=ROOT / "build" / "ipk")
+    ap.add_argument("--release", help="PKG_RELEASE to use instead of the Makefile's")
+    ap.add_argument("--kmod", type=Path, metavar="KO",
+                    help="build kmod-ipudp from this ipudp.ko instead (needs --kernel)")
+    ap.add_argument("--kernel", help="the kernel release the module was built for")
+    ap.add_argument("--arch", default="x86_64", help="kmod-ipudp's architecture")
+    args = ap.parse_args()
+    if args.kmod:
+        if not args.kernel:
+            ap.error("--kmod needs --kernel")
+        print(build_kmod_ipk(args.outdir, source_date(), args.kmod, args.kernel, args.arch))
+    else:
+        print(build_ipk(args.outdir, source_date(), args.release))
     return 0
 
 
