@@ -1,0 +1,120 @@
+"""A router in the VM: OpenWrt's own ubusd, procd and rpcd (built by
+scripts/owrt-userland.sh into build/owrt) in an OpenWrt-layout root
+(``owrt-sandbox``: a private mount and PID namespace over the VM's /),
+inside a network namespace of the test.
+
+The sandbox runs ``sleep`` as its command; every ``Router.sh`` call enters
+its namespaces with ``nsenter``, so a test talks to the router as an admin
+on its shell would: ``opkg``, ``/etc/init.d/lvn``, ``uci``, ``ubus``.
+The router's python3 is the VM's (.venv, plus the ``ubus`` binding that
+build.sh compiled against OpenWrt's libubus), marked installed in opkg's
+status like the other packages the image would bring.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+from pathlib import Path
+
+from .netns import Netns, scaled, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+OWRT = ROOT / "build" / "owrt"
+
+# what an OpenWrt image would have installed: lvn's and kmod-ipudp's
+# dependencies, marked installed in /usr/lib/opkg/status
+PROVIDED = ["kernel", "kmod-udptunnel4", "kmod-udptunnel6", "python3-light",
+            "python3-logging", "python3-ctypes", "python3-pyroute2", "python3-pyopenssl",
+            "python3-cryptography", "python3-ubus"]
+
+# a router's environment, not the test runner's
+ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C"}
+
+OPKG_CONF = """dest root /
+lists_dir ext /var/opkg-lists
+option overlay_root /overlay
+arch all 1
+arch noarch 1
+arch x86_64 10
+"""
+
+
+def overlay(tmp: Path) -> Path:
+    """The files the image brings besides OpenWrt's userland: python3, opkg's
+    configuration and status."""
+    tree = tmp / "overlay"
+    site = next((OWRT / "venv" / "lib").glob("python3*/site-packages"))
+    python = tree / "usr" / "bin" / "python3"
+    python.parent.mkdir(parents=True)
+    python.write_text("#!/bin/sh\n"
+                      f"PYTHONPATH={shlex.quote(str(site))} "
+                      f"exec {shlex.quote(str(ROOT / '.venv' / 'bin' / 'python'))} \"$@\"\n")
+    python.chmod(0o755)
+    (tree / "etc").mkdir()
+    (tree / "etc" / "opkg.conf").write_text(OPKG_CONF)
+    status = tree / "usr" / "lib" / "opkg" / "status"
+    status.parent.mkdir(parents=True)
+    status.write_text("".join(
+        f"Package: {p}\nVersion: 1-1\nStatus: install user installed\n"
+        f"Architecture: all\nInstalled-Time: 1\n\n" for p in PROVIDED))
+    info = status.parent / "info"
+    info.mkdir()
+    for p in PROVIDED:
+        (info / f"{p}.list").write_text("")
+    return tree
+
+
+class Router:
+    def __init__(self, ns: Netns, tmp: Path) -> None:
+        self.ns = ns
+        self.logs = tmp / "owrt-logs"
+        self.logs.mkdir()
+        self.proc = ns.popen(str(OWRT / "bin" / "owrt-sandbox"), "-r", "-o", str(overlay(tmp)),
+                             "-l", str(self.logs), "--", "sleep", "1000000",
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV)
+        self.pid = 0
+        wait_for(self._find_inner, scaled(120), "the sandbox's ubusd, procd and rpcd")
+
+    def _find_inner(self) -> bool:
+        """The host pid of the sandbox's ``sleep``: nsenter's target."""
+        if self.proc.poll() is not None:
+            err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+            raise AssertionError(f"owrt-sandbox exited ({self.proc.returncode}): {err}")
+        for status in Path("/proc").glob("[0-9]*/status"):
+            try:
+                text = status.read_text()
+                cmd = (status.parent / "cmdline").read_bytes()
+            except OSError:
+                continue
+            nspid = [ln for ln in text.splitlines() if ln.startswith("NSpid:")]
+            if cmd == b"sleep\x001000000\x00" and nspid and len(nspid[0].split()) == 3:
+                self.pid = int(status.parent.name)
+                return True
+        return False
+
+    def sh(self, script: str, check: bool = True, timeout: float = 120) -> str:
+        """Run a shell script on the router (busybox ash, as on OpenWrt)."""
+        p = subprocess.run(["nsenter", "-t", str(self.pid), "-m", "-p", "-n", "-r", "-w",
+                            "/bin/sh", "-c", script], capture_output=True,
+                           timeout=scaled(timeout), env=ENV)
+        out = p.stdout.decode(errors="replace")
+        if check and p.returncode != 0:
+            raise AssertionError(f"on the router, exit {p.returncode}: {script}\n{out}"
+                                 f"{p.stderr.decode(errors='replace')}\n{self.log_tail()}")
+        return out
+
+    def log_tail(self) -> str:
+        out = []
+        for f in sorted(self.logs.glob("*.log")):
+            lines = f.read_text(errors="replace").splitlines()[-15:]
+            out.append(f"--- {f.name}\n" + "\n".join(lines))
+        return "\n".join(out)
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=scaled(30))
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()

@@ -1,0 +1,245 @@
+"""The feed on OpenWrt's own programs: opkg installs it, procd runs it,
+uci and reload_config change it, ubus (and rpcd's ACLs) reach it.
+
+One router (tests/kernel/router.py) for the whole module, the tests in
+order: install, reload by diff, respawn, ubus, rpcd ACL, upgrade, removal.
+Its peer, in another namespace, is a static tunnel made by ``lvn apply``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lvn.netlink import Ipudp
+
+from .netns import Netns, veth, wait_for
+from .router import OWRT, ROOT, Router
+
+KERNEL = os.uname().release
+
+PEER_CONF = """
+config tunnel 'router'
+	option ifname 'lvn1'
+	option remote '10.99.0.1'
+	option port '50003'
+	option remote_port '50003'
+	list address '10.51.0.2/30'
+"""
+
+# what an admin types on the router to add the tunnel to its peer
+UCI_TUNNEL = ("uci set lvn.peer=tunnel && uci set lvn.peer.ifname=lvn1 && "
+              "uci set lvn.peer.remote=10.99.0.2 && uci set lvn.peer.port=50003 && "
+              "uci set lvn.peer.remote_port=50003 && "
+              "uci add_list lvn.peer.address=10.51.0.1/30 && uci commit lvn && reload_config")
+
+
+class Site:
+    def __init__(self, router: Router, r: Netns, peer: Netns, ipk: Path) -> None:
+        self.router, self.r, self.peer, self.ipk = router, r, peer, ipk
+        self.k = Ipudp(netns=r.name)
+
+    def ubus(self, method: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
+        out = self.router.sh(f"ubus -t 30 call lvn {method} '{json.dumps(args or {})}'")
+        reply: dict[str, Any] = json.loads(out)
+        return reply
+
+    def service(self) -> dict[str, object]:
+        out = self.router.sh("ubus call service list '{\"name\":\"lvn\"}'")
+        instances = json.loads(out).get("lvn", {}).get("instances", {})
+        return dict(instances.get("lvn", {}))
+
+    def remote(self) -> str | None:
+        devs = {d.ifname: d for d in self.k.devices()}
+        t = devs["lvn1"].tunnels if "lvn1" in devs else ()
+        return t[0].remote if t else None
+
+    def ping(self) -> None:
+        self.r.run("ping", "-c", "2", "-W", "5", "10.51.0.2")
+
+
+def build_ipks(out: Path) -> Path:
+    ko = ROOT / "build" / "kmod" / KERNEL / "ipudp.ko"
+    for args in ([], ["--release", "2"], ["--kmod", str(ko), "--kernel", KERNEL]):
+        subprocess.run([sys.executable, str(ROOT / "scripts" / "build-ipk.py"), str(out), *args],
+                       check=True, capture_output=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    if not (OWRT / "bin" / "owrt-sandbox").exists():
+        pytest.skip("OpenWrt's userland is not built (scripts/owrt-userland.sh, which make test "
+                    "runs before the VM stage, found no sources): these tests did NOT run")
+    tmp = tmp_path_factory.mktemp("owrt")
+    # the ipks live under the project tree: the sandbox has its own /tmp
+    ipk = build_ipks(ROOT / "build" / "vm" / KERNEL / "ipk")
+    r, peer = Netns(), Netns()
+    router = None
+    try:
+        veth(r, peer)
+        r.ip("addr", "add", "10.99.0.1/24", "dev", "ul0")
+        peer.ip("addr", "add", "10.99.0.2/24", "dev", "ul0")
+        (tmp / "peer").mkdir()
+        (tmp / "peer" / "lvn").write_text(PEER_CONF)
+        peer.run(sys.executable, "-m", "lvn", "apply", "-c", str(tmp / "peer"),
+                 "--state", str(tmp / "peer.json"))
+        router = Router(r, tmp)
+        s = Site(router, r, peer, ipk)
+        yield s
+        s.k.close()
+    finally:
+        if router is not None:
+            router.close()
+        for ns in (r, peer):
+            ns.delete()
+
+
+def test_opkg_install_enables_and_starts(site: Site) -> None:
+    out = site.router.sh(f"opkg install {site.ipk}/kmod-ipudp_*.ipk {site.ipk}/lvn_*-1_all.ipk"
+                         " 2>&1")
+    assert "Configuring kmod-ipudp." in out and "Configuring lvn." in out, out
+    assert "lvn - 0.1.0-1" in site.router.sh("opkg list-installed")
+    assert site.router.sh(f"ls /lib/modules/{KERNEL}/ /etc/modules.d/").split() == \
+        ["/etc/modules.d/:", "30-ipudp", f"/lib/modules/{KERNEL}/:", "ipudp.ko"]
+    # OpenWrt's default postinst: enabled and started
+    site.router.sh("/etc/init.d/lvn enabled")
+    wait_for(lambda: site.service().get("running") is True, 60, "procd to run lvn")
+    site.router.sh("ubus -t 60 wait_for lvn")
+    assert site.router.sh("/etc/init.d/lvn status").strip() == "running"
+    assert site.ubus("status")["config"] == {"path": "/etc/config/lvn", "valid": True,
+                                             "errors": []}
+
+
+def test_uci_commit_and_reload_config_apply_by_diff(site: Site) -> None:
+    site.router.sh(UCI_TUNNEL)
+    wait_for(lambda: site.remote() == "10.99.0.2", 60, "the reload trigger to apply")
+    site.ping()
+    ifindex = site.k.device("lvn1").ifindex
+    # a change: applied in place
+    site.router.sh("uci add_list lvn.peer.address=10.51.1.1/30 && uci commit lvn && "
+                   "reload_config")
+    wait_for(lambda: "10.51.1.1/30" in site.k.addresses("lvn1"), 60, "the new address")
+    assert site.k.device("lvn1").ifindex == ifindex
+    site.ping()
+    # an invalid file: refused (status says why), the tunnel keeps forwarding
+    site.router.sh("uci set lvn.peer.remote=10.99.0.256 && uci commit lvn && reload_config")
+
+    def refused() -> bool:
+        conf = site.ubus("status")["config"]
+        assert isinstance(conf, dict)
+        return conf["valid"] is False
+    wait_for(refused, 60, "the refusal")
+    errors = site.ubus("status")["config"]["errors"]
+    assert "lvn.peer.remote: '10.99.0.256' is not an IPv4 or IPv6 address" in errors
+    assert site.remote() == "10.99.0.2" and site.k.device("lvn1").ifindex == ifindex
+    site.ping()
+    site.router.sh("uci set lvn.peer.remote=10.99.0.2 && uci commit lvn && reload_config")
+    wait_for(lambda: not refused(), 60, "the valid file to be accepted again")
+
+
+def test_kill_9_respawns_and_tunnels_keep_forwarding(site: Site) -> None:
+    pid = site.service()["pid"]
+    ifindex = site.k.device("lvn1").ifindex
+    site.router.sh(f"kill -9 {pid}")
+    site.ping()  # the kernel forwards while the agent is dead
+    wait_for(lambda: site.service().get("running") is True and site.service()["pid"] != pid,
+             120, "procd to respawn lvn")
+    site.router.sh("ubus -t 60 wait_for lvn")
+    assert site.ubus("status")["tunnels"] == 1
+    assert site.k.device("lvn1").ifindex == ifindex
+    site.ping()
+
+
+def test_ubus_methods_on_real_ubusd(site: Site) -> None:
+    status = site.ubus("status")
+    assert status["tunnels"] == 1 and status["devices"] >= 1
+    tunnels = site.ubus("tunnels")["tunnels"]
+    assert isinstance(tunnels, list)
+    assert [(t["static"], t["remote"]) for t in tunnels] == [("peer", "10.99.0.2")]
+    assert site.ubus("peers") == {"peers": []}
+    assert site.ubus("reload")["ok"] is True
+    listen = subprocess.Popen(["nsenter", "-t", str(site.router.pid), "-m", "-p", "-n", "-r",
+                               "-w", "ubus", "-m", "1", "listen", "lvn.tunnel.add"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        site.router.sh("ubus -t 10 list lvn")  # let the listener register first
+        wait_for(lambda: "ubus" in site.router.sh("ps"), 10, "the listener")
+        reply = site.ubus("tunnel_add", {"name": "two", "tunnel": {
+            "ifname": "lvn2", "remote": "10.99.0.9", "address": ["10.52.0.1/30"]}})
+        assert reply["ok"] is True
+        event = listen.communicate(timeout=60)[0].decode()
+    finally:
+        if listen.poll() is None:
+            listen.kill()
+            listen.wait()
+    assert json.loads(event) == {"lvn.tunnel.add": {"ifname": "lvn2", "id": 1,
+                                                     "remote": "10.99.0.9",
+                                                     "remote_port": 50000}}, event
+    assert site.router.sh("uci get lvn.two.remote").strip() == "10.99.0.9"
+    assert site.ubus("tunnel_del", {"name": "two"})["ok"] is True
+    assert "lvn2" not in [d.ifname for d in site.k.devices()]
+    # unknown tunnel, bad options: the reply says why
+    assert "no tunnel section" in str(site.ubus("tunnel_del", {"name": "nope"})["error"])
+    bad = site.ubus("tunnel_add", {"name": "x", "tunnel": {"ifname": "lvn3"}})
+    assert "required option is missing" in str(bad["error"])
+    # wrong argument types: ubusd refuses the call before it reaches lvn
+    p = subprocess.run(["nsenter", "-t", str(site.router.pid), "-m", "-p", "-n", "-r", "-w",
+                        "ubus", "call", "lvn", "tunnel_del", '{"name": 7}'],
+                       capture_output=True, text=True)
+    assert p.returncode == 2 and "Invalid argument" in p.stderr, (p.returncode, p.stderr)
+
+
+def test_rpcd_grants_lvn_acl(site: Site) -> None:
+    """rpcd loads the package's ACL: a login with the lvn read group may call
+    the read methods and not the write ones; one without it may call none."""
+    crypt = subprocess.run(["openssl", "passwd", "-1", "secret"], capture_output=True,
+                           text=True, check=True).stdout.strip()
+    users = "".join(f"\nconfig login\n\toption username '{user}'\n\toption password '{crypt}'\n"
+                    f"\tlist read '{group}'\n"
+                    for user, group in (("viewer", "lvn"), ("other", "unrelated")))
+    site.router.sh(f"cat >> /etc/config/rpcd <<'EOF'\n{users}EOF\n")
+
+    def access(user: str, method: str) -> bool:
+        login = json.loads(site.router.sh(
+            "ubus call session login "
+            f"'{{\"username\":\"{user}\",\"password\":\"secret\"}}'"))
+        sid = login["ubus_rpc_session"]
+        out = site.router.sh("ubus call session access "
+                             f"'{{\"ubus_rpc_session\":\"{sid}\",\"scope\":\"ubus\","
+                             f"\"object\":\"lvn\",\"function\":\"{method}\"}}'")
+        return bool(json.loads(out)["access"])
+
+    assert access("viewer", "status") and access("viewer", "tunnels")
+    assert not access("viewer", "tunnel_add")
+    assert not access("other", "status")
+
+
+def test_upgrade_keeps_config_and_disable(site: Site) -> None:
+    site.router.sh("/etc/init.d/lvn disable")
+    out = site.router.sh(f"opkg install {site.ipk}/lvn_*-2_all.ipk 2>&1")
+    assert "Upgrading lvn" in out, out
+    assert "lvn - 0.1.0-2" in site.router.sh("opkg list-installed")
+    assert site.router.sh("uci get lvn.peer.remote").strip() == "10.99.0.2"
+    assert site.router.sh("/etc/init.d/lvn enabled", check=False) == ""
+    assert not site.router.sh("ls /etc/rc.d").split(), "the upgrade re-enabled lvn"
+    site.ping()
+
+
+def test_remove_stops_the_service_and_its_tunnels(site: Site) -> None:
+    site.router.sh("/etc/init.d/lvn start")
+    wait_for(lambda: site.service().get("running") is True, 60, "lvn to run")
+    out = site.router.sh("opkg remove lvn 2>&1")
+    assert "Removing package lvn" in out, out
+    assert site.service() == {}
+    assert "lvn1" not in [d.ifname for d in site.k.devices()]
+    left = site.router.sh("ls /usr/lib/lvn /usr/sbin/lvn /etc/init.d/lvn "
+                          "/usr/share/rpcd/acl.d/lvn.json 2>&1", check=False)
+    assert left.count("No such file or directory") == 4, left
