@@ -9,10 +9,9 @@ cd "$(dirname "$0")/.."
 read -r -a series <<<"${LVN_KERNELS:-6.1 6.12}"
 mapfile -t releases < <(vm/kernels.sh "${series[@]}")
 pyargs=""
-# passed into the guest when set: LVN_UBUSD (a ubusd binary: the live ubus
-# test), LVN_TEARDOWN_ROUNDS (tests/kernel/test_teardown.py)
+# passed into the guest when set: LVN_TEARDOWN_ROUNDS (tests/kernel/test_teardown.py)
 envs=""
-for var in LVN_UBUSD LVN_TEARDOWN_ROUNDS; do
+for var in LVN_TEARDOWN_ROUNDS; do
 	[ -z "${!var:-}" ] || envs+="$var=$(printf '%q' "${!var}") "
 done
 [ $# -eq 0 ] || pyargs=$(printf ' %q' "$@")

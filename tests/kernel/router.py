@@ -75,6 +75,9 @@ class Router:
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV)
         self.pid = 0
         wait_for(self._find_inner, scaled(120), "the sandbox's ubusd, procd and rpcd")
+        # reload_config only reports changes against checksums it recorded
+        # before: a booted router has run it once (its first run records)
+        self.sh("reload_config")
 
     def _find_inner(self) -> bool:
         """The host pid of the sandbox's ``sleep``: nsenter's target."""

@@ -12,7 +12,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import pytest
 
 from lvn.netlink import Ipudp
 
+from .conftest import load_module
 from .netns import Netns, veth, wait_for
 from .router import OWRT, ROOT, Router
 
@@ -61,6 +62,15 @@ class Site:
         t = devs["lvn1"].tunnels if "lvn1" in devs else ()
         return t[0].remote if t else None
 
+    def wait(self, cond: Callable[[], bool], timeout: float, what: str) -> None:
+        """wait_for, and on a timeout what the router says about itself."""
+        try:
+            wait_for(cond, timeout, what)
+        except AssertionError as e:
+            state = self.router.sh("ubus -t 10 call lvn status; lvn config validate; lvn show; "
+                                   "cat /etc/config/lvn", check=False)
+            raise AssertionError(f"{e}\n--- the router:\n{state}") from None
+
     def ping(self) -> None:
         self.r.run("ping", "-c", "2", "-W", "5", "10.51.0.2")
 
@@ -78,6 +88,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     if not (OWRT / "bin" / "owrt-sandbox").exists():
         pytest.skip("OpenWrt's userland is not built (scripts/owrt-userland.sh, which make test "
                     "runs before the VM stage, found no sources): these tests did NOT run")
+    load_module()
     tmp = tmp_path_factory.mktemp("owrt")
     # the ipks live under the project tree: the sandbox has its own /tmp
     ipk = build_ipks(ROOT / "build" / "vm" / KERNEL / "ipk")
@@ -107,8 +118,8 @@ def test_opkg_install_enables_and_starts(site: Site) -> None:
                          " 2>&1")
     assert "Configuring kmod-ipudp." in out and "Configuring lvn." in out, out
     assert "lvn - 0.1.0-1" in site.router.sh("opkg list-installed")
-    assert site.router.sh(f"ls /lib/modules/{KERNEL}/ /etc/modules.d/").split() == \
-        ["/etc/modules.d/:", "30-ipudp", f"/lib/modules/{KERNEL}/:", "ipudp.ko"]
+    assert site.router.sh(f"ls /lib/modules/{KERNEL}/ipudp.ko && cat /etc/modules.d/30-ipudp"
+                          ).split() == [f"/lib/modules/{KERNEL}/ipudp.ko", "ipudp"]
     # OpenWrt's default postinst: enabled and started
     site.router.sh("/etc/init.d/lvn enabled")
     wait_for(lambda: site.service().get("running") is True, 60, "procd to run lvn")
@@ -120,7 +131,7 @@ def test_opkg_install_enables_and_starts(site: Site) -> None:
 
 def test_uci_commit_and_reload_config_apply_by_diff(site: Site) -> None:
     site.router.sh(UCI_TUNNEL)
-    wait_for(lambda: site.remote() == "10.99.0.2", 60, "the reload trigger to apply")
+    site.wait(lambda: site.remote() == "10.99.0.2", 60, "the reload trigger to apply")
     site.ping()
     ifindex = site.k.device("lvn1").ifindex
     # a change: applied in place

@@ -121,33 +121,6 @@ def test_feed_makefile_version_matches() -> None:
         assert "SPDX-License-Identifier: GPL-2.0-only" in src.read_text().splitlines()[0], src
 
 
-PROCD_STUBS = """
-procd_open_instance() { echo "open $*"; }
-procd_set_param() { echo "param $*"; }
-procd_close_instance() { echo close; }
-procd_send_signal() { echo "signal $*"; }
-procd_add_reload_trigger() { echo "reload-trigger $*"; }
-"""
-
-
 def test_init_script_is_shellcheck_clean() -> None:
     res = subprocess.run(["shellcheck", "-s", "sh", str(INIT)], capture_output=True, text=True)
     assert res.returncode == 0, res.stdout
-
-
-def test_init_script_procd_calls(tmp_path: Path) -> None:
-    """Source the script under stand-ins of procd's shell API and read its calls."""
-    fake = tmp_path / "lvn"
-    fake.write_text(f"#!/bin/sh\necho \"lvn $*\" >> {tmp_path}/calls\n")
-    fake.chmod(0o755)
-    script = (PROCD_STUBS + f". {INIT}\nPROG={fake}\n"
-              "start_service; service_triggers; reload_service; stop_service\n")
-    res = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True)
-    lines = res.stdout.splitlines()
-    assert lines[0] == "open lvn"
-    assert f"param command {fake} agent --ubus /var/run/ubus/ubus.sock" in lines
-    assert "param respawn 3600 5 5" in lines and "param term_timeout 10" in lines
-    assert {"param stdout 1", "param stderr 1", "close", "reload-trigger lvn",
-            "signal lvn lvn HUP"} <= set(lines)
-    assert (tmp_path / "calls").read_text() == "lvn apply --flush\n"
-    assert "START=95" in INIT.read_text() and "USE_PROCD=1" in INIT.read_text()
