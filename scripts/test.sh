@@ -16,7 +16,7 @@ echo "=== static checks"
 sh -n vm/guest-run.sh vm/initramfs-init
 shellcheck -s bash scripts/*.sh vm/*.sh .ci/run
 shellcheck -s sh vm/initramfs-init files/etc/init.d/lvn
-.venv/bin/mypy --strict scripts/build-ipk.py scripts/bench.py scripts/bench_join.py scripts/bench_report.py
+.venv/bin/mypy --strict scripts/build-ipk.py scripts/test_summary.py scripts/bench.py scripts/bench_join.py scripts/bench_report.py
 
 echo "=== checkpatch --strict, sparse (kernel module)"
 scripts/checkpatch.sh
@@ -24,17 +24,24 @@ scripts/sparse.sh
 
 echo "=== host unit tests"
 # pytest exits 5 when it collects nothing: that fails here like any error.
-.venv/bin/python -m pytest -p no:cacheprovider -q tests/unit
+mkdir -p build/junit
+.venv/bin/python -m pytest -p no:cacheprovider -q tests/unit --junitxml=build/junit/unit.xml
 
 echo "=== host unit tests with OpenWrt 24.10's dependency versions (.venv-floor)"
-PATH="$PWD/.venv/bin:$PATH" .venv-floor/bin/python -m pytest -p no:cacheprovider -q tests/unit
+PATH="$PWD/.venv/bin:$PATH" .venv-floor/bin/python -m pytest -p no:cacheprovider -q tests/unit \
+	--junitxml=build/junit/unit-floor.xml
 
 echo "=== OpenWrt userland: build (scripts/owrt-userland.sh), then its host tests"
 rc=0; scripts/owrt-userland.sh || rc=$?
 if [ "$rc" -ne 0 ] && [ "$rc" -ne 3 ]; then exit "$rc"; fi
-.venv/bin/python -m pytest -p no:cacheprovider -q -rs tests/owrt
+.venv/bin/python -m pytest -p no:cacheprovider -q -rs tests/owrt --junitxml=build/junit/owrt.xml
 
 echo "=== VM stage"
 scripts/test-vm.sh
 
+echo "=== tests per component"
+reports=(host=build/junit/unit.xml "host (OpenWrt 24.10 versions)=build/junit/unit-floor.xml"
+	"OpenWrt userland (host)=build/junit/owrt.xml")
+for rel in $(vm/kernels.sh); do reports+=("VM $rel=build/vm/$rel/junit.xml"); done
+.venv/bin/python scripts/test_summary.py "${reports[@]}"
 echo "=== all stages passed in $(( $(date +%s) - start )) s"

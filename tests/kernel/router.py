@@ -51,8 +51,14 @@ def overlay(tmp: Path) -> Path:
                       f"PYTHONPATH={shlex.quote(str(site))} "
                       f"exec {shlex.quote(str(ROOT / '.venv' / 'bin' / 'python'))} \"$@\"\n")
     python.chmod(0o755)
-    (tree / "etc").mkdir()
+    (tree / "etc" / "init.d").mkdir(parents=True)
     (tree / "etc" / "opkg.conf").write_text(OPKG_CONF)
+    # owrt-sandbox starts rpcd itself and the sources have no rpcd init
+    # script: this one does what the image's does on reload (SIGHUP: re-read
+    # the ACL files), which lvn's postinst calls
+    rpcd = tree / "etc" / "init.d" / "rpcd"
+    rpcd.write_text("#!/bin/sh\ncase $1 in reload) kill -HUP $(pidof rpcd) ;; esac\n")
+    rpcd.chmod(0o755)
     status = tree / "usr" / "lib" / "opkg" / "status"
     status.parent.mkdir(parents=True)
     status.write_text("".join(

@@ -60,10 +60,12 @@ def test_control_fields_and_scripts(ipk: Path) -> None:
     assert int(fields["Installed-Size"]) == size
     assert ctrl["./conffiles"][1] == b"/etc/config/lvn\n"
     # OpenWrt's own postinst/prerm (enable+start, stop+disable, an admin's
-    # disable kept on upgrade); the package adds only an rpcd reload
+    # disable kept on upgrade); the package adds only an rpcd reload and a
+    # reload_config run (so that reload triggers see lvn's config from now on)
     assert b"default_postinst $0 $@" in ctrl["./postinst"][1]
     assert b"default_prerm $0 $@" in ctrl["./prerm"][1]
     assert b"/etc/init.d/lvn" not in ctrl["./postinst-pkg"][1]
+    assert b"/sbin/reload_config" in ctrl["./postinst-pkg"][1]
     for script in ("./postinst", "./prerm", "./postinst-pkg"):
         info, body = ctrl[script]
         assert info.mode == 0o755 and body.startswith(b"#!/bin/sh\n")
