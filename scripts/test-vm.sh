@@ -3,7 +3,8 @@
 # boot it once under qemu and run every VM test in that boot.
 # Usage: scripts/test-vm.sh [PYTEST ARGS...]   (LVN_KERNELS="6.1 6.12" by default;
 #        LVN_TESTS="tests/kernel/test_x.py" picks tests, default tests/kernel;
-#        LVN_MARKS is pytest's -m, default "not long": make test-long sets "long")
+#        LVN_MARKS is pytest's -m, default "not long": make test-long sets "long";
+#        LVN_VM_JOBS: VMs at once, default 2)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 read -r -a series <<<"${LVN_KERNELS:-6.1 6.12}"
@@ -11,22 +12,39 @@ mapfile -t releases < <(vm/kernels.sh "${series[@]}")
 pyargs=""
 # passed into the guest when set: LVN_TEARDOWN_ROUNDS (tests/kernel/test_teardown.py)
 envs=""
-for var in LVN_TEARDOWN_ROUNDS; do
-	[ -z "${!var:-}" ] || envs+="$var=$(printf '%q' "${!var}") "
-done
+[ -z "${LVN_TEARDOWN_ROUNDS:-}" ] || envs="LVN_TEARDOWN_ROUNDS=$(printf '%q' "$LVN_TEARDOWN_ROUNDS") "
 [ $# -eq 0 ] || pyargs=$(printf ' %q' "$@")
-failed=()
+marks=$(printf '%q' "${LVN_MARKS-not long}")
+# one VM per kernel; LVN_VM_JOBS of them at once (default 2: the guests
+# mostly wait on one CPU each, so two boots side by side take far less
+# than two in a row; their console lines are prefixed with the series)
+jobs=${LVN_VM_JOBS:-2}
+run_one() {
+	local rel=$1 junit=build/vm/$1/junit.xml
+	rm -f "$junit"
+	vm/run.sh "$rel" "$envs.venv/bin/python -m pytest -p no:cacheprovider -q ${LVN_TESTS:-tests/kernel} -m $marks --junitxml=$junit$pyargs"
+}
+for rel in "${releases[@]}"; do
+	mkdir -p "build/vm/$rel"
+	vm/build-module.sh "$rel" >/dev/null
+done
+pids=()
 for rel in "${releases[@]}"; do
 	echo "=== VM stage: $rel"
-	vm/build-module.sh "$rel" >/dev/null
-	junit=build/vm/$rel/junit.xml
-	mkdir -p "build/vm/$rel"
-	rm -f "$junit"
-	marks=$(printf '%q' "${LVN_MARKS-not long}")
-	if ! vm/run.sh "$rel" "$envs.venv/bin/python -m pytest -p no:cacheprovider -q ${LVN_TESTS:-tests/kernel} -m $marks --junitxml=$junit$pyargs"; then
-		failed+=("$rel")
+	if [ "$jobs" -le 1 ] || [ ${#releases[@]} -le 1 ]; then
+		run_one "$rel"; echo $? >"build/vm/$rel/rc"
+	else
+		( set -o pipefail; run_one "$rel" 2>&1 | sed -u "s/^/[${rel%%-*}] /"
+		  echo $? >"build/vm/$rel/rc" ) &
+		pids+=($!)
 	fi
-	if [ ! -s "$junit" ]; then
+done
+[ ${#pids[@]} -eq 0 ] || wait "${pids[@]}"
+failed=()
+for rel in "${releases[@]}"; do
+	if [ "$(cat "build/vm/$rel/rc")" != 0 ]; then
+		failed+=("$rel")
+	elif [ ! -s "build/vm/$rel/junit.xml" ]; then
 		echo "VM stage $rel: no test report (the guest did not run pytest)" >&2
 		failed+=("$rel")
 	fi

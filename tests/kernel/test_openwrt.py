@@ -149,7 +149,8 @@ def test_uci_commit_and_reload_config_apply_by_diff(site: Site) -> None:
         return conf["valid"] is False
     wait_for(refused, 60, "the refusal")
     errors = site.ubus("status")["config"]["errors"]
-    assert "lvn.peer.remote: '10.99.0.256' is not an IPv4 or IPv6 address" in errors
+    assert "lvn.peer.remote: '10.99.0.256' is not an IPv4 or IPv6 address" in \
+        [e.strip() for e in errors]
     assert site.remote() == "10.99.0.2" and site.k.device("lvn1").ifindex == ifindex
     site.ping()
     site.router.sh("uci set lvn.peer.remote=10.99.0.2 && uci commit lvn && reload_config")
@@ -166,6 +167,27 @@ def test_kill_9_respawns_and_tunnels_keep_forwarding(site: Site) -> None:
     site.router.sh("ubus -t 60 wait_for lvn")
     assert site.ubus("status")["tunnels"] == 1
     assert site.k.device("lvn1").ifindex == ifindex
+    site.ping()
+
+
+def test_init_script_verbs(site: Site) -> None:
+    """stop removes the service's devices; start, restart and reload bring
+    them back or keep them; status follows."""
+    site.router.sh("/etc/init.d/lvn stop")
+    assert site.router.sh("/etc/init.d/lvn status", check=False).strip() == "inactive"
+    assert "lvn1" not in [d.ifname for d in site.k.devices()]
+    site.router.sh("/etc/init.d/lvn start")
+    site.wait(lambda: site.remote() == "10.99.0.2", 60, "start to apply")
+    site.ping()
+    pid = site.service()["pid"]
+    site.router.sh("/etc/init.d/lvn restart")
+    site.wait(lambda: site.service().get("pid") not in (None, pid) and
+              site.remote() == "10.99.0.2", 60, "restart")
+    ifindex = site.k.device("lvn1").ifindex
+    site.router.sh("/etc/init.d/lvn reload")
+    assert site.service()["pid"] != pid and site.k.device("lvn1").ifindex == ifindex
+    assert site.router.sh("/etc/init.d/lvn status").strip() == "running"
+    site.router.sh("ubus -t 60 wait_for lvn")
     site.ping()
 
 
@@ -195,6 +217,8 @@ def test_ubus_methods_on_real_ubusd(site: Site) -> None:
                                                      "remote": "10.99.0.9",
                                                      "remote_port": 50000}}, event
     assert site.router.sh("uci get lvn.two.remote").strip() == "10.99.0.9"
+    # the file lvn rewrote reads back the same with the real uci
+    assert site.router.sh("uci show lvn") == site.router.sh("lvn config show lvn")
     assert site.ubus("tunnel_del", {"name": "two"})["ok"] is True
     assert "lvn2" not in [d.ifname for d in site.k.devices()]
     # unknown tunnel, bad options: the reply says why
