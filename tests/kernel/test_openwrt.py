@@ -174,7 +174,9 @@ def test_init_script_verbs(site: Site) -> None:
     """stop removes the service's devices; start, restart and reload bring
     them back or keep them; status follows."""
     site.router.sh("/etc/init.d/lvn stop")
-    assert site.router.sh("/etc/init.d/lvn status", check=False).strip() == "inactive"
+    # procd stops the instance asynchronously (SIGTERM, term_timeout 10 s)
+    site.wait(lambda: site.router.sh("/etc/init.d/lvn status", check=False).strip()
+              == "inactive", 60, "status to say inactive")
     assert "lvn1" not in [d.ifname for d in site.k.devices()]
     site.router.sh("/etc/init.d/lvn start")
     site.wait(lambda: site.remote() == "10.99.0.2", 60, "start to apply")
@@ -225,7 +227,8 @@ def test_ubus_methods_on_real_ubusd(site: Site) -> None:
     assert "no tunnel section" in str(site.ubus("tunnel_del", {"name": "nope"})["error"])
     bad = site.ubus("tunnel_add", {"name": "x", "tunnel": {"ifname": "lvn3"}})
     assert "required option is missing" in str(bad["error"])
-    # wrong argument types: ubusd refuses the call before it reaches lvn
+    # wrong argument types: the binding's signature check refuses the call
+    # (UBUS_STATUS_INVALID_ARGUMENT) before it reaches lvn's handler
     p = subprocess.run(["nsenter", "-t", str(site.router.pid), "-m", "-p", "-n", "-r", "-w",
                         "ubus", "call", "lvn", "tunnel_del", '{"name": 7}'],
                        capture_output=True, text=True)

@@ -1,0 +1,40 @@
+"""The agent with the dependency versions of OpenWrt 24.10 (cryptography
+41.0.7, pyOpenSSL 23.3.0, pyroute2 0.7.9: scripts/openwrt-24.10-pins.txt),
+in the .venv-floor that scripts/setup-deps.sh makes: the NAT join scenario
+of test_agent.py runs again under that interpreter.  These are userspace
+versions, so one kernel is enough: it runs on the newest series only."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .netns import scaled
+
+ROOT = Path(__file__).resolve().parents[2]
+FLOOR = ROOT / ".venv-floor" / "bin" / "python"
+
+
+def test_agents_join_with_openwrt_24_10_versions() -> None:
+    if not os.uname().release.startswith("6.12"):
+        pytest.skip("userspace versions: checked in the 6.12 VM only")
+    if not FLOOR.exists():
+        pytest.fail(".venv-floor is missing: scripts/setup-deps.sh makes it")
+    versions = subprocess.run(
+        [str(FLOOR), "-c", "import cryptography, OpenSSL, pyroute2; print(cryptography."
+         "__version__, OpenSSL.__version__, pyroute2.__version__)"],
+        capture_output=True, text=True, check=True).stdout.split()
+    pins = dict(line.split("==") for line in
+                (ROOT / "scripts" / "openwrt-24.10-pins.txt").read_text().splitlines()
+                if "==" in line)
+    assert versions == [pins["cryptography"], pins["pyOpenSSL"], pins["pyroute2"]]
+    res = subprocess.run(
+        [str(FLOOR), "-m", "pytest", "-p", "no:cacheprovider", "-q",
+         "tests/kernel/test_agent.py::test_server_and_clients_join_through_nat"],
+        cwd=ROOT, capture_output=True, text=True, timeout=scaled(1800),
+        env=dict(os.environ, PATH=f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}"))
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
+    assert "1 passed" in res.stdout
