@@ -22,7 +22,7 @@ from lvn.netlink import Ipudp
 
 from .conftest import load_module
 from .netns import Netns, veth, wait_for
-from .router import OWRT, ROOT, Router
+from .router import ENV, OWRT, ROOT, Router
 
 KERNEL = os.uname().release
 
@@ -202,19 +202,19 @@ def test_ubus_methods_on_real_ubusd(site: Site) -> None:
     assert site.ubus("peers") == {"peers": []}
     assert site.ubus("reload")["ok"] is True
     listen = subprocess.Popen(["nsenter", "-t", str(site.router.pid), "-m", "-p", "-n", "-r",
-                               "-w", "ubus", "-m", "1", "listen", "lvn.tunnel.add"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                               "-w", "ubus", "-t", "120", "listen", "lvn.tunnel.add"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
     try:
-        site.router.sh("ubus -t 10 list lvn")  # let the listener register first
-        wait_for(lambda: "ubus" in site.router.sh("ps"), 10, "the listener")
+        wait_for(lambda: "ubus -t 120 listen" in site.router.sh("ps w"), 30, "the listener")
+        site.router.sh("ubus -t 10 list lvn")
         reply = site.ubus("tunnel_add", {"name": "two", "tunnel": {
             "ifname": "lvn2", "remote": "10.99.0.9", "address": ["10.52.0.1/30"]}})
         assert reply["ok"] is True
-        event = listen.communicate(timeout=60)[0].decode()
+        assert listen.stdout is not None
+        event = listen.stdout.readline().decode()
     finally:
-        if listen.poll() is None:
-            listen.kill()
-            listen.wait()
+        listen.kill()
+        listen.wait()
     assert json.loads(event) == {"lvn.tunnel.add": {"ifname": "lvn2", "id": 1,
                                                      "remote": "10.99.0.9",
                                                      "remote_port": 50000}}, event
@@ -231,7 +231,7 @@ def test_ubus_methods_on_real_ubusd(site: Site) -> None:
     # (UBUS_STATUS_INVALID_ARGUMENT) before it reaches lvn's handler
     p = subprocess.run(["nsenter", "-t", str(site.router.pid), "-m", "-p", "-n", "-r", "-w",
                         "ubus", "call", "lvn", "tunnel_del", '{"name": 7}'],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, env=ENV)
     assert p.returncode == 2 and "Invalid argument" in p.stderr, (p.returncode, p.stderr)
 
 
