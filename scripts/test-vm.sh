@@ -26,23 +26,25 @@ run_one() {
 }
 for rel in "${releases[@]}"; do
 	mkdir -p "build/vm/$rel"
+	rm -f "build/vm/$rel/rc"
 	vm/build-module.sh "$rel" >/dev/null
 done
 pids=()
 for rel in "${releases[@]}"; do
 	echo "=== VM stage: $rel"
 	if [ "$jobs" -le 1 ] || [ ${#releases[@]} -le 1 ]; then
-		run_one "$rel"; echo $? >"build/vm/$rel/rc"
+		rc=0; run_one "$rel" || rc=$?
+		echo "$rc" >"build/vm/$rel/rc"
 	else
-		( set -o pipefail; run_one "$rel" 2>&1 | sed -u "s/^/[${rel%%-*}] /"
-		  echo $? >"build/vm/$rel/rc" ) &
+		( rc=0; run_one "$rel" 2>&1 | sed -u "s/^/[${rel%%-*}] /" || rc=$?
+		  echo "$rc" >"build/vm/$rel/rc" ) &
 		pids+=($!)
 	fi
 done
 [ ${#pids[@]} -eq 0 ] || wait "${pids[@]}"
 failed=()
 for rel in "${releases[@]}"; do
-	if [ "$(cat "build/vm/$rel/rc")" != 0 ]; then
+	if [ "$(cat "build/vm/$rel/rc" 2>/dev/null)" != 0 ]; then
 		failed+=("$rel")
 	elif [ ! -s "build/vm/$rel/junit.xml" ]; then
 		echo "VM stage $rel: no test report (the guest did not run pytest)" >&2
