@@ -232,7 +232,7 @@ def test_ubus_methods_on_real_ubusd(site: Site) -> None:
     p = subprocess.run(["nsenter", "-t", str(site.router.pid), "-m", "-p", "-n", "-r", "-w",
                         "ubus", "call", "lvn", "tunnel_del", '{"name": 7}'],
                        capture_output=True, text=True, env=ENV)
-    assert p.returncode == 2 and "Invalid argument" in p.stderr, (p.returncode, p.stderr)
+    assert p.returncode != 0 and "(Invalid argument)" in p.stderr, (p.returncode, p.stderr)
 
 
 def test_rpcd_grants_lvn_acl(site: Site) -> None:
