@@ -13,7 +13,9 @@ status like the other packages the image would bring.
 
 from __future__ import annotations
 
+import os
 import shlex
+import signal
 import subprocess
 from pathlib import Path
 
@@ -86,19 +88,30 @@ class Router:
         self.sh("reload_config")
 
     def _find_inner(self) -> bool:
-        """The host pid of the sandbox's ``sleep``: nsenter's target."""
+        """The host pid of this sandbox's ``sleep`` (a descendant of our
+        process, in a child PID namespace): nsenter's target."""
         if self.proc.poll() is not None:
             err = self.proc.stderr.read().decode() if self.proc.stderr else ""
             raise AssertionError(f"owrt-sandbox exited ({self.proc.returncode}): {err}")
-        for status in Path("/proc").glob("[0-9]*/status"):
+        parent: dict[int, int] = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
             try:
-                text = status.read_text()
-                cmd = (status.parent / "cmdline").read_bytes()
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            parent[int(stat.parent.name)] = int(fields[1])
+        for pid in parent:
+            up = pid
+            while up in parent and up != self.proc.pid:
+                up = parent[up]
+            if up != self.proc.pid:
+                continue
+            try:
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
             except OSError:
                 continue
-            nspid = [ln for ln in text.splitlines() if ln.startswith("NSpid:")]
-            if cmd == b"sleep\x001000000\x00" and nspid and len(nspid[0].split()) == 3:
-                self.pid = int(status.parent.name)
+            if cmd == b"sleep\x001000000\x00":
+                self.pid = pid
                 return True
         return False
 
@@ -121,6 +134,13 @@ class Router:
         return "\n".join(out)
 
     def close(self) -> None:
+        # the sleep is the command of the namespace's PID 1: when it ends,
+        # PID 1 exits and the kernel kills everything left in the namespace
+        if self.pid:
+            try:
+                os.kill(self.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
         self.proc.terminate()
         try:
             self.proc.wait(timeout=scaled(30))
