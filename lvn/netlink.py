@@ -12,11 +12,11 @@ import ipaddress
 import os
 import socket
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from pyroute2 import IPRoute
 from pyroute2.netlink import NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, genlmsg, nla
@@ -284,6 +284,7 @@ _NLMSGHDR = struct.Struct("=IHHII")
 # Requests per sendmsg: each ack is its own skb (~1 KB of receive buffer),
 # so a batch must stay well inside the socket's receive buffer.
 _BATCH_REQUESTS = 128
+_S = TypeVar("_S")  # a pyroute2 socket
 _RCVBUF = 1 << 20
 
 
@@ -377,7 +378,16 @@ class Ipudp:
         self._netns = netns
         self._genl: GenericNetlinkSocket | None = None
         # ext_ack: rtnetlink errors carry the kernel's message, as genetlink's do
-        self._ipr = IPRoute(netns=netns, ext_ack=True) if netns else IPRoute(ext_ack=True)
+        self._ipr = self._made_here(lambda: IPRoute(ext_ack=True))
+
+    def _made_here(self, make: Callable[[], _S]) -> _S:
+        """A socket made in this connection's netns: the thread enters it
+        while the socket is made (pyroute2's own ``netns=`` argument is
+        0.8+; OpenWrt 24.10 ships 0.7.9)."""
+        if not self._netns:
+            return make()
+        with in_netns(self._netns):
+            return make()
 
     def __enter__(self) -> Ipudp:
         return self
@@ -396,10 +406,7 @@ class Ipudp:
 
     def _family(self) -> GenericNetlinkSocket:
         if self._genl is None:
-            if self._netns:
-                sock = GenericNetlinkSocket(ext_ack=True, netns=self._netns)
-            else:
-                sock = GenericNetlinkSocket(ext_ack=True)
+            sock = self._made_here(lambda: GenericNetlinkSocket(ext_ack=True))
             try:
                 sock.bind(IPUDP_GENL_NAME, ipudp_msg)
             except NetlinkError as e:
@@ -548,10 +555,7 @@ class Ipudp:
         """Kernel notifications as they happen (tunnel added, deleted, or
         receiving again after being idle); blocks between them."""
         self._family()  # a clear error if the module is missing
-        if self._netns:
-            sock = GenericNetlinkSocket(netns=self._netns)
-        else:
-            sock = GenericNetlinkSocket()
+        sock = self._made_here(GenericNetlinkSocket)
         try:
             sock.bind(IPUDP_GENL_NAME, ipudp_msg)
             sock.add_membership(IPUDP_MCGRP_EVENTS)

@@ -82,7 +82,11 @@ def run_recipe(recipe: str, macros: dict[str, str]) -> None:
             if call.group(1) == "Python3/CompileAll":
                 argv = [sys.executable, "-m", "compileall", "-q", "-r", "20", "-b", "-d", "/",
                         target]
-                subprocess.run(argv, check=True, env={**os.environ, "PYTHONHASHSEED": "0"})
+                # as the SDK: SOURCE_DATE_EPOCH set, so the byte code carries
+                # a hash of the source, not its mtime (reproducible)
+                epoch = str(source_date())
+                subprocess.run(argv, check=True, env={**os.environ, "PYTHONHASHSEED": epoch,
+                                                      "SOURCE_DATE_EPOCH": epoch})
             elif call.group(1) == "Python3/DeleteSourceFiles":
                 for f in Path(target).rglob("*.py"):
                     f.unlink()
