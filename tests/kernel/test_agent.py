@@ -20,6 +20,9 @@ from lvn.netlink import Ipudp
 
 from .netns import Netns, scaled, veth, wait_for
 
+# userspace scenarios: the newest kernel's VM runs them (docs/testing.md)
+pytestmark = pytest.mark.newest
+
 # Waits that include an agent's start (CPython importing pyOpenSSL, cryptography
 # and pyroute2 over 9p under TCG) have ceilings of minutes: they end as soon as
 # the event is seen, and a host busy with other VMs must not fail them.

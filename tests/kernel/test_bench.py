@@ -49,6 +49,7 @@ def report(out: Path, md: Path) -> str:
     return md.read_text()
 
 
+@pytest.mark.newest
 def test_bench_smoke(tmp_path: Path) -> None:
     out = tmp_path / "smoke.json"
     r = run_bench(out, "--only", "raw,ipudp4,ipip")

@@ -2,7 +2,7 @@
 41.0.7, pyOpenSSL 23.3.0, pyroute2 0.7.9: scripts/openwrt-24.10-pins.txt),
 in the .venv-floor that scripts/setup-deps.sh makes: the NAT join scenario
 of test_agent.py runs again under that interpreter.  These are userspace
-versions, so one kernel is enough: it runs on the newest series only."""
+versions, so one kernel is enough (marker ``newest``)."""
 
 from __future__ import annotations
 
@@ -14,13 +14,14 @@ import pytest
 
 from .netns import scaled
 
+# userspace scenarios: the newest kernel's VM runs them (docs/testing.md)
+pytestmark = pytest.mark.newest
+
 ROOT = Path(__file__).resolve().parents[2]
 FLOOR = ROOT / ".venv-floor" / "bin" / "python"
 
 
 def test_agents_join_with_openwrt_24_10_versions() -> None:
-    if not os.uname().release.startswith("6.12"):
-        pytest.skip("userspace versions: checked in the 6.12 VM only")
     if not FLOOR.exists():
         pytest.fail(".venv-floor is missing: scripts/setup-deps.sh makes it")
     versions = subprocess.run(

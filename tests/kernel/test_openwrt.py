@@ -24,6 +24,9 @@ from .conftest import load_module
 from .netns import Netns, veth, wait_for
 from .router import ENV, OWRT, ROOT, Router
 
+# userspace scenarios: the newest kernel's VM runs them (docs/testing.md)
+pytestmark = pytest.mark.newest
+
 KERNEL = os.uname().release
 
 PEER_CONF = """
