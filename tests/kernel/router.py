@@ -78,8 +78,10 @@ class Router:
         self.ns = ns
         self.logs = tmp / "owrt-logs"
         self.logs.mkdir()
+        # the project tree is bound in: it may live under /tmp (a CI clone),
+        # which the sandbox replaces with its own tmpfs
         self.proc = ns.popen(str(OWRT / "bin" / "owrt-sandbox"), "-r", "-o", str(overlay(tmp)),
-                             "-l", str(self.logs), "--", "sleep", "1000000",
+                             "-b", str(ROOT), "-l", str(self.logs), "--", "sleep", "1000000",
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV)
         self.pid = 0
         wait_for(self._find_inner, scaled(120), "the sandbox's ubusd, procd and rpcd")
