@@ -21,6 +21,11 @@ ROOT = Path(__file__).resolve().parents[2]
 FLOOR = ROOT / ".venv-floor" / "bin" / "python"
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "known bug with OpenWrt 24.10's versions (seen 2026-12-02): join, NAT rebinding and the "
+    "server restart pass, then after client B is killed the server's lvn0 is gone "
+    "('listing the tunnels of lvn0: no such device') instead of only B's idle tunnel; "
+    "strict: this test fails as soon as the bug is fixed, so the marker goes with it"))
 def test_agents_join_with_openwrt_24_10_versions() -> None:
     if not FLOOR.exists():
         pytest.fail(".venv-floor is missing: scripts/setup-deps.sh makes it")
