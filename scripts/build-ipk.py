@@ -56,7 +56,7 @@ DEFAULT_SCRIPTS = {
 }
 
 
-def sdk_macros(v: dict[str, str], build_dir: Path, dest: Path) -> dict[str, str]:
+def sdk_macros(build_dir: Path, dest: Path) -> dict[str, str]:
     """The SDK's make macros used by an install recipe, as shell text."""
     return {
         "$(1)": str(dest), "$(PKG_BUILD_DIR)": str(build_dir),
@@ -67,9 +67,10 @@ def sdk_macros(v: dict[str, str], build_dir: Path, dest: Path) -> dict[str, str]
     }
 
 
-def run_recipe(recipe: str, macros: dict[str, str]) -> None:
+def run_recipe(recipe: str, macros: dict[str, str], epoch: int) -> None:
     """Run a make recipe (one shell command per line) with the macros
-    substituted; an unknown macro is an error, never skipped."""
+    substituted; an unknown macro is an error, never skipped.  ``epoch``:
+    the build's SOURCE_DATE_EPOCH."""
     for line in recipe.splitlines():
         line = line.strip()
         if not line:
@@ -84,9 +85,8 @@ def run_recipe(recipe: str, macros: dict[str, str]) -> None:
                         target]
                 # as the SDK: SOURCE_DATE_EPOCH set, so the byte code carries
                 # a hash of the source, not its mtime (reproducible)
-                epoch = str(source_date())
-                subprocess.run(argv, check=True, env={**os.environ, "PYTHONHASHSEED": epoch,
-                                                      "SOURCE_DATE_EPOCH": epoch})
+                subprocess.run(argv, check=True, env={**os.environ, "PYTHONHASHSEED": str(epoch),
+                                                      "SOURCE_DATE_EPOCH": str(epoch)})
             elif call.group(1) == "Python3/DeleteSourceFiles":
                 for f in Path(target).rglob("*.py"):
                     f.unlink()
@@ -121,6 +121,11 @@ def control_fields(v: dict[str, str], installed_size: int) -> str:
         ("Installed-Size", str(installed_size)),
         ("Description", description),
     ]
+    return control_text(fields)
+
+
+def control_text(fields: list[tuple[str, str]]) -> str:
+    """A control file: ``Field: value`` lines in the given order."""
     return "".join(f"{k}: {val}\n" for k, val in fields)
 
 
@@ -155,13 +160,13 @@ def data_tar(staging: Path, mtime: int) -> bytes:
     return _targz(build, mtime)
 
 
-def pack(outdir: Path, name: str, version: str, arch: str, control_text: str,
+def pack(outdir: Path, name: str, version: str, arch: str, control_file: str,
          staging: Path, scripts: dict[str, str], conffiles: str, mtime: int) -> Path:
     """The .ipk of a staged tree (ipkg-build's layout)."""
     data = data_tar(staging, mtime)
 
     def control(tar: tarfile.TarFile) -> None:
-        _add(tar, "./control", control_text.encode(), 0o644, mtime)
+        _add(tar, "./control", control_file.encode(), 0o644, mtime)
         if conffiles:
             _add(tar, "./conffiles", conffiles.encode(), 0o644, mtime)
         for script, text in scripts.items():
@@ -194,9 +199,9 @@ def build_ipk(outdir: Path, mtime: int, release: str | None = None) -> Path:
         scripts["postinst-pkg"] = v[f"Package/{pkg}/postinst"]
     with tempfile.TemporaryDirectory() as tmp:
         staging, build_dir = Path(tmp) / "ipkg", Path(tmp) / "build"
-        macros = sdk_macros(v, build_dir, staging)
-        run_recipe(v["Build/Prepare"], macros)
-        run_recipe(v[f"Package/{pkg}/install"], macros)
+        macros = sdk_macros(build_dir, staging)
+        run_recipe(v["Build/Prepare"], macros, mtime)
+        run_recipe(v[f"Package/{pkg}/install"], macros, mtime)
         return pack(outdir, pkg, f"{v['PKG_VERSION']}-{v['PKG_RELEASE']}", "all",
                     control_fields(v, installed_size(staging)), staging, scripts,
                     v[f"Package/{pkg}/conffiles"], mtime)
@@ -230,8 +235,8 @@ def build_kmod_ipk(outdir: Path, mtime: int, ko: Path, kernel: str, arch: str) -
                   ("URL", inner["URL"]), ("Maintainer", v["PKG_MAINTAINER"]),
                   ("Architecture", arch), ("Installed-Size", str(installed_size(staging))),
                   ("Description", description)]
-        control = "".join(f"{k}: {val}\n" for k, val in fields)
-        return pack(outdir, "kmod-ipudp", version, arch, control, staging, DEFAULT_SCRIPTS,
+        return pack(outdir, "kmod-ipudp", version, arch, control_text(fields), staging,
+                    DEFAULT_SCRIPTS,
                     "", mtime)
 
 
