@@ -117,10 +117,13 @@ class Router:
                 return True
         return False
 
+    def argv(self, *cmd: str) -> list[str]:
+        """A command line that runs ``cmd`` on the router (run it with ENV)."""
+        return ["nsenter", "-t", str(self.pid), "-m", "-p", "-n", "-r", "-w", *cmd]
+
     def sh(self, script: str, check: bool = True, timeout: float = 120) -> str:
         """Run a shell script on the router (busybox ash, as on OpenWrt)."""
-        p = subprocess.run(["nsenter", "-t", str(self.pid), "-m", "-p", "-n", "-r", "-w",
-                            "/bin/sh", "-c", script], capture_output=True,
+        p = subprocess.run(self.argv("/bin/sh", "-c", script), capture_output=True,
                            timeout=scaled(timeout), env=ENV)
         out = p.stdout.decode(errors="replace")
         if check and p.returncode != 0:

@@ -204,8 +204,7 @@ def test_ubus_methods_on_real_ubusd(site: Site) -> None:
     assert [(t["static"], t["remote"]) for t in tunnels] == [("peer", "10.99.0.2")]
     assert site.ubus("peers") == {"peers": []}
     assert site.ubus("reload")["ok"] is True
-    listen = subprocess.Popen(["nsenter", "-t", str(site.router.pid), "-m", "-p", "-n", "-r",
-                               "-w", "ubus", "-t", "120", "listen", "lvn.tunnel.add"],
+    listen = subprocess.Popen(site.router.argv("ubus", "-t", "120", "listen", "lvn.tunnel.add"),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
     try:
         wait_for(lambda: "ubus -t 120 listen" in site.router.sh("ps w"), 30, "the listener")
@@ -232,8 +231,7 @@ def test_ubus_methods_on_real_ubusd(site: Site) -> None:
     assert "required option is missing" in str(bad["error"])
     # wrong argument types: the binding's signature check refuses the call
     # (UBUS_STATUS_INVALID_ARGUMENT) before it reaches lvn's handler
-    p = subprocess.run(["nsenter", "-t", str(site.router.pid), "-m", "-p", "-n", "-r", "-w",
-                        "ubus", "call", "lvn", "tunnel_del", '{"name": 7}'],
+    p = subprocess.run(site.router.argv("ubus", "call", "lvn", "tunnel_del", '{"name": 7}'),
                        capture_output=True, text=True, env=ENV)
     assert p.returncode != 0 and "(Invalid argument)" in p.stderr, (p.returncode, p.stderr)
 
