@@ -314,9 +314,11 @@ def parse(text: str, package: str = "lvn") -> Package:
     raises :class:`UciError`.  A NUL byte is refused (uci would silently
     drop the rest of its line)."""
     data = text.encode()
-    if b"\0" in data:
-        line = data[:data.find(b"\0")].count(b"\n") + 1
-        raise UciError("NUL byte", line, data.find(b"\0"))
+    nul = data.find(b"\0")
+    if nul >= 0:
+        # the line and the offset in it, as uci counts a command's bytes
+        raise UciError("NUL byte", data.count(b"\n", 0, nul) + 1,
+                       nul - data.rfind(b"\n", 0, nul) - 1)
     r = _Reader(data)
     pkg = Package(package)
     current: Section | None = None

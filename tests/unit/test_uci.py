@@ -89,3 +89,11 @@ def test_export_then_parse_round_trips(pkg: uci.Package) -> None:
     again = uci.parse(uci.export(pkg), "lvn")
     assert again == pkg
     assert uci.show(again) == uci.show(pkg)
+
+
+def test_nul_byte_is_refused_with_its_position() -> None:
+    """uci would silently drop the rest of the line; lvn refuses the file."""
+    with pytest.raises(uci.UciError) as e:
+        uci.parse("config s 'n'\n\toption a 'x\0y'\n")
+    assert (e.value.reason, e.value.line, e.value.byte) == ("NUL byte", 2, 12)
+    assert str(e.value) == "Parse error (NUL byte) at line 2, byte 12"
