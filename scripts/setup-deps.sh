@@ -21,21 +21,31 @@ done
 
 # The 6.12 series: Debian 12 carries it as versioned packages. Pick the
 # newest version that has both an image and headers (never -rt/-cloud).
+# A new version's image may first appear only as the -unsigned package
+# (the signed one follows days later): either provides /boot/vmlinuz-VER.
+candidate() { apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ {print $2}'; }
+image_pkg() {
+	local p
+	for p in "linux-image-$1" "linux-image-$1-unsigned"; do
+		case $(candidate "$p") in ''|'(none)') ;; *) echo "$p"; return 0 ;; esac
+	done
+	return 1
+}
+newest_612() {
+	apt-cache search --names-only '^linux-headers-6\.12\.[0-9]+\+deb12-amd64$' |
+		awk '{print $1}' | sed 's/^linux-headers-//' | sort -V |
+		while read -r v; do image_pkg "$v" >/dev/null && echo "$v"; done | tail -n 1
+}
 if ! ls -d /lib/modules/6.12.*-amd64/build >/dev/null 2>&1; then
 	compgen -G '/var/lib/apt/lists/*_Packages' >/dev/null ||
 		apt-get -o DPkg::Lock::Timeout=600 update -q
-	ver=$(apt-cache search --names-only '^linux-headers-6\.12\.[0-9]+\+deb12-amd64$' |
-		awk '{print $1}' | sed 's/^linux-headers-//' | sort -V |
-		while read -r v; do
-			apt-cache show "linux-image-$v" >/dev/null 2>&1 && echo "$v"
-		done | tail -n 1)
+	ver=$(newest_612)
 	if [ -z "$ver" ]; then
 		apt-get -o DPkg::Lock::Timeout=600 update -q
-		ver=$(apt-cache search --names-only '^linux-headers-6\.12\.[0-9]+\+deb12-amd64$' |
-			awk '{print $1}' | sed 's/^linux-headers-//' | sort -V | tail -n 1)
+		ver=$(newest_612)
 	fi
 	[ -n "$ver" ] || { echo "setup: no linux 6.12 kernel package found in apt" >&2; exit 1; }
-	missing+=("linux-image-$ver" "linux-headers-$ver")
+	missing+=("$(image_pkg "$ver")" "linux-headers-$ver")
 fi
 
 if [ ${#missing[@]} -gt 0 ]; then
