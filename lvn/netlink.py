@@ -404,19 +404,32 @@ class Ipudp:
 
     # -- generic netlink --------------------------------------------------
 
-    def _family(self) -> GenericNetlinkSocket:
-        if self._genl is None:
-            sock = self._made_here(lambda: GenericNetlinkSocket(ext_ack=True))
+    def _bound_genl(self) -> GenericNetlinkSocket:
+        """A generic netlink socket bound to the ipudp family, made and
+        bound in this connection's netns: pyroute2 0.7.9's bind() makes a
+        new socket when the port id it tries is taken, in whatever netns
+        the thread is in."""
+        def make() -> GenericNetlinkSocket:
+            sock = GenericNetlinkSocket(ext_ack=True)
             try:
                 sock.bind(IPUDP_GENL_NAME, ipudp_msg)
-            except NetlinkError as e:
+            except BaseException:
                 sock.close()
-                if e.code == errno.ENOENT:
-                    raise ModuleNotLoaded(
-                        "the ipudp kernel module is not loaded (try: modprobe ipudp)"
-                    ) from None
-                raise _kernel_error("resolving the ipudp netlink family", e) from None
-            self._genl = sock
+                raise
+            return sock
+
+        try:
+            return self._made_here(make)
+        except NetlinkError as e:
+            if e.code == errno.ENOENT:
+                raise ModuleNotLoaded(
+                    "the ipudp kernel module is not loaded (try: modprobe ipudp)"
+                ) from None
+            raise _kernel_error("resolving the ipudp netlink family", e) from None
+
+    def _family(self) -> GenericNetlinkSocket:
+        if self._genl is None:
+            self._genl = self._bound_genl()
         return self._genl
 
     def _request(self, what: str, cmd: int, attrs: list[Any], flags: int) -> list[Any]:
@@ -554,10 +567,8 @@ class Ipudp:
     def events(self) -> Iterator[Event]:
         """Kernel notifications as they happen (tunnel added, deleted, or
         receiving again after being idle); blocks between them."""
-        self._family()  # a clear error if the module is missing
-        sock = self._made_here(GenericNetlinkSocket)
+        sock = self._bound_genl()
         try:
-            sock.bind(IPUDP_GENL_NAME, ipudp_msg)
             sock.add_membership(IPUDP_MCGRP_EVENTS)
             while True:
                 for msg in sock.get():

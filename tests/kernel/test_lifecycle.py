@@ -89,7 +89,29 @@ def test_device_outlives_its_socket_netns(netns: type[Netns]) -> None:
         k.del_device("lvn0")
 
 
+def test_connections_at_once_all_stay_in_their_netns(netns: type[Netns]) -> None:
+    """Several connections of one process into one netns: each generic
+    netlink socket is made and bound there.  (Under pyroute2 0.7.9 a bind
+    whose port id was taken made a new socket in the thread's own netns,
+    which has no lvn0: ENODEV.)"""
+    ns = netns()
+    ns.ip("link", "add", "lvn0", "type", "ipudp")
+    conns = [Ipudp(netns=ns.name) for _ in range(3)]
+    try:
+        for k in conns:
+            assert k.device("lvn0").ifname == "lvn0"
+        conns[1].set_tunnel("lvn0", "10.99.0.2")
+        assert [t.remote for t in conns[2].tunnels("lvn0")] == ["10.99.0.2"]
+    finally:
+        for k in conns:
+            k.close()
+
+
 def test_leak_check_after_unload(netns: type[Netns]) -> None:
+    # Earlier tests' netns may still be in cleanup_net; unloading waits for
+    # it (rtnl_link_unregister), so their "destroyed" lines precede the mark.
+    sh("rmmod", "ipudp")
+    load_module()
     since = mark()
     pair: Pair = build_pair(netns, "ipv4")
     pair.a.ping(pair.b.overlay4, count=1)
