@@ -21,6 +21,7 @@ module: setup
 
 ipk: setup
 	.venv/bin/python scripts/build-ipk.py build/ipk
+	.venv/bin/python scripts/build-ipk.py build/ipk --luci
 
 bench:
 	scripts/bench.sh

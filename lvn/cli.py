@@ -15,7 +15,7 @@
     lvn apply [-c CONFDIR] [--state FILE] [--dry-run] [--flush]
     lvn pki init|issue|revoke|show ...
     lvn [-j] status [-c CONFDIR]
-    lvn agent [-c CONFDIR] [--state FILE] [--ubus SOCKET]
+    lvn agent [-c CONFDIR] [--state FILE] [--control PATH] [--ubus SOCKET]
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 from typing import Protocol
 
-from . import __version__, config, static, uci
+from . import __version__, config, control, static, uci
 from .errors import LvnError
 from .model import DEFAULT_PORT, MODES, Device, Event, Rule
 from .output import (
@@ -219,8 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
     agent = sub.add_parser("agent", help="run the service (static tunnels, ubus object)")
     agent.add_argument("-c", "--confdir", default=config.DEFAULT_CONFDIR)
     agent.add_argument("--state", default=static.STATE_FILE)
+    agent.add_argument("--control", metavar="PATH",
+                       help="answer the lvn ubus object's calls (forwarded by rpcd) on this "
+                            f"Unix socket (OpenWrt: {control.DEFAULT_PATH})")
     agent.add_argument("--ubus", metavar="SOCKET",
-                       help="serve the lvn ubus object on this ubusd socket")
+                       help="send lvn.* events to the ubusd at this socket")
     return p
 
 
@@ -398,7 +401,7 @@ def main(argv: Sequence[str] | None = None,
                 from . import service
                 logging.basicConfig(level=logging.INFO, format="lvn: %(message)s")
                 return service.run(service.Service(kernel, args.confdir,  # type: ignore[arg-type]
-                                                   args.state), args.ubus)
+                                                   args.state), args.control, args.ubus)
             else:
                 run(args, kernel, print)
         finally:

@@ -2,27 +2,32 @@
 
 It applies the static tunnels of /etc/config/lvn, re-applies them by diff
 on SIGHUP or ``ubus call lvn reload`` (an invalid file is refused and what
-runs keeps running), answers the ``lvn`` ubus object, and on SIGTERM removes
+runs keeps running), answers the ``lvn`` ubus object's calls on its control
+socket (rpcd forwards them, see :mod:`lvn.control`), and on SIGTERM removes
 the static devices it created.  The agent's device stays, its data port
 handed to the kernel, so a restart adopts it without cutting traffic.  A
 reload applies a changed agent section in place where it can (timers,
 MTU, hooks, rate limits) and otherwise restarts the agent the same way.
-Without ubus or agent it sleeps in ``signal.pause()``: no wake-ups while
-idle.
+Without an agent it sleeps in ``select()`` on the control socket: no
+wake-ups while idle.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import select
+import selectors
 import signal
 import time
 from types import FrameType
 from typing import Any
 
 from . import config, static, ubus_api, uci
+from .control import ControlServer
 from .errors import LvnError
 from .files import write_atomic
+from .ubus import EventSender
 
 log = logging.getLogger("lvn")
 
@@ -116,7 +121,10 @@ class Service:
         if method == "status":
             return ubus_api.status(self.snapshot())
         if method == "tunnels":
-            return ubus_api.tunnels(self.snapshot())
+            ifname = args.get("ifname")
+            return ubus_api.tunnels(self.snapshot(), None if ifname is None else str(ifname))
+        if method == "validate":
+            return ubus_api.validate(args.get("sections"))
         if method == "peers":
             return ubus_api.peers(self.snapshot())
         if method == "reload":
@@ -151,8 +159,9 @@ class Service:
             log.info("%s", a)
 
 
-def run(service: Service, ubus_socket: str | None) -> int:
-    """The main loop until SIGTERM/SIGINT."""
+def run(service: Service, control_path: str | None, ubus_socket: str | None) -> int:
+    """The main loop until SIGTERM/SIGINT: the agent's I/O, control calls
+    (rpcd's ``lvn`` object) and signals; no wake-ups while there is no agent."""
     flags = {"reload": False, "stop": False}
 
     def on_hup(signum: int, frame: FrameType | None) -> None:
@@ -164,36 +173,55 @@ def run(service: Service, ubus_socket: str | None) -> int:
     signal.signal(signal.SIGHUP, on_hup)
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
+    # a signal wakes select() through this pipe (select itself just retries)
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_r, False)
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
 
-    server = None
-    if ubus_socket is not None:
-        from .ubus import UbusServer
-        server = UbusServer(ubus_socket, service.call)
+    control = ControlServer(control_path) if control_path else None
+    sender = EventSender(ubus_socket) if ubus_socket else None
     service.reload()
-    log.info("lvn service running (config %s/lvn, ubus %s)", service.confdir,
-             ubus_socket or "off")
+    log.info("lvn service running (config %s/lvn, control %s, ubus events %s)",
+             service.confdir, control_path or "off", ubus_socket or "off")
+    served_agent = None
     try:
         while not flags["stop"]:
             if service.agent is not None:
+                if control is not None and service.agent is not served_agent:
+                    served_agent = service.agent
+                    served_agent.sel.register(control, selectors.EVENT_READ,
+                                              lambda: control.serve_one(service.call))
                 service.agent.step(1.0)
                 service.pending_events += service.agent.events
                 service.agent.events.clear()
-                if server is not None:
-                    server.send_all(service.pending_events)
-                    server.loop(0)
-            elif server is not None:
-                server.send_all(service.pending_events)
-                server.loop(1000)
             else:
-                service.pending_events.clear()
-                signal.pause()
+                fds = [wake_r] + ([control.fileno()] if control is not None else [])
+                ready, _, _ = select.select(fds, [], [])
+                if control is not None and control.fileno() in ready:
+                    control.serve_one(service.call)
+            _drain(wake_r)
+            if sender is not None:
+                sender.send_all(service.pending_events)
+            service.pending_events.clear()
             if flags["reload"]:
                 flags["reload"] = False
                 log.info("SIGHUP: reloading")
                 service.reload()
     finally:
-        if server is not None:
-            server.close()
+        signal.set_wakeup_fd(-1)
+        os.close(wake_r)
+        os.close(wake_w)
+        if control is not None:
+            control.close()
     service.stop()
     log.info("lvn service stopped")
     return 0
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 512):
+            pass
+    except BlockingIOError:
+        pass

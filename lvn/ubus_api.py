@@ -16,14 +16,17 @@ from . import __version__, config, static, uci
 from .errors import LvnError
 from .model import Device
 
-READ = ("status", "tunnels", "peers")
+READ = ("status", "tunnels", "peers", "validate")
 WRITE = ("reload", "tunnel_add", "tunnel_del")
 
-# blobmsg types (libubox blobmsg.h) for the method signatures
-TABLE, STRING = 2, 3
-SIGNATURES: dict[str, dict[str, int]] = {
-    "status": {}, "tunnels": {}, "peers": {}, "reload": {},
-    # ubus requires every listed argument: one table carries the options
+# Argument types of each method, as rpcd's ucode plugin declares them
+# (files/usr/share/rpcd/ucode/lvn.uc; a test keeps the two in sync).
+# rpcd refuses unknown arguments and wrong types; every argument is
+# optional to rpcd, and the methods here say which ones they need.
+STRING, TABLE, ARRAY = "string", "table", "array"
+SIGNATURES: dict[str, dict[str, str]] = {
+    "status": {}, "tunnels": {"ifname": STRING}, "peers": {}, "reload": {},
+    "validate": {"sections": ARRAY},
     "tunnel_add": {"name": STRING, "tunnel": TABLE},
     "tunnel_del": {"name": STRING},
 }
@@ -60,9 +63,12 @@ def status(s: Snapshot) -> dict[str, Any]:
     }
 
 
-def tunnels(s: Snapshot) -> dict[str, Any]:
+def tunnels(s: Snapshot, ifname: str | None = None) -> dict[str, Any]:
+    """Every tunnel, or those of the device ``ifname``."""
     out = []
     for d in s.devices:
+        if ifname is not None and d.ifname != ifname:
+            continue
         for t in d.tunnels:
             entry = asdict(t)
             entry.update(ifname=d.ifname, mode=d.mode, port=d.port,
@@ -73,6 +79,32 @@ def tunnels(s: Snapshot) -> dict[str, Any]:
 
 def peers(s: Snapshot) -> dict[str, Any]:
     return {"peers": list(s.peers)}
+
+
+def validate(sections: Any) -> dict[str, Any]:
+    """Check a configuration given as LuCI's uci.js holds it (a list of
+    ``{".type": T, ".name": N, ".anonymous": B, option: value...}``) with
+    the rules and messages of ``lvn config validate`` (files not checked:
+    the caller may be a browser)."""
+    if not isinstance(sections, list):
+        raise CallError("'sections' must be a list of sections")
+    pkg = uci.Package(config.PACKAGE)
+    for i, raw in enumerate(sections):
+        if not isinstance(raw, dict) or not isinstance(raw.get(".type"), str):
+            raise CallError(f"section {i}: expected a table with a '.type'")
+        name = raw.get(".name")
+        anonymous = raw.get(".anonymous", name is None)
+        section = uci.Section(raw[".type"], None if anonymous else str(name))
+        for key, value in raw.items():
+            if key.startswith("."):
+                continue
+            if isinstance(value, list):
+                section.set(key, [_text(key, v) for v in value])
+            else:
+                section.set(key, _text(key, value))
+        pkg.sections.append(section)
+    _, problems = config.validate(pkg, check_files=False)
+    return {"valid": not problems, "errors": [str(p) for p in problems]}
 
 
 def tunnel_add(pkg: uci.Package, name: str, options: dict[str, Any]) -> uci.Package:

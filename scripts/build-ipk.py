@@ -16,6 +16,7 @@ target's).
 
 Usage: scripts/build-ipk.py [OUTDIR] [--release N]     (default build/ipk)
        scripts/build-ipk.py [OUTDIR] --kmod build/kmod/REL/ipudp.ko --kernel REL
+       scripts/build-ipk.py [OUTDIR] --luci                  (luci-app-lvn)
 """
 
 from __future__ import annotations
@@ -240,6 +241,38 @@ def build_kmod_ipk(outdir: Path, mtime: int, ko: Path, kernel: str, arch: str) -
                     "", mtime)
 
 
+# luci.mk's default postinst of every LuCI package
+LUCI_POSTINST = ('[ -n "${IPKG_INSTROOT}" ] || {\n\trm -f /tmp/luci-indexcache.*\n'
+                 '\trm -rf /tmp/luci-modulecache/\n\t/etc/init.d/rpcd reload 2>/dev/null\n'
+                 '\texit 0\n}\n')
+
+
+def build_luci_ipk(outdir: Path, mtime: int) -> Path:
+    """luci-app-lvn as luci.mk packs a LuCI app: htdocs/ under /www,
+    root/ under /, Depends from LUCI_DEPENDS, luci.mk's postinst."""
+    app = ROOT / "feed" / "luci-app-lvn"
+    v = makefile_vars((app / "Makefile").read_text())
+    name, version = app.name, f"{v['PKG_VERSION']}-{v['PKG_RELEASE']}"
+    with tempfile.TemporaryDirectory() as tmp:
+        staging = Path(tmp)
+        for src, dest in ((app / "htdocs", staging / "www"), (app / "root", staging)):
+            for f in sorted(p for p in src.rglob("*") if p.is_file()):
+                target = dest / f.relative_to(src)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(f.read_bytes())
+                target.chmod(0o644)
+        fields = [("Package", name), ("Version", version),
+                  ("Depends", ", ".join(d.lstrip("+") for d in v["LUCI_DEPENDS"].split())),
+                  ("Source", f"feed/{name}"), ("SourceName", name),
+                  ("License", v["PKG_LICENSE"]), ("Section", "luci"),
+                  ("Maintainer", v["PKG_MAINTAINER"]), ("Architecture", "all"),
+                  ("Installed-Size", str(installed_size(staging))),
+                  ("Description", v["LUCI_TITLE"])]
+        scripts = dict(DEFAULT_SCRIPTS, **{"postinst-pkg": LUCI_POSTINST})
+        return pack(outdir, name, version, "all", control_text(fields), staging, scripts,
+                    "", mtime)
+
+
 def source_date() -> int:
     env = os.environ.get("SOURCE_DATE_EPOCH")
     if env:
@@ -257,8 +290,11 @@ def main() -> int:
                     help="build kmod-ipudp from this ipudp.ko instead (needs --kernel)")
     ap.add_argument("--kernel", help="the kernel release the module was built for")
     ap.add_argument("--arch", default="x86_64", help="kmod-ipudp's architecture")
+    ap.add_argument("--luci", action="store_true", help="build luci-app-lvn instead")
     args = ap.parse_args()
-    if args.kmod:
+    if args.luci:
+        print(build_luci_ipk(args.outdir, source_date()))
+    elif args.kmod:
         if not args.kernel:
             ap.error("--kmod needs --kernel")
         print(build_kmod_ipk(args.outdir, source_date(), args.kmod, args.kernel, args.arch))

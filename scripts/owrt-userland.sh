@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build OpenWrt's own userland (libubox, ubus, uci, procd, rpcd, jsonfilter,
-# opkg; the PyPI ubus/pyuci bindings in a venv) from the pristine sources in
+# opkg; the PyPI ubus/pyuci bindings in a venv; the web stack: ucode, uhttpd,
+# lucihttp, luci-base, the bootstrap theme) from the pristine sources in
 # $LVN_OWRT_SRC (default ../shared/third_party/openwrt) into build/owrt, once:
 # the upstream build.sh rebuilds only what changed.
 # Exit 0: built (or up to date).  Exit 3: the sources are not there, and the
@@ -13,7 +14,7 @@ if [ ! -x "$src/build.sh" ]; then
 	exit 3
 fi
 start=$(date +%s)
-"$src/build.sh" "$PWD/build/owrt" --python "-j$(nproc)" >build/owrt-build.log 2>&1 || {
+"$src/build.sh" "$PWD/build/owrt" --python --luci "-j$(nproc)" >build/owrt-build.log 2>&1 || {
 	tail -30 build/owrt-build.log >&2
 	echo "owrt-userland: build failed, full log in build/owrt-build.log" >&2
 	exit 1
