@@ -28,7 +28,7 @@ OWRT = ROOT / "build" / "owrt"
 # dependencies, marked installed in /usr/lib/opkg/status
 PROVIDED = ["kernel", "kmod-udptunnel4", "kmod-udptunnel6", "python3-light",
             "python3-logging", "python3-ctypes", "python3-pyroute2", "python3-pyopenssl",
-            "python3-cryptography", "python3-ubus"]
+            "python3-cryptography", "rpcd", "rpcd-mod-ucode", "ucode-mod-socket", "luci-base"]
 
 # a router's environment, not the test runner's
 ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C"}

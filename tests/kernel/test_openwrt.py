@@ -50,10 +50,25 @@ class Site:
         self.router, self.r, self.peer, self.ipk = router, r, peer, ipk
         self.k = Ipudp(netns=r.name)
 
+    def call(self, method: str, args: dict[str, Any] | None = None) -> tuple[str, Any]:
+        """``ubus call lvn METHOD ARGS``: ("" or ubus's "Command failed: ..."
+        line, the reply data or None)."""
+        p = subprocess.run(self.router.argv("ubus", "-t", "30", "call", "lvn", method,
+                                            json.dumps(args or {})),
+                           capture_output=True, text=True, env=ENV, timeout=120)
+        failed = p.stderr.strip() if p.returncode != 0 else ""
+        return failed, json.loads(p.stdout) if p.stdout.strip() else None
+
     def ubus(self, method: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
-        out = self.router.sh(f"ubus -t 30 call lvn {method} '{json.dumps(args or {})}'")
-        reply: dict[str, Any] = json.loads(out)
+        """A call that must succeed: its reply."""
+        failed, reply = self.call(method, args)
+        assert not failed and isinstance(reply, dict), (method, failed, reply)
         return reply
+
+    def wait_ready(self) -> None:
+        """The service answers rpcd's lvn object (rpcd has the object as
+        soon as the package is installed; the service may still start)."""
+        self.wait(lambda: self.call("status")[0] == "", 60, "lvn to answer ubus calls")
 
     def service(self) -> dict[str, object]:
         out = self.router.sh("ubus call service list '{\"name\":\"lvn\"}'")
@@ -126,7 +141,7 @@ def test_opkg_install_enables_and_starts(site: Site) -> None:
     # OpenWrt's default postinst: enabled and started
     site.router.sh("/etc/init.d/lvn enabled")
     wait_for(lambda: site.service().get("running") is True, 60, "procd to run lvn")
-    site.router.sh("ubus -t 60 wait_for lvn")
+    site.wait_ready()
     assert site.router.sh("/etc/init.d/lvn status").strip() == "running"
     assert site.ubus("status")["config"] == {"path": "/etc/config/lvn", "valid": True,
                                              "errors": []}
@@ -167,7 +182,7 @@ def test_kill_9_respawns_and_tunnels_keep_forwarding(site: Site) -> None:
     site.ping()  # the kernel forwards while the agent is dead
     wait_for(lambda: site.service().get("running") is True and site.service()["pid"] != pid,
              120, "procd to respawn lvn")
-    site.router.sh("ubus -t 60 wait_for lvn")
+    site.wait_ready()
     assert site.ubus("status")["tunnels"] == 1
     assert site.k.device("lvn1").ifindex == ifindex
     site.ping()
@@ -181,6 +196,9 @@ def test_init_script_verbs(site: Site) -> None:
     site.wait(lambda: site.router.sh("/etc/init.d/lvn status", check=False).strip()
               == "inactive", 60, "status to say inactive")
     assert "lvn1" not in [d.ifname for d in site.k.devices()]
+    # rpcd still has the object: a call says the service is not running
+    failed, reply = site.call("status")
+    assert "Not found" in failed and "service is not running" in reply["error"], (failed, reply)
     site.router.sh("/etc/init.d/lvn start")
     site.wait(lambda: site.remote() == "10.99.0.2", 60, "start to apply")
     site.ping()
@@ -192,7 +210,7 @@ def test_init_script_verbs(site: Site) -> None:
     site.router.sh("/etc/init.d/lvn reload")
     assert site.service()["pid"] != pid and site.k.device("lvn1").ifindex == ifindex
     assert site.router.sh("/etc/init.d/lvn status").strip() == "running"
-    site.router.sh("ubus -t 60 wait_for lvn")
+    site.wait_ready()
     site.ping()
 
 
@@ -225,15 +243,25 @@ def test_ubus_methods_on_real_ubusd(site: Site) -> None:
     assert site.router.sh("uci show lvn") == site.router.sh("lvn config show lvn")
     assert site.ubus("tunnel_del", {"name": "two"})["ok"] is True
     assert "lvn2" not in [d.ifname for d in site.k.devices()]
-    # unknown tunnel, bad options: the reply says why
-    assert "no tunnel section" in str(site.ubus("tunnel_del", {"name": "nope"})["error"])
-    bad = site.ubus("tunnel_add", {"name": "x", "tunnel": {"ifname": "lvn3"}})
-    assert "required option is missing" in str(bad["error"])
-    # wrong argument types: the binding's signature check refuses the call
-    # (UBUS_STATUS_INVALID_ARGUMENT) before it reaches lvn's handler
-    p = subprocess.run(site.router.argv("ubus", "call", "lvn", "tunnel_del", '{"name": 7}'),
-                       capture_output=True, text=True, env=ENV)
-    assert p.returncode != 0 and "(Invalid argument)" in p.stderr, (p.returncode, p.stderr)
+    # unknown tunnel, bad options: ubus status "Invalid argument", the data says why
+    failed, reply = site.call("tunnel_del", {"name": "nope"})
+    assert "Invalid argument" in failed and "no tunnel section" in reply["error"], (failed, reply)
+    failed, reply = site.call("tunnel_add", {"name": "x", "tunnel": {"ifname": "lvn3"}})
+    assert "Invalid argument" in failed and "required option is missing" in reply["error"]
+    failed, reply = site.call("tunnel_add", {"tunnel": {}})
+    assert "Invalid argument" in failed and "invalid tunnel name" in reply["error"]
+    # wrong argument types and unknown arguments: rpcd refuses them
+    for args in ({"name": 7}, {"name": "two", "extra": 1}):
+        failed, reply = site.call("tunnel_del", args)
+        assert "Invalid argument" in failed and reply is None, (args, failed, reply)
+    # what uhttpd adds to every call from LuCI, and an optional argument
+    assert site.ubus("status", {"ubus_rpc_session": "0" * 32})["tunnels"] == 1
+    assert [t["ifname"] for t in site.ubus("tunnels", {"ifname": "lvn1"})["tunnels"]] == ["lvn1"]
+    assert site.ubus("tunnels", {"ifname": "lvn9"}) == {"tunnels": []}
+    # the configuration check behind LuCI's form
+    assert site.ubus("validate", {"sections": [
+        {".type": "tunnel", ".name": "t", "ifname": "lvn5", "remote": "10.0.0.300"}]}) == {
+        "valid": False, "errors": ["lvn.t.remote: '10.0.0.300' is not an IPv4 or IPv6 address"]}
 
 
 def test_rpcd_grants_lvn_acl(site: Site) -> None:
@@ -284,5 +312,6 @@ def test_remove_stops_the_service_and_its_tunnels(site: Site) -> None:
               "lvn1" not in [d.ifname for d in site.k.devices()], 60, "the service to go")
     # opkg removes the files it installed (it leaves emptied directories)
     left = site.router.sh("find /usr/lib/lvn -type f; ls /usr/sbin/lvn /etc/init.d/lvn "
-                          "/usr/share/rpcd/acl.d/lvn.json 2>&1", check=False)
-    assert left.count("No such file or directory") == 3 and ".pyc" not in left, left
+                          "/usr/share/rpcd/acl.d/lvn.json /usr/share/rpcd/ucode/lvn.uc 2>&1",
+                          check=False)
+    assert left.count("No such file or directory") == 4 and ".pyc" not in left, left

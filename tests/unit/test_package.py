@@ -52,7 +52,8 @@ def test_control_fields_and_scripts(ipk: Path) -> None:
     assert fields["Architecture"] == "all" and fields["Section"] == "net"
     assert fields["Depends"].split(", ") == [
         "python3-light", "python3-logging", "python3-ctypes", "python3-pyroute2",
-        "python3-pyopenssl", "python3-cryptography", "python3-ubus", "kmod-ipudp"]
+        "python3-pyopenssl", "python3-cryptography", "kmod-ipudp", "rpcd", "rpcd-mod-ucode",
+        "ucode-mod-socket"]
     assert fields["License"] == "GPL-2.0-only" and fields["LicenseFiles"] == "LICENSE"
     assert "<" in fields["Maintainer"] and "@" in fields["Maintainer"]
     data = members(outer["./data.tar.gz"][1])
@@ -83,7 +84,8 @@ def test_data_files_and_permissions(ipk: Path) -> None:
     # byte-compiled, as python3-package.mk does: no sources on the router
     modules = {f"./usr/lib/lvn/lvn/{p.stem}.pyc" for p in (ROOT / "lvn").glob("*.py")}
     expected = modules | {"./usr/sbin/lvn", "./etc/init.d/lvn",
-                          "./etc/config/lvn", "./usr/share/rpcd/acl.d/lvn.json"}
+                          "./etc/config/lvn", "./usr/share/rpcd/acl.d/lvn.json",
+                          "./usr/share/rpcd/ucode/lvn.uc"}
     assert set(files) == expected
     modes = {name: info.mode for name, info in files.items()}
     assert modes.pop("./usr/sbin/lvn") == 0o755 and modes.pop("./etc/init.d/lvn") == 0o755

@@ -103,3 +103,28 @@ def test_acl_covers_every_method() -> None:
     assert sorted(group["write"]["ubus"]["lvn"]) == sorted(ubus_api.WRITE)
     assert set(ubus_api.SIGNATURES) == set(ubus_api.READ) | set(ubus_api.WRITE)
     assert group["read"]["uci"] == ["lvn"] and group["description"]
+
+
+def test_luci_acl_read_and_write_groups() -> None:
+    """luci-app-lvn: the read group reads (its pages), the write group may
+    change the configuration and reload; no tunnel_add from the browser."""
+    acl = json.loads((ROOT / "feed/luci-app-lvn/root/usr/share/rpcd/acl.d/"
+                      "luci-app-lvn.json").read_text())
+    read, write = acl["luci-app-lvn"]["read"], acl["luci-app-lvn-write"]["write"]
+    assert sorted(read["ubus"]["lvn"]) == sorted(ubus_api.READ) and read["uci"] == ["lvn"]
+    assert write["ubus"]["lvn"] == ["reload"] and write["uci"] == ["lvn"]
+
+
+def test_validate_takes_luci_sections() -> None:
+    ok = [{".type": "agent", ".name": "agent", ".anonymous": False, "enabled": "0"},
+          {".type": "tunnel", ".name": "cfg0a", ".anonymous": True, "ifname": "lvn1",
+           "remote": "192.0.2.1", "address": ["10.9.0.1/30"], ".index": 1}]
+    assert ubus_api.validate(ok) == {"valid": True, "errors": []}
+    bad = ok + [{".type": "tunnel", ".name": "t2", "ifname": "lvn2", "remote": "x",
+                 "enabled": True}]
+    assert ubus_api.validate(bad) == {
+        "valid": False, "errors": ["lvn.t2.remote: 'x' is not an IPv4 or IPv6 address"]}
+    for wrong, message in ((None, "must be a list"), ([{"ifname": "x"}], "section 0: expected"),
+                           ([{".type": "tunnel", "mtu": {}}], "option 'mtu': expected")):
+        with pytest.raises(ubus_api.CallError, match=message):
+            ubus_api.validate(wrong)

@@ -1,0 +1,76 @@
+"""The control socket's protocol (lvn/control.py) and its server, on the host."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lvn import control, ubus_api
+from lvn.errors import LvnError
+
+
+def call(method: str, args: dict[str, Any]) -> dict[str, Any]:
+    if method == "tunnel_del":
+        raise ubus_api.CallError("no tunnel section named 'x'")
+    if method == "reload":
+        raise LvnError("the kernel said no")
+    if method == "peers":
+        raise RuntimeError("a bug")
+    return {"method": method, "args": args}
+
+
+def reply(request: bytes) -> dict[str, Any]:
+    out = control.answer(call, request)
+    assert out.endswith(b"\n") and out.count(b"\n") == 1
+    decoded: dict[str, Any] = json.loads(out)
+    return decoded
+
+
+def test_call_and_session_argument_dropped() -> None:
+    assert reply(b'{"method": "tunnels", "args": {"ifname": "lvn0", "ubus_rpc_session": "s"}}') \
+        == {"status": 0, "data": {"method": "tunnels", "args": {"ifname": "lvn0"}}}
+    assert reply(b'{"method": "status"}')["data"]["args"] == {}
+
+
+@pytest.mark.parametrize("request_, status, message", [
+    (b"{", control.INVALID_ARGUMENT, "request is not JSON"),
+    (b"[]", control.INVALID_ARGUMENT, "request must be"),
+    (b'{"method": 1}', control.INVALID_ARGUMENT, "request must be"),
+    (b'{"method": "status", "args": []}', control.INVALID_ARGUMENT, "request must be"),
+    (b'{"method": "zap"}', control.METHOD_NOT_FOUND, "unknown method 'zap'"),
+    (b'{"method": "tunnel_del"}', control.INVALID_ARGUMENT, "no tunnel section"),
+    (b'{"method": "reload"}', control.UNKNOWN_ERROR, "the kernel said no"),
+    (b'{"method": "peers"}', control.UNKNOWN_ERROR, "internal error: a bug"),
+])
+def test_errors_carry_status_and_message(request_: bytes, status: int, message: str) -> None:
+    out = reply(request_)
+    assert out["status"] == status and message in out["data"]["error"]
+
+
+def test_server_answers_one_caller(tmp_path: Path) -> None:
+    path = str(tmp_path / "run" / "control.sock")
+    server = control.ControlServer(path)
+    try:
+        assert Path(path).stat().st_mode & 0o077 == 0  # root (rpcd) only
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+            c.connect(path)
+            c.sendall(b'{"method": "status", "args": {}}\n')
+            t = threading.Thread(target=server.serve_one, args=(call,))
+            t.start()
+            t.join(30)
+            assert json.loads(c.makefile("rb").readline()) == {
+                "status": 0, "data": {"method": "status", "args": {}}}
+        # a caller that sends nothing is given up after REQUEST_TIMEOUT
+        # and the server goes on
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as silent:
+            silent.connect(path)
+            server.serve_one(call)
+        server.serve_one(call)  # nobody waiting: returns at once
+    finally:
+        server.close()
+    assert not Path(path).exists()
