@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 APT_PKGS=(qemu-system-x86 busybox-static kmod cpio build-essential
 	  iproute2 iputils-ping ethtool iperf3 tcpdump python3-venv python3-pip xz-utils
 	  linux-image-amd64 linux-headers-amd64 shellcheck linux-source-6.1 nftables conntrack libfaketime
-	  wireguard-tools fastd openvpn n2n linux-perf sparse)
+	  wireguard-tools fastd openvpn n2n linux-perf sparse chromium chromium-driver)
 
 apt_install() {
 	apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "$@"

@@ -59,7 +59,10 @@ def overlay(tmp: Path) -> Path:
     # script: this one does what the image's does on reload (SIGHUP: re-read
     # the ACL files), which lvn's postinst calls
     rpcd = tree / "etc" / "init.d" / "rpcd"
-    rpcd.write_text("#!/bin/sh\ncase $1 in reload) kill -HUP $(pidof rpcd) ;; esac\n")
+    # (this script's own process is also named rpcd: pidof lists it too)
+    rpcd.write_text("#!/bin/sh\ncase $1 in reload)\n"
+                    "\tfor p in $(pidof rpcd); do [ \"$p\" = $$ ] || kill -HUP \"$p\"; done ;;\n"
+                    "esac\n")
     rpcd.chmod(0o755)
     status = tree / "usr" / "lib" / "opkg" / "status"
     status.parent.mkdir(parents=True)

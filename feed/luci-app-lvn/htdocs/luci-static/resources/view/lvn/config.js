@@ -74,8 +74,8 @@ return view.extend({
 		o.value('multi');
 		text(s, 'port', _('Local port'));
 		text(s, 'local', _('Local address')).modalonly = true;
-		text(s, 'remote', _('Remote address'));
-		text(s, 'remote_port', _('Remote port'));
+		text(s, 'remote', _('Remote address')).editable = true;
+		text(s, 'remote_port', _('Remote port')).editable = true;
 		text(s, 'mtu', _('MTU')).modalonly = true;
 		text(s, 'keepalive', _('Keepalive (s)')).modalonly = true;
 		o = s.option(form.DynamicList, 'address', _('Addresses'));

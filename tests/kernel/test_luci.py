@@ -1,0 +1,216 @@
+"""luci-app-lvn in a real browser: OpenWrt's uhttpd, rpcd and luci-base
+(built by scripts/owrt-userland.sh) serve the app on the router of
+tests/kernel/site.py; Debian's headless Chromium, driven by Selenium,
+runs inside the router's network namespace and talks to 127.0.0.1 there.
+
+Any JavaScript console error fails the test; screenshots go to build/luci/
+(docs/openwrt.md shows them).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .netns import scaled
+from .router import ENV, ROOT
+from .site import UCI_TUNNEL, Site, router_site
+
+pytestmark = pytest.mark.newest
+
+PORT = 8080
+URL = f"http://127.0.0.1:{PORT}"
+SHOTS = ROOT / "build" / "luci"
+PASSWORD = "lvn-test"
+
+# the first boot of an image with uhttpd and luci-base (as selftest.sh does)
+WEB_SETUP = f"""
+for f in /etc/uci-defaults/*; do sh "$f" >/dev/null && rm -f "$f"; done
+uci add_list uhttpd.main.ucode_prefix='/cgi-bin/luci=/usr/share/ucode/luci/uhttpd.uc'
+uci -q delete uhttpd.main.lua_prefix || true
+uci -q delete uhttpd.main.listen_http || true
+uci -q delete uhttpd.main.listen_https || true
+uci add_list uhttpd.main.listen_http=127.0.0.1:{PORT}
+uci commit uhttpd
+/etc/init.d/uhttpd start
+"""
+
+
+def crypt(password: str) -> str:
+    return subprocess.run(["openssl", "passwd", "-1", password], capture_output=True,
+                          text=True, check=True).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    if shutil.which("chromedriver") is None:
+        pytest.fail("chromium-driver is not installed (scripts/setup-deps.sh installs it)")
+    with router_site(tmp_path_factory.mktemp("luci")) as s:
+        if not (ROOT / "build" / "owrt" / "root" / "usr" / "sbin" / "uhttpd").exists():
+            pytest.skip("OpenWrt's web stack is not built: these tests did NOT run")
+        s.router.sh(f"opkg install {s.ipk}/kmod-ipudp_*.ipk {s.ipk}/lvn_*-1_all.ipk "
+                    f"{s.ipk}/luci-app-lvn_*.ipk")
+        s.wait_ready()
+        s.router.sh(UCI_TUNNEL)
+        s.wait(lambda: s.remote() == "10.99.0.2", 60, "the tunnel to the peer")
+        # root's password (the sandbox's /etc/shadow is its own copy) and a
+        # second login whose ACL has nothing of lvn
+        users = (f"\nconfig login\n\toption username 'guest'\n"
+                 f"\toption password '{crypt(PASSWORD)}'\n\tlist read 'unrelated'\n")
+        s.router.sh(f"sed -i 's|^root:[^:]*:|root:{crypt(PASSWORD)}:|' /etc/shadow && "
+                    f"cat >> /etc/config/rpcd <<'EOF'\n{users}EOF\n")
+        s.router.sh(WEB_SETUP)
+        s.wait(lambda: s.router.sh(f"curl -s -o /dev/null -w '%{{http_code}}' {URL}/cgi-bin/luci/",
+                                   check=False) == "403", 60, "uhttpd to serve LuCI")
+        yield s
+
+
+class Browser:
+    """Chromium in the router's netns (the thread stays in it while the
+    browser is used: chromedriver's connections are made from there)."""
+
+    def __init__(self) -> None:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+
+        opts = webdriver.ChromeOptions()
+        for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                    "--disable-gpu", "--window-size=1280,1000"):
+            opts.add_argument(arg)
+        opts.binary_location = shutil.which("chromium") or "chromium"
+        opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+        self.d = webdriver.Chrome(options=opts, service=Service(shutil.which("chromedriver")))
+        self.d.set_page_load_timeout(scaled(120))
+        self.errors: list[str] = []
+
+    def console_errors(self) -> list[str]:
+        self.errors += [e["message"] for e in self.d.get_log("browser")
+                        if e["level"] == "SEVERE"]
+        return self.errors
+
+    def wait(self, cond: Any, timeout: float, what: str) -> Any:
+        from selenium.webdriver.support.ui import WebDriverWait
+        try:
+            return WebDriverWait(self.d, scaled(timeout), poll_frequency=0.5).until(cond)
+        except Exception as e:
+            self.shot("failure")
+            raise AssertionError(f"the browser waited {timeout} s for {what}: {e!r}; "
+                                 f"console errors: {self.console_errors()}") from None
+
+    def css(self, selector: str) -> Any:
+        from selenium.webdriver.common.by import By
+        return self.wait(lambda d: d.find_element(By.CSS_SELECTOR, selector), 120, selector)
+
+    def login(self, user: str) -> None:
+        self.d.delete_all_cookies()
+        self.d.get(f"{URL}/cgi-bin/luci/")
+        self.css("#luci_username").clear()
+        self.css("#luci_username").send_keys(user)
+        self.css("#luci_password").send_keys(PASSWORD)
+        self.css("button.cbi-button-positive").click()
+        self.wait(lambda d: d.get_cookie("sysauth_http") is not None, 120, "the login cookie")
+
+    def shot(self, name: str) -> None:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        self.d.save_screenshot(str(SHOTS / f"{name}.png"))
+
+    def quit(self) -> None:
+        self.d.quit()
+
+
+@pytest.fixture
+def browser(site: Site) -> Iterator[Browser]:
+    with site.r.entered():
+        b = Browser()
+        try:
+            yield b
+            assert b.console_errors() == [], "JavaScript console errors"
+        finally:
+            b.quit()
+
+
+def rx_packets(b: Browser) -> int | None:
+    from selenium.webdriver.common.by import By
+    for row in b.d.find_elements(By.CSS_SELECTOR, "#lvn-tunnels tr"):
+        if "10.99.0.2" in row.text:
+            cell = row.find_elements(By.CSS_SELECTOR, "[data-name=rx_packets]")
+            return int(cell[0].text) if cell else None
+    return None
+
+
+def test_status_page_shows_live_counters(site: Site, browser: Browser) -> None:
+    browser.login("root")
+    browser.d.get(f"{URL}/cgi-bin/luci/admin/services/lvn/status")
+    first = browser.wait(lambda d: rx_packets(browser), 120, "the tunnel row")
+    assert "valid" in browser.css("#lvn-status [data-name=config]").text
+    pings = site.r.popen("ping", "-i", "0.3", "-w", str(int(scaled(120))), "10.51.0.2",
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        # the page polls every 5 s: no reload, the numbers move by themselves
+        browser.wait(lambda d: (rx_packets(browser) or 0) >= first + 5, 90,
+                     "rx_packets to grow while traffic flows")
+    finally:
+        pings.kill()
+        pings.wait()
+    browser.shot("status")
+
+
+def test_config_form_applies_and_refuses(site: Site, browser: Browser) -> None:
+    browser.login("root")
+    browser.d.get(f"{URL}/cgi-bin/luci/admin/services/lvn/config")
+    port = browser.css('[id="widget.cbid.lvn.peer.remote_port"]')
+    assert port.get_attribute("value") == "50003"
+    browser.shot("config")
+    # an invalid address: refused with lvn config validate's message, nothing staged
+    remote = browser.css('[id="widget.cbid.lvn.peer.remote"]')
+    remote.clear()
+    remote.send_keys("10.99.0.300")
+    browser.css("button.cbi-button-apply").click()
+    errors = browser.css("#lvn-errors")
+    browser.wait(lambda d: "is not an IPv4 or IPv6 address" in errors.text, 60, "the refusal")
+    assert "lvn.peer.remote: '10.99.0.300' is not an IPv4 or IPv6 address" in errors.text
+    browser.shot("config-refused")
+    assert site.router.sh("uci get lvn.peer.remote").strip() == "10.99.0.2"
+    # a valid change: Save & Apply, procd's reload trigger, the kernel follows
+    remote.clear()
+    remote.send_keys("10.99.0.2")
+    port.clear()
+    port.send_keys("50004")
+    browser.css("button.cbi-button-apply").click()
+    site.wait(lambda: site.k.device("lvn1").tunnels[0].remote_port == 50004, 120,
+              "the applied change in the kernel")
+    assert site.router.sh("uci get lvn.peer.remote_port").strip() == "50004"
+    # LuCI confirms the apply (else rpcd rolls it back after apply_rollback)
+    browser.wait(lambda d: "Configuration changes applied." in d.page_source, 120,
+                 "LuCI to confirm the apply")
+    browser.shot("config-applied")
+
+
+def test_login_without_lvn_acl_gets_neither_page_nor_calls(site: Site, browser: Browser) -> None:
+    browser.login("guest")
+    browser.d.get(f"{URL}/cgi-bin/luci/admin/services/lvn/status")
+    browser.wait(lambda d: "lvn/status" not in d.page_source or "lvn-tunnels" not in d.page_source,
+                 60, "the page")
+    assert "lvn-tunnels" not in browser.d.page_source
+    sid = browser.d.get_cookie("sysauth_http")["value"]
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "call",
+                       "params": [sid, "lvn", "status", {}]})
+    out = subprocess.run(site.router.argv("curl", "-s", "-d", body, f"{URL}/ubus"),
+                         capture_output=True, text=True, env=ENV, check=True).stdout
+    assert json.loads(out)["error"]["code"] == -32002, out  # access denied
+    browser.shot("guest")
+
+
+def test_screenshots_for_the_docs() -> None:
+    """docs/openwrt.md shows the screenshots this module makes."""
+    doc = (ROOT / "docs" / "openwrt.md").read_text()
+    for name in ("status", "config", "config-refused"):
+        assert f"images/luci-{name}.png" in doc
+        assert (ROOT / "docs" / "images" / f"luci-{name}.png").exists()
+    assert Path(SHOTS).is_dir()
