@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Build ipudp.ko for another architecture against Debian 12's kernel headers
+# for it, W=1 (any warning fails) and sparse (C=2, debug sources too).
+# Usage: scripts/cross-build.sh ARCH...      ARCH: armhf | s390x
+#   armhf: 32-bit ARM (armmp), the router class: 32-bit words, 64-bit
+#          counters that need u64_stats seqcounts, little-endian
+#   s390x: the big-endian kernel Debian 12 has
+# The headers' .debs are downloaded (apt-get download) and unpacked under
+# build/cross/ARCH once: installing them would pull the target's native
+# compiler, which cannot be co-installed.  The kbuild tools are the host's
+# linux-kbuild-6.1 (Multi-Arch: foreign), as Debian's cross builds use.
+# Out: build/kmod/cross-ARCH/ipudp.ko and its build/sparse logs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+headers() { # ARCH -> the unpacked kernel build tree (echoed)
+	local arch=$1 flavour root pkg rel common dl
+	case $arch in
+	armhf) flavour=armmp ;;
+	s390x) flavour=s390x ;;
+	*) echo "cross-build: unknown architecture $arch (armhf, s390x)" >&2; return 1 ;;
+	esac
+	root=$PWD/build/cross/$arch
+	if [ ! -e "$root/.unpacked" ]; then
+		grep -qx "$arch" <(dpkg --print-foreign-architectures) || {
+			dpkg --add-architecture "$arch"
+			apt-get -o DPkg::Lock::Timeout=600 update -q >&2
+		}
+		pkg=$(apt-cache depends "linux-headers-$flavour:$arch" | awk '/Depends:/ {print $2; exit}')
+		[ -n "$pkg" ] || { echo "cross-build: no linux-headers-$flavour:$arch in apt" >&2; return 1; }
+		rel=${pkg#linux-headers-}
+		rel=${rel%%:*}
+		common=linux-headers-${rel%-"$flavour"}-common
+		rm -rf "$root"
+		dl=$(mktemp -d)
+		chmod 755 "$dl"
+		(cd "$dl" && apt-get download "$pkg" "$common" >&2)
+		mkdir -p "$root"
+		for deb in "$dl"/*.deb; do dpkg-deb -x "$deb" "$root"; done
+		rm -rf "$dl"
+		# the tree refers to its common half and to kbuild by absolute or
+		# /usr-relative paths: point them at the unpacked copy and the host's
+		sed -i "s|^include /usr/src/|include $root/usr/src/|" "$root/usr/src/linux-headers-$rel/Makefile"
+		for d in "$root"/usr/src/linux-headers-*; do
+			for l in scripts tools; do
+				ln -sfn "/usr/lib/linux-kbuild-${rel%%.0-*}/$l" "$d/$l"
+			done
+		done
+		echo "$rel" >"$root/.unpacked"
+	fi
+	echo "$root/usr/src/linux-headers-$(cat "$root/.unpacked")"
+}
+
+triple() {
+	case $1 in armhf) echo arm arm-linux-gnueabihf ;; s390x) echo s390 s390x-linux-gnu ;; esac
+}
+
+rc=0
+for arch in "$@"; do
+	kdir=$(headers "$arch")
+	read -r karch cross < <(triple "$arch")
+	flags="ARCH=$karch CROSS_COMPILE=$cross-"
+	LVN_KDIR=$kdir LVN_KMOD_MAKEFLAGS=$flags vm/build-module.sh "cross-$arch"
+	out=build/kmod/cross-$arch/sparse
+	rm -rf "$out"
+	mkdir -p "$out"
+	cp -r feed/kmod-ipudp/src/. "$out/"
+	# shellcheck disable=SC2086 # flags: words, split on purpose
+	if ! make -C "$kdir" M="$PWD/$out" C=2 W=1 IPUDP_DEBUG=y $flags modules >"$out/sparse.log" 2>&1 ||
+		grep -E 'warning:|error:' "$out/sparse.log" >&2; then
+		echo "cross-build: sparse or W=1 reports for $arch (build/kmod/cross-$arch/sparse/sparse.log)" >&2
+		rc=1
+	else
+		echo "cross-build: $arch ($(basename "$kdir")): W=1 and sparse clean"
+	fi
+done
+exit $rc
