@@ -9,7 +9,8 @@
 # build/cross/ARCH once: installing them would pull the target's native
 # compiler, which cannot be co-installed.  The kbuild tools are the host's
 # linux-kbuild-6.1 (Multi-Arch: foreign), as Debian's cross builds use.
-# Out: build/kmod/cross-ARCH/ipudp.ko and its build/sparse logs.
+# Out: build/kmod/RELEASE/ipudp.ko (where vm/guest-run.sh looks for the
+# running kernel's module) and build/kmod/RELEASE/sparse/sparse.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -60,15 +61,17 @@ for arch in "$@"; do
 	kdir=$(headers "$arch")
 	read -r karch cross < <(triple "$arch")
 	flags="ARCH=$karch CROSS_COMPILE=$cross-"
-	LVN_KDIR=$kdir LVN_KMOD_MAKEFLAGS=$flags vm/build-module.sh "cross-$arch"
-	out=build/kmod/cross-$arch/sparse
+	rel=$(basename "$kdir")
+	rel=${rel#linux-headers-}
+	LVN_KDIR=$kdir LVN_KMOD_MAKEFLAGS=$flags vm/build-module.sh "$rel"
+	out=build/kmod/$rel/sparse
 	rm -rf "$out"
 	mkdir -p "$out"
 	cp -r feed/kmod-ipudp/src/. "$out/"
 	# shellcheck disable=SC2086 # flags: words, split on purpose
 	if ! make -C "$kdir" M="$PWD/$out" C=2 W=1 IPUDP_DEBUG=y $flags modules >"$out/sparse.log" 2>&1 ||
 		grep -E 'warning:|error:' "$out/sparse.log" >&2; then
-		echo "cross-build: sparse or W=1 reports for $arch (build/kmod/cross-$arch/sparse/sparse.log)" >&2
+		echo "cross-build: sparse or W=1 reports for $arch ($out/sparse.log)" >&2
 		rc=1
 	else
 		echo "cross-build: $arch ($(basename "$kdir")): W=1 and sparse clean"

@@ -2,6 +2,8 @@
 # Build a tiny initramfs (busybox + the modules needed to mount the host
 # root over 9p) for one kernel release.
 # Usage: vm/mkinitramfs.sh RELEASE OUT.cpio.gz
+# Env: LVN_INITRAMFS_ROOT: take busybox and the kernel's modules from this
+#      root (another architecture's, vm/cross-run.sh) instead of the host's
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 rel=$1
@@ -10,12 +12,16 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 mkdir -p "$tmp"/{bin,dev,proc,sys,mnt/lower,mnt/upper,mnt/root,lib/mod}
-cp /bin/busybox "$tmp/bin/busybox"
+root=${LVN_INITRAMFS_ROOT:-}
+cp "$root/bin/busybox" "$tmp/bin/busybox"
 # Modules in dependency order; built-ins print "builtin" and are skipped.
 : >"$tmp/lib/mod/order"
 # A kernel without /lib/modules (the debug kernel) has all of them built in.
-[ -d "/lib/modules/$rel" ] &&
-for m in virtio_pci 9pnet_virtio 9p overlay; do modprobe -S "$rel" --show-depends "$m"; done |
+# (virtio_ccw: s390x; modules a kernel lacks are skipped)
+[ -d "$root/lib/modules/$rel" ] &&
+for m in virtio_pci virtio_ccw 9pnet_virtio 9p overlay; do
+	modprobe ${root:+-d "$root"} -S "$rel" --show-depends "$m" 2>/dev/null || true
+done |
 	awk '$1 == "insmod" {print $2}' | awk '!seen[$0]++' |
 	while read -r ko; do
 		name=$(basename "$ko")

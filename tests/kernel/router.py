@@ -23,6 +23,7 @@ from .netns import Netns, scaled, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 OWRT = ROOT / "build" / "owrt"
+OWRT_SRC = Path(os.environ.get("LVN_OWRT_SRC", ROOT.parent / "shared" / "third_party" / "openwrt"))
 
 # what an OpenWrt image would have installed: lvn's and kmod-ipudp's
 # dependencies, marked installed in /usr/lib/opkg/status
@@ -64,6 +65,12 @@ def overlay(tmp: Path) -> Path:
                     "\tfor p in $(pidof rpcd); do [ \"$p\" = $$ ] || kill -HUP \"$p\"; done ;;\n"
                     "esac\n")
     rpcd.chmod(0o755)
+    # rpcd's package installs its ACL for every session (session access and
+    # login, which LuCI's views call); build.sh leaves it in the sources
+    acl = tree / "usr" / "share" / "rpcd" / "acl.d"
+    acl.mkdir(parents=True)
+    (acl / "unauthenticated.json").write_bytes((OWRT_SRC / "rpcd" / "unauthenticated.json")
+                                               .read_bytes())
     status = tree / "usr" / "lib" / "opkg" / "status"
     status.parent.mkdir(parents=True)
     status.write_text("".join(

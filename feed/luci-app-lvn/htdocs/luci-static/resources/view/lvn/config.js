@@ -66,12 +66,14 @@ return view.extend({
 		s.anonymous = false;
 		s.nodescriptions = true;
 		o = s.option(form.Flag, 'enabled', _('Enabled'));
+		o.default = '1';  // as lvn reads a tunnel without the option
 		o.rmempty = false;
 		o.editable = true;
 		text(s, 'ifname', _('Device'));
 		o = s.option(form.ListValue, 'mode', _('Mode'));
 		o.value('fixed');
 		o.value('multi');
+		o.default = 'fixed';
 		text(s, 'port', _('Local port'));
 		text(s, 'local', _('Local address')).modalonly = true;
 		text(s, 'remote', _('Remote address')).editable = true;

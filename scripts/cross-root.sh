@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# A Debian 12 root of another architecture for vm/cross-run.sh, made once
+# with mmdebstrap from Debian's packages (qemu-user runs its maintainer
+# scripts): the kernel (linux-image-armmp / -s390x, the release the module
+# is built for by scripts/cross-build.sh), python3 with pytest and
+# hypothesis, iproute2, ping, iperf3, tcpdump.  pyroute2 is pure Python:
+# the floor version (scripts/openwrt-24.10-pins.txt) is installed from PyPI
+# into build/cross/site for every architecture.
+# Usage: scripts/cross-root.sh ARCH...     (ARCH: armhf | s390x)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PKGS=python3,python3-pytest,python3-hypothesis,iproute2,iputils-ping,kmod,busybox-static,procps,iperf3,tcpdump,ethtool
+
+for tool in mmdebstrap qemu-arm-static qemu-s390x-static arch-test qemu-system-arm qemu-system-s390x; do
+	command -v "$tool" >/dev/null || missing=1
+done
+if [ -n "${missing:-}" ]; then
+	apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends mmdebstrap \
+		arch-test qemu-user-static binfmt-support qemu-system-arm qemu-system-misc >&2
+fi
+# qemu-user runs the root's programs through binfmt_misc
+[ -e /proc/sys/fs/binfmt_misc/register ] ||
+	mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+update-binfmts --enable >/dev/null 2>&1 || true
+
+for arch in "$@"; do
+	case $arch in
+	armhf) kernel=linux-image-armmp ;;
+	s390x) kernel=linux-image-s390x ;;
+	*) echo "cross-root: unknown architecture $arch (armhf, s390x)" >&2; exit 2 ;;
+	esac
+	root=build/cross/$arch/rootfs
+	[ -e "$root/.complete" ] && continue
+	rm -rf "$root"
+	mkdir -p "build/cross/$arch"
+	start=$(date +%s)
+	mmdebstrap --arch="$arch" --variant=apt --include="$PKGS,$kernel" bookworm "$root" \
+		"deb http://deb.debian.org/debian bookworm main" \
+		"deb http://deb.debian.org/debian-security bookworm-security main" \
+		>"build/cross/$arch/mmdebstrap.log" 2>&1 || {
+		tail -20 "build/cross/$arch/mmdebstrap.log" >&2
+		echo "cross-root: mmdebstrap for $arch failed" >&2
+		exit 1
+	}
+	touch "$root/.complete"
+	echo "cross-root: $arch root made in $(( $(date +%s) - start )) s ($(du -sh "$root" | cut -f1))"
+done
+
+site=build/cross/site
+pin=$(grep '^pyroute2==' scripts/openwrt-24.10-pins.txt)
+if [ ! -e "$site/.complete" ]; then
+	rm -rf "$site"
+	python3 -m pip install -q --no-deps --no-compile --target "$site" "$pin"
+	touch "$site/.complete"
+fi
