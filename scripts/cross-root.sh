@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=python3,python3-pytest,python3-hypothesis,iproute2,iputils-ping,kmod,busybox-static,procps,iperf3,tcpdump,ethtool
+PKGS=mount,python3,python3-pytest,python3-hypothesis,iproute2,iputils-ping,kmod,busybox-static,procps,iperf3,tcpdump,ethtool
 
 for tool in mmdebstrap qemu-arm-static qemu-s390x-static arch-test qemu-system-arm qemu-system-s390x; do
 	command -v "$tool" >/dev/null || missing=1
