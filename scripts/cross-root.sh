@@ -4,8 +4,9 @@
 # scripts): the kernel (linux-image-armmp / -s390x, the release the module
 # is built for by scripts/cross-build.sh), python3 with pytest and
 # hypothesis, iproute2, ping, iperf3, tcpdump.  pyroute2 is pure Python:
-# the floor version (scripts/openwrt-24.10-pins.txt) is installed from PyPI
-# into build/cross/site for every architecture.
+# the version of the project's .venv (the tests' fixtures use its 0.8+ API;
+# Debian 12 ships 0.7.2) is installed from PyPI into build/cross/site, for
+# every architecture.
 # Usage: scripts/cross-root.sh ARCH...     (ARCH: armhf | s390x)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,9 +49,9 @@ for arch in "$@"; do
 done
 
 site=build/cross/site
-pin=$(grep '^pyroute2==' scripts/openwrt-24.10-pins.txt)
-if [ ! -e "$site/.complete" ]; then
+pin=pyroute2==$(.venv/bin/python -c 'import pyroute2; print(pyroute2.__version__)')
+if [ "$(cat "$site/.complete" 2>/dev/null)" != "$pin" ]; then
 	rm -rf "$site"
 	python3 -m pip install -q --no-deps --no-compile --target "$site" "$pin"
-	touch "$site/.complete"
+	echo "$pin" >"$site/.complete"
 fi
