@@ -121,14 +121,22 @@ class Browser:
         from selenium.webdriver.common.by import By
         return self.wait(lambda d: d.find_element(By.CSS_SELECTOR, selector), 120, selector)
 
-    def login(self, user: str) -> None:
+    def login(self, user: str, expect_session: bool = True) -> None:
         self.d.delete_all_cookies()
         self.d.get(f"{URL}/cgi-bin/luci/")
         self.css("#luci_username").clear()
         self.css("#luci_username").send_keys(user)
         self.css("#luci_password").send_keys(PASSWORD)
         self.css("button.cbi-button-positive").click()
-        self.wait(lambda d: d.get_cookie("sysauth_http") is not None, 120, "the login cookie")
+        if expect_session:
+            self.wait(lambda d: d.get_cookie("sysauth_http") is not None, 120,
+                      "the login cookie")
+        else:
+            # a session, a refused login (the form again, with a message) or
+            # a 403 page
+            self.wait(lambda d: d.get_cookie("sysauth_http") is not None
+                      or "Invalid username" in d.page_source
+                      or "HTTP ERROR 403" in d.page_source, 120, "the answer to the login")
 
     def shot(self, name: str) -> None:
         SHOTS.mkdir(parents=True, exist_ok=True)
@@ -178,20 +186,29 @@ def test_status_page_shows_live_counters(site: Site, browser: Browser) -> None:
 
 
 def test_login_without_lvn_acl_gets_neither_page_nor_calls(site: Site, browser: Browser) -> None:
-    browser.login("guest")
+    """A login whose ACL has nothing of lvn: LuCI gives it no L-VN page
+    (LuCI may refuse the whole login when the ACL grants no page at all),
+    and rpcd refuses its calls to the lvn object through uhttpd."""
     browser.forbidden_expected = True
+    browser.login("guest", expect_session=False)
     browser.d.get(f"{URL}/cgi-bin/luci/admin/services/lvn/status")
-    # LuCI answers 403 for a page the session's ACLs do not cover
-    assert "HTTP ERROR 403" in browser.d.page_source
     assert "lvn-tunnels" not in browser.d.page_source
     assert "instantiateView('lvn/status')" not in browser.d.page_source
-    sid = browser.d.get_cookie("sysauth_http")["value"]
+    browser.shot("guest")
+    login = json.loads(site.router.sh(
+        f"ubus call session login '{{\"username\":\"guest\",\"password\":\"{PASSWORD}\"}}'"))
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "call",
-                       "params": [sid, "lvn", "status", {}]})
+                       "params": [login["ubus_rpc_session"], "lvn", "status", {}]})
     out = subprocess.run(site.router.argv("curl", "-s", "-d", body, f"{URL}/ubus"),
                          capture_output=True, text=True, env=ENV, check=True).stdout
     assert json.loads(out)["error"]["code"] == -32002, out  # access denied
-    browser.shot("guest")
+    # the same call with root's session is answered
+    root = json.loads(site.router.sh(
+        f"ubus call session login '{{\"username\":\"root\",\"password\":\"{PASSWORD}\"}}'"))
+    body = body.replace(login["ubus_rpc_session"], root["ubus_rpc_session"])
+    out = subprocess.run(site.router.argv("curl", "-s", "-d", body, f"{URL}/ubus"),
+                         capture_output=True, text=True, env=ENV, check=True).stdout
+    assert json.loads(out)["result"][0] == 0, out
 
 
 def test_config_form_applies_and_refuses(site: Site, browser: Browser) -> None:
