@@ -6,6 +6,7 @@ understand it is dropped and counted as a frame error."""
 from __future__ import annotations
 
 import socket
+import sys
 
 import pytest
 
@@ -49,7 +50,9 @@ def received_ecn(s: socket.socket) -> tuple[bytes, int]:
     for level, kind, value in cmsgs:
         if (level, kind) in ((socket.IPPROTO_IP, socket.IP_TOS),
                              (socket.IPPROTO_IPV6, socket.IPV6_TCLASS)):
-            return data, value[0] & 3 if len(value) == 1 else int.from_bytes(value, "little") & 3
+            # IP_TOS: one byte; IPV6_TCLASS: an int in host byte order
+            tclass = value[0] if len(value) == 1 else int.from_bytes(value, sys.byteorder)
+            return data, tclass & 3
     raise AssertionError(f"no TOS/TCLASS ancillary data: {cmsgs!r}")
 
 
