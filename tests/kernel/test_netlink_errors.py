@@ -5,6 +5,7 @@ on any WARN/BUG/Oops line in dmesg)."""
 from __future__ import annotations
 
 import errno
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -51,7 +52,7 @@ class raw_msg(genlmsg):  # noqa: N801
 
 def b(value: int, size: int) -> bytes:
     """A native-endian integer attribute of ``size`` bytes."""
-    return value.to_bytes(size, "little")
+    return value.to_bytes(size, sys.byteorder)
 
 
 def s(text: str) -> bytes:
