@@ -32,7 +32,7 @@ case $arch in
 armhf)
 	qemu="qemu-system-arm"
 	# highmem=off: a 32-bit kernel cannot reach the PCIe ECAM placed above 4 GiB
-	machine=(-M virt,highmem=off -cpu cortex-a15)
+	machine=(-M "virt,highmem=off" -cpu cortex-a15)
 	console=ttyAMA0
 	virtio9p=virtio-9p-pci ;;
 s390x)
