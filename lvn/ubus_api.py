@@ -1,8 +1,9 @@
 """The ``lvn`` ubus object: methods, their replies and events, as pure functions.
 
 Every reply is a function of a :class:`Snapshot` (what the service knows
-at the time of the call) and the call's arguments; ``lvn/ubus.py`` only
-moves messages between ubusd and these functions.  The rpcd ACL
+at the time of the call) and the call's arguments; rpcd's ucode plugin
+(files/usr/share/rpcd/ucode/lvn.uc) and ``lvn/control.py`` only move calls
+between ubus and these functions.  The rpcd ACL
 (files/usr/share/rpcd/acl.d/lvn.json) grants ``READ`` methods to the read
 group and ``WRITE`` methods to the write group; a test keeps them in sync.
 """
