@@ -128,3 +128,16 @@ def test_validate_takes_luci_sections() -> None:
                            ([{".type": "tunnel", "mtu": {}}], "option 'mtu': expected")):
         with pytest.raises(ubus_api.CallError, match=message):
             ubus_api.validate(wrong)
+
+
+def test_ucode_plugin_declares_the_signatures() -> None:
+    """lvn.uc declares each method's argument types (rpcd checks them);
+    they must be the ones lvn/ubus_api.py SIGNATURES says."""
+    import re
+    text = (ROOT / "files/usr/share/rpcd/ucode/lvn.uc").read_text()
+    kinds = {"'": ubus_api.STRING, "{": ubus_api.TABLE, "[": ubus_api.ARRAY}
+    declared = {}
+    for name, args in re.findall(r"(\w+): method\('\1', \{(.*?)\}\)", text):
+        declared[name] = {arg: kinds[hint[0]] for arg, hint in
+                          re.findall(r"(\w+): ('[^']*'|\{\}|\[\])", args)}
+    assert declared == ubus_api.SIGNATURES
