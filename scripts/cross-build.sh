@@ -10,7 +10,7 @@
 # compiler, which cannot be co-installed.  The kbuild tools are the host's
 # linux-kbuild-6.1 (Multi-Arch: foreign), as Debian's cross builds use.
 # Out: build/kmod/RELEASE/ipudp.ko (where vm/guest-run.sh looks for the
-# running kernel's module) and build/kmod/RELEASE/sparse/sparse.log.
+# running kernel's module); sparse runs through scripts/sparse.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -64,17 +64,11 @@ for arch in "$@"; do
 	rel=$(basename "$kdir")
 	rel=${rel#linux-headers-}
 	LVN_KDIR=$kdir LVN_KMOD_MAKEFLAGS=$flags vm/build-module.sh "$rel"
-	out=build/kmod/$rel/sparse
-	rm -rf "$out"
-	mkdir -p "$out"
-	cp -r feed/kmod-ipudp/src/. "$out/"
-	# shellcheck disable=SC2086 # flags: words, split on purpose
-	if ! make -C "$kdir" M="$PWD/$out" C=2 W=1 IPUDP_DEBUG=y $flags modules >"$out/sparse.log" 2>&1 ||
-		grep -E 'warning:|error:' "$out/sparse.log" >&2; then
-		echo "cross-build: sparse or W=1 reports for $arch ($out/sparse.log)" >&2
-		rc=1
+	if LVN_KDIR=$kdir LVN_KMOD_MAKEFLAGS=$flags scripts/sparse.sh "$rel"; then
+		echo "cross-build: $arch ($rel): W=1 and sparse clean"
 	else
-		echo "cross-build: $arch ($(basename "$kdir")): W=1 and sparse clean"
+		echo "cross-build: sparse or W=1 reports for $arch ($rel)" >&2
+		rc=1
 	fi
 done
 exit $rc

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# sparse (make C=2) over the module, against every kernel the VM stage uses,
-# with the debug-only sources too: any sparse report fails.
+# sparse (make C=2) over the module, against every kernel the VM stage uses
+# (or the releases given as arguments), with the debug-only sources too: any
+# sparse report fails.
+# Env (as vm/build-module.sh): LVN_KDIR (kernel build tree, default
+#      /lib/modules/RELEASE/build), LVN_KMOD_MAKEFLAGS (e.g. ARCH=, CROSS_COMPILE=)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rc=0
@@ -8,13 +11,15 @@ while read -r rel; do
 	out=$(mktemp -d)
 	cp -r feed/kmod-ipudp/src/. "$out/"
 	log=$out/sparse.log
-	make -C "/lib/modules/$rel/build" M="$out" C=2 W=1 IPUDP_DEBUG=y modules >"$log" 2>&1 ||
+	# shellcheck disable=SC2086 # LVN_KMOD_MAKEFLAGS: words, split on purpose
+	make -C "${LVN_KDIR:-/lib/modules/$rel/build}" M="$out" C=2 W=1 IPUDP_DEBUG=y \
+		${LVN_KMOD_MAKEFLAGS:-} modules >"$log" 2>&1 ||
 		{ cat "$log" >&2; rc=1; }
 	if grep -E '(warning|error):' "$log" >&2; then
 		echo "sparse: reports against $rel" >&2
 		rc=1
 	fi
 	rm -rf "$out"
-done < <(vm/kernels.sh)
+done < <(if [ $# -gt 0 ]; then printf '%s\n' "$@"; else vm/kernels.sh; fi)
 [ "$rc" = 0 ] && echo "sparse: clean"
 exit "$rc"
