@@ -17,11 +17,14 @@ cp "$root/bin/busybox" "$tmp/bin/busybox"
 # Modules in dependency order; built-ins print "builtin" and are skipped.
 : >"$tmp/lib/mod/order"
 # A kernel without /lib/modules (the debug kernel) has all of them built in.
-# (virtio_ccw: s390x; modules a kernel lacks are skipped)
+# The virtio transport is per architecture (PCI; CCW on s390x): the one a
+# kernel lacks is skipped; 9p and overlay must be there.
+deps() { modprobe ${root:+-d "$root"} -S "$rel" --show-depends "$1"; }
 [ -d "$root/lib/modules/$rel" ] &&
-for m in virtio_pci virtio_ccw 9pnet_virtio 9p overlay; do
-	modprobe ${root:+-d "$root"} -S "$rel" --show-depends "$m" 2>/dev/null || true
-done |
+{
+	for m in virtio_pci virtio_ccw; do deps "$m" 2>/dev/null || true; done
+	for m in 9pnet_virtio 9p overlay; do deps "$m"; done
+} |
 	awk '$1 == "insmod" {print $2}' | awk '!seen[$0]++' |
 	while read -r ko; do
 		name=$(basename "$ko")
