@@ -67,9 +67,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         s.wait(lambda: s.remote() == "10.99.0.2", 60, "the tunnel to the peer")
         # root's password (the sandbox's /etc/shadow is its own copy) and a
         # second login whose ACL has nothing of lvn
+        hashed = crypt(PASSWORD)
         users = (f"\nconfig login\n\toption username 'guest'\n"
-                 f"\toption password '{crypt(PASSWORD)}'\n\tlist read 'unrelated'\n")
-        s.router.sh(f"sed -i 's|^root:[^:]*:|root:{crypt(PASSWORD)}:|' /etc/shadow && "
+                 f"\toption password '{hashed}'\n\tlist read 'unrelated'\n")
+        s.router.sh(f"sed -i 's|^root:[^:]*:|root:{hashed}:|' /etc/shadow && "
                     f"cat >> /etc/config/rpcd <<'EOF'\n{users}EOF\n")
         s.router.sh(WEB_SETUP)
         s.wait(lambda: s.router.sh(f"curl -s -o /dev/null -w '%{{http_code}}' {URL}/cgi-bin/luci/",
