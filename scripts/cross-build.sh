@@ -8,7 +8,8 @@
 # The headers' .debs are downloaded (apt-get download) and unpacked under
 # build/cross/ARCH once: installing them would pull the target's native
 # compiler, which cannot be co-installed.  The kbuild tools are the host's
-# linux-kbuild-6.1 (Multi-Arch: foreign), as Debian's cross builds use.
+# linux-kbuild-6.1 (Multi-Arch: foreign), as Debian's cross builds use;
+# Debian's cross gcc-12 is installed when missing.
 # Out: build/kmod/RELEASE/ipudp.ko (where vm/guest-run.sh looks for the
 # running kernel's module); sparse runs through scripts/sparse.sh.
 set -euo pipefail
@@ -60,6 +61,10 @@ rc=0
 for arch in "$@"; do
 	kdir=$(headers "$arch")
 	read -r karch cross < <(triple "$arch")
+	# Debian's kernel makefiles call gcc-12 by name (the release's compiler)
+	command -v "$cross-gcc-12" >/dev/null ||
+		apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends \
+			"gcc-12-$cross" >&2
 	flags="ARCH=$karch CROSS_COMPILE=$cross-"
 	rel=$(basename "$kdir")
 	rel=${rel#linux-headers-}

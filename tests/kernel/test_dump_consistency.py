@@ -12,7 +12,8 @@ import subprocess
 import sys
 
 from lvn.model import Rule
-from lvn.netlink import IPUDP_CMD_RULE_GET, IPUDP_GENL_VERSION, Ipudp, _encode_attrs, ipudp_msg
+from lvn.netlink import IPUDP_CMD_RULE_GET, IPUDP_GENL_VERSION, Ipudp, ipudp_msg
+from lvn.nlcodec import encode_attrs
 
 from .netns import Netns, scaled
 
@@ -65,11 +66,11 @@ def test_rule_dump_changed_midway_is_marked(netns: type[Netns]) -> None:
     ns = netns()
     multi_device(ns)
     with Ipudp(netns=ns.name) as k, ns.entered():
-        family = k._family().prid
+        family = k.family_id
         sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 16)
         with sock:
             body = struct.pack("=BBH", IPUDP_CMD_RULE_GET, IPUDP_GENL_VERSION, 0)
-            body += _encode_attrs(ipudp_msg, [("IPUDP_A_IFNAME", "lvn0")])
+            body += encode_attrs(ipudp_msg, [("IPUDP_A_IFNAME", "lvn0")])
             sock.send(HDR.pack(HDR.size + len(body), family, NLM_F_REQUEST | NLM_F_DUMP, 1, 0)
                       + body)
             # rules ahead of the dump's position go away between its parts

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lvn.model import Rule, Tunnel
-from lvn.netlink import NETLINK_CAP_ACK, SOL_NETLINK, Ipudp, _genl_socket
+from lvn.netlink import NETLINK_CAP_ACK, SOL_NETLINK, Ipudp, _netlink_socket
 
 from .netns import Netns, veth
 
@@ -106,9 +106,9 @@ def test_ten_thousand_garbage_genetlink_requests(netns: type[Netns]) -> None:
         k.set_mode("lvm", "multi")
         k.set_device("lvm", port=50001)
         k.add_tunnels("lvm", [Tunnel(f"192.0.2.{i}", id=i) for i in range(1, 4)])
-        family = k._family().prid
+        family = k.family_id
     rnd = random.Random(20261126)
-    sock = _genl_socket(ns.name)
+    sock = _netlink_socket(ns.name)
     try:
         sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)

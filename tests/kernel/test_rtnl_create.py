@@ -37,14 +37,14 @@ def test_cli_dev_add_mode_and_port(netns: type[Netns]) -> None:
 
 
 @pytest.mark.parametrize("data, text", [
-    ({"ipudp_mode": 9}, "mode"),
-    ({"ipudp_port": 0}, "port"),
+    ({"mode": 9}, "mode"),
+    ({"port": 0}, "port"),
 ])
 def test_bad_link_data_refused(netns: type[Netns], data: dict[str, int], text: str) -> None:
     ns = netns()
     with Ipudp(netns=ns.name) as k:
         with pytest.raises(KernelError) as exc:
-            k._add_link("bad0", data)
+            k._add_link("bad0", **data)
         assert exc.value.errno in (errno.EINVAL, errno.ERANGE)
         assert text in str(exc.value).lower()
         assert "bad0" not in ns.ip("link", "show")

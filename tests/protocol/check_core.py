@@ -1,16 +1,18 @@
-"""Self-checks of the pure protocol core, for CPython and MicroPython.
+"""Self-checks of the pure core (protocol, sessions, datagrams, netlink
+codec), for CPython and MicroPython.
 
     micropython tests/protocol/check_core.py
 Prints one line per failed check and "protocol core: N passed, M failed";
 exit status 0 only if all passed.  (pytest runs the same file both ways.)
 """
 
+import struct
 import sys
 
 HERE = sys.argv[0].rsplit("/", 1)[0] if "/" in sys.argv[0] else "."
 sys.path.insert(0, HERE + "/../..")
 
-from lvn import datagram, protocol, session  # noqa: E402
+from lvn import datagram, nlcodec, protocol, session  # noqa: E402
 
 # RFC 4231 test cases 1, 2 and 6 (key longer than the block)
 HMAC_VECTORS = [
@@ -133,6 +135,52 @@ def session_handshake_and_roaming() -> bool:
     moved = server.on_datagram("203.0.113.9", 1, ka, 25.0) == [("tunnel", "203.0.113.9", 1)]
     replay = server.on_datagram("192.0.2.66", 6, ka, 26.0) == []
     return up and moved and replay and server.endpoint == ("203.0.113.9", 1)
+
+
+class _Space:
+    """A netlink attribute space as a plain class (what MicroPython uses)."""
+
+    nla_map = (("U", "none"), ("NAME", "asciiz"), ("PORT", "uint16"), ("T", "inner"))
+
+    class inner:  # noqa: N801
+        nla_flags = 0x8000
+        nla_map = (("U", "none"), ("ID", "uint32"), ("R4", "ip4addr"), ("R6", "ip6addr"))
+
+
+@check
+def netlink_attrs_both_orders() -> bool:
+    ok = True
+    for order in "<>":
+        body = nlcodec.encode_attrs(_Space, [("NAME", "lvn0"), ("PORT", 5000), ("T", {"attrs": [
+            ("ID", 7), ("R4", "10.0.0.1"), ("R6", "fd00::1")]})], order)
+        top = nlcodec.attrs(body, 0, order)
+        inner = nlcodec.attrs(top[2][1], 0, order)
+        ok = ok and top[0] == (1, b"lvn0\0") and top[1][1] == (
+            b"\x13\x88" if order == ">" else b"\x88\x13") and inner[1] == (2, b"\n\0\0\x01")
+        ok = ok and inner[2][1] == b"\xfd" + bytes(14) + b"\x01"
+    return ok
+
+
+@check
+def netlink_extended_ack_both_orders() -> bool:
+    ok = True
+    for order in "<>":
+        req = nlcodec.message(0x1E, 5, 3, bytes(6), order)
+        # NLMSGERR_ATTR_MSG is type 1, as NAME is in _Space
+        tlv = nlcodec.encode_attrs(_Space, [("NAME", "missing attribute")], order)
+        payload = struct.pack(order + "i", -22) + req + bytes(2) + tlv
+        ((mtype, flags, seq, body),) = nlcodec.split(nlcodec.message(
+            nlcodec.NLMSG_ERROR, nlcodec.NLM_F_ACK_TLVS, 3, payload, order), order)
+        ack = nlcodec.parse_ack(flags, seq, body, order)
+        ok = ok and (mtype, ack.errno, ack.seq, ack.message) == (2, 22, 3, "missing attribute")
+    return ok
+
+
+@check
+def netlink_refuses_bad_framing() -> bool:
+    return (raises(nlcodec.NetlinkFormatError, nlcodec.split, b"\x10\0\0")
+            and raises(ValueError, nlcodec.ip6_packed, "1::2::3")
+            and nlcodec.ip6_packed("::ffff:1.2.3.4") == bytes(10) + b"\xff\xff\x01\x02\x03\x04")
 
 
 def main() -> int:
