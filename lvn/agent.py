@@ -1,9 +1,9 @@
 """The lvn agent: server and client roles, the I/O around lvn/session.py.
 
 One thread, one ``selectors`` loop: the TLS control channel (pyOpenSSL,
-TLS 1.3 only, mutual certificates, CRL), the UDP data socket(s) whose file
-descriptors the kernel uses for the tunnels (control datagrams still reach
-us), a one-second tick for the session timers.  The sessions decide; this
+TLS 1.2+ with AEAD suites, mutual certificates, CRL), the UDP data
+socket(s) whose file descriptors the kernel uses for the tunnels (control
+datagrams still reach us), a one-second tick for the session timers.  The sessions decide; this
 module carries out their actions against sockets and the kernel.
 """
 
@@ -42,10 +42,19 @@ BACKOFF_MIN, BACKOFF_MAX = 1.0, 60.0
 CLOCK_CHECK = 5.0  # s between looks at a clock that is not valid yet
 
 
+# TLS 1.2 suites: ECDHE key exchange (forward secrecy) and AEAD only
+TLS12_CIPHERS = b"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256:" \
+    b"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-AES256-GCM-SHA384:" \
+    b"ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305"
+
+
 def tls_context(ca: str, cert: str, key: str, crl: str | None, server: bool) -> SSL.Context:
-    """TLS 1.3 only, both sides present certificates signed by ``ca``."""
+    """TLS 1.2 or 1.3, forward-secret AEAD suites only; both sides present
+    certificates signed by ``ca``.  (1.2: MicroPython's mbedTLS client
+    offers no 1.3; docs/protocol.md has the security argument.)"""
     ctx = SSL.Context(SSL.TLS_METHOD)
-    ctx.set_min_proto_version(SSL.TLS1_3_VERSION)
+    ctx.set_min_proto_version(SSL.TLS1_2_VERSION)
+    ctx.set_cipher_list(TLS12_CIPHERS)
     try:
         ctx.use_certificate_file(cert)
         ctx.use_privatekey_file(key)
@@ -152,10 +161,6 @@ class TlsConn:
         names.update(san.get_values_for_type(x509.DNSName))
         names.update(str(a) for a in san.get_values_for_type(x509.IPAddress))
         return names
-
-    def datagram_key(self) -> bytes:
-        return bytes(self.conn.export_keying_material(datagram.EXPORTER_LABEL,
-                                                      datagram.KEY_SIZE))
 
     def close(self) -> None:
         try:
@@ -413,7 +418,8 @@ class Server(Agent):
         if conn.ready and holder["session"] is None and not conn.closed:
             name = conn.peer_name()
             sid = os.urandom(datagram.SESSION_SIZE)
-            s = ServerSession(conn.datagram_key(), sid, time.monotonic(), self.conf.data_port,
+            key = os.urandom(datagram.KEY_SIZE)  # sent to this client only, in LEASE
+            s = ServerSession(key, sid, time.monotonic(), self.conf.data_port,
                               self.conf.mtu, self.conf.keepalive, self.conf.idle_timeout)
             holder["session"], holder["name"] = s, name
             self.pending.pop(conn, None)
@@ -697,8 +703,7 @@ class Client(Agent):
                 self._lost("wrong server identity")
                 return
             self.sel.modify(conn.sock, selectors.EVENT_READ, self._readable)
-            self.session = ClientSession(conn.datagram_key(), time.monotonic(),
-                                         ["ipv4", "ipv6"])
+            self.session = ClientSession(time.monotonic(), ["ipv4", "ipv6"])
             self._act(self.session.start())
         for mtype, body in msgs:
             if self.session is None:

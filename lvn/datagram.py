@@ -7,11 +7,11 @@ the socket's owner (docs/wire-format.md).  Layout (big endian, 37 bytes):
     0xFFFFFFFF | type u8 | session 8 bytes | counter u64 | MAC 16 bytes
 
 MAC = HMAC-SHA256(key, everything before it), first 16 bytes; ``key`` is
-exported from the TLS session of the control channel (RFC 8446 7.5,
-label ``EXPORTER-lvn-datagram``), so only the two ends of that handshake
-can make one.  The counter must grow: a replayed datagram is refused.  The
-kernel's own keepalive is just the 4-byte prefix: it keeps NAT bindings
-open and proves nothing.
+32 random bytes the server draws for the session and sends in LEASE over
+the mutually authenticated TLS channel, so only the two ends of that
+channel can make one (docs/protocol.md).  The counter must grow: a
+replayed datagram is refused.  The kernel's own keepalive is just the
+4-byte prefix: it keeps NAT bindings open and proves nothing.
 
 Pure and MicroPython-friendly: HMAC is built from ``hashlib.sha256``
 (MicroPython has no ``hmac`` module).
@@ -24,7 +24,6 @@ PREFIX = b"\xff\xff\xff\xff"
 PROBE = 1
 KEEPALIVE = 2
 TYPES = (PROBE, KEEPALIVE)
-EXPORTER_LABEL = b"EXPORTER-lvn-datagram"
 KEY_SIZE = 32
 SESSION_SIZE = 8
 MAC_SIZE = 16

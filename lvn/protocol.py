@@ -12,7 +12,9 @@ Pure and MicroPython-friendly: imports only ``json`` and ``struct``, no
 import json
 import struct
 
-VERSION = 1
+# 2: the server draws the datagram key and sends it in LEASE (1 exported it
+# from TLS 1.3, which MicroPython's TLS does not offer); 1 is refused.
+VERSION = 2
 MAX_PAYLOAD = 4096  # bytes; a larger message closes the session
 
 # message types
@@ -30,7 +32,7 @@ NAMES = {HELLO: "hello", LEASE: "lease", ENDPOINT: "endpoint", READY: "ready",
 # allowed and ignored (a later minor version may add some).
 REQUIRED: dict[int, dict[str, type]] = {
     HELLO: {"want": list},
-    LEASE: {"session": str, "data_port": int, "mtu": int, "keepalive": int},
+    LEASE: {"session": str, "key": str, "data_port": int, "mtu": int, "keepalive": int},
     ENDPOINT: {"address": str, "port": int},
     READY: {},
     ERROR: {"code": str, "text": str},
@@ -86,7 +88,8 @@ class Framer:
         while len(self._buf) >= HEADER_SIZE:
             version, mtype, length = struct.unpack(_HEADER, self._buf[:HEADER_SIZE])
             if version != VERSION:
-                raise ProtocolError(f"unsupported protocol version {version}")
+                raise ProtocolError(f"the peer speaks protocol version {version}, this agent "
+                                    f"speaks {VERSION}: run the same lvn release on both ends")
             if length > MAX_PAYLOAD:
                 raise ProtocolError(f"message of {length} bytes exceeds the limit of {MAX_PAYLOAD}")
             if mtype not in REQUIRED:

@@ -27,6 +27,13 @@ def _error(code: str, text: str) -> list[tuple[object, ...]]:
             ("close", code + ": " + text)]
 
 
+def _hex(value: object) -> bytes:
+    try:
+        return bytes.fromhex(str(value))
+    except ValueError:
+        return b""
+
+
 class ServerSession:
     """One client, from TLS handshake to tunnel, keepalives and idle removal."""
 
@@ -65,8 +72,9 @@ class ServerSession:
             return _error("lease", error)
         self.state = "probe"
         self.addresses = list(addresses)
-        fields: dict[str, object] = {"session": self.session.hex(), "data_port": self.data_port,
-                  "mtu": self.mtu, "keepalive": self.keepalive}
+        fields: dict[str, object] = {"session": self.session.hex(), "key": self.key.hex(),
+                                     "data_port": self.data_port, "mtu": self.mtu,
+                                     "keepalive": self.keepalive}
         for a in addresses:
             fields["addr6" if ":" in a else "addr4"] = a
         return [("send", protocol.encode(protocol.LEASE, fields))]
@@ -106,8 +114,8 @@ class ServerSession:
 class ClientSession:
     """The client's side: HELLO, apply the lease, probe, keep alive."""
 
-    def __init__(self, key: bytes, now: float, want: list[str]) -> None:
-        self.key = key
+    def __init__(self, now: float, want: list[str]) -> None:
+        self.key = b""  # the datagram key, from LEASE
         self.want = want
         self.state = "start"
         self.started = now
@@ -130,12 +138,13 @@ class ClientSession:
         if mtype in (protocol.BYE, protocol.ERROR):
             return [("close", "server: " + str(body.get("text", "bye")))]
         if self.state == "lease" and mtype == protocol.LEASE:
-            try:
-                self.session = bytes.fromhex(str(body["session"]))
-            except ValueError:
-                self.session = b""
+            self.session = _hex(body["session"])
             if len(self.session) != datagram.SESSION_SIZE:
                 return _error("protocol", "bad session id")
+            key = _hex(body["key"])
+            if len(key) != datagram.KEY_SIZE:
+                return _error("protocol", "bad datagram key")
+            self.key = key
             keepalive = body["keepalive"]
             self.keepalive = keepalive if isinstance(keepalive, int) else 25
             self.state = "probe"

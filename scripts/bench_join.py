@@ -42,7 +42,7 @@ class FakeClient:
     def pump(self, now: float) -> None:
         msgs = self.conn.pump()
         if self.conn.ready and self.session is None:
-            self.session = ClientSession(self.conn.datagram_key(), now, ["ipv4", "ipv6"])
+            self.session = ClientSession(now, ["ipv4", "ipv6"])
             self._act(self.session.start(), now)
         for mtype, body in msgs:
             if self.session is not None:

@@ -83,7 +83,7 @@ def nat_keepalive() -> bool:
 @check
 def framer_round_trip_split() -> bool:
     msgs = [(protocol.HELLO, {"want": ["ipv4", "ipv6"], "extra": 1}),
-            (protocol.LEASE, {"session": "0102030405060708", "data_port": 50000,
+            (protocol.LEASE, {"session": "0102030405060708", "key": "ab" * 32, "data_port": 50000,
                               "mtu": 1400, "keepalive": 25, "addr4": "10.77.0.2/16"}),
             (protocol.READY, {}), (protocol.BYE, {})]
     stream = b"".join(protocol.encode(t, f) for t, f in msgs)
@@ -98,22 +98,49 @@ def framer_round_trip_split() -> bool:
 def framer_refuses_garbage() -> bool:
     def feed(data):  # type: ignore[no-untyped-def]
         protocol.Framer().feed(data)
-    return (raises(protocol.ProtocolError, feed, b"\x02\x01\x00\x02{}")      # version
-            and raises(protocol.ProtocolError, feed, b"\x01\x63\x00\x02{}")  # type
-            and raises(protocol.ProtocolError, feed, b"\x01\x01\x10\x01")    # too long
-            and raises(protocol.ProtocolError, feed, b"\x01\x01\x00\x02[]")  # not object
-            and raises(protocol.ProtocolError, feed, b"\x01\x01\x00\x03{x}")  # not JSON
-            and raises(protocol.ProtocolError, feed, b"\x01\x01\x00\x02{}")  # no "want"
+    v = bytes([protocol.VERSION])
+    return (raises(protocol.ProtocolError, feed, b"\x03\x01\x00\x02{}")      # version
+            and raises(protocol.ProtocolError, feed, v + b"\x63\x00\x02{}")  # type
+            and raises(protocol.ProtocolError, feed, v + b"\x01\x10\x01")    # too long
+            and raises(protocol.ProtocolError, feed, v + b"\x01\x00\x02[]")  # not object
+            and raises(protocol.ProtocolError, feed, v + b"\x01\x00\x03{x}")  # not JSON
+            and raises(protocol.ProtocolError, feed, v + b"\x01\x00\x02{}")  # no "want"
             and raises(protocol.ProtocolError, feed,
                        protocol.encode(protocol.ERROR, {"code": "x", "text": "y"})[:4]
                        + b'{"code":1,"text":"y"}'[:15]) is False  # incomplete: waits
             and raises(protocol.ProtocolError, protocol.encode, protocol.LEASE,
-                       {"session": "s", "data_port": True, "mtu": 1, "keepalive": 1}))
+                       {"session": "s", "key": "k", "data_port": True, "mtu": 1,
+                        "keepalive": 1})
+            and raises(protocol.ProtocolError, protocol.encode, protocol.LEASE,
+                       {"session": "s", "data_port": 1, "mtu": 1, "keepalive": 1}))
+
+
+@check
+def version_1_refused_by_name() -> bool:
+    """Protocol 1 (key exported from TLS 1.3) is refused with a clear reason."""
+    try:
+        protocol.Framer().feed(b"\x01\x01\x00\x02{}")
+    except protocol.ProtocolError as e:
+        return "version 1" in str(e) and "same lvn release" in str(e)
+    return False
+
+
+@check
+def client_refuses_a_lease_without_a_usable_key() -> bool:
+    ok = True
+    for key in ("", "00" * 31, "zz" * 32):
+        client = session.ClientSession(0.0, ["ipv4"])
+        client.start()
+        acts = client.on_message(protocol.LEASE, {
+            "session": "0102030405060708", "key": key, "data_port": 1, "mtu": 1400,
+            "keepalive": 25}, 0.0)
+        ok = ok and acts[-1] == ("close", "protocol: bad datagram key") and client.key == b""
+    return ok
 
 
 @check
 def session_handshake_and_roaming() -> bool:
-    client = session.ClientSession(KEY, 0.0, ["ipv4"])
+    client = session.ClientSession(0.0, ["ipv4"])
     server = session.ServerSession(KEY, SESSION, 0.0, 50000, 1400, 25, 90)
 
     def msgs(actions):  # type: ignore[no-untyped-def]

@@ -26,7 +26,7 @@ def datagrams(actions: list[tuple[object, ...]]) -> list[bytes]:
 
 
 def established(now: float = 0.0) -> tuple[ClientSession, ServerSession]:
-    client = ClientSession(KEY, now, ["ipv4", "ipv6"])
+    client = ClientSession(now, ["ipv4", "ipv6"])
     server = ServerSession(KEY, SESSION, now, data_port=50000, mtu=1400, keepalive=25,
                            idle_timeout=90)
     (hello,) = messages(client.start())
@@ -76,10 +76,11 @@ def test_forged_and_replayed_datagrams_move_nothing() -> None:
 
 
 def test_client_probes_until_answered_then_times_out() -> None:
-    client = ClientSession(KEY, 0.0, ["ipv4"])
+    client = ClientSession(0.0, ["ipv4"])
     client.start()
     lease = protocol.Framer().feed(protocol.encode(protocol.LEASE, {
-        "session": SESSION.hex(), "data_port": 50000, "mtu": 1400, "keepalive": 25}))[0]
+        "session": SESSION.hex(), "key": KEY.hex(), "data_port": 50000, "mtu": 1400,
+        "keepalive": 25}))[0]
     client.on_message(*lease, 0.0)
     assert client.on_timer(0.5) == []
     assert len(datagrams(client.on_timer(1.0))) == 1
