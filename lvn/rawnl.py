@@ -1,0 +1,256 @@
+"""The kernel operations of a node's client, over raw netlink sockets.
+
+For MicroPython, which has no pyroute2: an ipudp device, its data socket
+and tunnel (generic netlink), its link state, MTU and addresses
+(rtnetlink).  Messages are made and read by lvn.nlcodec with the attribute
+spaces of lvn.ipudp_abi, the same bytes lvn.netlink sends on CPython; the
+kernel's extended-ack text ends up in :class:`KernelRefused`.  Runs on
+CPython too (the tests run it there and on MicroPython).
+"""
+
+import socket
+import struct
+
+from . import ipudp_abi as abi
+from . import nlcodec
+
+try:
+    from typing import Any
+except ImportError:  # MicroPython, which does not evaluate annotations
+    pass
+
+AF_NETLINK = 16
+NETLINK_ROUTE = 0
+NETLINK_GENERIC = 16
+SOL_NETLINK = 270
+NETLINK_CAP_ACK = 10
+NETLINK_EXT_ACK = 11
+GENL_ID_CTRL = 0x10
+CTRL_CMD_GETFAMILY = 3
+CTRL_ATTR_FAMILY_ID = 1
+CTRL_ATTR_FAMILY_NAME = 2
+RTM_NEWLINK = 16
+RTM_NEWADDR = 20
+RTM_DELADDR = 21
+RTM_GETADDR = 22
+NLM_F_EXCL = 0x200
+NLM_F_CREATE = 0x400
+IFLA_IFNAME = 3
+IFLA_MTU = 4
+IFLA_LINKINFO = 18
+IFLA_INFO_KIND = 1
+IFLA_INFO_DATA = 2
+IFA_ADDRESS = 1
+IFA_LOCAL = 2
+IFF_UP = 1
+AF_INET = 2
+AF_INET6 = 10
+ENOENT = 2
+ENODEV = 19
+EEXIST = 17
+EOPNOTSUPP = 95
+_RECV_SIZE = 65536
+_ERRNO_NAMES = {1: "operation not permitted", 2: "no such entry", 13: "permission denied",
+                17: "already exists", 19: "no such device", 22: "invalid argument",
+                34: "out of range", 95: "not supported", 98: "address in use"}
+
+
+class KernelRefused(Exception):
+    """The kernel refused a request: ``what`` was being done, ``errno``, and
+    the kernel's own message if it gave one."""
+
+    def __init__(self, what: str, errno: int, message: str | None = None) -> None:
+        reason = _ERRNO_NAMES.get(errno, f"errno {errno}")
+        text = f"{what}: {message} ({reason})" if message else f"{what}: {reason}"
+        super().__init__(text)
+        self.what = what
+        self.errno = errno
+        self.message = message
+
+
+def _bind(sock: socket.socket) -> None:
+    """Bind to a kernel-chosen port id: CPython takes (pid, groups),
+    MicroPython a struct sockaddr_nl."""
+    try:
+        sock.bind((0, 0))
+    except TypeError:
+        sock.bind(struct.pack("HHII", AF_NETLINK, 0, 0, 0))
+
+
+class Channel:
+    """One netlink socket: requests out, their answers in."""
+
+    def __init__(self, protocol: int) -> None:
+        self.sock = socket.socket(AF_NETLINK, socket.SOCK_RAW, protocol)
+        try:
+            self.sock.setsockopt(SOL_NETLINK, NETLINK_EXT_ACK, 1)
+            self.sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
+            _bind(self.sock)
+        except OSError:
+            self.sock.close()
+            raise
+        self.seq = 0
+
+    def request(self, what: str, mtype: int, flags: int,
+                body: bytes) -> list[tuple[int, int, bytes]]:
+        """``(type, flags, payload)`` of the answers, up to the ack or the
+        end of the dump; a refusal raises :class:`KernelRefused`."""
+        self.seq += 1
+        self.sock.send(nlcodec.message(mtype, flags | nlcodec.NLM_F_REQUEST, self.seq, body))
+        out: list[tuple[int, int, bytes]] = []
+        while True:
+            try:
+                answers = nlcodec.split(self.sock.recv(_RECV_SIZE))
+            except nlcodec.NetlinkFormatError as e:
+                raise KernelRefused(what, 71, str(e)) from None  # EPROTO
+            for atype, aflags, seq, payload in answers:
+                if seq != self.seq:
+                    continue  # the answer to an earlier, abandoned request
+                if atype in (nlcodec.NLMSG_ERROR, nlcodec.NLMSG_DONE):
+                    parse = nlcodec.parse_ack if atype == nlcodec.NLMSG_ERROR else \
+                        nlcodec.parse_done
+                    ack = parse(aflags, seq, payload)
+                    if ack.errno:
+                        raise KernelRefused(what, ack.errno, ack.message)
+                    return out
+                out.append((atype, aflags, payload))
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _nested(atype: int, payload: bytes) -> bytes:
+    return nlcodec.attr(atype | nlcodec.NLA_F_NESTED, payload)
+
+
+def _ip(text: str) -> tuple[int, bytes]:
+    if ":" in text:
+        return AF_INET6, nlcodec.ip6_packed(text)
+    return AF_INET, nlcodec.ip4_packed(text)
+
+
+class Kernel:
+    """The ipudp device of a node and its interface, in this netns."""
+
+    def __init__(self) -> None:
+        self.route = Channel(NETLINK_ROUTE)
+        self.genl = Channel(NETLINK_GENERIC)
+        self.family = self._resolve()
+
+    def close(self) -> None:
+        self.route.close()
+        self.genl.close()
+
+    def _resolve(self) -> int:
+        body = struct.pack("BBH", CTRL_CMD_GETFAMILY, 1, 0) + nlcodec.attr(
+            CTRL_ATTR_FAMILY_NAME, abi.GENL_NAME.encode() + b"\0")
+        try:
+            answers = self.genl.request("resolving the ipudp netlink family", GENL_ID_CTRL,
+                                        nlcodec.NLM_F_ACK, body)
+        except KernelRefused as e:
+            if e.errno == ENOENT:
+                raise KernelRefused(e.what, ENOENT, "the ipudp kernel module is not loaded "
+                                    "(modprobe ipudp)") from None
+            raise
+        for _, _, payload in answers:
+            for atype, value in nlcodec.attrs(payload, 4):
+                if atype == CTRL_ATTR_FAMILY_ID:
+                    return int(struct.unpack("H", value[:2])[0])
+        raise KernelRefused("resolving the ipudp netlink family", 71, "no family id")
+
+    def _ipudp(self, what: str, cmd: int, attrs: list[tuple[str, Any]],
+               flags: int = nlcodec.NLM_F_ACK) -> list[bytes]:
+        body = struct.pack("BBH", cmd, abi.GENL_VERSION, 0) + nlcodec.encode_attrs(abi.Msg, attrs)
+        return [p for _, _, p in self.genl.request(what, self.family, flags, body)]
+
+    def device(self, ifname: str) -> dict[str, int] | None:
+        """``ifindex``, ``port``, ``sock_flags``, ``mode`` of an ipudp device; None if absent."""
+        try:
+            answers = self._ipudp("showing " + ifname, abi.CMD_DEV_GET,
+                                  [("IPUDP_A_IFNAME", ifname)])
+        except KernelRefused as e:
+            if e.errno == ENODEV:
+                return None
+            raise
+        names = {i: n[0] for i, n in enumerate(abi.ATTRS)}
+        out = {"ifindex": 0, "port": 0, "sock_flags": 0, "mode": 0}
+        for atype, value in nlcodec.attrs(answers[0], 4):
+            name = names.get(atype, "")
+            if name == "IPUDP_A_IFINDEX" or name == "IPUDP_A_SOCK_FLAGS":
+                out[name[8:].lower()] = struct.unpack("I", value)[0]
+            elif name == "IPUDP_A_PORT":
+                out["port"] = struct.unpack("H", value)[0]
+            elif name == "IPUDP_A_MODE":
+                out["mode"] = value[0]
+        return out
+
+    def add_device(self, ifname: str) -> None:
+        """A FIXED ipudp device with the module's defaults."""
+        info = nlcodec.attr(IFLA_INFO_KIND, abi.GENL_NAME.encode() + b"\0")
+        body = struct.pack("BxHiII", 0, 0, 0, 0, 0)
+        body += nlcodec.attr(IFLA_IFNAME, ifname.encode() + b"\0") + _nested(IFLA_LINKINFO, info)
+        try:
+            self.route.request("creating " + ifname, RTM_NEWLINK,
+                               nlcodec.NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, body)
+        except KernelRefused as e:
+            if e.errno == EOPNOTSUPP:
+                raise KernelRefused("the kernel does not know link kind 'ipudp': load the "
+                                    "module (modprobe ipudp)", e.errno) from None
+            raise
+
+    def set_device(self, ifname: str, port: int | None = None, fd: int | None = None,
+                   return_fd: bool = False) -> None:
+        attrs: list[tuple[str, Any]] = [("IPUDP_A_IFNAME", ifname)]
+        if return_fd:
+            attrs.append(("IPUDP_A_RETURN_FD", True))
+        if port is not None:
+            attrs.append(("IPUDP_A_PORT", port))
+        if fd is not None:
+            attrs.append(("IPUDP_A_FD", fd))
+        self._ipudp("configuring " + ifname, abi.CMD_DEV_SET, attrs)
+
+    def set_tunnel(self, ifname: str, remote: str, remote_port: int) -> None:
+        """Point the FIXED device at ``remote`` (replacing any tunnel)."""
+        kind = "IPUDP_TUNNEL_A_REMOTE6" if ":" in remote else "IPUDP_TUNNEL_A_REMOTE4"
+        self._ipudp("setting the tunnel of " + ifname, abi.CMD_TUNNEL_NEW, [
+            ("IPUDP_A_IFNAME", ifname),
+            ("IPUDP_A_TUNNEL", {"attrs": [(kind, remote),
+                                          ("IPUDP_TUNNEL_A_REMOTE_PORT", remote_port)]}),
+            ("IPUDP_A_FLAGS", abi.F_REPLACE)])
+
+    def set_link(self, ifname: str, ifindex: int, mtu: int | None = None, up: bool = True) -> None:
+        body = struct.pack("BxHiII", 0, 0, ifindex, IFF_UP if up else 0, IFF_UP)
+        if mtu is not None:
+            body += nlcodec.attr(IFLA_MTU, struct.pack("I", mtu))
+        self.route.request("setting up " + ifname, RTM_NEWLINK, nlcodec.NLM_F_ACK, body)
+
+    def addresses(self, ifindex: int) -> list[str]:
+        """The interface's addresses as "address/prefixlen" (link-local included)."""
+        out = []
+        for _, _, payload in self.route.request("listing addresses", RTM_GETADDR,
+                                                nlcodec.NLM_F_DUMP,
+                                                struct.pack("BBBBI", 0, 0, 0, 0, 0)):
+            family, plen, _, _, index = struct.unpack("BBBBI", payload[:8])
+            if index != ifindex:
+                continue
+            found: dict[int, bytes] = {}
+            for atype, value in nlcodec.attrs(payload, 8):
+                found[atype] = value
+            addr = found.get(IFA_LOCAL) or found.get(IFA_ADDRESS)
+            if addr is not None and family in (AF_INET, AF_INET6):
+                out.append(nlcodec.ip_text(addr) + "/" + str(plen))
+        return out
+
+    def _address(self, what: str, mtype: int, flags: int, ifindex: int, address: str) -> None:
+        ip, _, plen = address.partition("/")
+        family, packed = _ip(ip)
+        body = struct.pack("BBBBI", family, int(plen), 0, 0, ifindex)
+        body += nlcodec.attr(IFA_LOCAL, packed) + nlcodec.attr(IFA_ADDRESS, packed)
+        self.route.request(what + " address " + address, mtype, flags, body)
+
+    def add_address(self, ifindex: int, address: str) -> None:
+        self._address("adding", RTM_NEWADDR, nlcodec.NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+                      ifindex, address)
+
+    def del_address(self, ifindex: int, address: str) -> None:
+        self._address("deleting", RTM_DELADDR, nlcodec.NLM_F_ACK, ifindex, address)
