@@ -236,3 +236,27 @@ def ip6_packed(text: str) -> bytes:
     if (missing < 1 if sep else missing != 0):
         raise ValueError(f"not an IPv6 address: {text!r}")
     return b"".join(struct.pack(">H", g) for g in first + [0] * missing + last)
+
+
+def ip_text(packed: bytes) -> str:
+    """4 or 16 bytes as an address in its canonical text (RFC 5952 for IPv6)."""
+    if len(packed) == 4:
+        return ".".join(str(b) for b in packed)
+    if len(packed) != 16:
+        raise ValueError(f"an address is 4 or 16 bytes, not {len(packed)}")
+    groups = [packed[i] << 8 | packed[i + 1] for i in range(0, 16, 2)]
+    if groups[:5] == [0] * 5 and groups[5] == 0xFFFF:  # IPv4-mapped
+        return "::ffff:" + ip_text(packed[12:])
+    best, start = (0, 0), -1
+    for i in range(9):
+        if i < 8 and groups[i] == 0:
+            if start < 0:
+                start = i
+        elif start >= 0:
+            if i - start > best[1] - best[0] and i - start > 1:
+                best = (start, i)
+            start = -1
+    text = [f"{g:x}" for g in groups]
+    if best[1] > best[0]:
+        return ":".join(text[:best[0]]) + "::" + ":".join(text[best[1]:])
+    return ":".join(text)

@@ -134,3 +134,11 @@ def test_ipv6_refused(text: str) -> None:
 def test_ipv4_refused(text: str) -> None:
     with pytest.raises(ValueError, match="not an IPv4 address"):
         nlcodec.ip4_packed(text)
+@given(V6)
+def test_ipv6_text_is_canonical(addr: ipaddress.IPv6Address) -> None:
+    assert nlcodec.ip_text(addr.packed) == str(addr)
+
+
+@given(st.integers(0, 2**32 - 1).map(ipaddress.IPv4Address))
+def test_ipv4_text(addr: ipaddress.IPv4Address) -> None:
+    assert nlcodec.ip_text(addr.packed) == str(addr)
