@@ -24,7 +24,8 @@ from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.generic import GenericNetlinkSocket
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 
-from . import nlcodec
+from . import ipudp_abi as abi
+from . import nlcodec, rawnl
 from .errors import KernelError, LvnError, ModuleNotLoaded
 from .model import (
     DEFAULT_PORT,
@@ -40,100 +41,35 @@ from .model import (
 
 IFF_UP = 0x1  # <linux/if.h>
 
-# From uapi/linux/ipudp.h (tests/unit/test_netlink_abi.py keeps them in sync).
-IPUDP_GENL_NAME = "ipudp"
-IPUDP_GENL_VERSION = 1
-IPUDP_CMD_DEV_GET = 1
-IPUDP_CMD_DEV_SET = 2
-IPUDP_CMD_TUNNEL_NEW = 3
-IPUDP_CMD_TUNNEL_DEL = 4
-IPUDP_CMD_TUNNEL_GET = 5
-IPUDP_CMD_RULE_NEW = 6
-IPUDP_CMD_RULE_DEL = 7
-IPUDP_CMD_RULE_GET = 8
-IPUDP_CMD_ROUTE_GET = 9
-IPUDP_CMD_TUNNEL_ACTIVE = 10
-IPUDP_MCGRP_EVENTS = "events"
-IPUDP_MODE_FIXED = 0
-IPUDP_MODE_MULTI = 1
-IPUDP_RULE_DEST = 0
-IPUDP_RULE_SOURCE = 1
-IPUDP_F_REPLACE = 1 << 0
 # A dump that tables changing under it interrupted is retried this often.
 DUMP_ATTEMPTS = 20
-
-IPUDP_SOCK_F_V4 = 1 << 0
-IPUDP_SOCK_F_V6 = 1 << 1
-IPUDP_SOCK_F_V4_USER = 1 << 2
-IPUDP_SOCK_F_V6_USER = 1 << 3
 
 
 class ipudp_stats(nla):  # noqa: N801 - pyroute2 naming convention
     prefix = "IPUDP_STATS_A_"
     nla_flags = 0x8000  # NLA_F_NESTED
-    nla_map = (
-        ("IPUDP_STATS_A_UNSPEC", "none"),
-        ("IPUDP_STATS_A_RX_PACKETS", "uint64"),
-        ("IPUDP_STATS_A_RX_BYTES", "uint64"),
-        ("IPUDP_STATS_A_TX_PACKETS", "uint64"),
-        ("IPUDP_STATS_A_TX_BYTES", "uint64"),
-        ("IPUDP_STATS_A_RX_UNKNOWN_ENDPOINT", "uint64"),
-        ("IPUDP_STATS_A_RX_MALFORMED", "uint64"),
-        ("IPUDP_STATS_A_RX_CONTROL_DROPPED", "uint64"),
-        ("IPUDP_STATS_A_TX_NO_TUNNEL", "uint64"),
-        ("IPUDP_STATS_A_TX_NO_ROUTE", "uint64"),
-        ("IPUDP_STATS_A_RX_SPOOFED", "uint64"),
-        ("IPUDP_STATS_A_PAD", "none"),
-        ("IPUDP_STATS_A_TX_TOO_BIG", "uint64"),
-    )
+    nla_map = abi.STATS_ATTRS
 
 
 class ipudp_rule(nla):  # noqa: N801
     prefix = "IPUDP_RULE_A_"
     nla_flags = 0x8000  # NLA_F_NESTED
-    nla_map = (
-        ("IPUDP_RULE_A_UNSPEC", "none"),
-        ("IPUDP_RULE_A_TUNNEL_ID", "uint32"),
-        ("IPUDP_RULE_A_PREFIX4", "ip4addr"),
-        ("IPUDP_RULE_A_PREFIX6", "ip6addr"),
-        ("IPUDP_RULE_A_PREFIX_LEN", "uint8"),
-        ("IPUDP_RULE_A_TYPE", "uint8"),
-    )
+    nla_map = abi.RULE_ATTRS
 
 
 class ipudp_link_data(nla):  # noqa: N801 - pyroute2 naming convention
     """IFLA_INFO_DATA of link kind "ipudp" (enum ipudp_link_attr)."""
 
     prefix = "IFLA_"
-    nla_map = (
-        ("IFLA_IPUDP_UNSPEC", "none"),
-        ("IFLA_IPUDP_MODE", "uint8"),
-        ("IFLA_IPUDP_PORT", "uint16"),
-    )
+    nla_map = abi.LINK_ATTRS
 
 
-ifinfmsg.ifinfo.register_link_kind(module={IPUDP_GENL_NAME: ipudp_link_data})
+ifinfmsg.ifinfo.register_link_kind(module={abi.GENL_NAME: ipudp_link_data})
 
 
 class ipudp_msg(genlmsg):  # noqa: N801 - pyroute2 naming convention
     prefix = "IPUDP_A_"
-    nla_map = (
-        ("IPUDP_A_UNSPEC", "none"),
-        ("IPUDP_A_IFINDEX", "uint32"),
-        ("IPUDP_A_IFNAME", "asciiz"),
-        ("IPUDP_A_MODE", "uint8"),
-        ("IPUDP_A_PORT", "uint16"),
-        ("IPUDP_A_FD", "uint32"),
-        ("IPUDP_A_SOCK_FLAGS", "uint32"),
-        ("IPUDP_A_STATS", "stats"),
-        ("IPUDP_A_TUNNEL", "tunnel"),
-        ("IPUDP_A_FLAGS", "uint32"),
-        ("IPUDP_A_RULE", "rule"),
-        ("IPUDP_A_N_TUNNELS", "uint32"),
-        ("IPUDP_A_N_RULES", "uint32"),
-        ("IPUDP_A_IDLE_TIMEOUT", "uint16"),
-        ("IPUDP_A_RETURN_FD", "flag"),
-    )
+    nla_map = abi.ATTRS
 
     stats = ipudp_stats
     rule = ipudp_rule
@@ -141,20 +77,7 @@ class ipudp_msg(genlmsg):  # noqa: N801 - pyroute2 naming convention
     class tunnel(nla):  # noqa: N801
         prefix = "IPUDP_TUNNEL_A_"
         nla_flags = 0x8000  # NLA_F_NESTED
-        nla_map = (
-            ("IPUDP_TUNNEL_A_UNSPEC", "none"),
-            ("IPUDP_TUNNEL_A_ID", "uint32"),
-            ("IPUDP_TUNNEL_A_LOCAL4", "ip4addr"),
-            ("IPUDP_TUNNEL_A_LOCAL6", "ip6addr"),
-            ("IPUDP_TUNNEL_A_REMOTE4", "ip4addr"),
-            ("IPUDP_TUNNEL_A_REMOTE6", "ip6addr"),
-            ("IPUDP_TUNNEL_A_REMOTE_PORT", "uint16"),
-            ("IPUDP_TUNNEL_A_LAST_RX_MS", "uint64"),
-            ("IPUDP_TUNNEL_A_LAST_TX_MS", "uint64"),
-            ("IPUDP_TUNNEL_A_STATS", "stats"),
-            ("IPUDP_TUNNEL_A_PAD", "none"),
-            ("IPUDP_TUNNEL_A_KEEPALIVE", "uint16"),
-        )
+        nla_map = abi.TUNNEL_ATTRS
 
         stats = ipudp_stats
 
@@ -189,10 +112,10 @@ def _tunnel_attrs(t: Tunnel) -> list[Any]:
 
 def _sockets(flags: int) -> tuple[str, ...]:
     out = []
-    if flags & IPUDP_SOCK_F_V4:
-        out.append("ipv4/user" if flags & IPUDP_SOCK_F_V4_USER else "ipv4")
-    if flags & IPUDP_SOCK_F_V6:
-        out.append("ipv6/user" if flags & IPUDP_SOCK_F_V6_USER else "ipv6")
+    if flags & abi.SOCK_F_V4:
+        out.append("ipv4/user" if flags & abi.SOCK_F_V4_USER else "ipv4")
+    if flags & abi.SOCK_F_V6:
+        out.append("ipv6/user" if flags & abi.SOCK_F_V6_USER else "ipv6")
     return tuple(out)
 
 
@@ -236,8 +159,8 @@ def _prefix_attrs(prefix: str, strict: bool = False) -> list[Any]:
     return [(name, str(net.network_address)), ("IPUDP_RULE_A_PREFIX_LEN", net.prefixlen)]
 
 
-_EVENT_KINDS = {IPUDP_CMD_TUNNEL_NEW: "tunnel-new", IPUDP_CMD_TUNNEL_DEL: "tunnel-del",
-                IPUDP_CMD_TUNNEL_ACTIVE: "tunnel-active"}
+_EVENT_KINDS = {abi.CMD_TUNNEL_NEW: "tunnel-new", abi.CMD_TUNNEL_DEL: "tunnel-del",
+                abi.CMD_TUNNEL_ACTIVE: "tunnel-active"}
 
 
 def _parse_event(msg: Any) -> Event | None:
@@ -276,32 +199,12 @@ def _parse_device(msg: Any) -> Device:
     )
 
 
-NETLINK_GENERIC = 16
-NETLINK_CAP_ACK = 10  # acks without a copy of the request
-NETLINK_EXT_ACK = 11  # acks with the kernel's error message
-NETLINK_ROUTE = 0
-RTM_NEWLINK = 16
-NLM_F_EXCL = 0x200
-NLM_F_CREATE = 0x400
-IFLA_IFNAME = 3
-IFLA_MTU = 4
-IFLA_LINKINFO = 18
-IFLA_INFO_KIND = 1
-IFLA_INFO_DATA = 2
-IFLA_IPUDP_MODE = 1  # enum ipudp_link_attr
-IFLA_IPUDP_PORT = 2
-GENL_ID_CTRL = 0x10
-CTRL_CMD_GETFAMILY = 3
-CTRL_ATTR_FAMILY_ID = 1
-CTRL_ATTR_FAMILY_NAME = 2
-SOL_NETLINK = 270
 SO_RCVBUFFORCE = 33  # <asm-generic/socket.h>
-_RECV_SIZE = 1 << 16  # larger than any dump skb the kernel builds (32 KiB)
 _NOT_LOADED = "the ipudp kernel module is not loaded (try: modprobe ipudp)"
 # Requests per sendmsg: each ack is its own skb (~1 KB of receive buffer),
 # so a batch must stay well inside the socket's receive buffer.
 _BATCH_REQUESTS = 128
-_S = TypeVar("_S")  # a pyroute2 socket
+_S = TypeVar("_S")  # a socket (pyroute2's or rawnl's)
 _RCVBUF = 1 << 20
 
 
@@ -326,105 +229,25 @@ def in_netns(netns: str) -> Iterator[None]:
         os.close(home)
 
 
-def _netlink_socket(netns: str | None, protocol: int = NETLINK_GENERIC) -> socket.socket:
-    """A raw netlink socket, created inside ``netns`` if given."""
-    if netns is None:
-        return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, protocol)
+def made_in(netns: str | None, make: Callable[[], _S]) -> _S:
+    """A socket made with this thread in ``netns`` (if given): it stays there."""
+    if not netns:
+        return make()
     with in_netns(netns):
-        return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, protocol)
+        return make()
 
 
 def _genl_request(family: int, cmd: int, seq: int, attrs: list[Any],
                   flags: int = NLM_F_REQUEST | NLM_F_ACK) -> bytes:
-    body = struct.pack("=BBH", cmd, IPUDP_GENL_VERSION, 0) + nlcodec.encode_attrs(ipudp_msg,
-                                                                                  attrs)
+    body = struct.pack("=BBH", cmd, abi.GENL_VERSION, 0) + nlcodec.encode_attrs(abi.Msg, attrs)
     return nlcodec.message(family, flags, seq, body)
 
 
-def _channel(netns: str | None, protocol: int = NETLINK_GENERIC) -> socket.socket:
-    """A bound netlink socket for requests: the kernel's error messages on
-    (extended acks), acks without a copy of the request."""
-    sock = _netlink_socket(netns, protocol)
-    try:
-        sock.setsockopt(SOL_NETLINK, NETLINK_EXT_ACK, 1)
-        sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
-        sock.bind((0, 0))
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
-def _newlink_request(seq: int, ifname: str, mtu: int | None, mode: int | None,
-                     port: int | None) -> bytes:
-    """RTM_NEWLINK of an ipudp device (create, never replace)."""
-    data = b""
-    if mode is not None:
-        data += nlcodec.attr(IFLA_IPUDP_MODE, struct.pack("=B", mode))
-    if port is not None:
-        data += nlcodec.attr(IFLA_IPUDP_PORT, struct.pack("=H", port))
-    info = nlcodec.attr(IFLA_INFO_KIND, IPUDP_GENL_NAME.encode() + b"\0")
-    if data:
-        info += nlcodec.attr(IFLA_INFO_DATA | nlcodec.NLA_F_NESTED, data)
-    body = struct.pack("=BxHiII", socket.AF_UNSPEC, 0, 0, 0, 0)
-    body += nlcodec.attr(IFLA_IFNAME, ifname.encode() + b"\0")
-    if mtu is not None:
-        body += nlcodec.attr(IFLA_MTU, struct.pack("=I", mtu))
-    body += nlcodec.attr(IFLA_LINKINFO | nlcodec.NLA_F_NESTED, info)
-    return nlcodec.message(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
-                           seq, body)
-
-
-def exchange(sock: socket.socket, request: bytes, seq: int) -> Iterator[tuple[int, int, bytes]]:
-    """Send one request; yield ``(type, flags, payload)`` of each answer
-    until its ack or the end of its dump.  A refusal raises :class:`Refused`."""
-    sock.send(request)
-    while True:
-        buf = sock.recv(_RECV_SIZE)
-        for mtype, flags, mseq, payload in nlcodec.split(buf):
-            if mseq != seq:
-                continue  # the answer to an earlier, abandoned request
-            if mtype == nlcodec.NLMSG_ERROR:
-                ack = nlcodec.parse_ack(flags, mseq, payload)
-                if ack.errno:
-                    raise Refused(ack)
-                return
-            if mtype == nlcodec.NLMSG_DONE:
-                # a dump that failed part way says so here, with its extack
-                ack = nlcodec.parse_done(flags, mseq, payload)
-                if ack.errno:
-                    raise Refused(ack)
-                return
-            yield mtype, flags, payload
-
-
-class Refused(Exception):
-    """The kernel answered a request with an error (``ack``)."""
-
-    def __init__(self, ack: nlcodec.Ack) -> None:
-        super().__init__(ack.errno, ack.message)
-        self.ack = ack
-
-
-def _resolve_family(sock: socket.socket, seq: int) -> int:
-    """The id the kernel gave the ipudp genetlink family."""
-    name = IPUDP_GENL_NAME.encode() + b"\0"
-    body = struct.pack("=BBHHH", CTRL_CMD_GETFAMILY, 1, 0, 4 + len(name),
-                       CTRL_ATTR_FAMILY_NAME) + name + b"\0" * (-len(name) % 4)
-    try:
-        replies = [p for _, _, p in exchange(sock, nlcodec.message(
-            GENL_ID_CTRL, NLM_F_REQUEST | NLM_F_ACK, seq, body), seq)]
-    except Refused as e:
-        if e.ack.errno == errno.ENOENT:
-            raise ModuleNotLoaded(_NOT_LOADED) from None
-        raise KernelError("resolving the ipudp netlink family", e.ack.errno,
-                          e.ack.message) from None
-    for payload in replies:
-        for atype, value in nlcodec.attrs(payload, 4):
-            if atype == CTRL_ATTR_FAMILY_ID and len(value) >= 2:
-                return int(struct.unpack_from("=H", value)[0])
-    raise KernelError("resolving the ipudp netlink family", errno.EPROTO,
-                      "the kernel's answer has no family id")
+def _refused(e: rawnl.KernelRefused) -> LvnError:
+    """rawnl's refusal as the library's error."""
+    if isinstance(e, rawnl.ModuleMissing):
+        return ModuleNotLoaded(str(e.message))
+    return KernelError(e.what, e.errno, e.message)
 
 
 class Ipudp:
@@ -436,9 +259,8 @@ class Ipudp:
     def __init__(self, netns: str | None = None) -> None:
         """``netns``: name of a network namespace (as in ``ip -n``)."""
         self._netns = netns
-        self._sock: socket.socket | None = None
+        self._genl: rawnl.Channel | None = None
         self._family_id = 0
-        self._seq = 0
         # ext_ack: rtnetlink errors carry the kernel's message, as genetlink's do
         self._ipr = self._made_here(lambda: IPRoute(ext_ack=True))
 
@@ -446,10 +268,7 @@ class Ipudp:
         """A socket made in this connection's netns: the thread enters it
         while the socket is made (pyroute2's own ``netns=`` argument is
         0.8+; OpenWrt 24.10 ships 0.7.9)."""
-        if not self._netns:
-            return make()
-        with in_netns(self._netns):
-            return make()
+        return made_in(self._netns, make)
 
     def __enter__(self) -> Ipudp:
         return self
@@ -459,9 +278,9 @@ class Ipudp:
         self.close()
 
     def close(self) -> None:
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
+        if self._genl is not None:
+            self._genl.close()
+            self._genl = None
         self._ipr.close()
 
     # -- generic netlink --------------------------------------------------
@@ -474,7 +293,7 @@ class Ipudp:
         def make() -> GenericNetlinkSocket:
             sock = GenericNetlinkSocket(ext_ack=True)
             try:
-                sock.bind(IPUDP_GENL_NAME, ipudp_msg)
+                sock.bind(abi.GENL_NAME, ipudp_msg)
             except BaseException:
                 sock.close()
                 raise
@@ -487,18 +306,17 @@ class Ipudp:
                 raise ModuleNotLoaded(_NOT_LOADED) from None
             raise _kernel_error("resolving the ipudp netlink family", e) from None
 
-    def _channel(self) -> tuple[socket.socket, int]:
-        """The request socket and the ipudp family's id, made on first use."""
-        if self._sock is None:
-            sock = _channel(self._netns)
+    def _channel(self) -> tuple[rawnl.Channel, int]:
+        """The request channel and the ipudp family's id, made on first use."""
+        if self._genl is None:
+            genl = self._made_here(lambda: rawnl.Channel(rawnl.NETLINK_GENERIC))
             try:
-                self._seq += 1
-                self._family_id = _resolve_family(sock, self._seq)
-            except BaseException:
-                sock.close()
-                raise
-            self._sock = sock
-        return self._sock, self._family_id
+                self._family_id = rawnl.resolve_family(genl)
+            except rawnl.KernelRefused as e:
+                genl.close()
+                raise _refused(e) from None
+            self._genl = genl
+        return self._genl, self._family_id
 
     @property
     def family_id(self) -> int:
@@ -509,25 +327,22 @@ class Ipudp:
         """Send one request, return the replies (decoded ``ipudp_msg``); a
         dump that the kernel marks as interrupted by concurrent changes
         (NLM_F_DUMP_INTR) is done again from the start."""
-        sock, family = self._channel()
+        genl, family = self._channel()
         if not flags & NLM_F_DUMP:
             flags |= NLM_F_ACK  # a doer's replies end with its ack
+        body = struct.pack("=BBH", cmd, abi.GENL_VERSION, 0) + nlcodec.encode_attrs(abi.Msg, attrs)
         for _ in range(DUMP_ATTEMPTS):
-            self._seq += 1
-            replies, interrupted = [], False
             try:
-                for mtype, mflags, payload in exchange(
-                        sock, _genl_request(family, cmd, self._seq, attrs, flags), self._seq):
-                    interrupted |= bool(mflags & NLM_F_DUMP_INTR)
-                    if mtype == family:
-                        msg = ipudp_msg(nlcodec.message(mtype, mflags, self._seq, payload))
-                        msg.decode()
-                        replies.append(msg)
-            except Refused as e:
-                raise KernelError(what, e.ack.errno, e.ack.message) from None
-            except nlcodec.NetlinkFormatError as e:
-                raise KernelError(what, errno.EPROTO, str(e)) from None
-            if not interrupted:
+                answers = genl.request(what, family, flags, body)
+            except rawnl.KernelRefused as e:
+                raise _refused(e) from None
+            replies = []
+            for mtype, mflags, payload in answers:
+                if mtype == family:
+                    msg = ipudp_msg(nlcodec.message(mtype, mflags, genl.seq, payload))
+                    msg.decode()
+                    replies.append(msg)
+            if not any(mflags & NLM_F_DUMP_INTR for _, mflags, _ in answers):
                 return replies
         raise KernelError(what, errno.EAGAIN,
                           f"the tables kept changing during {DUMP_ATTEMPTS} dumps in a row")
@@ -538,13 +353,13 @@ class Ipudp:
 
     def devices(self) -> list[Device]:
         """Every ipudp device of this network namespace."""
-        replies = self._request("listing ipudp devices", IPUDP_CMD_DEV_GET, [],
+        replies = self._request("listing ipudp devices", abi.CMD_DEV_GET, [],
                                 NLM_F_REQUEST | NLM_F_DUMP)
         devs = sorted((_parse_device(m) for m in replies), key=lambda d: d.ifindex)
         return [self._with_tunnels(d) for d in devs]
 
     def device(self, ifname: str) -> Device:
-        replies = self._request(f"showing {ifname}", IPUDP_CMD_DEV_GET,
+        replies = self._request(f"showing {ifname}", abi.CMD_DEV_GET,
                                 self._dev_attr(ifname), NLM_F_REQUEST)
         return self._with_tunnels(_parse_device(replies[0]))
 
@@ -555,19 +370,19 @@ class Ipudp:
         return replace(dev, tunnels=tuple(self.tunnels(dev.ifname)))
 
     def tunnels(self, ifname: str) -> list[Tunnel]:
-        replies = self._request(f"listing the tunnels of {ifname}", IPUDP_CMD_TUNNEL_GET,
+        replies = self._request(f"listing the tunnels of {ifname}", abi.CMD_TUNNEL_GET,
                                 self._dev_attr(ifname), NLM_F_REQUEST | NLM_F_DUMP)
         return [_parse_tunnel(m.get_attr("IPUDP_A_TUNNEL")) for m in replies]
 
     def rules(self, ifname: str) -> list[Rule]:
-        replies = self._request(f"listing the rules of {ifname}", IPUDP_CMD_RULE_GET,
+        replies = self._request(f"listing the rules of {ifname}", abi.CMD_RULE_GET,
                                 self._dev_attr(ifname), NLM_F_REQUEST | NLM_F_DUMP)
         return [_parse_rule(m) for m in replies]
 
     def set_mode(self, ifname: str, mode: str) -> None:
         if mode not in MODES:
             raise LvnError(f"unknown mode {mode!r} (expected one of: {', '.join(MODES)})")
-        self._request(f"setting the mode of {ifname}", IPUDP_CMD_DEV_SET,
+        self._request(f"setting the mode of {ifname}", abi.CMD_DEV_SET,
                       self._dev_attr(ifname) + [("IPUDP_A_MODE", MODES.index(mode))],
                       NLM_F_REQUEST | NLM_F_ACK)
 
@@ -585,17 +400,17 @@ class Ipudp:
 
     def add_rule(self, ifname: str, prefix: str, tunnel_id: int, kind: str = "dest") -> None:
         """Route inner ``prefix`` to a tunnel (``dest``) or allow it from one (``source``)."""
-        self._rule("adding", IPUDP_CMD_RULE_NEW, ifname, prefix, tunnel_id, kind)
+        self._rule("adding", abi.CMD_RULE_NEW, ifname, prefix, tunnel_id, kind)
 
     def del_rule(self, ifname: str, prefix: str, tunnel_id: int | None = None,
                  kind: str = "dest") -> None:
-        self._rule("deleting", IPUDP_CMD_RULE_DEL, ifname, prefix, tunnel_id, kind)
+        self._rule("deleting", abi.CMD_RULE_DEL, ifname, prefix, tunnel_id, kind)
 
     def route_get(self, ifname: str, address: str, kind: str = "dest") -> int | None:
         """The id of the tunnel the kernel picks for ``address``; None if no rule matches."""
         rattrs = _prefix_attrs(address)[:1] + [("IPUDP_RULE_A_TYPE", RULE_KINDS.index(kind))]
         try:
-            replies = self._request(f"looking up {address} on {ifname}", IPUDP_CMD_ROUTE_GET,
+            replies = self._request(f"looking up {address} on {ifname}", abi.CMD_ROUTE_GET,
                                     self._dev_attr(ifname) + [("IPUDP_A_RULE",
                                                                {"attrs": rattrs})],
                                     NLM_F_REQUEST)
@@ -621,7 +436,7 @@ class Ipudp:
             attrs.append(("IPUDP_A_PORT", port))
         if fd is not None:
             attrs.append(("IPUDP_A_FD", fd))
-        self._request(f"configuring {ifname}", IPUDP_CMD_DEV_SET, attrs,
+        self._request(f"configuring {ifname}", abi.CMD_DEV_SET, attrs,
                       NLM_F_REQUEST | NLM_F_ACK)
 
     def set_tunnel(self, ifname: str, remote: str, *, remote_port: int = DEFAULT_PORT,
@@ -633,15 +448,15 @@ class Ipudp:
                                       keepalive=keepalive))
         attrs = self._dev_attr(ifname) + [("IPUDP_A_TUNNEL", {"attrs": tattrs})]
         if replace:
-            attrs.append(("IPUDP_A_FLAGS", IPUDP_F_REPLACE))
-        self._request(f"setting the tunnel of {ifname}", IPUDP_CMD_TUNNEL_NEW, attrs,
+            attrs.append(("IPUDP_A_FLAGS", abi.F_REPLACE))
+        self._request(f"setting the tunnel of {ifname}", abi.CMD_TUNNEL_NEW, attrs,
                       NLM_F_REQUEST | NLM_F_ACK)
 
     def del_tunnel(self, ifname: str, tunnel_id: int | None = None) -> None:
         attrs = self._dev_attr(ifname)
         if tunnel_id is not None:
             attrs.append(("IPUDP_A_TUNNEL", {"attrs": [("IPUDP_TUNNEL_A_ID", tunnel_id)]}))
-        self._request(f"deleting the tunnel of {ifname}", IPUDP_CMD_TUNNEL_DEL, attrs,
+        self._request(f"deleting the tunnel of {ifname}", abi.CMD_TUNNEL_DEL, attrs,
                       NLM_F_REQUEST | NLM_F_ACK)
 
     # -- notifications --------------------------------------------------
@@ -651,7 +466,7 @@ class Ipudp:
         receiving again after being idle); blocks between them."""
         sock = self._bound_genl()
         try:
-            sock.add_membership(IPUDP_MCGRP_EVENTS)
+            sock.add_membership(abi.MCGRP_EVENTS)
             while True:
                 for msg in sock.get():
                     event = _parse_event(msg)
@@ -671,7 +486,8 @@ class Ipudp:
         """
         family = self.family_id
         failures: list[tuple[str, nlcodec.Ack]] = []
-        sock = _channel(self._netns)
+        channel = self._made_here(lambda: rawnl.Channel(rawnl.NETLINK_GENERIC))
+        sock = channel.sock
         try:
             try:
                 sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, _RCVBUF)
@@ -717,15 +533,15 @@ class Ipudp:
             attrs = self._dev_attr(ifname) + [("IPUDP_A_TUNNEL",
                                                {"attrs": _tunnel_attrs(t)})]
             if replace:
-                attrs.append(("IPUDP_A_FLAGS", IPUDP_F_REPLACE))
+                attrs.append(("IPUDP_A_FLAGS", abi.F_REPLACE))
             reqs.append((f"tunnel {t.id} ({t.remote})", attrs))
-        self._batch(f"setting tunnels of {ifname}:", IPUDP_CMD_TUNNEL_NEW, reqs)
+        self._batch(f"setting tunnels of {ifname}:", abi.CMD_TUNNEL_NEW, reqs)
 
     def del_tunnels(self, ifname: str, ids: list[int]) -> None:
         """Delete many tunnels (and their rules) at once."""
         reqs = [(f"tunnel {i}", self._dev_attr(ifname) + [
             ("IPUDP_A_TUNNEL", {"attrs": [("IPUDP_TUNNEL_A_ID", i)]})]) for i in ids]
-        self._batch(f"deleting tunnels of {ifname}:", IPUDP_CMD_TUNNEL_DEL, reqs)
+        self._batch(f"deleting tunnels of {ifname}:", abi.CMD_TUNNEL_DEL, reqs)
 
     def add_rules(self, ifname: str, rules: list[Rule]) -> None:
         """Add many rules at once (see :meth:`add_rule`)."""
@@ -736,7 +552,7 @@ class Ipudp:
                 ("IPUDP_RULE_A_TUNNEL_ID", r.tunnel_id)]
             reqs.append((f"rule {r.prefix} -> {r.tunnel_id}",
                          self._dev_attr(ifname) + [("IPUDP_A_RULE", {"attrs": rattrs})]))
-        self._batch(f"adding rules on {ifname}:", IPUDP_CMD_RULE_NEW, reqs)
+        self._batch(f"adding rules on {ifname}:", abi.CMD_RULE_NEW, reqs)
 
     # -- rtnetlink --------------------------------------------------------
 
@@ -750,22 +566,13 @@ class Ipudp:
 
     def _add_link(self, ifname: str, *, mtu: int | None = None, mode: int | None = None,
                   port: int | None = None) -> None:
-        sock = _channel(self._netns, NETLINK_ROUTE)
+        route = self._made_here(lambda: rawnl.Channel(rawnl.NETLINK_ROUTE))
         try:
-            self._seq += 1
-            for _ in exchange(sock, _newlink_request(self._seq, ifname, mtu, mode, port),
-                              self._seq):
-                pass
-        except Refused as e:
-            if e.ack.errno == errno.EOPNOTSUPP:
-                raise ModuleNotLoaded(
-                    "the kernel does not know link kind 'ipudp': load the module "
-                    "(modprobe ipudp)") from None
-            raise KernelError(f"creating {ifname}", e.ack.errno, e.ack.message) from None
-        except nlcodec.NetlinkFormatError as e:
-            raise KernelError(f"creating {ifname}", errno.EPROTO, str(e)) from None
+            rawnl.create_device(route, ifname, mtu, mode, port)
+        except rawnl.KernelRefused as e:
+            raise _refused(e) from None
         finally:
-            sock.close()
+            route.close()
 
     def link_info(self, ifname: str) -> dict[str, Any]:
         """Mode and port as rtnetlink reports them (IFLA_INFO_DATA)."""

@@ -40,6 +40,8 @@ IFLA_MTU = 4
 IFLA_LINKINFO = 18
 IFLA_INFO_KIND = 1
 IFLA_INFO_DATA = 2
+IFLA_IPUDP_MODE = 1  # enum ipudp_link_attr
+IFLA_IPUDP_PORT = 2
 IFA_ADDRESS = 1
 IFA_LOCAL = 2
 IFF_UP = 1
@@ -49,7 +51,7 @@ ENOENT = 2
 ENODEV = 19
 EEXIST = 17
 EOPNOTSUPP = 95
-_RECV_SIZE = 65536
+_RECV_SIZE = 65536  # larger than any dump skb the kernel builds (32 KiB)
 _ERRNO_NAMES = {1: "operation not permitted", 2: "no such entry", 13: "permission denied",
                 17: "already exists", 19: "no such device", 22: "invalid argument",
                 34: "out of range", 95: "not supported", 98: "address in use"}
@@ -66,6 +68,10 @@ class KernelRefused(Exception):
         self.what = what
         self.errno = errno
         self.message = message
+
+
+class ModuleMissing(KernelRefused):
+    """The ipudp module is not loaded (no genetlink family, no link kind)."""
 
 
 def _bind(sock: socket.socket) -> None:
@@ -129,34 +135,63 @@ def _ip(text: str) -> tuple[int, bytes]:
     return AF_INET, nlcodec.ip4_packed(text)
 
 
+def resolve_family(genl: Channel) -> int:
+    """The id the kernel gave the ipudp genetlink family."""
+    body = struct.pack("BBH", CTRL_CMD_GETFAMILY, 1, 0) + nlcodec.attr(
+        CTRL_ATTR_FAMILY_NAME, abi.GENL_NAME.encode() + b"\0")
+    try:
+        answers = genl.request("resolving the ipudp netlink family", GENL_ID_CTRL,
+                               nlcodec.NLM_F_ACK, body)
+    except KernelRefused as e:
+        if e.errno == ENOENT:
+            raise ModuleMissing(e.what, ENOENT, "the ipudp kernel module is not loaded "
+                                "(modprobe ipudp)") from None
+        raise
+    for _, _, payload in answers:
+        for atype, value in nlcodec.attrs(payload, 4):
+            if atype == CTRL_ATTR_FAMILY_ID:
+                return int(struct.unpack("H", value[:2])[0])
+    raise KernelRefused("resolving the ipudp netlink family", 71, "no family id")
+
+
+def create_device(route: Channel, ifname: str, mtu: int | None = None, mode: int | None = None,
+                  port: int | None = None) -> None:
+    """RTM_NEWLINK of an ipudp device (create, never replace); ``mode`` and
+    ``port`` go in IFLA_INFO_DATA."""
+    data = b""
+    if mode is not None:
+        data += nlcodec.attr(IFLA_IPUDP_MODE, struct.pack("B", mode))
+    if port is not None:
+        data += nlcodec.attr(IFLA_IPUDP_PORT, struct.pack("H", port))
+    info = nlcodec.attr(IFLA_INFO_KIND, abi.GENL_NAME.encode() + b"\0")
+    if data:
+        info += _nested(IFLA_INFO_DATA, data)
+    body = struct.pack("BxHiII", 0, 0, 0, 0, 0)
+    body += nlcodec.attr(IFLA_IFNAME, ifname.encode() + b"\0")
+    if mtu is not None:
+        body += nlcodec.attr(IFLA_MTU, struct.pack("I", mtu))
+    body += _nested(IFLA_LINKINFO, info)
+    try:
+        route.request("creating " + ifname, RTM_NEWLINK,
+                      nlcodec.NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, body)
+    except KernelRefused as e:
+        if e.errno == EOPNOTSUPP:
+            raise ModuleMissing(e.what, e.errno, "the kernel does not know link kind "
+                                "'ipudp': load the module (modprobe ipudp)") from None
+        raise
+
+
 class Kernel:
     """The ipudp device of a node and its interface, in this netns."""
 
     def __init__(self) -> None:
         self.route = Channel(NETLINK_ROUTE)
         self.genl = Channel(NETLINK_GENERIC)
-        self.family = self._resolve()
+        self.family = resolve_family(self.genl)
 
     def close(self) -> None:
         self.route.close()
         self.genl.close()
-
-    def _resolve(self) -> int:
-        body = struct.pack("BBH", CTRL_CMD_GETFAMILY, 1, 0) + nlcodec.attr(
-            CTRL_ATTR_FAMILY_NAME, abi.GENL_NAME.encode() + b"\0")
-        try:
-            answers = self.genl.request("resolving the ipudp netlink family", GENL_ID_CTRL,
-                                        nlcodec.NLM_F_ACK, body)
-        except KernelRefused as e:
-            if e.errno == ENOENT:
-                raise KernelRefused(e.what, ENOENT, "the ipudp kernel module is not loaded "
-                                    "(modprobe ipudp)") from None
-            raise
-        for _, _, payload in answers:
-            for atype, value in nlcodec.attrs(payload, 4):
-                if atype == CTRL_ATTR_FAMILY_ID:
-                    return int(struct.unpack("H", value[:2])[0])
-        raise KernelRefused("resolving the ipudp netlink family", 71, "no family id")
 
     def _ipudp(self, what: str, cmd: int, attrs: list[tuple[str, Any]],
                flags: int = nlcodec.NLM_F_ACK) -> list[bytes]:
@@ -186,17 +221,7 @@ class Kernel:
 
     def add_device(self, ifname: str) -> None:
         """A FIXED ipudp device with the module's defaults."""
-        info = nlcodec.attr(IFLA_INFO_KIND, abi.GENL_NAME.encode() + b"\0")
-        body = struct.pack("BxHiII", 0, 0, 0, 0, 0)
-        body += nlcodec.attr(IFLA_IFNAME, ifname.encode() + b"\0") + _nested(IFLA_LINKINFO, info)
-        try:
-            self.route.request("creating " + ifname, RTM_NEWLINK,
-                               nlcodec.NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, body)
-        except KernelRefused as e:
-            if e.errno == EOPNOTSUPP:
-                raise KernelRefused("the kernel does not know link kind 'ipudp': load the "
-                                    "module (modprobe ipudp)", e.errno) from None
-            raise
+        create_device(self.route, ifname)
 
     def set_device(self, ifname: str, port: int | None = None, fd: int | None = None,
                    return_fd: bool = False) -> None:

@@ -11,8 +11,9 @@ import struct
 import subprocess
 import sys
 
+from lvn.ipudp_abi import CMD_RULE_GET, GENL_VERSION
 from lvn.model import Rule
-from lvn.netlink import IPUDP_CMD_RULE_GET, IPUDP_GENL_VERSION, Ipudp, ipudp_msg
+from lvn.netlink import Ipudp, ipudp_msg
 from lvn.nlcodec import encode_attrs
 
 from .netns import Netns, scaled
@@ -69,7 +70,7 @@ def test_rule_dump_changed_midway_is_marked(netns: type[Netns]) -> None:
         family = k.family_id
         sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 16)
         with sock:
-            body = struct.pack("=BBH", IPUDP_CMD_RULE_GET, IPUDP_GENL_VERSION, 0)
+            body = struct.pack("=BBH", CMD_RULE_GET, GENL_VERSION, 0)
             body += encode_attrs(ipudp_msg, [("IPUDP_A_IFNAME", "lvn0")])
             sock.send(HDR.pack(HDR.size + len(body), family, NLM_F_REQUEST | NLM_F_DUMP, 1, 0)
                       + body)

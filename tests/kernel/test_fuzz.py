@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from lvn.model import Rule, Tunnel
-from lvn.netlink import NETLINK_CAP_ACK, SOL_NETLINK, Ipudp, _netlink_socket
+from lvn.netlink import Ipudp, made_in
+from lvn.rawnl import NETLINK_GENERIC, Channel
 
 from .netns import Netns, veth
 
@@ -108,11 +109,10 @@ def test_ten_thousand_garbage_genetlink_requests(netns: type[Netns]) -> None:
         k.add_tunnels("lvm", [Tunnel(f"192.0.2.{i}", id=i) for i in range(1, 4)])
         family = k.family_id
     rnd = random.Random(20261126)
-    sock = _netlink_socket(ns.name)
+    channel = made_in(ns.name, lambda: Channel(NETLINK_GENERIC))  # bound, acks capped
+    sock = channel.sock
     try:
-        sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-        sock.bind((0, 0))
         errors = run_requests(sock, family, rnd, 10_000)
         # badly framed messages: the kernel drops them without an answer
         for _ in range(300):

@@ -2,8 +2,8 @@
 message; nothing is changed and nothing WARNs (the VM harness fails the run
 on any WARN/BUG/Oops line in dmesg).  Requests are encoded loosely with
 pyroute2's classes and sent, and their acks read, by lvn's own netlink
-transport (lvn.netlink.exchange, lvn.nlcodec): the library's error path on
-every architecture, big-endian included."""
+transport (lvn.rawnl, lvn.nlcodec): the library's error path on every
+architecture, big-endian included."""
 
 from __future__ import annotations
 
@@ -16,17 +16,9 @@ import pytest
 from pyroute2.netlink import NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, genlmsg, nla
 
 from lvn.errors import KernelError
-from lvn.netlink import (
-    IPUDP_CMD_DEV_GET,
-    IPUDP_CMD_DEV_SET,
-    IPUDP_CMD_TUNNEL_DEL,
-    IPUDP_CMD_TUNNEL_NEW,
-    Ipudp,
-    Refused,
-    _channel,
-    exchange,
-)
-from lvn.nlcodec import Ack
+from lvn.ipudp_abi import CMD_DEV_GET, CMD_DEV_SET, CMD_TUNNEL_DEL, CMD_TUNNEL_NEW
+from lvn.netlink import Ipudp, made_in
+from lvn.rawnl import NETLINK_GENERIC, Channel, KernelRefused
 
 from .netns import Netns
 
@@ -82,65 +74,62 @@ class Genl:
     def __init__(self, ns: Netns) -> None:
         with Ipudp(netns=ns.name) as k:
             self.family = k.family_id
-        self.sock = _channel(ns.name)
-        self.seq = 0
+        self.channel = made_in(ns.name, lambda: Channel(NETLINK_GENERIC))
 
     def send(self, cmd: int, attrs: list[Any], flags: int) -> list[bytes]:
-        """Replies' payloads; a refusal raises lvn.netlink.Refused."""
+        """Replies' payloads; a refusal raises lvn.rawnl.KernelRefused."""
         msg = raw_msg()
         msg["cmd"], msg["version"], msg["attrs"] = cmd, 1, attrs
-        self.seq += 1
-        msg["header"]["type"], msg["header"]["flags"] = self.family, flags
-        msg["header"]["sequence_number"] = self.seq
         msg.encode()
-        return [p for _, _, p in exchange(self.sock, bytes(msg.data), self.seq)]
+        return [p for _, _, p in self.channel.request("test", self.family, flags,
+                                                      bytes(msg.data)[16:])]
 
 
 @pytest.fixture
 def genl(ns: Netns) -> Iterator[Genl]:
     g = Genl(ns)
     yield g
-    g.sock.close()
+    g.channel.close()
 
 
 def request(genl: Genl, cmd: int, attrs: list[Any],
-            flags: int = NLM_F_REQUEST | NLM_F_ACK) -> Ack:
+            flags: int = NLM_F_REQUEST | NLM_F_ACK) -> KernelRefused:
     """The kernel's refusal of this request (the test fails if it is accepted)."""
-    with pytest.raises(Refused) as exc:
+    with pytest.raises(KernelRefused) as exc:
         genl.send(cmd, attrs, flags)
-    return exc.value.ack
+    return exc.value
 
 
-def extack(ack: Ack) -> str:
-    return ack.message or ""
+def extack(err: KernelRefused) -> str:
+    return err.message or ""
 
 
 DEV = ("A_IFNAME", s("lvn0"))
 REMOTE4 = ("T_4", bytes([10, 99, 0, 2]))
 
 
-@pytest.mark.parametrize("cmd", [IPUDP_CMD_DEV_SET, IPUDP_CMD_TUNNEL_NEW, IPUDP_CMD_TUNNEL_DEL])
+@pytest.mark.parametrize("cmd", [CMD_DEV_SET, CMD_TUNNEL_NEW, CMD_TUNNEL_DEL])
 def test_missing_device(genl: Genl, cmd: int) -> None:
-    attrs = [("A_TUNNEL", {"attrs": [REMOTE4]})] if cmd == IPUDP_CMD_TUNNEL_NEW else []
+    attrs = [("A_TUNNEL", {"attrs": [REMOTE4]})] if cmd == CMD_TUNNEL_NEW else []
     err = request(genl, cmd, attrs)
     assert err.errno == errno.EINVAL
     assert "IFINDEX" in extack(err)
 
 
 def test_unknown_device(genl: Genl) -> None:
-    err = request(genl, IPUDP_CMD_DEV_GET, [("A_IFNAME", s("nosuch0"))])
+    err = request(genl, CMD_DEV_GET, [("A_IFNAME", s("nosuch0"))])
     assert err.errno == errno.ENODEV and "no such device" in extack(err)
-    err = request(genl, IPUDP_CMD_DEV_GET, [("A_IFINDEX", b(99999, 4))])
+    err = request(genl, CMD_DEV_GET, [("A_IFINDEX", b(99999, 4))])
     assert err.errno == errno.ENODEV
 
 
 def test_not_an_ipudp_device(genl: Genl) -> None:
-    err = request(genl, IPUDP_CMD_DEV_GET, [("A_IFNAME", s("dummy0"))])
+    err = request(genl, CMD_DEV_GET, [("A_IFNAME", s("dummy0"))])
     assert err.errno == errno.EOPNOTSUPP and "not an ipudp device" in extack(err)
 
 
 def test_missing_tunnel_attribute(genl: Genl) -> None:
-    err = request(genl, IPUDP_CMD_TUNNEL_NEW, [DEV])
+    err = request(genl, CMD_TUNNEL_NEW, [DEV])
     assert err.errno == errno.EINVAL
 
 
@@ -159,7 +148,7 @@ def test_missing_tunnel_attribute(genl: Genl) -> None:
 ])
 def test_invalid_tunnel(genl: Genl, ns: Netns, tattrs: list[Any],
                         code: int | tuple[int, ...], words: str) -> None:
-    err = request(genl, IPUDP_CMD_TUNNEL_NEW, [DEV, ("A_TUNNEL", {"attrs": tattrs})])
+    err = request(genl, CMD_TUNNEL_NEW, [DEV, ("A_TUNNEL", {"attrs": tattrs})])
     assert err.errno in (code if isinstance(code, tuple) else (code,))
     assert extack(err) and words.lower() in extack(err).lower()
     with Ipudp(netns=ns.name) as k:
@@ -176,7 +165,7 @@ def test_invalid_tunnel(genl: Genl, ns: Netns, tattrs: list[Any],
 ])
 def test_invalid_device_attributes(genl: Genl, attr: tuple[str, bytes],
                                    code: int) -> None:
-    err = request(genl, IPUDP_CMD_DEV_SET, [DEV, attr] if attr[0] != "A_IFNAME" else [attr])
+    err = request(genl, CMD_DEV_SET, [DEV, attr] if attr[0] != "A_IFNAME" else [attr])
     assert err.errno == code and extack(err)
 
 
@@ -193,9 +182,9 @@ def test_mode_changes_only_without_tunnels(ns: Netns) -> None:
 
 def test_fd_that_is_not_a_udp_socket(genl: Genl) -> None:
     with open("/dev/null", "rb") as f:
-        err = request(genl, IPUDP_CMD_DEV_SET, [DEV, ("A_FD", b(f.fileno(), 4))])
+        err = request(genl, CMD_DEV_SET, [DEV, ("A_FD", b(f.fileno(), 4))])
     assert err.errno == errno.ENOTSOCK
-    err = request(genl, IPUDP_CMD_DEV_SET, [DEV, ("A_FD", b(100000, 4))])
+    err = request(genl, CMD_DEV_SET, [DEV, ("A_FD", b(100000, 4))])
     assert err.errno == errno.EBADF
 
 
@@ -207,11 +196,11 @@ def test_fd_unbound_or_tcp_socket(genl: Genl, ns: Netns) -> None:
         busy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         u2 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     with u, t, busy, u2:
-        err = request(genl, IPUDP_CMD_DEV_SET, [DEV, ("A_FD", b(t.fileno(), 4))])
+        err = request(genl, CMD_DEV_SET, [DEV, ("A_FD", b(t.fileno(), 4))])
         assert err.errno == errno.EINVAL and "UDP" in extack(err)
         # the device's port held by a socket without SO_REUSEPORT: refused
         busy.bind(("0.0.0.0", 50000))
-        err = request(genl, IPUDP_CMD_DEV_SET, [DEV, ("A_FD", b(u.fileno(), 4))])
+        err = request(genl, CMD_DEV_SET, [DEV, ("A_FD", b(u.fileno(), 4))])
         assert err.errno == errno.EADDRINUSE and "cannot bind" in extack(err)
         with Ipudp(netns=ns.name) as k:
             assert k.device("lvn0").sockets == ()
@@ -256,7 +245,7 @@ def test_port_in_use(ns: Netns) -> None:
 
 def test_dump_lists_only_ipudp_devices(genl: Genl, ns: Netns) -> None:
     ns.ip("link", "add", "lvn7", "type", "ipudp")
-    assert len(genl.send(IPUDP_CMD_DEV_GET, [], NLM_F_REQUEST | NLM_F_DUMP)) == 2
+    assert len(genl.send(CMD_DEV_GET, [], NLM_F_REQUEST | NLM_F_DUMP)) == 2
     with Ipudp(netns=ns.name) as k:
         assert [d.ifname for d in k.devices()] == ["lvn0", "lvn7"]
 
@@ -278,5 +267,5 @@ def test_random_garbage_requests(genl: Genl) -> None:
             attrs.append(("A_TUNNEL", {"attrs": tun}))
         try:
             genl.send(cmd, attrs, NLM_F_REQUEST | NLM_F_ACK)
-        except Refused as e:
-            assert e.ack.errno > 0
+        except KernelRefused as e:
+            assert e.errno > 0

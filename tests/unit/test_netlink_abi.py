@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lvn import netlink
+from lvn import ipudp_abi, netlink
 
 HEADER = Path(__file__).parents[2] / "feed/kmod-ipudp/src/uapi/linux/ipudp.h"
 
@@ -46,13 +46,13 @@ def test_nla_map_positions(enum: str, nla_class: type) -> None:
 def test_commands_and_flags() -> None:
     cmds = enum_members("ipudp_cmd")
     for name in cmds[1:]:
-        assert getattr(netlink, name) == cmds.index(name), name
+        assert getattr(ipudp_abi, name.removeprefix("IPUDP_")) == cmds.index(name), name
     flags = enum_values("ipudp_sock_flag") | enum_values("ipudp_flag")
     for name, value in flags.items():
-        assert getattr(netlink, name) == value, name
+        assert getattr(ipudp_abi, name.removeprefix("IPUDP_")) == value, name
     text = HEADER.read_text()
-    assert f'#define IPUDP_GENL_NAME\t\t"{netlink.IPUDP_GENL_NAME}"' in text
-    assert f"#define IPUDP_GENL_VERSION\t{netlink.IPUDP_GENL_VERSION}" in text
+    assert f'#define IPUDP_GENL_NAME\t\t"{ipudp_abi.GENL_NAME}"' in text
+    assert f"#define IPUDP_GENL_VERSION\t{ipudp_abi.GENL_VERSION}" in text
 
 
 def test_mode_and_rule_kind_names_follow_the_enums() -> None:
