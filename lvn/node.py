@@ -13,6 +13,7 @@ kernel, which keeps forwarding; the next run takes the same port back.
 """
 
 import binascii
+import gc
 import json
 import os
 import random
@@ -24,6 +25,11 @@ import sys
 import time
 
 from . import ipudp_abi, nlcodec, protocol, rawnl, session, uci
+
+try:
+    import micropython  # heap statistics (MICROPY_MEM_STATS builds)
+except ImportError:
+    micropython = None
 
 try:
     from typing import Any
@@ -173,13 +179,19 @@ class Node:
         self.up = False
         self.waiting_for_clock = False
         self.written: dict[str, Any] | None = None
+        self.wakeups = 0  # loop iterations: I/O or a timer woke the agent
 
     # status.json, as the CPython client writes it
     def status(self) -> dict[str, Any]:
         state = self.session.state if self.session is not None else "connecting"
         if self.waiting_for_clock:
             state = "waiting for a valid clock"
-        return {"role": "client", "peers": [{
+        node: dict[str, int] = {"wakeups": self.wakeups}
+        if micropython is not None and hasattr(micropython, "mem_peak"):
+            node["heap_peak"] = micropython.mem_peak()
+        if hasattr(gc, "mem_alloc"):
+            node["heap_used"] = gc.mem_alloc()
+        return {"role": "client", "node": node, "peers": [{
             "name": self.conf["server"], "state": state, "addresses": self.addresses,
             "endpoint": [self.server_ip, self.data_port] if self.data_port else None,
             "tunnel_id": 0}]}
@@ -367,6 +379,7 @@ class Node:
 
     def run(self) -> None:
         while True:
+            self.wakeups += 1
             now = time.time()
             if self.session is None and now >= self.retry_at and self._clock_is_valid(now):
                 self.connect()

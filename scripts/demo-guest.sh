@@ -59,7 +59,7 @@ $lvn -n site-b tunnel set lvn0 --remote fd10:77::1 --replace
 ip netns exec site-a ping -c 2 -i 0.2 192.168.77.2
 ip netns exec site-a ping -c 2 -i 0.2 fd77::2
 $lvn -n site-a show
-say "agents: a server, a client behind NAT (home) and a direct client (road)"
+say "agents: a server, a MicroPython node behind NAT (home) and a CPython client (road)"
 # hub (server) 10.88.0.1 --- nat 10.88.0.254 [masquerade] 192.168.88.1 --- home 192.168.88.2
 # hub 10.89.0.1 --- road 10.89.0.2
 for ns in hub nat home road; do ip netns add $ns; ip -n $ns link set lo up; done
@@ -106,11 +106,16 @@ conf road client 10.89.0.1
 echo "+ /etc/config/lvn of the home client:"
 sed 's/^/    /' "$work/home/lvn"
 agents=""
-for n in hub home road; do
+for n in hub road; do
 	ip netns exec $n $lvn agent -c "$work/$n" --state "$work/$n/static.json" \
 		>"$work/$n/log" 2>&1 &
 	agents="$agents $!"
 done
+# the node's agent: MicroPython (the unix port) in a 1 MiB heap, as on a router
+echo "+ micropython -X heapsize=1M -m lvn.node $work/home/lvn"
+MICROPYPATH=".frozen:$PWD" ip netns exec home .venv/bin/micropython -X heapsize=1M \
+	-m lvn.node "$work/home/lvn" >"$work/home/log" 2>&1 &
+agents="$agents $!"
 joined() { $lvn -n home -j status -c "$work/home" 2>/dev/null | grep -q '"state": "up"' &&
 	   $lvn -n road -j status -c "$work/road" 2>/dev/null | grep -q '"state": "up"'; }
 i=0
@@ -131,5 +136,7 @@ ip netns exec home ping -c 2 -i 0.3 "$road4"
 ip netns exec home ping -6 -c 2 -i 0.3 fd66::1
 say "the server's agent log"
 sed 's/^/    /' "$work/hub/log"
+say "the MicroPython node's log"
+sed 's/^/    /' "$work/home/log"
 rm -rf "$work"
-say "demo finished: L-VN carried IPv4 and IPv6 over IPv4 and IPv6 underlays, and the agents joined two clients (one behind NAT) automatically"
+say "demo finished: L-VN carried IPv4 and IPv6 over IPv4 and IPv6 underlays, and the agents joined two clients (a MicroPython node behind NAT) automatically"
