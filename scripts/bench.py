@@ -584,6 +584,8 @@ def main() -> int:
     ap.add_argument("--control-plane", action="store_true",
                     help="measure only the control plane, into an existing OUT")
     ap.add_argument("--reps", type=int, help="rounds (default 3; --quick: 1)")
+    ap.add_argument("--no-profile", action="store_true",
+                    help="no perf profile (a guest without perf: the cross guests)")
     args = ap.parse_args()
     reps, seconds, pings = (1, 1, 20) if args.quick else (3, 3, 200)
     reps = args.reps or reps
@@ -627,7 +629,7 @@ def main() -> int:
             try:
                 dst = setup()
                 measure(dst, seconds, pings, local[name])
-                if rnd == 0 and name in PROFILED and not args.quick:
+                if rnd == 0 and name in PROFILED and not args.quick and not args.no_profile:
                     entry["profile"] = profile(dst, seconds)
                 if "forward_error" not in entry and (not args.quick or name in QUICK_FORWARD):
                     try:

@@ -88,7 +88,8 @@ class Agents:
         env = dict(os.environ, PYTHONPATH=str(ROOT), MICROPYPATH=f".frozen:{ROOT}",
                    **(env or {}))
         if micropython:
-            cmd = [MICROPYTHON, "-m", "lvn.node", str(d / "lvn")]
+            # a router-sized heap: the budget of docs/openwrt.md
+            cmd = [MICROPYTHON, "-X", "heapsize=1M", "-m", "lvn.node", str(d / "lvn")]
         else:
             cmd = [sys.executable, "-m", "lvn", "agent", "-c", str(d), "--state",
                    str(d / "static.json")]
