@@ -427,15 +427,8 @@ class Ipudp:
         the device's port), and/or the silence (seconds) after which a
         tunnel's next received packet is announced.  ``return_fd``: stop
         using our sockets; module sockets on the same ports take over."""
-        attrs = self._dev_attr(ifname)
-        if return_fd:
-            attrs.append(("IPUDP_A_RETURN_FD", True))
-        if idle_timeout is not None:
-            attrs.append(("IPUDP_A_IDLE_TIMEOUT", idle_timeout))
-        if port is not None:
-            attrs.append(("IPUDP_A_PORT", port))
-        if fd is not None:
-            attrs.append(("IPUDP_A_FD", fd))
+        attrs = rawnl.device_attrs(ifname, port=port, fd=fd, idle_timeout=idle_timeout,
+                                   return_fd=return_fd)
         self._request(f"configuring {ifname}", abi.CMD_DEV_SET, attrs,
                       NLM_F_REQUEST | NLM_F_ACK)
 

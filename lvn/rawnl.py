@@ -135,6 +135,22 @@ def _ip(text: str) -> tuple[int, bytes]:
     return AF_INET, nlcodec.ip4_packed(text)
 
 
+def device_attrs(ifname: str, port: int | None = None, fd: int | None = None,
+                 idle_timeout: int | None = None,
+                 return_fd: bool = False) -> list[tuple[str, Any]]:
+    """The attributes of a DEV_SET request (used by lvn.netlink too)."""
+    attrs: list[tuple[str, Any]] = [("IPUDP_A_IFNAME", ifname)]
+    if return_fd:
+        attrs.append(("IPUDP_A_RETURN_FD", True))
+    if idle_timeout is not None:
+        attrs.append(("IPUDP_A_IDLE_TIMEOUT", idle_timeout))
+    if port is not None:
+        attrs.append(("IPUDP_A_PORT", port))
+    if fd is not None:
+        attrs.append(("IPUDP_A_FD", fd))
+    return attrs
+
+
 def resolve_family(genl: Channel) -> int:
     """The id the kernel gave the ipudp genetlink family."""
     body = struct.pack("BBH", CTRL_CMD_GETFAMILY, 1, 0) + nlcodec.attr(
@@ -225,14 +241,8 @@ class Kernel:
 
     def set_device(self, ifname: str, port: int | None = None, fd: int | None = None,
                    return_fd: bool = False) -> None:
-        attrs: list[tuple[str, Any]] = [("IPUDP_A_IFNAME", ifname)]
-        if return_fd:
-            attrs.append(("IPUDP_A_RETURN_FD", True))
-        if port is not None:
-            attrs.append(("IPUDP_A_PORT", port))
-        if fd is not None:
-            attrs.append(("IPUDP_A_FD", fd))
-        self._ipudp("configuring " + ifname, abi.CMD_DEV_SET, attrs)
+        self._ipudp("configuring " + ifname, abi.CMD_DEV_SET,
+                    device_attrs(ifname, port=port, fd=fd, return_fd=return_fd))
 
     def set_tunnel(self, ifname: str, remote: str, remote_port: int) -> None:
         """Point the FIXED device at ``remote`` (replacing any tunnel)."""
