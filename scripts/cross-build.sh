@@ -6,7 +6,7 @@
 #          counters that need u64_stats seqcounts, little-endian
 #   s390x: the big-endian kernel Debian 12 has
 # The headers' .debs are downloaded (apt-get download) and unpacked under
-# build/cross/ARCH once: installing them would pull the target's native
+# build/cross/ARCH/headers once: installing them would pull the target's native
 # compiler, which cannot be co-installed.  The kbuild tools are the host's
 # linux-kbuild-6.1 (Multi-Arch: foreign), as Debian's cross builds use;
 # Debian's cross gcc-12 is installed when missing.
@@ -22,7 +22,9 @@ headers() { # ARCH -> the unpacked kernel build tree (echoed)
 	s390x) flavour=s390x ;;
 	*) echo "cross-build: unknown architecture $arch (armhf, s390x)" >&2; return 1 ;;
 	esac
-	root=$PWD/build/cross/$arch
+	# its own directory: build/cross/ARCH also holds the guest's root
+	# (scripts/cross-root.sh), which a fresh unpack must not remove
+	root=$PWD/build/cross/$arch/headers
 	if [ ! -e "$root/.unpacked" ]; then
 		grep -qx "$arch" <(dpkg --print-foreign-architectures) || {
 			dpkg --add-architecture "$arch"
