@@ -4,7 +4,7 @@ blocking the event loop.
 A hook is started with ``subprocess.Popen`` and reaped on the agent's tick;
 one that runs longer than ``HOOK_TIMEOUT`` is killed.  Its environment
 names the event, the peer, its overlay addresses and its endpoint
-(``hook_env``, pure).
+(``hook_env``, pure, in lvn/hookenv.py).
 """
 
 from __future__ import annotations
@@ -13,25 +13,14 @@ import logging
 import os
 import subprocess
 import time
-from collections.abc import Sequence
+
+from .hookenv import hook_env
+
+__all__ = ["HOOK_TIMEOUT", "Hooks", "hook_env"]
 
 log = logging.getLogger("lvn")
 
 HOOK_TIMEOUT = 60.0
-
-
-def hook_env(event: str, role: str, ifname: str, peer: str, addresses: Sequence[str],
-             endpoint: tuple[str, int] | None, tunnel_id: int | None) -> dict[str, str]:
-    """The LVN_* variables a hook sees (documented in docs/config.md)."""
-    env = {"LVN_EVENT": event, "LVN_ROLE": role, "LVN_IFNAME": ifname, "LVN_PEER": peer,
-           "LVN_ADDRESSES": " ".join(addresses)}
-    for a in addresses:
-        env["LVN_ADDRESS6" if ":" in a else "LVN_ADDRESS4"] = a
-    if endpoint is not None:
-        env["LVN_ENDPOINT_ADDRESS"], env["LVN_ENDPOINT_PORT"] = endpoint[0], str(endpoint[1])
-    if tunnel_id is not None:
-        env["LVN_TUNNEL_ID"] = str(tunnel_id)
-    return env
 
 
 class Hooks:

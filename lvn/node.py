@@ -25,6 +25,7 @@ import sys
 import time
 
 from . import ipudp_abi, nlcodec, protocol, rawnl, session, uci
+from .hookenv import hook_env
 
 try:
     import micropython  # heap statistics (MICROPY_MEM_STATS builds)
@@ -265,7 +266,13 @@ class Node:
                 raw.close()
                 raise
         except (OSError, ValueError, rawnl.KernelRefused) as e:
-            self._retry("cannot reach " + self.conf["server"] + ": " + str(e))
+            why = str(e)
+            if "CN" in why or "Common Name" in why:  # mbedTLS's name check
+                log("error", "the server's certificate is not for " +
+                    repr(self.conf["server_name"]) + ": refusing it (set "
+                    "lvn.client.server_name if the name is right; " + why + ")")
+                why = "wrong server identity"
+            self._retry("cannot reach " + self.conf["server"] + ": " + why)
             return
         raw.setblocking(False)
         self.tls, self.raw = tls, raw
@@ -303,10 +310,17 @@ class Node:
                 break
             self._act(self.session.on_message(mtype, body, time.time()))
 
+    def _hook(self, event: str) -> None:
+        script = self.conf.get(event + "_hook")
+        if script:
+            run_hook(script, hook_env(event, "client", self.ifname, self.conf["server_name"],
+                                      self.addresses, (self.server_ip, self.data_port), 0))
+
     def _lost(self, why: str) -> None:
         if self.up:
             self.up = False
             log("info", "tunnel down: " + why)
+            self._hook("down")
         if self.raw is not None:
             self.poll.unregister(self.raw)
             try:
@@ -338,6 +352,7 @@ class Node:
                 self.backoff = BACKOFF_MIN
                 self.up = True
                 log("info", "tunnel up to " + self.server_ip)
+                self._hook("up")
             elif kind == "close":
                 self._lost(str(act[1]))
 
@@ -364,7 +379,7 @@ class Node:
             return True
         if not self.waiting_for_clock:
             log("warning", "waiting for a valid clock (the certificate is valid from "
-                + str(int(self.valid_from)) + ", the clock reads " + str(int(now)) + ")")
+                + _utc(self.valid_from) + ", the clock reads " + _utc(now) + ")")
         self.waiting_for_clock = True
         self.retry_at = now + CLOCK_RETRY
         return False
@@ -389,6 +404,24 @@ class Node:
             wait = max(0, int((self._due(time.time()) - time.time()) * 1000) + 1)
             if self.poll.poll(wait):  # only the control channel is polled
                 self._readable()
+
+
+def _utc(t: float) -> str:
+    y, mo, d, h, mi, sec = time.gmtime(int(t))[:6]
+    return f"{y:04d}-{mo:02d}-{d:02d} {h:02d}:{mi:02d}:{sec:02d} UTC"
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
+def run_hook(script: str, env: dict[str, str]) -> None:
+    """Start ``script EVENT`` in the background with the LVN_* variables
+    (os.system through the shell: MicroPython has no subprocess)."""
+    assigns = " ".join(k + "=" + _quote(v) for k, v in env.items())
+    cmd = "env " + assigns + " " + _quote(script) + " " + env["LVN_EVENT"]
+    if os.system(cmd + " </dev/null >/dev/null 2>&1 &") != 0:
+        log("warning", env["LVN_EVENT"] + " hook " + script + ": cannot start")
 
 
 def _addr_text(addr: object) -> str:

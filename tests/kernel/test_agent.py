@@ -311,9 +311,11 @@ def env_file(path: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in path.read_text().splitlines())
 
 
-def test_field_realities(netns: type[Netns], agents: Agents, tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", CLIENTS)
+def test_field_realities(netns: type[Netns], agents: Agents, tmp_path: Path, kind: str) -> None:
     """Clock in 1970, hooks, announced MTU, certificate matrix, replayed
-    keepalive, connection flood, client restart without loss, reload."""
+    keepalive, connection flood, client restart without loss, reload; the
+    clients are CPython agents or MicroPython nodes."""
     s, c, x = netns(), netns(), netns()
     veth(s, c, "ul0", "ul0")
     veth(s, x, "ul1", "ul0")
@@ -342,7 +344,7 @@ def test_field_realities(netns: type[Netns], agents: Agents, tmp_path: Path) -> 
         agents.start(name, ns, CLIENT_CONF.format(
             server="10.98.0.1" if ns is c else "10.97.0.1", ifname=ifname,
             ca=ca / "ca.pem", cert=cert, key=key, extra=extra,
-            state=tmp_path / name / "state"), env=env)
+            state=tmp_path / name / "state"), env=env, micropython=kind == "micropython")
 
     # node C boots with its clock in 1970 (libfaketime for its agent alone:
     # the server's clock must stay right), waits, joins once the clock is set
