@@ -13,6 +13,7 @@ kernel, which keeps forwarding; the next run takes the same port back.
 """
 
 import binascii
+import errno
 import gc
 import json
 import os
@@ -266,7 +267,7 @@ class Node:
                 raw.close()
                 raise
         except (OSError, ValueError, rawnl.KernelRefused) as e:
-            why = str(e)
+            why = _reason(e)
             if "CN" in why or "Common Name" in why:  # mbedTLS's name check
                 log("error", "the server's certificate is not for " +
                     repr(self.conf["server_name"]) + ": refusing it (set "
@@ -404,6 +405,22 @@ class Node:
             wait = max(0, int((self._due(time.time()) - time.time()) * 1000) + 1)
             if self.poll.poll(wait):  # only the control channel is polled
                 self._readable()
+
+
+_CLOSED = (32, 104)  # EPIPE, ECONNRESET
+
+
+def _reason(e: Exception) -> str:
+    """Words for a connection or TLS failure (MicroPython's OSError shows a
+    bare number, mbedTLS's errors a code and its name)."""
+    if isinstance(e, OSError) and e.args and e.args[0] in _CLOSED:
+        return ("the server closed the connection during the TLS handshake (did it "
+                "refuse our certificate? see its log)")
+    if isinstance(e, OSError) and len(e.args) > 1:
+        return str(e.args[1]).strip()
+    if isinstance(e, OSError) and e.args and isinstance(e.args[0], int):
+        return str(errno.errorcode.get(e.args[0], "errno " + str(e.args[0])))
+    return str(e).strip()
 
 
 def _utc(t: float) -> str:
