@@ -8,8 +8,11 @@ reads the ``agent`` and ``client`` sections of /etc/config/lvn with
 lvn.uci, writes state_dir/status.json in the CPython agent's shape, and
 sleeps until the next keepalive is due when idle.
 
-Stopping it (SIGTERM) leaves the device, tunnel and data socket in the
-kernel, which keeps forwarding; the next run takes the same port back.
+Usage: ``micropython -m lvn.node [--release] [CONFIG]``.  Stop it with
+``--release`` first (the data port goes back to the kernel's own socket,
+as the CPython agent does on SIGTERM), then SIGTERM: device and tunnel
+stay in the kernel, which keeps forwarding, and the next run takes the
+same port back without losing a packet.
 """
 
 import binascii
@@ -230,12 +233,13 @@ class Node:
         s.setsockopt(socket.SOL_SOCKET, SO_REUSEPORT, 1)
         if family == socket.AF_INET6:
             s.setsockopt(IPPROTO_IPV6, IPV6_V6ONLY, 1)
-        user = ipudp_abi.SOCK_F_V6_USER if family == socket.AF_INET6 else \
-            ipudp_abi.SOCK_F_V4_USER
+        # a module socket of this family: an earlier run left the port to the
+        # kernel (its socket went with it), take it back
+        module = ipudp_abi.SOCK_F_V6 if family == socket.AF_INET6 else ipudp_abi.SOCK_F_V4
         port = int(self.conf["data_port"])
         if port and dev["port"] != port:
             self.kernel.set_device(self.ifname, port=port)
-        elif not port and not dev["sock_flags"] & user:
+        elif not port and not dev["sock_flags"] & module:
             s.bind(_sockaddr("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
         else:
             log("info", "adopting " + self.ifname + " (port " + str(dev["port"]) + ")")
@@ -453,11 +457,31 @@ def _addr_text(addr: object) -> str:
     return str(nlcodec.ip_text(raw[4:8]))
 
 
+def release(conf: dict[str, str], kernel: rawnl.Kernel) -> None:
+    """Hand the device's data port back to the kernel's own sockets, so that
+    stopping the agent loses no packet and the next run adopts the port.
+    (The CPython agent does this on SIGTERM; MicroPython has no signal
+    handlers, so the init script runs ``lvn.node --release`` first.)"""
+    dev = kernel.device(conf["ifname"])
+    user = ipudp_abi.SOCK_F_V4_USER | ipudp_abi.SOCK_F_V6_USER
+    if dev is None or not dev["sock_flags"] & user:
+        log("info", conf["ifname"] + ": no data socket of the agent to release")
+        return
+    kernel.set_device(conf["ifname"], return_fd=True)
+    log("info", conf["ifname"] + ": data port " + str(dev["port"]) + " handed to the kernel")
+
+
 def main(argv: list[str]) -> int:
-    path = argv[1] if len(argv) > 1 else "/etc/config/lvn"
+    args = argv[1:]
+    releasing = "--release" in args
+    args = [a for a in args if a != "--release"]
+    path = args[0] if args else "/etc/config/lvn"
     try:
         conf = load_config(path)
         kernel = rawnl.Kernel()
+        if releasing:
+            release(conf, kernel)
+            return 0
         node = Node(conf, kernel)
     except (NodeError, rawnl.KernelRefused) as e:
         log("error", str(e))

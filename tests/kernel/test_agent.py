@@ -77,6 +77,8 @@ class Agents:
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
         self.procs: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
+        # MicroPython agents (netns, environment): stopped with --release first
+        self.nodes: dict[str, tuple[Netns, dict[str, str]]] = {}
 
     def start(self, name: str, ns: Netns, conf: str,
               env: dict[str, str] | None = None, micropython: bool = False) -> None:
@@ -97,12 +99,21 @@ class Agents:
         with open(log, "ab") as out:
             proc = ns.popen(*cmd, stdout=out, stderr=out, env=env)
         self.procs[name] = (proc, log)
+        if micropython:
+            self.nodes[name] = (ns, env)
 
     def log(self, name: str) -> str:
         return self.procs[name][1].read_text(errors="replace")
 
     def stop(self, name: str, sig: int = signal.SIGTERM) -> None:
-        proc, _ = self.procs[name]
+        """Stop an agent as its init script does: a MicroPython node hands its
+        data port back first (``--release``), a CPython agent on SIGTERM."""
+        proc, log = self.procs[name]
+        if sig == signal.SIGTERM and name in self.nodes and proc.poll() is None:
+            ns, env = self.nodes[name]
+            with open(log, "ab") as out:
+                ns.popen(MICROPYTHON, "-m", "lvn.node", "--release", str(self.tmp / name / "lvn"),
+                         stdout=out, stderr=out, env=env).wait(timeout=scaled(60))
         if proc.poll() is None:
             proc.send_signal(sig)
             try:
