@@ -631,7 +631,9 @@ def main() -> int:
     result: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "kernel": platform.release(), "cpus": os.cpu_count(),
-        "qemu": "TCG (no KVM)" if "hypervisor" in Path("/proc/cpuinfo").read_text() else "?",
+        # LVN_BENCH_QEMU: what runs the guest, where /proc/cpuinfo cannot tell
+        "qemu": os.environ.get("LVN_BENCH_QEMU") or (
+            "TCG (no KVM)" if "hypervisor" in Path("/proc/cpuinfo").read_text() else "?"),
         "quick": args.quick, "reps": reps, "seconds": seconds, "pings": pings,
         "only": args.only or "",
         "scenarios": {}, "scale": [], "footprint": {}, "commands": COMMANDS,
