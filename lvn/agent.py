@@ -198,6 +198,8 @@ def _family_name(family: int) -> str:
 
 
 STATUS_FILE = "status.json"
+# a server routes between its clients: the init script turns these on
+FORWARDING = ("/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv6/conf/all/forwarding")
 
 
 class Agent:
@@ -374,9 +376,10 @@ class Server(Agent):
             if a not in have:
                 k.add_address(ifname, a)
         k.set_link(ifname, mtu=self.conf.mtu, up=True)
-        for path in ("/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv6/conf/all/forwarding"):
-            with open(path, "w") as f:
-                f.write("1")
+        off = [p for p in FORWARDING if Path(p).read_text().strip() == "0"]
+        if off:
+            log.warning("IP forwarding is off (%s): clients reach the server but not each "
+                        "other; /etc/init.d/lvn turns it on for a server", ", ".join(off))
         lst = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
         lst.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

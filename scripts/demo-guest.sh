@@ -75,6 +75,8 @@ for l in "hub ul0 10.88.0.1/24" "hub ul1 10.89.0.1/24" "nat wan 10.88.0.254/24" 
 done
 ip -n home route add default via 192.168.88.1
 ip netns exec nat sysctl -qw net.ipv4.ip_forward=1
+# the hub routes between its clients (/etc/init.d/lvn does this for a server)
+ip netns exec hub sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
 ip netns exec nat nft 'add table ip nat; add chain ip nat post { type nat hook postrouting priority 100 ; }; add rule ip nat post oifname wan masquerade'
 work=$(mktemp -d)
 pki=$work/pki

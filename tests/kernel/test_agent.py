@@ -136,6 +136,11 @@ def agents(tmp_path: Path) -> Iterator[Agents]:
         print(f"--- log of {name}:\n{a.log(name)}")
 
 
+def forwarding(ns: Netns) -> None:
+    """What /etc/init.d/lvn does for a server: it routes between clients."""
+    ns.run("sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
+
+
 def overlay4(ns: Netns, ifname: str = "lvn0") -> str | None:
     with Ipudp(netns=ns.name) as k:
         if ifname not in {d.ifname for d in k.devices()}:
@@ -152,6 +157,7 @@ def test_server_and_clients_join_through_nat(netns: type[Netns], agents: Agents,
     veth(s, r, "ul0", "wan")
     veth(r, a, "lan", "ul0")
     veth(s, b, "ul1", "ul0")
+    forwarding(s)
     s.ip("addr", "add", "10.99.0.1/24", "dev", "ul0")
     s.ip("addr", "add", "10.98.0.1/24", "dev", "ul1")
     r.ip("addr", "add", "10.99.0.254/24", "dev", "wan")
