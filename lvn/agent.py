@@ -20,12 +20,12 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from OpenSSL import SSL, crypto
 
-from . import compat, datagram, protocol
+from . import compat, datagram, protocol, session
 from .config import ClientConfig, ServerConfig
 from .errors import LvnError
 from .files import write_atomic
@@ -34,6 +34,9 @@ from .leases import Leases
 from .model import Rule
 from .ratelimit import RateLimiter
 from .session import HANDSHAKE_TIMEOUT, ClientSession, ServerSession
+
+if TYPE_CHECKING:
+    from .session import Action
 
 log = logging.getLogger("lvn")
 
@@ -487,13 +490,11 @@ class Server(Agent):
             self.tunnel_ids[name] = tid
         return tid
 
-    def _act(self, s: ServerSession, conn: TlsConn, name: str,
-             actions: list[tuple[object, ...]]) -> None:
+    def _act(self, s: ServerSession, conn: TlsConn, name: str, actions: list[Action]) -> None:
         for act in actions:
-            kind = act[0]
-            if kind == "send":
-                conn.send(act[1])  # type: ignore[arg-type]
-            elif kind == "lease":
+            if isinstance(act, session.Send):
+                conn.send(act.data)
+            elif isinstance(act, session.Lease):
                 try:
                     addrs = self.leases.lease(name)
                 except LvnError as e:
@@ -501,22 +502,23 @@ class Server(Agent):
                     self._act(s, conn, name, s.leased([], str(e)))
                     continue
                 self._act(s, conn, name, s.leased(addrs))
-            elif kind == "tunnel":
-                self._set_tunnel(name, str(act[1]), int(str(act[2])), s.addresses)
-            elif kind == "up":
+            elif isinstance(act, session.MoveTunnel):
+                self._set_tunnel(name, act.address, act.port, s.addresses)
+            elif isinstance(act, session.Up):
                 ep = s.endpoint
                 log.info("%r: tunnel up (endpoint %s)", name,
                          f"{ep[0]}:{ep[1]}" if ep else "none")
                 self.peer_event("up", name, s.addresses, ep, self.tunnel_ids.get(name))
-            elif kind == "close":
-                log.info("%r: session closed: %s", name, act[1])
+            elif isinstance(act, session.Expire):
+                log.info("%r: session closed: idle", name)
                 conn.flush()
-                if act[1] == "idle":
-                    self.sessions.pop(s.session, None)
-                    self._close_conn(conn)
-                    self._remove_tunnel(name, s.endpoint)
-                else:
-                    self._end_session(s, conn, name)
+                self.sessions.pop(s.session, None)
+                self._close_conn(conn)
+                self._remove_tunnel(name, s.endpoint)
+            elif isinstance(act, session.Close):
+                log.info("%r: session closed: %s", name, act.reason)
+                conn.flush()
+                self._end_session(s, conn, name)
 
     def _set_tunnel(self, name: str, address: str, port: int, addrs: list[str]) -> None:
         k, ifname = self.kernel, self.conf.ifname
@@ -729,14 +731,14 @@ class Client(Agent):
         self.conn, self.session = None, None
         self._retry(why)
 
-    def _act(self, actions: list[tuple[object, ...]]) -> None:
+    def _act(self, actions: list[Action]) -> None:
         k, ifname = self.kernel, self.conf.ifname
         for act in actions:
-            kind = act[0]
-            if kind == "send" and self.conn is not None:
-                self.conn.send(act[1])  # type: ignore[arg-type]
-            elif kind == "configure":
-                fields: dict[str, Any] = act[1]  # type: ignore[assignment]
+            if isinstance(act, session.Send):
+                if self.conn is not None:
+                    self.conn.send(act.data)
+            elif isinstance(act, session.Configure):
+                fields: dict[str, Any] = act.fields
                 self.data_port = int(fields["data_port"])
                 want = {a for a in (fields.get("addr4"), fields.get("addr6")) if a}
                 have = {a for a in k.addresses(ifname) if not a.startswith("fe80:")}
@@ -747,22 +749,23 @@ class Client(Agent):
                 k.set_link(ifname, mtu=int(fields["mtu"]), up=True)
                 self.addresses = sorted(want)
                 log.info("lease: %s, mtu %s", ", ".join(sorted(want)), fields["mtu"])
-            elif kind == "datagram" and self.udp and self.data_port:
-                try:
-                    sock = next(iter(self.udp.values()))
-                    sock.sendto(act[1], (self.server_ip, self.data_port))  # type: ignore[call-overload]
-                except OSError as e:
-                    log.warning("sending to the server: %s", e)
-            elif kind == "tunnel":
+            elif isinstance(act, session.SendDatagram):
+                if self.udp and self.data_port:
+                    try:
+                        sock = next(iter(self.udp.values()))
+                        sock.sendto(act.data, (self.server_ip, self.data_port))
+                    except OSError as e:
+                        log.warning("sending to the server: %s", e)
+            elif isinstance(act, session.OpenTunnel):
                 k.set_tunnel(ifname, self.server_ip, remote_port=self.data_port, replace=True)
-            elif kind == "up":
+            elif isinstance(act, session.Up):
                 self.backoff = BACKOFF_MIN
                 self.up = True
                 log.info("tunnel up to %s", self.server_ip)
                 self.peer_event("up", self.conf.expected_name, self.addresses,
                                 (self.server_ip, self.data_port), 0)
-            elif kind == "close":
-                self._lost(str(act[1]))
+            elif isinstance(act, session.Close):
+                self._lost(act.reason)
 
     def peers(self) -> list[dict[str, Any]]:
         state = self.session.state if self.session is not None else "connecting"

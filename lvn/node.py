@@ -335,31 +335,31 @@ class Node:
         self.tls = self.raw = self.session = None
         self._retry(why)
 
-    def _act(self, actions: list[tuple[object, ...]]) -> None:
+    def _act(self, actions: "list[session.Action]") -> None:
         for act in actions:
-            kind = act[0]
-            if kind == "send" and self.tls is not None:
-                try:
-                    self.tls.write(act[1])
-                except OSError as e:
-                    self._lost("writing to the server: " + str(e))
-            elif kind == "configure":
-                self._configure(act[1])
-            elif kind == "datagram" and self.udp is not None and self.data_port:
-                try:
-                    self.udp.sendto(act[1], _sockaddr(self.server_ip,  # type: ignore[call-overload]
-                                                      self.data_port))
-                except OSError as e:
-                    log("warning", "sending to the server: " + str(e))
-            elif kind == "tunnel":
+            if isinstance(act, session.Send):
+                if self.tls is not None:
+                    try:
+                        self.tls.write(act.data)
+                    except OSError as e:
+                        self._lost("writing to the server: " + str(e))
+            elif isinstance(act, session.Configure):
+                self._configure(act.fields)
+            elif isinstance(act, session.SendDatagram):
+                if self.udp is not None and self.data_port:
+                    try:
+                        self.udp.sendto(act.data, _sockaddr(self.server_ip, self.data_port))
+                    except OSError as e:
+                        log("warning", "sending to the server: " + str(e))
+            elif isinstance(act, session.OpenTunnel):
                 self.kernel.set_tunnel(self.ifname, self.server_ip, self.data_port)
-            elif kind == "up":
+            elif isinstance(act, session.Up):
                 self.backoff = BACKOFF_MIN
                 self.up = True
                 log("info", "tunnel up to " + self.server_ip)
                 self._hook("up")
-            elif kind == "close":
-                self._lost(str(act[1]))
+            elif isinstance(act, session.Close):
+                self._lost(act.reason)
 
     def _configure(self, fields: Any) -> None:
         self.data_port = int(fields["data_port"])
@@ -393,7 +393,7 @@ class Node:
         """When the loop must run next without I/O (the session's next timer)."""
         if self.session is None:
             return self.retry_at
-        if self.session.state == "up":
+        if self.session.state == session.ClientState.UP:
             return self.session.next_datagram
         return now + TICK
 

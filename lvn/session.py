@@ -1,30 +1,166 @@
 """Client and server session state machines (sans-I/O).
 
 A session is fed events (a control message, a datagram from the data
-socket, the clock) and answers with actions, plain tuples the agent
-carries out:
+socket, the clock, the shell's answer to a lease) and answers with a list
+of actions, the small immutable classes below, that the agent's I/O
+shell carries out in order.  States are named values; the transitions
+each machine may take are listed in one table per side.
 
-    ("send", bytes)            write to the TLS control channel
-    ("datagram", bytes)        send from the data socket to the peer
-    ("lease", want)            server: allocate addresses, then call leased()
-    ("tunnel", address, port)  set up / move the tunnel to this endpoint
-    ("configure", fields)      client: apply the LEASE (addresses, MTU)
-    ("up",)                    the tunnel is established
-    ("close", reason)          end the session (after the sends before it)
+Faults are told apart as h11 does: a peer that breaks the protocol or
+falls silent ends its session with ``Close`` carrying a ``RemoteError``
+(its own process is unaffected); a shell that feeds an event the state
+does not allow is a bug of this program and gets a ``LocalError`` raised.
 
 Times are seconds from a monotonic clock passed in by the caller.  Pure and
-MicroPython-friendly, like lvn/protocol.py and lvn/datagram.py.
+MicroPython-friendly, like lvn/protocol.py and lvn/datagram.py: the action
+classes are namedtuples, which both interpreters have.
 """
 
+from collections import namedtuple
+
 from . import datagram, protocol
+
+try:
+    from typing import TYPE_CHECKING
+except ImportError:  # MicroPython
+    TYPE_CHECKING = False  # type: ignore[misc]
 
 HANDSHAKE_TIMEOUT = 30.0
 PROBE_INTERVAL = 1.0
 
 
-def _error(code: str, text: str) -> list[tuple[object, ...]]:
-    return [("send", protocol.encode(protocol.ERROR, {"code": code, "text": text})),
-            ("close", code + ": " + text)]
+# -- errors ---------------------------------------------------------------
+
+class SessionError(Exception):
+    """A session cannot go on."""
+
+
+class LocalError(SessionError):
+    """This side drove the session wrongly (an event its state does not allow)."""
+
+
+class RemoteError(SessionError):
+    """The peer broke the protocol or fell silent; ``code`` says how."""
+
+    def __init__(self, code: str, text: str) -> None:
+        super().__init__(code + ": " + text)
+        self.code = code
+        self.text = text
+
+
+# -- actions --------------------------------------------------------------
+
+class Send(namedtuple("Send", ["data"])):
+    """Write ``data`` (an encoded message) to the TLS control channel."""
+
+    __slots__ = ()
+    data: bytes
+
+
+class SendDatagram(namedtuple("SendDatagram", ["data"])):
+    """Client: send ``data`` from the data socket to the server's data port."""
+
+    __slots__ = ()
+    data: bytes
+
+
+class Lease(namedtuple("Lease", ["want"])):
+    """Server: allocate addresses of the families in ``want``, then call leased()."""
+
+    __slots__ = ()
+    want: list[str]
+
+
+class MoveTunnel(namedtuple("MoveTunnel", ["address", "port"])):
+    """Server: point this client's tunnel at its authenticated endpoint
+    (the first time, and again when NAT rebinding or roaming moved it)."""
+
+    __slots__ = ()
+    address: str
+    port: int
+
+
+class Configure(namedtuple("Configure", ["fields"])):
+    """Client: apply the LEASE's fields (addresses, MTU, data port)."""
+
+    __slots__ = ()
+    fields: dict[str, object]
+
+
+class OpenTunnel(namedtuple("OpenTunnel", [])):
+    """Client: the tunnel to the server's data port is confirmed: set it up."""
+
+    __slots__ = ()
+
+
+class Up(namedtuple("Up", [])):
+    """The tunnel is established (both sides)."""
+
+    __slots__ = ()
+
+
+class Expire(namedtuple("Expire", [])):
+    """Server: the client was silent for the idle timeout: end the session
+    and de-allocate its tunnel (the lease stays for its return)."""
+
+    __slots__ = ()
+
+
+class Close(namedtuple("Close", ["reason", "error"])):
+    """End the session, after the sends before it.  ``error`` is the
+    ``RemoteError`` when the peer was at fault, None when it said goodbye."""
+
+    __slots__ = ()
+    reason: str
+    error: "RemoteError | None"
+
+
+if TYPE_CHECKING:
+    Action = (Send | SendDatagram | Lease | MoveTunnel | Configure | OpenTunnel | Up
+              | Expire | Close)
+
+
+# -- states and transitions -----------------------------------------------
+
+CLOSED = "closed"
+
+
+class ServerState:
+    HELLO = "hello"        # TLS is up; waiting for HELLO
+    LEASING = "leasing"    # the shell allocates addresses
+    PROBE = "probe"        # LEASE sent; waiting for the first datagram
+    READY = "ready"        # endpoint known, tunnel set; waiting for READY
+    UP = "up"
+    CLOSED = CLOSED
+
+
+class ClientState:
+    START = "start"
+    LEASE = "lease"        # HELLO sent; waiting for LEASE
+    PROBE = "probe"        # probing the data port; waiting for ENDPOINT
+    UP = "up"
+    CLOSED = CLOSED
+
+
+# events: message types (ints) from the peer, names (str) of other events
+SERVER_TRANSITIONS = {
+    (ServerState.HELLO, protocol.HELLO): ServerState.LEASING,
+    (ServerState.LEASING, "leased"): ServerState.PROBE,
+    (ServerState.PROBE, "probe"): ServerState.READY,
+    (ServerState.READY, protocol.READY): ServerState.UP,
+}
+
+CLIENT_TRANSITIONS = {
+    (ClientState.START, "start"): ClientState.LEASE,
+    (ClientState.LEASE, protocol.LEASE): ClientState.PROBE,
+    (ClientState.PROBE, protocol.ENDPOINT): ClientState.UP,
+}
+
+
+def _fail(code: str, text: str) -> "list[Action]":
+    """The peer is at fault: tell it, then close."""
+    return [Send(protocol.encode(protocol.ERROR, {"code": code, "text": text})),
+            Close(code + ": " + text, RemoteError(code, text))]
 
 
 def _hex(value: object) -> bytes:
@@ -34,8 +170,36 @@ def _hex(value: object) -> bytes:
         return b""
 
 
-class ServerSession:
+class _Machine:
+    state = ""
+    transitions: dict[tuple[str, object], str] = {}
+
+    def _may(self, event: object) -> bool:
+        return (self.state, event) in self.transitions
+
+    def _move(self, event: object) -> None:
+        self.state = self.transitions[(self.state, event)]
+
+    def _local(self, event: str) -> None:
+        """Take a transition the shell asked for, or raise LocalError."""
+        if not self._may(event):
+            raise LocalError(event + " in state " + self.state)
+        self._move(event)
+
+    def _closing(self, actions: "list[Action]") -> "list[Action]":
+        if actions and isinstance(actions[-1], (Close, Expire)):
+            self.state = CLOSED
+        return actions
+
+    def _peer_ended(self, body: dict[str, object], who: str) -> "list[Action]":
+        text = body.get("text", "bye")
+        return self._closing([Close(who + ": " + str(text), None)])
+
+
+class ServerSession(_Machine):
     """One client, from TLS handshake to tunnel, keepalives and idle removal."""
+
+    transitions = SERVER_TRANSITIONS
 
     def __init__(self, key: bytes, session: bytes, now: float, data_port: int, mtu: int,
                  keepalive: int, idle_timeout: int) -> None:
@@ -45,7 +209,7 @@ class ServerSession:
         self.mtu = mtu
         self.keepalive = keepalive
         self.idle_timeout = idle_timeout
-        self.state = "hello"
+        self.state = ServerState.HELLO
         self.started = now
         self.last_seen = now
         self.counter = 0          # highest datagram counter accepted
@@ -53,36 +217,39 @@ class ServerSession:
         self.endpoint: tuple[str, int] | None = None
         self.addresses: list[str] = []  # the lease, once granted
 
-    def on_message(self, mtype: int, body: dict[str, object]) -> list[tuple[object, ...]]:
+    def on_message(self, mtype: int, body: dict[str, object]) -> "list[Action]":
+        if self.state == ServerState.CLOSED:
+            return []
         if mtype in (protocol.BYE, protocol.ERROR):
-            return [("close", "peer: " + str(body.get("text", "bye")))]
-        if self.state == "hello" and mtype == protocol.HELLO:
-            self.state = "leasing"
+            return self._peer_ended(body, "peer")
+        if not self._may(mtype):
+            return self._closing(_fail("unexpected", protocol.NAMES[mtype] + " in state "
+                                       + self.state))
+        self._move(mtype)
+        if mtype == protocol.HELLO:
             want = body["want"]
-            return [("lease", [w for w in want if isinstance(w, str)]
-                     if isinstance(want, list) else [])]
-        if self.state == "ready" and mtype == protocol.READY:
-            self.state = "up"
-            return [("up",)]
-        return _error("unexpected", protocol.NAMES[mtype] + " in state " + self.state)
+            return [Lease([w for w in want if isinstance(w, str)]
+                          if isinstance(want, list) else [])]
+        return [Up()]
 
-    def leased(self, addresses: list[str], error: str = "") -> list[tuple[object, ...]]:
-        """The agent's answer to a ("lease", ...) action."""
+    def leased(self, addresses: list[str], error: str = "") -> "list[Action]":
+        """The shell's answer to a ``Lease`` action (or why it failed)."""
         if error:
-            return _error("lease", error)
-        self.state = "probe"
+            if self.state != ServerState.LEASING:
+                raise LocalError("leased in state " + self.state)
+            return self._closing(_fail("lease", error))
+        self._local("leased")
         self.addresses = list(addresses)
         fields: dict[str, object] = {"session": self.session.hex(), "key": self.key.hex(),
                                      "data_port": self.data_port, "mtu": self.mtu,
                                      "keepalive": self.keepalive}
         for a in addresses:
             fields["addr6" if ":" in a else "addr4"] = a
-        return [("send", protocol.encode(protocol.LEASE, fields))]
+        return [Send(protocol.encode(protocol.LEASE, fields))]
 
-    def on_datagram(self, address: str, port: int, data: bytes,
-                    now: float) -> list[tuple[object, ...]]:
+    def on_datagram(self, address: str, port: int, data: bytes, now: float) -> "list[Action]":
         """A datagram for this session; forged or replayed ones change nothing."""
-        if self.state not in ("probe", "ready", "up"):
+        if self.state not in (ServerState.PROBE, ServerState.READY, ServerState.UP):
             return []
         try:
             mtype, counter = datagram.open_(data, self.key, self.counter)
@@ -92,78 +259,82 @@ class ServerSession:
         self.last_seen = now
         moved = self.endpoint != (address, port)
         self.endpoint = (address, port)
-        if mtype == datagram.PROBE and self.state == "probe":
-            self.state = "ready"
-            return [("tunnel", address, port),
-                    ("send", protocol.encode(protocol.ENDPOINT,
-                                             {"address": address, "port": port}))]
-        if moved and self.state in ("ready", "up"):
-            return [("tunnel", address, port)]   # roaming / NAT rebinding
+        if mtype == datagram.PROBE and self._may("probe"):
+            self._move("probe")
+            return [MoveTunnel(address, port),
+                    Send(protocol.encode(protocol.ENDPOINT, {"address": address, "port": port}))]
+        if moved and self.state in (ServerState.READY, ServerState.UP):
+            return [MoveTunnel(address, port)]   # roaming / NAT rebinding
         return []
 
-    def on_timer(self, now: float) -> list[tuple[object, ...]]:
-        if self.state == "up":
+    def on_timer(self, now: float) -> "list[Action]":
+        if self.state == ServerState.CLOSED:
+            return []
+        if self.state == ServerState.UP:
             if now - self.last_seen > self.idle_timeout:
-                return [("close", "idle")]
+                return self._closing([Expire()])
             return []
         if now - self.started > HANDSHAKE_TIMEOUT:
-            return _error("timeout", "handshake not finished in time")
+            return self._closing(_fail("timeout", "handshake not finished in time"))
         return []
 
 
-class ClientSession:
+class ClientSession(_Machine):
     """The client's side: HELLO, apply the lease, probe, keep alive."""
+
+    transitions = CLIENT_TRANSITIONS
 
     def __init__(self, now: float, want: list[str]) -> None:
         self.key = b""  # the datagram key, from LEASE
         self.want = want
-        self.state = "start"
+        self.state = ClientState.START
         self.started = now
         self.counter = 0
         self.session = b""
         self.keepalive = 0
         self.next_datagram = 0.0
 
-    def start(self) -> list[tuple[object, ...]]:
-        self.state = "lease"
-        return [("send", protocol.encode(protocol.HELLO, {"want": self.want}))]
+    def start(self) -> "list[Action]":
+        self._local("start")
+        return [Send(protocol.encode(protocol.HELLO, {"want": self.want}))]
 
-    def _datagram(self, mtype: int, now: float, interval: float) -> tuple[object, ...]:
+    def _datagram(self, mtype: int, now: float, interval: float) -> SendDatagram:
         self.counter += 1
         self.next_datagram = now + interval
-        return ("datagram", datagram.seal(mtype, self.session, self.counter, self.key))
+        return SendDatagram(datagram.seal(mtype, self.session, self.counter, self.key))
 
-    def on_message(self, mtype: int, body: dict[str, object],
-                   now: float) -> list[tuple[object, ...]]:
+    def on_message(self, mtype: int, body: dict[str, object], now: float) -> "list[Action]":
+        if self.state == ClientState.CLOSED:
+            return []
         if mtype in (protocol.BYE, protocol.ERROR):
-            return [("close", "server: " + str(body.get("text", "bye")))]
-        if self.state == "lease" and mtype == protocol.LEASE:
-            self.session = _hex(body["session"])
-            if len(self.session) != datagram.SESSION_SIZE:
-                return _error("protocol", "bad session id")
+            return self._peer_ended(body, "server")
+        if not self._may(mtype):
+            return self._closing(_fail("unexpected", protocol.NAMES[mtype] + " in state "
+                                       + self.state))
+        if mtype == protocol.LEASE:
+            session = _hex(body["session"])
+            if len(session) != datagram.SESSION_SIZE:
+                return self._closing(_fail("protocol", "bad session id"))
             key = _hex(body["key"])
             if len(key) != datagram.KEY_SIZE:
-                return _error("protocol", "bad datagram key")
-            self.key = key
+                return self._closing(_fail("protocol", "bad datagram key"))
+            self._move(mtype)
+            self.session, self.key = session, key
             keepalive = body["keepalive"]
             self.keepalive = keepalive if isinstance(keepalive, int) else 25
-            self.state = "probe"
-            return [("configure", body),
-                    self._datagram(datagram.PROBE, now, PROBE_INTERVAL)]
-        if self.state == "probe" and mtype == protocol.ENDPOINT:
-            self.state = "up"
-            self.next_datagram = now + self.keepalive
-            return [("tunnel",), ("send", protocol.encode(protocol.READY)), ("up",)]
-        return _error("unexpected", protocol.NAMES[mtype] + " in state " + self.state)
+            return [Configure(body), self._datagram(datagram.PROBE, now, PROBE_INTERVAL)]
+        self._move(mtype)   # ENDPOINT: the server saw our probe
+        self.next_datagram = now + self.keepalive
+        return [OpenTunnel(), Send(protocol.encode(protocol.READY)), Up()]
 
-    def on_timer(self, now: float) -> list[tuple[object, ...]]:
-        if self.state == "probe":
+    def on_timer(self, now: float) -> "list[Action]":
+        if self.state == ClientState.PROBE:
             if now - self.started > HANDSHAKE_TIMEOUT:
-                return _error("timeout", "no answer to the probe (UDP blocked?)")
+                return self._closing(_fail("timeout", "no answer to the probe (UDP blocked?)"))
             if now >= self.next_datagram:
                 return [self._datagram(datagram.PROBE, now, PROBE_INTERVAL)]
-        elif self.state == "up" and now >= self.next_datagram:
+        elif self.state == ClientState.UP and now >= self.next_datagram:
             return [self._datagram(datagram.KEEPALIVE, now, self.keepalive)]
-        elif self.state == "lease" and now - self.started > HANDSHAKE_TIMEOUT:
-            return _error("timeout", "no lease from the server")
+        elif self.state == ClientState.LEASE and now - self.started > HANDSHAKE_TIMEOUT:
+            return self._closing(_fail("timeout", "no lease from the server"))
         return []

@@ -134,7 +134,10 @@ def client_refuses_a_lease_without_a_usable_key() -> bool:
         acts = client.on_message(protocol.LEASE, {
             "session": "0102030405060708", "key": key, "data_port": 1, "mtu": 1400,
             "keepalive": 25}, 0.0)
-        ok = ok and acts[-1] == ("close", "protocol: bad datagram key") and client.key == b""
+        close = acts[-1]
+        ok = ok and isinstance(close, session.Close) and close.reason == (
+            "protocol: bad datagram key") and isinstance(close.error, session.RemoteError)
+        ok = ok and client.key == b"" and client.state == session.ClientState.CLOSED
     return ok
 
 
@@ -147,21 +150,33 @@ def session_handshake_and_roaming() -> bool:
         f = protocol.Framer()
         out = []
         for a in actions:
-            if a[0] == "send":
-                out += f.feed(a[1])
+            if isinstance(a, session.Send):
+                out += f.feed(a.data)
         return out
+
+    def datagram_of(actions):  # type: ignore[no-untyped-def]
+        return [a.data for a in actions if isinstance(a, session.SendDatagram)][0]
 
     hello = msgs(client.start())[0]
     server.on_message(hello[0], hello[1])
     lease = msgs(server.leased(["10.77.0.2/16"]))[0]
-    probe = [a[1] for a in client.on_message(lease[0], lease[1], 0.0) if a[0] == "datagram"][0]
+    probe = datagram_of(client.on_message(lease[0], lease[1], 0.0))
     endpoint = msgs(server.on_datagram("198.51.100.7", 4000, probe, 0.0))[0]
     ready = msgs(client.on_message(endpoint[0], endpoint[1], 0.0))[0]
-    up = server.on_message(ready[0], ready[1]) == [("up",)]
-    ka = [a[1] for a in client.on_timer(25.0) if a[0] == "datagram"][0]
-    moved = server.on_datagram("203.0.113.9", 1, ka, 25.0) == [("tunnel", "203.0.113.9", 1)]
+    up = server.on_message(ready[0], ready[1]) == [session.Up()]
+    ka = datagram_of(client.on_timer(25.0))
+    moved = server.on_datagram("203.0.113.9", 1, ka, 25.0) == [session.MoveTunnel(
+        "203.0.113.9", 1)]
     replay = server.on_datagram("192.0.2.66", 6, ka, 26.0) == []
-    return up and moved and replay and server.endpoint == ("203.0.113.9", 1)
+    idle = server.on_timer(25.0 + 91) == [session.Expire()]
+    return up and moved and replay and idle and server.endpoint == ("203.0.113.9", 1)
+
+
+@check
+def session_misuse_is_a_local_error() -> bool:
+    client = session.ClientSession(0.0, ["ipv4"])
+    client.start()
+    return raises(session.LocalError, client.start)
 
 
 class _Space:

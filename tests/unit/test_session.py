@@ -2,27 +2,47 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
-from lvn import datagram, protocol
-from lvn.session import HANDSHAKE_TIMEOUT, ClientSession, ServerSession
+from lvn import datagram, protocol, session
+from lvn.session import (
+    HANDSHAKE_TIMEOUT,
+    ClientSession,
+    Close,
+    Configure,
+    Expire,
+    Lease,
+    LocalError,
+    MoveTunnel,
+    OpenTunnel,
+    RemoteError,
+    Send,
+    SendDatagram,
+    ServerSession,
+    Up,
+)
+
+if TYPE_CHECKING:
+    from lvn.session import Action
 
 KEY = bytes(range(32))
 SESSION = bytes.fromhex("0011223344556677")
 CLIENT_NAT = ("198.51.100.7", 40001)
 
 
-def messages(actions: list[tuple[object, ...]]) -> list[tuple[int, dict[str, object]]]:
+def messages(actions: list[Action]) -> list[tuple[int, dict[str, object]]]:
     framer = protocol.Framer()
     out = []
     for a in actions:
-        if a[0] == "send":
-            out += framer.feed(a[1])  # type: ignore[arg-type]
+        if isinstance(a, Send):
+            out += framer.feed(a.data)
     return out
 
 
-def datagrams(actions: list[tuple[object, ...]]) -> list[bytes]:
-    return [a[1] for a in actions if a[0] == "datagram"]  # type: ignore[misc]
+def datagrams(actions: list[Action]) -> list[bytes]:
+    return [a.data for a in actions if isinstance(a, SendDatagram)]
 
 
 def established(now: float = 0.0) -> tuple[ClientSession, ServerSession]:
@@ -30,20 +50,20 @@ def established(now: float = 0.0) -> tuple[ClientSession, ServerSession]:
     server = ServerSession(KEY, SESSION, now, data_port=50000, mtu=1400, keepalive=25,
                            idle_timeout=90)
     (hello,) = messages(client.start())
-    assert server.on_message(*hello) == [("lease", ["ipv4", "ipv6"])]
+    assert server.on_message(*hello) == [Lease(["ipv4", "ipv6"])]
     (lease,) = messages(server.leased(["10.77.0.2/16", "fd77::2/64"]))
     assert lease[0] == protocol.LEASE and lease[1]["addr4"] == "10.77.0.2/16"
     acts = client.on_message(*lease, now)
-    assert acts[0] == ("configure", lease[1])
+    assert acts[0] == Configure(lease[1])
     (probe,) = datagrams(acts)
     acts = server.on_datagram(*CLIENT_NAT, probe, now)
-    assert acts[0] == ("tunnel", *CLIENT_NAT)
+    assert acts[0] == MoveTunnel(*CLIENT_NAT)
     (endpoint,) = messages(acts)
     assert endpoint == (protocol.ENDPOINT, {"address": CLIENT_NAT[0], "port": CLIENT_NAT[1]})
     acts = client.on_message(*endpoint, now)
-    assert acts[-1] == ("up",) and client.state == "up"
+    assert acts[0] == OpenTunnel() and acts[-1] == Up() and client.state == "up"
     (ready,) = messages(acts)
-    assert server.on_message(*ready) == [("up",)] and server.state == "up"
+    assert server.on_message(*ready) == [Up()] and server.state == "up"
     return client, server
 
 
@@ -57,10 +77,11 @@ def test_keepalives_roaming_and_idle() -> None:
     (ka,) = datagrams(client.on_timer(25))
     assert server.on_datagram(*CLIENT_NAT, ka, 25) == []            # same place: nothing
     (ka2,) = datagrams(client.on_timer(50))
-    assert server.on_datagram("203.0.113.9", 1234, ka2, 50) == [("tunnel", "203.0.113.9", 1234)]
+    assert server.on_datagram("203.0.113.9", 1234, ka2, 50) == [MoveTunnel("203.0.113.9", 1234)]
     assert server.endpoint == ("203.0.113.9", 1234)
     assert server.on_timer(50 + 89) == []
-    assert server.on_timer(50 + 91) == [("close", "idle")]
+    assert server.on_timer(50 + 91) == [Expire()] and server.state == "closed"
+    assert server.on_timer(50 + 200) == []
 
 
 def test_forged_and_replayed_datagrams_move_nothing() -> None:
@@ -86,7 +107,10 @@ def test_client_probes_until_answered_then_times_out() -> None:
     assert len(datagrams(client.on_timer(1.0))) == 1
     assert len(datagrams(client.on_timer(2.0))) == 1
     acts = client.on_timer(HANDSHAKE_TIMEOUT + 1)
-    assert acts[-1][0] == "close" and "no answer to the probe" in str(acts[-1][1])
+    close = acts[-1]
+    assert isinstance(close, Close) and "no answer to the probe" in close.reason
+    assert isinstance(close.error, RemoteError) and close.error.code == "timeout"
+    assert client.state == "closed" and client.on_timer(HANDSHAKE_TIMEOUT + 5) == []
 
 
 @pytest.mark.parametrize("mtype, body", [(protocol.READY, {}), (protocol.ENDPOINT, {
@@ -96,7 +120,10 @@ def test_unexpected_message_ends_only_that_session(mtype: int, body: dict[str, o
     acts = server.on_message(mtype, body)
     (err,) = messages(acts)
     assert err[0] == protocol.ERROR and err[1]["code"] == "unexpected"
-    assert acts[-1][0] == "close"
+    close = acts[-1]
+    assert isinstance(close, Close) and isinstance(close.error, RemoteError)
+    assert close.reason == "unexpected: " + protocol.NAMES[mtype] + " in state hello"
+    assert server.on_message(protocol.HELLO, {"want": []}) == []   # closed: ignored
 
 
 def test_lease_failure_and_handshake_timeout() -> None:
@@ -106,5 +133,47 @@ def test_lease_failure_and_handshake_timeout() -> None:
     assert err[1] == {"code": "lease", "text": "address pool 10.77.0.0/30 is exhausted"}
     late = ServerSession(KEY, SESSION, 0.0, 50000, 1400, 25, 90)
     assert late.on_timer(HANDSHAKE_TIMEOUT - 1) == []
-    assert late.on_timer(HANDSHAKE_TIMEOUT + 1)[-1] == ("close", "timeout: handshake not "
-                                                                  "finished in time")
+    close = late.on_timer(HANDSHAKE_TIMEOUT + 1)[-1]
+    assert isinstance(close, Close) and close.reason == "timeout: handshake not finished in time"
+
+
+def test_peer_goodbye_is_no_fault() -> None:
+    client, server = established()
+    bye = protocol.Framer().feed(protocol.encode(protocol.BYE, {"text": "restarting"}))[0]
+    assert server.on_message(*bye) == [Close("peer: restarting", None)]
+    assert client.on_message(*bye, 1.0) == [Close("server: restarting", None)]
+
+
+def test_the_shell_driving_a_session_wrongly_is_a_local_error() -> None:
+    client = ClientSession(0.0, ["ipv4"])
+    client.start()
+    with pytest.raises(LocalError, match="start in state lease"):
+        client.start()
+    server = ServerSession(KEY, SESSION, 0.0, 50000, 1400, 25, 90)
+    with pytest.raises(LocalError, match="leased in state hello"):
+        server.leased(["10.77.0.2/16"])
+    with pytest.raises(LocalError):
+        server.leased([], error="pool exhausted")
+    assert server.state == "hello"
+
+
+def test_every_transition_in_the_tables_is_taken_by_a_handshake() -> None:
+    """The tables list exactly the moves a successful session makes."""
+    seen: set[tuple[str, object]] = set()
+
+    class Spy(dict[tuple[str, object], str]):
+        def __contains__(self, key: object) -> bool:
+            return dict.__contains__(self, key)
+
+        def __getitem__(self, key: tuple[str, object]) -> str:
+            seen.add(key)
+            return dict.__getitem__(self, key)
+
+    ClientSession.transitions = Spy(session.CLIENT_TRANSITIONS)
+    ServerSession.transitions = Spy(session.SERVER_TRANSITIONS)
+    try:
+        established()
+    finally:
+        ClientSession.transitions = session.CLIENT_TRANSITIONS
+        ServerSession.transitions = session.SERVER_TRANSITIONS
+    assert seen == set(session.CLIENT_TRANSITIONS) | set(session.SERVER_TRANSITIONS)
