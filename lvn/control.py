@@ -3,70 +3,48 @@
 rpcd's ucode plugin (files/usr/share/rpcd/ucode/lvn.uc) owns the ubus
 object, so rpcd checks the ACL and arguments, callers from uhttpd may add
 ``ubus_rpc_session``, and arguments may be optional.  It forwards each call
-here over a Unix socket: one connection, one request line, one reply line,
-
-    {"method": "status", "args": {}}
-    {"status": 0, "data": {...}}          (status: a ubus status code)
-
-A failed call carries a ubus status and ``{"error": "message"}``.  The
-protocol needs nothing but a Unix socket and JSON, so any agent can serve
-it.  :func:`answer` is pure; :class:`ControlServer` does the I/O.
+here over a Unix socket, one connection per call, in the line format of
+lvn/controlwire.py.  :func:`answer` is pure; :class:`ControlServer` does
+the I/O.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
 from collections.abc import Callable
 from typing import Any
 
-from . import ubus_api
+from . import controlwire, ubus_api
+from .controlwire import INVALID_ARGUMENT, MAX_REQUEST, METHOD_NOT_FOUND, OK, UNKNOWN_ERROR
 from .errors import LvnError
+
+__all__ = ["INVALID_ARGUMENT", "METHOD_NOT_FOUND", "OK", "UNKNOWN_ERROR", "ControlServer",
+           "answer"]
 
 log = logging.getLogger("lvn")
 
 DEFAULT_PATH = "/var/run/lvn/control.sock"
-MAX_REQUEST = 1 << 16
 REQUEST_TIMEOUT = 2.0  # s a caller has to send its request line
-
-# ubus status codes (libubus ubusmsg.h)
-OK = 0
-INVALID_ARGUMENT = 2
-METHOD_NOT_FOUND = 3
-UNKNOWN_ERROR = 9
 
 Call = Callable[[str, dict[str, Any]], dict[str, Any]]
 
 
-def _reply(status: int, data: dict[str, Any]) -> bytes:
-    return json.dumps({"status": status, "data": data}).encode() + b"\n"
-
-
 def answer(call: Call, request: bytes) -> bytes:
     """The reply line to one request line."""
-    try:
-        req = json.loads(request)
-    except ValueError as e:
-        return _reply(INVALID_ARGUMENT, {"error": f"request is not JSON: {e}"})
-    if not isinstance(req, dict) or not isinstance(req.get("method"), str) \
-            or not isinstance(req.get("args", {}), dict):
-        return _reply(INVALID_ARGUMENT,
-                      {"error": "request must be {\"method\": NAME, \"args\": {...}}"})
-    method, args = req["method"], dict(req.get("args", {}))
-    args.pop("ubus_rpc_session", None)
-    if method not in ubus_api.SIGNATURES:
-        return _reply(METHOD_NOT_FOUND, {"error": f"unknown method {method!r}"})
-    try:
-        return _reply(OK, call(method, args))
-    except ubus_api.CallError as e:
-        return _reply(INVALID_ARGUMENT, {"error": str(e)})
-    except LvnError as e:
-        return _reply(UNKNOWN_ERROR, {"error": str(e)})
-    except Exception as e:  # a bug must not kill the service
-        log.exception("control call %s failed", method)
-        return _reply(UNKNOWN_ERROR, {"error": f"internal error: {e}"})
+    def checked(method: str, args: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return call(method, args)
+        except ubus_api.CallError as e:
+            raise controlwire.CallError(INVALID_ARGUMENT, str(e)) from None
+        except LvnError as e:
+            raise controlwire.CallError(UNKNOWN_ERROR, str(e)) from None
+        except Exception as e:  # a bug must not kill the service
+            log.exception("control call %s failed", method)
+            raise controlwire.CallError(UNKNOWN_ERROR, f"internal error: {e}") from None
+
+    return controlwire.answer(checked, request, ubus_api.SIGNATURES)
 
 
 class ControlServer:

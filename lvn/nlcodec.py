@@ -39,6 +39,9 @@ NLMSGERR_ATTR_OFFS = 2
 NLMSGERR_ATTR_MISS_TYPE = 5
 HDR_SIZE = 16
 _SCALARS = {"uint8": "B", "uint16": "H", "uint32": "I", "uint64": "Q"}
+# what struct.unpack raises for a payload of the wrong size (MicroPython
+# has no struct.error)
+_UNPACK_ERRORS = (ValueError, getattr(struct, "error", ValueError))
 
 
 class NetlinkFormatError(ValueError):
@@ -198,6 +201,40 @@ def encode_attrs(space: object, values: list[tuple[str, Any]],
             atype |= nested.nla_flags
         out += attr(atype, payload, order)
     return bytes(out)
+
+
+def decode_attrs(space: object, buf: bytes, off: int = 0,
+                 order: str = NATIVE) -> dict[str, Any]:
+    """The inverse of encode_attrs: ``{name: value}`` of the attributes of
+    ``space`` in ``buf[off:]`` (a nested space gives a dict; unknown types
+    and kinds ``none``/``cdata`` are left out; a repeated name keeps the
+    last).  Short payloads raise NetlinkFormatError."""
+    out: dict[str, Any] = {}
+    entries = space.nla_map  # type: ignore[attr-defined]
+    for atype, payload in attrs(buf, off, order):
+        atype &= NLA_TYPE_MASK
+        if atype >= len(entries):
+            continue
+        name, kind = entries[atype][0], entries[atype][1]
+        if kind in ("none", "cdata"):
+            continue
+        if kind not in _SCALARS and kind not in ("asciiz", "ip4addr", "ip6addr", "flag"):
+            out[name] = decode_attrs(getattr(space, kind), payload, 0, order)
+            continue
+        try:
+            if kind in _SCALARS:
+                value: Any = struct.unpack(order + _SCALARS[kind], payload)[0]
+            elif kind == "asciiz":
+                value = bytes(payload).split(b"\0", 1)[0].decode()
+            elif kind == "flag":
+                value = True
+            else:
+                value = ip_text(bytes(payload))
+        except _UNPACK_ERRORS:
+            raise NetlinkFormatError(name + ": payload of " + str(len(payload))
+                                     + " bytes") from None
+        out[name] = value
+    return out
 
 
 def ip4_packed(text: str) -> bytes:

@@ -197,6 +197,22 @@ def create_device(route: Channel, ifname: str, mtu: int | None = None, mode: int
         raise
 
 
+_STATS = ("rx_packets", "rx_bytes", "tx_packets", "tx_bytes", "rx_spoofed", "rx_malformed")
+
+
+def tunnel_entry(t: dict[str, Any]) -> dict[str, Any]:
+    """A decoded IPUDP_A_TUNNEL in the shape of ``asdict(lvn.model.Tunnel)``."""
+    def a(name: str) -> Any:
+        return t.get("IPUDP_TUNNEL_A_" + name)
+
+    stats = t.get("IPUDP_TUNNEL_A_STATS", {})
+    return {"remote": a("REMOTE4") or a("REMOTE6"), "remote_port": a("REMOTE_PORT") or 0,
+            "local": a("LOCAL4") or a("LOCAL6"), "id": a("ID") or 0,
+            "last_rx_ms": a("LAST_RX_MS"), "last_tx_ms": a("LAST_TX_MS"),
+            "stats": {k: stats.get("IPUDP_STATS_A_" + k.upper(), 0) for k in _STATS},
+            "keepalive": a("KEEPALIVE") or 0}
+
+
 class Kernel:
     """The ipudp device of a node and its interface, in this netns."""
 
@@ -234,6 +250,14 @@ class Kernel:
             elif name == "IPUDP_A_MODE":
                 out["mode"] = value[0]
         return out
+
+    def tunnels(self, ifname: str) -> list[dict[str, Any]]:
+        """The device's tunnels, each as the library's Tunnel (lvn.model)
+        turned into a dict: what ``ubus call lvn tunnels`` lists."""
+        answers = self._ipudp("listing the tunnels of " + ifname, abi.CMD_TUNNEL_GET,
+                              [("IPUDP_A_IFNAME", ifname)], nlcodec.NLM_F_DUMP)
+        return [tunnel_entry(nlcodec.decode_attrs(abi.Msg, a, 4).get("IPUDP_A_TUNNEL", {}))
+                for a in answers]
 
     def add_device(self, ifname: str) -> None:
         """A FIXED ipudp device with the module's defaults."""

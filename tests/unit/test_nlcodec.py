@@ -6,12 +6,14 @@ from __future__ import annotations
 import errno
 import ipaddress
 import struct
+from dataclasses import asdict
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lvn import nlcodec
+from lvn import ipudp_abi, nlcodec, rawnl
+from lvn.model import Tunnel, TunnelStats
 from lvn.netlink import ipudp_msg
 from lvn.nlcodec import (
     NLM_F_ACK_TLVS,
@@ -142,3 +144,39 @@ def test_ipv6_text_is_canonical(addr: ipaddress.IPv6Address) -> None:
 @given(st.integers(0, 2**32 - 1).map(ipaddress.IPv4Address))
 def test_ipv4_text(addr: ipaddress.IPv4Address) -> None:
     assert nlcodec.ip_text(addr.packed) == str(addr)
+
+
+TUNNEL_REPLY = [("IPUDP_A_IFNAME", "lvn0"), ("IPUDP_A_PORT", 50000), ("IPUDP_A_TUNNEL", {"attrs": [
+    ("IPUDP_TUNNEL_A_ID", 7), ("IPUDP_TUNNEL_A_REMOTE6", "2001:db8::1"),
+    ("IPUDP_TUNNEL_A_REMOTE_PORT", 4000), ("IPUDP_TUNNEL_A_LAST_RX_MS", 2**40 + 5),
+    ("IPUDP_TUNNEL_A_STATS", {"attrs": [("IPUDP_STATS_A_RX_PACKETS", 3),
+                                        ("IPUDP_STATS_A_TX_BYTES", 2**33)]})]}),
+    ("IPUDP_A_RETURN_FD", True)]
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_decode_attrs_inverts_encode_attrs(order: str) -> None:
+    body = nlcodec.encode_attrs(ipudp_abi.Msg, TUNNEL_REPLY, order)
+    assert nlcodec.decode_attrs(ipudp_abi.Msg, body, 0, order) == {
+        "IPUDP_A_IFNAME": "lvn0", "IPUDP_A_PORT": 50000, "IPUDP_A_RETURN_FD": True,
+        "IPUDP_A_TUNNEL": {"IPUDP_TUNNEL_A_ID": 7, "IPUDP_TUNNEL_A_REMOTE6": "2001:db8::1",
+                           "IPUDP_TUNNEL_A_REMOTE_PORT": 4000,
+                           "IPUDP_TUNNEL_A_LAST_RX_MS": 2**40 + 5,
+                           "IPUDP_TUNNEL_A_STATS": {"IPUDP_STATS_A_RX_PACKETS": 3,
+                                                    "IPUDP_STATS_A_TX_BYTES": 2**33}}}
+
+
+def test_decode_attrs_names_a_short_payload_and_skips_unknown_types() -> None:
+    short = nlcodec.attr(4, b"\x01")                  # IPUDP_A_PORT, 1 byte
+    with pytest.raises(nlcodec.NetlinkFormatError, match="IPUDP_A_PORT: payload of 1 bytes"):
+        nlcodec.decode_attrs(ipudp_abi.Msg, short)
+    unknown = nlcodec.attr(200, b"abcd") + nlcodec.attr(1, struct.pack("I", 9))
+    assert nlcodec.decode_attrs(ipudp_abi.Msg, unknown) == {"IPUDP_A_IFINDEX": 9}
+
+
+def test_the_nodes_tunnel_entry_has_the_librarys_shape() -> None:
+    """rawnl.tunnel_entry (MicroPython's ``tunnels`` reply) matches asdict(model.Tunnel)."""
+    decoded = nlcodec.decode_attrs(ipudp_abi.Msg, nlcodec.encode_attrs(ipudp_abi.Msg, TUNNEL_REPLY))
+    assert rawnl.tunnel_entry(decoded["IPUDP_A_TUNNEL"]) == asdict(Tunnel(
+        remote="2001:db8::1", remote_port=4000, id=7, last_rx_ms=2**40 + 5,
+        stats=TunnelStats(rx_packets=3, tx_bytes=2**33)))
