@@ -8,7 +8,8 @@ reads the ``agent`` and ``client`` sections of /etc/config/lvn with
 lvn.uci, writes state_dir/status.json in the CPython agent's shape, and
 sleeps until the next keepalive is due when idle.
 
-Usage: ``micropython -m lvn.node [--release] [CONFIG]``.  Stop it with
+Usage: see USAGE below (installed as /usr/sbin/lvn-node).  It serves the
+lvn ubus object's control socket (lvn/nodecontrol.py).  Stop it with
 ``--release`` first (the data port goes back to the kernel's own socket,
 as the CPython agent does on SIGTERM), then SIGTERM: device and tunnel
 stay in the kernel, which keeps forwarding, and the next run takes the
@@ -28,7 +29,17 @@ import struct
 import sys
 import time
 
-from . import ipudp_abi, nlcodec, protocol, rawnl, session, uci
+from . import (
+    __version__,
+    controlwire,
+    ipudp_abi,
+    nlcodec,
+    nodecontrol,
+    protocol,
+    rawnl,
+    session,
+    uci,
+)
 from .hookenv import hook_env
 
 try:
@@ -161,8 +172,13 @@ def _sockaddr(host: str, port: int) -> Any:
 
 
 class Node:
-    def __init__(self, conf: dict[str, str], kernel: rawnl.Kernel) -> None:
+    def __init__(self, conf: dict[str, str], kernel: rawnl.Kernel,
+                 config_path: str = "/etc/config/lvn") -> None:
         self.conf = conf
+        self.config_path = config_path
+        self.config_errors: list[str] = []  # why the last reload was refused
+        self.last_reload: float | None = None
+        self.listener: socket.socket | None = None
         self.kernel = kernel
         self.ifname = conf["ifname"]
         self.ca = pem_der(conf["ca"])
@@ -214,6 +230,62 @@ class Node:
             f.write(json.dumps(st) + "\n")
         os.rename(path + ".tmp", path)
         self.written = st
+
+    # -- the lvn ubus object (lvn/nodecontrol.py) ---------------------------
+    def serve_control(self, path: str) -> None:
+        self.listener = nodecontrol.listen(path)
+        self.poll.register(self.listener, select.POLLIN)
+
+    def call(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        """One method of the lvn ubus object, as the CPython service answers it."""
+        if method in nodecontrol.SERVER_ONLY:
+            raise nodecontrol.not_on_node(method)
+        if method == "reload":
+            return self.reload()
+        if method == "peers":
+            return {"peers": self.status()["peers"]}
+        try:
+            dev = self.kernel.device(self.ifname)
+            tunnels = self.kernel.tunnels(self.ifname) if dev is not None else []
+        except rawnl.KernelRefused as e:
+            raise controlwire.CallError(controlwire.UNKNOWN_ERROR, str(e)) from None
+        if method == "tunnels":
+            if args.get("ifname", self.ifname) != self.ifname or dev is None:
+                return {"tunnels": []}
+            for t in tunnels:
+                t.update(ifname=self.ifname, mode="fixed", port=dev["port"], static=None)
+            return {"tunnels": tunnels}
+        return {"version": __version__, "role": "client", "agent_enabled": True,
+                "config": {"path": self.config_path, "valid": not self.config_errors,
+                           "errors": list(self.config_errors)},
+                "last_reload": self.last_reload, "devices": 0 if dev is None else 1,
+                "tunnels": len(tunnels), "peers": 1}
+
+    def reload(self) -> dict[str, Any]:
+        """Read the configuration again; a changed client section reconnects.
+        An invalid file is refused and the running session stays."""
+        try:
+            conf = load_config(self.config_path)
+            creds = [pem_der(conf[k]) for k in ("ca", "cert", "key")]
+            if conf["ifname"] != self.ifname or conf["data_port"] != self.conf["data_port"]:
+                raise NodeError("lvn.client: a new ifname or data_port takes effect at the "
+                                "next start (service lvn restart)")
+        except NodeError as e:
+            self.config_errors = [str(e)]
+            log("error", "reload refused, keeping the running configuration: " + str(e))
+            return {"ok": False, "errors": list(self.config_errors)}
+        self.config_errors = []
+        self.last_reload = time.time()
+        if conf == self.conf and creds == [self.ca, self.cert, self.key]:
+            return {"ok": True, "changes": []}
+        self.conf = conf
+        self.ca, self.cert, self.key = creds
+        self.valid_from = valid_from(self.cert)
+        if self.session is not None:
+            self._lost("the configuration changed")
+        self.backoff, self.retry_at = BACKOFF_MIN, 0.0
+        log("info", "configuration changed: joining " + conf["server"] + " again")
+        return {"ok": True, "changes": ["client: joining " + conf["server"] + " again"]}
 
     def _device(self) -> dict[str, int]:
         dev = self.kernel.device(self.ifname)
@@ -407,11 +479,19 @@ class Node:
                 self._act(self.session.on_timer(now))
             self.write_status()
             wait = max(0, int((self._due(time.time()) - time.time()) * 1000) + 1)
-            if self.poll.poll(wait):  # only the control channel is polled
-                self._readable()
+            for obj, _ in self.poll.poll(wait):
+                if self.listener is not None and _fd(obj) == self.listener.fileno():
+                    nodecontrol.serve_one(self.listener, self.call)
+                else:
+                    self._readable()
 
 
 _CLOSED = (32, 104)  # EPIPE, ECONNRESET
+
+
+def _fd(obj: object) -> int:
+    """poll() gives the registered object on MicroPython, its fd on CPython."""
+    return obj if isinstance(obj, int) else obj.fileno()  # type: ignore[attr-defined]
 
 
 def _reason(e: Exception) -> str:
@@ -471,20 +551,69 @@ def release(conf: dict[str, str], kernel: rawnl.Kernel) -> None:
     log("info", conf["ifname"] + ": data port " + str(dev["port"]) + " handed to the kernel")
 
 
+USAGE = """usage: lvn-node [--control PATH] [CONFIG]   run the client agent
+       lvn-node --release [CONFIG]          hand the data port to the kernel (before a stop)
+       lvn-node validate [CONFIG]           check the agent and client sections
+       lvn-node status|reload [--control PATH]
+                                            ask the running agent (as ubus call lvn ...)"""
+
+
+def _ask(path: str, methods: list[str]) -> int:
+    out: dict[str, Any] = {}
+    for method in methods:
+        try:
+            status, data = nodecontrol.call(path, method)
+        except (OSError, ValueError) as e:
+            log("error", "the lvn service is not running (" + path + ": " + _reason(e) + ")")
+            return 1
+        if status != controlwire.OK:
+            log("error", method + ": " + str(data.get("error", "ubus status " + str(status))))
+            return 1
+        out.update(data)
+    print(json.dumps(out))
+    return 0 if out.get("ok", True) else 1
+
+
 def main(argv: list[str]) -> int:
     args = argv[1:]
-    releasing = "--release" in args
-    args = [a for a in args if a != "--release"]
+    control = nodecontrol.DEFAULT_PATH
+    if "--control" in args:
+        i = args.index("--control")
+        if i + 1 >= len(args):
+            sys.stderr.write(USAGE + "\n")
+            return 2
+        control = args[i + 1]
+        args = args[:i] + args[i + 2:]
+    command = args.pop(0) if args and args[0] in ("status", "reload", "validate") else "run"
+    if "--release" in args:
+        command = "release"
+        args.remove("--release")
+    if len(args) > 1 or (args and (args[0].startswith("-") or command in ("status", "reload"))):
+        sys.stderr.write(USAGE + "\n")
+        return 2
+    if command == "status":
+        return _ask(control, ["status", "peers", "tunnels"])
+    if command == "reload":
+        return _ask(control, ["reload"])
     path = args[0] if args else "/etc/config/lvn"
     try:
         conf = load_config(path)
+        if command == "validate":
+            for k in ("ca", "cert", "key"):
+                pem_der(conf[k])
+            print(path + ": valid (client of " + conf["server"] + ")")
+            return 0
         kernel = rawnl.Kernel()
-        if releasing:
+        if command == "release":
             release(conf, kernel)
             return 0
-        node = Node(conf, kernel)
+        node = Node(conf, kernel, path)
+        node.serve_control(control)
     except (NodeError, rawnl.KernelRefused) as e:
         log("error", str(e))
+        return 1
+    except OSError as e:
+        log("error", "control socket " + control + ": " + _reason(e))
         return 1
     log("info", "client " + conf["ifname"] + " for " + conf["server"])
     node.run()

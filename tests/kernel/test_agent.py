@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from lvn import pki
+from lvn import controlwire, nodecontrol, pki
 from lvn.netlink import Ipudp
 
 from .netns import Netns, scaled, veth, wait_for
@@ -92,7 +92,8 @@ class Agents:
                    **(env or {}))
         if micropython:
             # a router-sized heap: the budget of docs/openwrt.md
-            cmd = [MICROPYTHON, "-X", "heapsize=1M", "-m", "lvn.node", str(d / "lvn")]
+            cmd = [MICROPYTHON, "-X", "heapsize=1M", "-m", "lvn.node", "--control",
+                   str(d / "control.sock"), str(d / "lvn")]
         else:
             cmd = [sys.executable, "-m", "lvn", "agent", "-c", str(d), "--state",
                    str(d / "static.json")]
@@ -104,6 +105,13 @@ class Agents:
 
     def log(self, name: str) -> str:
         return self.procs[name][1].read_text(errors="replace")
+
+    def node_cli(self, name: str, *args: str) -> subprocess.CompletedProcess[str]:
+        """``lvn-node ARGS`` for the MicroPython node ``name`` (its control socket)."""
+        ns, env = self.nodes[name]
+        return subprocess.run(["ip", "netns", "exec", ns.name, MICROPYTHON, "-m", "lvn.node",
+                               *args, "--control", str(self.tmp / name / "control.sock")],
+                              capture_output=True, text=True, env=env, timeout=scaled(60))
 
     def stop(self, name: str, sig: int = signal.SIGTERM) -> None:
         """Stop an agent as its init script does: a MicroPython node hands its
@@ -125,6 +133,36 @@ class Agents:
     def stop_all(self) -> None:
         for name in self.procs:
             self.stop(name, signal.SIGKILL)
+
+
+
+def check_node_control(agents: Agents, name: str, ns: Netns, ifname: str, server: str) -> None:
+    """The lvn ubus object of a MicroPython node (what rpcd's plugin forwards to):
+    status with the tunnel's counters, a refused reload that keeps the tunnel,
+    the static-tunnel methods answered NOT_SUPPORTED with the package named."""
+    conf = agents.tmp / name / "lvn"
+    res = agents.node_cli(name, "status")
+    assert res.returncode == 0, res.stderr
+    st = json.loads(res.stdout)
+    assert st["role"] == "client" and st["config"]["valid"] and st["devices"] == 1
+    (tunnel,) = st["tunnels"]
+    assert tunnel["ifname"] == ifname and tunnel["remote"] == server and tunnel["id"] == 0
+    assert tunnel["stats"]["tx_packets"] >= 3 and tunnel["stats"]["rx_packets"] >= 3
+    assert st["peers"][0]["state"] == "up"
+    good = conf.read_text()
+    conf.write_text(good.replace("\toption server_name", "\toption server_port 'x'\n"
+                                 "\toption server_name"))
+    res = agents.node_cli(name, "reload")
+    assert res.returncode == 1 and "server_port: 'x' is not a port" in res.stderr, res
+    ns.run("ping", "-c", "2", "-i", "0.3", "-W", "3", "10.77.0.1")
+    st = json.loads(agents.node_cli(name, "status").stdout)
+    assert st["config"]["valid"] is False and "server_port" in st["config"]["errors"][0]
+    conf.write_text(good)
+    res = agents.node_cli(name, "reload")
+    assert res.returncode == 0 and json.loads(res.stdout) == {"ok": True, "changes": []}
+    status, data = nodecontrol.call(str(conf.parent / "control.sock"), "tunnel_add",
+                                    {"name": "x", "tunnel": {}})
+    assert status == controlwire.NOT_SUPPORTED and "lvn-server" in data["error"]
 
 
 @pytest.fixture
@@ -216,6 +254,9 @@ def test_server_and_clients_join_through_nat(netns: type[Netns], agents: Agents,
     assert peers["node-a"]["rx_packets"] >= 3
     text = lvn(a, "status", "-c", str(tmp_path / "a"))
     assert "role client" in text and f"{addr_a}/24" in text and ": up," in text
+
+    if kind == "micropython":
+        check_node_control(agents, "a", a, ifname="lvn0", server="10.99.0.1")
 
     # certificates that must be refused: revoked, wrong CA, expired
     client("evil", b, "10.98.0.1", evil, evil_key, ifname="lve")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from lvn import control, ubus_api
+from lvn import control, controlwire, nodecontrol, ubus_api
 from lvn.errors import LvnError
 
 
@@ -74,3 +75,38 @@ def test_server_answers_one_caller(tmp_path: Path) -> None:
     finally:
         server.close()
     assert not Path(path).exists()
+
+
+NODE_SERVER = """
+import sys
+from lvn import controlwire, nodecontrol
+listener = nodecontrol.listen(sys.argv[1])
+print("listening")
+def call(method, args):
+    if method in nodecontrol.SERVER_ONLY:
+        raise nodecontrol.not_on_node(method)
+    return {"method": method, "args": args}
+for _ in range(3):
+    nodecontrol.serve_one(listener, call)
+"""
+
+
+def test_node_control_socket_under_micropython(micropython: str, tmp_path: Path) -> None:
+    """The node's listening side (MicroPython's packed Unix address) answers
+    the CPython caller the ucode plugin stands for, in the same line format."""
+    root = Path(__file__).resolve().parents[2]
+    path = str(tmp_path / "control.sock")
+    proc = subprocess.Popen([micropython, "-c", NODE_SERVER, path], stdout=subprocess.PIPE,
+                            text=True, env={"MICROPYPATH": f".frozen:{root}"})
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "listening\n"
+        assert nodecontrol.call(path, "status", {"ubus_rpc_session": "s"}) == (
+            controlwire.OK, {"method": "status", "args": {}})
+        status, data = nodecontrol.call(path, "tunnel_add", {"name": "x"})
+        assert status == controlwire.NOT_SUPPORTED and "need the lvn-server package" in data[
+            "error"]
+        assert nodecontrol.call(path, "zap") == (controlwire.METHOD_NOT_FOUND,
+                                                  {"error": "unknown method 'zap'"})
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
