@@ -28,6 +28,7 @@ from OpenSSL import SSL, crypto
 from . import compat, datagram, protocol, session
 from .config import ClientConfig, ServerConfig
 from .errors import LvnError
+from .expiry import DetachedTunnels
 from .files import write_atomic
 from .hooks import Hooks, hook_env
 from .leases import Leases
@@ -346,8 +347,7 @@ class Server(Agent):
         self.sessions: dict[bytes, tuple[ServerSession, TlsConn, str]] = {}
         self.tunnel_ids: dict[str, int] = {}
         # clients whose control channel is gone: their tunnel lives until idle
-        self.detached: dict[str, float] = {}  # name -> monotonic time last heard
-        self.adoptable: dict[tuple[str, int], int] = {}  # endpoint -> id left by a past run
+        self.detached = DetachedTunnels(conf.idle_timeout)
         self.rule_owner: dict[str, int] = {}  # prefix -> tunnel id, as in the kernel
         self._setup()
 
@@ -363,9 +363,9 @@ class Server(Agent):
         # adopt what an earlier run left: tunnel ids stay with their clients
         # (they expire like detached ones unless their client comes back)
         for t in k.tunnels(ifname):
-            self.tunnel_ids.setdefault(f"#{t.id}", t.id)
-            self.detached[f"#{t.id}"] = time.monotonic()
-            self.adoptable[(t.remote, t.remote_port)] = t.id
+            name = self.detached.left_by_earlier_run(t.id, (t.remote, t.remote_port),
+                                                     time.monotonic())
+            self.tunnel_ids.setdefault(name, t.id)
         # the device is ours: its rules are known from here on without
         # asking the kernel (a dump per join would make joining O(N^2))
         for r in k.rules(ifname):
@@ -391,8 +391,17 @@ class Server(Agent):
         lst.setblocking(False)
         self.listener = lst
         self.sel.register(lst, selectors.EVENT_READ, self._accept)
+        # TUNNEL_ACTIVE: a detached tunnel receives again (lvn/expiry.py)
+        self.kernel_events = k.event_source()
+        self.sel.register(self.kernel_events, selectors.EVENT_READ, self._kernel_events)
         log.info("server listening on port %d, data port %d, device %s",
                  self.conf.listen_port, self.conf.data_port, ifname)
+
+    def _kernel_events(self) -> None:
+        now = time.monotonic()
+        for event in self.kernel_events.read():
+            if event.kind == "tunnel-active" and event.ifname == self.conf.ifname:
+                self.detached.on_active(event.tunnel_id, now)
 
     def _accept(self) -> None:
         try:
@@ -430,7 +439,7 @@ class Server(Agent):
             holder["session"], holder["name"] = s, name
             self.pending.pop(conn, None)
             self.sessions[sid] = (s, conn, name)
-            self.detached.pop(name, None)
+            self.detached.attach(name)
             log.info("%s: authenticated as %r", peer, name)
         s = holder["session"]
         for mtype, body in msgs:
@@ -460,7 +469,7 @@ class Server(Agent):
         live = any(n == name and c is not conn for _, c, n in self.sessions.values())
         if self.sessions.pop(s.session, None) is not None and name in self.tunnel_ids \
                 and not live:  # (a newer session of the same client keeps it attached)
-            self.detached[name] = s.last_seen
+            self.detached.detach(name, self.tunnel_ids[name], s.last_seen)
             log.info("%r: control channel closed; tunnel kept until idle", name)
         self._close_conn(conn)
 
@@ -524,9 +533,8 @@ class Server(Agent):
         k, ifname = self.kernel, self.conf.ifname
         if name not in self.tunnel_ids:
             # a tunnel an earlier run of the server left for this endpoint: adopt it
-            old = self.adoptable.pop((address, port), None)
+            old = self.detached.adopt((address, port))
             if old is not None and self.tunnel_ids.pop(f"#{old}", None) == old:
-                self.detached.pop(f"#{old}", None)
                 self.tunnel_ids[name] = old
         tid = self._tunnel_id(name)
         k.set_tunnel(ifname, address, remote_port=port, tunnel_id=tid, replace=True)
@@ -546,6 +554,7 @@ class Server(Agent):
 
     def _remove_tunnel(self, name: str, endpoint: tuple[str, int] | None = None) -> None:
         tid = self.tunnel_ids.pop(name, None)
+        self.detached.attach(name)
         if tid is not None:
             # the kernel deletes a tunnel's rules with it
             self.rule_owner = {p: t for p, t in self.rule_owner.items() if t != tid}
@@ -580,14 +589,20 @@ class Server(Agent):
         for source, n in self.limiter.report().items():
             log.warning("rate limit: closed %d new connection(s) from %s (over %d/s, "
                         "burst %d)", n, source, self.conf.conn_rate, self.conf.conn_burst)
-        if self.detached:
-            self._expire_detached(now)
+        for check in self.detached.due(now):
+            try:
+                rx = self.kernel.tunnel(self.conf.ifname, check.tunnel_id).last_rx_ms
+            except LvnError:
+                rx = None  # gone from the kernel
+            for gone in self.detached.on_rx(check.name, rx, now):
+                self._remove_tunnel(gone.name)
 
     def apply_live(self, changed: set[str]) -> None:
         c = self.conf
         self.limiter.rate, self.limiter.burst = c.conn_rate, c.conn_burst
         for s, _, _ in self.sessions.values():  # clients learn mtu/keepalive at their next lease
             s.mtu, s.keepalive, s.idle_timeout = c.mtu, c.keepalive, c.idle_timeout
+        self.detached.idle_timeout = c.idle_timeout
         if "mtu" in changed:
             self.kernel.set_link(c.ifname, mtu=c.mtu)
         log.info("reloaded in place: %s", ", ".join(sorted(changed)) or "nothing changed")
@@ -598,19 +613,8 @@ class Server(Agent):
         for conn in list(self.pending):
             conn.close()
         self.listener.close()
+        self.kernel_events.close()
         super().close()
-
-    def _expire_detached(self, now: float) -> None:
-        """Silent detached tunnels go: no keepalive and no kernel rx for idle_timeout."""
-        idle = self.conf.idle_timeout
-        if all(now - seen <= idle for seen in self.detached.values()):
-            return  # nothing can be due: spare the kernel a dump every tick
-        last_rx = {t.id: t.last_rx_ms for t in self.kernel.tunnels(self.conf.ifname)}
-        for name, seen in list(self.detached.items()):
-            rx_ms = last_rx.get(self.tunnel_ids.get(name, -1))
-            if now - seen > idle and (rx_ms is None or rx_ms > idle * 1000):
-                del self.detached[name]
-                self._remove_tunnel(name)
 
 
 class Client(Agent):

@@ -159,6 +159,29 @@ def _prefix_attrs(prefix: str, strict: bool = False) -> list[Any]:
     return [(name, str(net.network_address)), ("IPUDP_RULE_A_PREFIX_LEN", net.prefixlen)]
 
 
+class EventSource:
+    """The ipudp ``events`` group on its own socket: fileno() for select,
+    read() for what arrived (blocks only if nothing did)."""
+
+    def __init__(self, sock: GenericNetlinkSocket) -> None:
+        self.sock = sock
+
+    def fileno(self) -> int:
+        return int(self.sock.fileno())
+
+    def read(self) -> list[Event]:
+        return [e for e in map(_parse_event, self.sock.get()) if e is not None]
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> EventSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 _EVENT_KINDS = {abi.CMD_TUNNEL_NEW: "tunnel-new", abi.CMD_TUNNEL_DEL: "tunnel-del",
                 abi.CMD_TUNNEL_ACTIVE: "tunnel-active"}
 
@@ -374,6 +397,14 @@ class Ipudp:
                                 self._dev_attr(ifname), NLM_F_REQUEST | NLM_F_DUMP)
         return [_parse_tunnel(m.get_attr("IPUDP_A_TUNNEL")) for m in replies]
 
+    def tunnel(self, ifname: str, tunnel_id: int) -> Tunnel:
+        """One tunnel of a device (a MULTI device's without a dump of all)."""
+        attrs = self._dev_attr(ifname) + [
+            ("IPUDP_A_TUNNEL", {"attrs": [("IPUDP_TUNNEL_A_ID", tunnel_id)]})]
+        (reply,) = self._request(f"showing tunnel {tunnel_id} of {ifname}", abi.CMD_TUNNEL_GET,
+                                 attrs, NLM_F_REQUEST)
+        return _parse_tunnel(reply.get_attr("IPUDP_A_TUNNEL"))
+
     def rules(self, ifname: str) -> list[Rule]:
         replies = self._request(f"listing the rules of {ifname}", abi.CMD_RULE_GET,
                                 self._dev_attr(ifname), NLM_F_REQUEST | NLM_F_DUMP)
@@ -457,16 +488,19 @@ class Ipudp:
     def events(self) -> Iterator[Event]:
         """Kernel notifications as they happen (tunnel added, deleted, or
         receiving again after being idle); blocks between them."""
+        with self.event_source() as source:
+            while True:
+                yield from source.read()
+
+    def event_source(self) -> EventSource:
+        """The notifications as a socket for a select loop (EventSource.read())."""
         sock = self._bound_genl()
         try:
             sock.add_membership(abi.MCGRP_EVENTS)
-            while True:
-                for msg in sock.get():
-                    event = _parse_event(msg)
-                    if event is not None:
-                        yield event
-        finally:
+        except BaseException:
             sock.close()
+            raise
+        return EventSource(sock)
 
     # -- batches: thousands of requests per system call -----------------
 

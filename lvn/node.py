@@ -90,6 +90,8 @@ def load_config(path: str) -> dict[str, str]:
                     conf[name] = value
     if conf.get("role", "none") != "client":
         raise NodeError("lvn.agent.role is not 'client': the node agent only runs clients")
+    if conf.get("enabled", "0") != "1":
+        raise NodeError("lvn.agent.enabled is not '1': the agent is off")
     missing = [o for o in ("server", "ca", "cert", "key") if not conf.get(o)]
     if missing:
         raise NodeError("lvn.client: missing option(s): " + ", ".join(missing))

