@@ -14,6 +14,7 @@ if [ ! -x "$src/build.sh" ]; then
 	exit 3
 fi
 start=$(date +%s)
+mkdir -p build
 "$src/build.sh" "$PWD/build/owrt" --python --luci "-j$(nproc)" >build/owrt-build.log 2>&1 || {
 	tail -30 build/owrt-build.log >&2
 	echo "owrt-userland: build failed, full log in build/owrt-build.log" >&2
