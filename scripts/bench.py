@@ -476,9 +476,77 @@ config server 'server'
 	option pool4 '10.78.0.0/20'
 	option pool6 'fd78::/64'
 	option idle_timeout '3600'
+	option keepalive '{keepalive}'
 	option conn_rate '1000'
 	option conn_burst '1000'
 """
+
+NODE_CONF = """
+config agent 'agent'
+	option enabled '1'
+	option role 'client'
+	option state_dir '{d}/node-state'
+config client 'client'
+	option server '{server}'
+	option server_name 'srv'
+	option ca '{d}/pki/ca.pem'
+	option cert '{d}/pki/issued/node-idle.pem'
+	option key '{d}/pki/issued/node-idle.key'
+"""
+NODE_KEEPALIVE = 5   # s, the server's keepalive option in this bench
+NODE_IDLE_S = 60     # s of idle time counted
+
+
+def node_idle(d: Path) -> dict[str, Any]:
+    """One MicroPython node joined and idle: its wake-ups (the agent's own
+    loop count from status.json, and the process's voluntary context
+    switches) per keepalive interval, and its heap."""
+    import bench_join
+
+    from lvn import pki
+
+    pki.issue(d / "pki", "node-idle")
+    (d / "node").mkdir()
+    (d / "node" / "lvn").write_text(NODE_CONF.format(d=d, server=UNDER4[0]))
+    log = open(d / "node" / "log", "wb")
+    micropython = str(Path(sys.executable).parent / "micropython")
+    COMMANDS.append(f"micropython -X heapsize=1M -m lvn.node (in {B}), idle {NODE_IDLE_S} s")
+    node = subprocess.Popen(["ip", "netns", "exec", B, micropython, "-X", "heapsize=1M", "-m",
+                             "lvn.node", "--control", str(d / "node" / "control.sock"),
+                             str(d / "node" / "lvn")],
+                            env=dict(os.environ, MICROPYPATH=f".frozen:{ROOT}"), stdout=log,
+                            stderr=log)
+    status = d / "node-state" / "status.json"
+
+    def state() -> dict[str, Any]:
+        try:
+            st: dict[str, Any] = json.loads(status.read_text())
+            return st
+        except (OSError, ValueError):
+            return {}
+
+    try:
+        deadline = time.monotonic() + 120
+        while (state().get("peers") or [{}])[0].get("state") != "up":
+            if time.monotonic() > deadline or node.poll() is not None:
+                raise RuntimeError("the node did not join: "
+                                   + (d / "node" / "log").read_text()[-300:])
+            time.sleep(0.5)
+        time.sleep(NODE_KEEPALIVE)  # the first keepalive after the join
+        w0, p0 = state()["node"]["wakeups"], bench_join.proc_stats(node.pid)
+        time.sleep(NODE_IDLE_S)
+        st, p1 = state(), bench_join.proc_stats(node.pid)
+        intervals = NODE_IDLE_S / NODE_KEEPALIVE
+        return {"keepalive_s": NODE_KEEPALIVE, "idle_s": NODE_IDLE_S,
+                "agent_wakeups_per_keepalive": (st["node"]["wakeups"] - w0) / intervals,
+                "process_wakeups_per_keepalive": (p1["wakeups"] - p0["wakeups"]) / intervals,
+                "cpu_s_per_min": (p1["cpu_s"] - p0["cpu_s"]) * 60 / NODE_IDLE_S,
+                "heap_peak": st["node"].get("heap_peak"), "heap_used": st["node"].get("heap_used"),
+                "rss_kib_in_cpython": p1["rss_kib"]}
+    finally:
+        node.terminate()
+        node.wait(timeout=30)
+        log.close()
 
 
 def control_plane(counts: list[int]) -> dict[str, Any]:
@@ -497,7 +565,7 @@ def control_plane(counts: list[int]) -> dict[str, Any]:
     certs = bench_join.issue_clients(d / "pki", sum(counts))
     out: dict[str, Any] = {"issue_certificates_s_each": (time.monotonic() - t0) / len(certs),
                            "rounds": []}
-    (d / "lvn").write_text(SERVER_CONF.format(d=d))
+    (d / "lvn").write_text(SERVER_CONF.format(d=d, keepalive=NODE_KEEPALIVE))
     topology()
     log = open(d / "log", "wb")
     COMMANDS.append(f"lvn agent -c {d} (server, in {A})")
@@ -519,6 +587,8 @@ def control_plane(counts: list[int]) -> dict[str, Any]:
         out["idle_rss_kib"] = s1["rss_kib"]
         out["idle_wakeups_per_s"] = (s1["wakeups"] - s0["wakeups"]) / 10
         out["idle_cpu_s_per_min"] = (s1["cpu_s"] - s0["cpu_s"]) * 6
+        out["node_idle"] = node_idle(d)
+        print(f"bench: idle node: {out['node_idle']}", flush=True)
         start = 0
         for n in counts:
             before = bench_join.proc_stats(pid)
@@ -571,8 +641,16 @@ def footprint() -> dict[str, Any]:
 
 
 # the modules a MicroPython node imports (lvn.node and what it needs)
-NODE_MODULES = ("__init__", "node", "rawnl", "nlcodec", "ipudp_abi", "session", "protocol",
-                "datagram", "uci")
+def _node_modules() -> list[str]:
+    """The node package's modules: LVN_NODE_MODULES of feed/lvn/Makefile."""
+    text = (ROOT / "feed" / "lvn" / "Makefile").read_text().replace("\\\n", " ")
+    m = re.search(r"^LVN_NODE_MODULES:=(.*)$", text, re.M)
+    if m is None:
+        raise RuntimeError("feed/lvn/Makefile has no LVN_NODE_MODULES")
+    return m.group(1).split()
+
+
+NODE_MODULES = _node_modules()
 _NODE_IMPORT = ("import gc, micropython\ngc.collect()\nimport lvn.node\ngc.collect()\n"
                 "print(micropython.mem_peak(), gc.mem_alloc())\n")
 

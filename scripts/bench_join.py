@@ -15,11 +15,14 @@ import selectors
 import socket
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lvn import pki
+from lvn import pki, session
 from lvn.agent import TlsConn, tls_context
 from lvn.session import ClientSession
+
+if TYPE_CHECKING:
+    from lvn.session import Action
 
 
 class FakeClient:
@@ -54,21 +57,21 @@ class FakeClient:
         if self.session is not None:
             self._act(self.session.on_timer(now), now)
 
-    def _act(self, actions: list[tuple[object, ...]], now: float) -> None:
+    def _act(self, actions: list[Action], now: float) -> None:
         for act in actions:
-            if act[0] == "send":
-                self.conn.send(act[1])  # type: ignore[arg-type]
-            elif act[0] == "configure":
-                self.data_port = int(act[1]["data_port"])  # type: ignore[index]
-            elif act[0] == "datagram" and self.data_port:
+            if isinstance(act, session.Send):
+                self.conn.send(act.data)
+            elif isinstance(act, session.Configure):
+                self.data_port = int(str(act.fields["data_port"]))
+            elif isinstance(act, session.SendDatagram) and self.data_port:
                 try:
-                    self.udp.sendto(act[1], (self.server, self.data_port))  # type: ignore[call-overload]
+                    self.udp.sendto(act.data, (self.server, self.data_port))
                 except OSError as e:
                     self.error = f"probe: {e}"
-            elif act[0] == "up":
+            elif isinstance(act, session.Up):
                 self.up_at = now
-            elif act[0] == "close":
-                self.error = str(act[1])
+            elif isinstance(act, session.Close):
+                self.error = act.reason
 
     def close(self) -> None:
         self.conn.close()

@@ -332,6 +332,17 @@ def markdown(r: dict[str, Any], result_name: str, pngs: list[str], plot_dir: str
               f"{cp['idle_wakeups_per_s']:.1f} wake-ups/s (its one-second tick), "
               f"{cp['idle_cpu_s_per_min']:.2f} CPU-s per minute. Issuing one node "
               f"certificate: {cp['issue_certificates_s_each'] * 1000:.0f} ms."]
+        node = cp.get("node_idle")
+        if node:
+            L += ["", f"Idle MicroPython node (`lvn.node`, `-X heapsize=1M`), joined, "
+                  f"keepalive {node['keepalive_s']} s, counted over {node['idle_s']} s: "
+                  f"{node['agent_wakeups_per_keepalive']:.2f} agent wake-ups and "
+                  f"{node['process_wakeups_per_keepalive']:.2f} process wake-ups "
+                  "(voluntary context switches) per keepalive interval, "
+                  f"{node['cpu_s_per_min']:.3f} CPU-s per minute, heap peak "
+                  f"{node['heap_peak']:,} B, in use {node['heap_used']:,} B (RSS "
+                  f"{node['rss_kib_in_cpython'] / 1024:.1f} MiB is that of the PyPI build, "
+                  "which runs inside a CPython process: not a router's micropython)."]
     L.append("")
     if pngs:
         L += ["## Plots", ""] + [f"![{p}]({plot_dir}/{p})" for p in pngs] + [""]
