@@ -114,9 +114,11 @@ for n in hub road; do
 	agents="$agents $!"
 done
 # the node's agent: MicroPython (the unix port) in a 1 MiB heap, as on a router
-echo "+ micropython -X heapsize=1M -m lvn.node $work/home/lvn"
-MICROPYPATH=".frozen:$PWD" ip netns exec home .venv/bin/micropython -X heapsize=1M \
-	-m lvn.node "$work/home/lvn" >"$work/home/log" 2>&1 &
+# (on a router: /usr/sbin/lvn-node from the lvn package, started by procd)
+node() { MICROPYPATH=".frozen:$PWD" ip netns exec home .venv/bin/micropython -X heapsize=1M \
+	-m lvn.node "$@"; }
+echo "+ micropython -X heapsize=1M -m lvn.node --control $work/home/control.sock $work/home/lvn"
+node --control "$work/home/control.sock" "$work/home/lvn" >"$work/home/log" 2>&1 &
 agents="$agents $!"
 joined() { $lvn -n home -j status -c "$work/home" 2>/dev/null | grep -q '"state": "up"' &&
 	   $lvn -n road -j status -c "$work/road" 2>/dev/null | grep -q '"state": "up"'; }
@@ -132,6 +134,8 @@ say "lvn status on the clients"
 $lvn -n home status -c "$work/home"
 $lvn -n road status -c "$work/road"
 road4=$($lvn -n road -j status -c "$work/road" | python3 -c 'import json,sys; print(json.load(sys.stdin)["peers"][0]["addresses"][0].split("/")[0])')
+say "the node's lvn ubus object, as rpcd's plugin reaches it: lvn-node status"
+node status --control "$work/home/control.sock" | python3 -m json.tool
 say "home -> server overlay address, and home -> road through the server"
 ip netns exec home ping -c 2 -i 0.3 10.66.0.1
 ip netns exec home ping -c 2 -i 0.3 "$road4"
