@@ -1,5 +1,5 @@
 # L-VN top-level targets; each one is a thin call into scripts/.
-.PHONY: setup demo test test-unit test-vm test-debug test-long test-stress module ipk bench clean test-cross
+.PHONY: setup demo test test-unit test-vm test-debug test-long test-stress module ipk bench clean test-cross test-busy
 
 setup:
 	scripts/setup-deps.sh
@@ -46,3 +46,8 @@ test-stress: test-long
 # order (docs/testing.md); the first run makes the Debian roots
 test-cross: setup
 	scripts/test-cross.sh
+
+# the agent scenarios (CPython and MicroPython clients) with a CPU hog
+# (stress-ng --cpu 1) beside the VM: they wait on events, not sleeps
+test-busy: setup
+	scripts/test-busy.sh
