@@ -21,8 +21,8 @@ from lvn.netlink import Ipudp
 
 from .netns import Netns, scaled, veth, wait_for
 
-# userspace scenarios: the newest kernel's VM runs them (docs/testing.md)
-pytestmark = pytest.mark.newest
+# Both kernels' VMs run these scenarios, with both clients (the node's
+# MicroPython agent talks raw netlink to the module of each kernel).
 
 # Waits that include an agent's start (CPython importing pyOpenSSL, cryptography
 # and pyroute2 over 9p under TCG) have ceilings of minutes: they end as soon as
