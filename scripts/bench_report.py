@@ -162,18 +162,22 @@ def ahead(r: dict[str, Any], peer: str, part: str) -> str:
 
 
 def profile_rows(r: dict[str, Any]) -> list[str]:
-    """Top symbols per packet of the profiled tunnels, side by side."""
+    """Top symbols per packet of the profiled tunnels, side by side: busy
+    CPU time only (the idle loop's samples left out, see bench.py)."""
     L: list[str] = []
     for name, s in r["scenarios"].items():
         prof = s.get("profile")
         if not prof or not prof["packets"]:
             continue
-        cpu_us = r["cpus"] * prof["seconds"] * 1e6 / prof["packets"]
-        L += ["", f"**{name}** ({prof['packets']:,} packets in {prof['seconds']} s: "
-              f"{cpu_us:.1f} µs of guest CPU per packet, both CPUs, sender and receiver):",
-              "", "| share | µs/packet | symbol |", "|---|---|---|"]
+        if "busy_us_per_packet" not in prof:   # a run before the idle loop was left out
+            continue
+        L += ["", f"**{name}** ({prof['packets']:,} packets in {prof['seconds']} s; busy "
+              f"{prof['busy_percent']:.0f} % of {prof['samples']:,} samples: "
+              f"**{prof['busy_us_per_packet']:.1f} µs of guest CPU per packet**, "
+              "sender and receiver):", "", "| share of busy | µs/packet | symbol |",
+              "|---|---|---|"]
         for row in prof["top"]:
-            L.append(f"| {row['percent']:.1f} % | {row['percent'] / 100 * cpu_us:.2f} | "
+            L.append(f"| {row['percent']:.1f} % | {row['us_per_packet']:.2f} | "
                      f"`{row['symbol']}` ({'kernel' if row['where'] == 'k' else 'user'}) |")
     return L
 
@@ -293,7 +297,8 @@ def markdown(r: dict[str, Any], result_name: str, pngs: list[str], plot_dir: str
     if prof:
         L += ["", "## Per-packet profile (UDP 64 B, A to B)", "",
               "`perf record -a -e cpu-clock` (the only event under TCG) during a UDP "
-              "64-byte flood; samples by symbol, both namespaces' work together."] + prof
+              "64-byte flood; samples by symbol, both namespaces' work together, the "
+              "idle loop's samples left out."] + prof
     if r.get("scale"):
         L += ["", "## Scale (ipudp MULTI)", "",
               "| tunnels | rules | install tunnels (s) | install rules (s) | slab B/tunnel | "
