@@ -223,10 +223,7 @@ class Node:
         st = self.status()
         if st == self.written:
             return
-        try:
-            os.mkdir(self.state_dir)
-        except OSError:
-            pass
+        makedirs(self.state_dir)
         path = self.state_dir + "/status.json"
         with open(path + ".tmp", "w") as f:
             f.write(json.dumps(st) + "\n")
@@ -489,6 +486,19 @@ class Node:
 
 
 _CLOSED = (32, 104)  # EPIPE, ECONNRESET
+
+
+def makedirs(path: str) -> None:
+    """mkdir -p (MicroPython's os has only mkdir; on OpenWrt /var/lib does
+    not exist until something makes it)."""
+    done = ""
+    for part in path.strip("/").split("/"):
+        done += "/" + part
+        try:
+            os.mkdir(done)
+        except OSError as e:
+            if e.args and e.args[0] != errno.EEXIST:
+                raise
 
 
 def _fd(obj: object) -> int:

@@ -82,7 +82,8 @@ class Site:
         except AssertionError as e:
             state = self.router.sh("ubus -t 10 call lvn status; lvn config validate; lvn show; "
                                    "cat /etc/config/lvn", check=False)
-            raise AssertionError(f"{e}\n--- the router:\n{state}") from None
+            raise AssertionError(f"{e}\n--- the router:\n{state}\n--- its logs:\n"
+                                 f"{self.router.log_tail()}") from None
 
     def ping(self) -> None:
         self.r.run("ping", "-c", "2", "-W", "5", "10.51.0.2")

@@ -207,6 +207,14 @@ def test_upgrade_keeps_config_and_disable(site: Site) -> None:
     site.ping()
 
 
+def peer_state(site: Site) -> str | None:
+    """The state of the router's one agent peer; None while nothing answers."""
+    failed, reply = site.call("peers")
+    if failed or not isinstance(reply, dict) or not reply.get("peers"):
+        return None
+    return str(reply["peers"][0].get("state"))
+
+
 def test_a_node_without_lvn_server_runs_the_micropython_agent(site: Site) -> None:
     """lvn alone, as a node installs it: removing lvn-server switches the
     service to the MicroPython client agent, which joins a server and
@@ -234,8 +242,7 @@ def test_a_node_without_lvn_server_runs_the_micropython_agent(site: Site) -> Non
             reload_config""")
         site.wait(lambda: "/usr/sbin/lvn-node" in str(site.service().get("command")), 60,
                   "procd to run the node's agent")
-        site.wait(lambda: site.call("peers")[1] is not None and site.ubus("peers")["peers"][0][
-            "state"] == "up", scaled(120), "the node to join the server")
+        site.wait(lambda: peer_state(site) == "up", scaled(120), "the node to join the server")
         site.r.run("ping", "-c", "2", "-i", "0.3", "-W", "3", "10.77.0.1")
         status = site.ubus("status")
         assert status["role"] == "client" and status["tunnels"] == 1, status
@@ -248,8 +255,8 @@ def test_a_node_without_lvn_server_runs_the_micropython_agent(site: Site) -> Non
         assert "Configuring lvn-server." in out, out
         site.wait(lambda: "/usr/sbin/lvn-node" not in str(site.service().get("command"))
                   and site.service().get("running") is True, 60, "the CPython service")
-        site.wait(lambda: site.call("peers")[1] is not None and site.ubus("peers")["peers"][0][
-            "state"] == "up", scaled(120), "the CPython client to join the server")
+        site.wait(lambda: peer_state(site) == "up", scaled(120),
+                  "the CPython client to join the server")
         site.router.sh("uci set lvn.agent.enabled=0 && uci set lvn.agent.role=none && "
                        "uci commit lvn && reload_config")
     finally:
