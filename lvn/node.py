@@ -583,7 +583,11 @@ def _ask(path: str, methods: list[str]) -> int:
             return 1
         out.update(data)
     print(json.dumps(out))
-    return 0 if out.get("ok", True) else 1
+    if out.get("ok", True):
+        return 0
+    for error in out.get("errors", []):
+        log("error", "refused: " + str(error))
+    return 1
 
 
 def main(argv: list[str]) -> int:
