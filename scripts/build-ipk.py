@@ -211,10 +211,12 @@ def build_ipk(outdir: Path, mtime: int, release: str | None = None, pkg: str = "
     if release:
         v["PKG_RELEASE"] = release
     scripts = dict(DEFAULT_SCRIPTS)
-    # package-pack.mk: a package's postinst runs from the default one as
-    # postinst-pkg; its postrm is the script itself
+    # package-pack.mk: a package's postinst and prerm run from the default
+    # ones as postinst-pkg and prerm-pkg; its postrm is the script itself
     if f"Package/{pkg}/postinst" in v:
         scripts["postinst-pkg"] = v[f"Package/{pkg}/postinst"]
+    if f"Package/{pkg}/prerm" in v:
+        scripts["prerm-pkg"] = v[f"Package/{pkg}/prerm"]
     if f"Package/{pkg}/postrm" in v:
         scripts["postrm"] = v[f"Package/{pkg}/postrm"]
     with tempfile.TemporaryDirectory() as tmp:

@@ -203,3 +203,19 @@ def test_feed_makefile_version_matches() -> None:
 def test_init_script_is_shellcheck_clean() -> None:
     res = subprocess.run(["shellcheck", "-s", "sh", str(INIT)], capture_output=True, text=True)
     assert res.returncode == 0, res.stdout
+
+
+def test_lvn_server_stops_the_cpython_service_before_its_files_go(server_ipk: Path) -> None:
+    """prerm-pkg stops a running service while lvn-server's files exist (the
+    CPython service removes its devices on SIGTERM); postinst and postrm
+    restart it, so the other agent takes over."""
+    ctrl = members(members(server_ipk.read_bytes())["./control.tar.gz"][1])
+    assert set(ctrl) == {"./control", "./postinst", "./prerm", "./postinst-pkg",
+                         "./prerm-pkg", "./postrm"}
+    assert b"/etc/init.d/lvn stop" in ctrl["./prerm-pkg"][1]
+    for script in ("./postinst-pkg", "./postrm"):
+        assert b"/etc/init.d/lvn restart" in ctrl[script][1]
+    for script in ("./prerm-pkg", "./postinst-pkg", "./postrm"):
+        res = subprocess.run(["shellcheck", "-s", "sh", "-"], input=ctrl[script][1],
+                             capture_output=True)
+        assert res.returncode == 0, res.stdout.decode()
