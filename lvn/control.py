@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import controlwire, ubus_api
-from .controlwire import INVALID_ARGUMENT, MAX_REQUEST, METHOD_NOT_FOUND, OK, UNKNOWN_ERROR
+from .controlwire import INVALID_ARGUMENT, METHOD_NOT_FOUND, OK, UNKNOWN_ERROR
 from .errors import LvnError
 
 __all__ = ["INVALID_ARGUMENT", "METHOD_NOT_FOUND", "OK", "UNKNOWN_ERROR", "ControlServer",
@@ -75,22 +75,10 @@ class ControlServer:
         with conn:
             conn.settimeout(REQUEST_TIMEOUT)
             try:
-                request = self._read_line(conn)
+                request = controlwire.read_line(conn)
                 conn.sendall(answer(call, request))
             except (OSError, ValueError) as e:
                 log.warning("control socket: %s", e)
-
-    @staticmethod
-    def _read_line(conn: socket.socket) -> bytes:
-        buf = b""
-        while b"\n" not in buf:
-            chunk = conn.recv(4096)
-            if not chunk:
-                break
-            buf += chunk
-            if len(buf) > MAX_REQUEST:
-                raise ValueError(f"request longer than {MAX_REQUEST} bytes")
-        return buf.split(b"\n", 1)[0]
 
     def close(self) -> None:
         self.listener.close()

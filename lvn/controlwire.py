@@ -69,6 +69,20 @@ def parse_reply(line: bytes) -> "tuple[int, dict[str, Any]]":
     return rep["status"], rep["data"]
 
 
+def read_line(conn: "Any") -> bytes:
+    """One line from a connected socket (anything with recv()); ValueError
+    past MAX_REQUEST bytes."""
+    buf = b""
+    while b"\n" not in buf:
+        chunk = conn.recv(4096)
+        if not chunk:
+            break
+        buf += chunk
+        if len(buf) > MAX_REQUEST:
+            raise ValueError("request longer than " + str(MAX_REQUEST) + " bytes")
+    return buf.split(b"\n", 1)[0]
+
+
 def answer(call: "Callable[[str, dict[str, Any]], dict[str, Any]]", line: bytes,
            methods: "tuple[str, ...] | list[str] | dict[str, Any]") -> bytes:
     """The reply line to one request line: ``call(method, args)``'s data,

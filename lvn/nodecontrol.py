@@ -60,25 +60,13 @@ def listen(path: str) -> socket.socket:
     return s
 
 
-def _read_line(conn: socket.socket) -> bytes:
-    buf = b""
-    while b"\n" not in buf:
-        chunk = conn.recv(4096)
-        if not chunk:
-            break
-        buf += chunk
-        if len(buf) > controlwire.MAX_REQUEST:
-            raise ValueError("request longer than " + str(controlwire.MAX_REQUEST) + " bytes")
-    return buf.split(b"\n", 1)[0]
-
-
 def serve_one(listener: socket.socket,
               call: "Callable[[str, dict[str, Any]], dict[str, Any]]") -> None:
     """Answer the caller waiting on ``listener`` (one line each way)."""
     conn, _ = listener.accept()
     try:
         conn.settimeout(TIMEOUT)
-        conn.sendall(controlwire.answer(call, _read_line(conn), METHODS))
+        conn.sendall(controlwire.answer(call, controlwire.read_line(conn), METHODS))
     except (OSError, ValueError) as e:
         sys.stderr.write("lvn-node warning: control socket: " + str(e) + "\n")
     finally:
@@ -94,6 +82,6 @@ def call(path: str, method: str,
         s.settimeout(TIMEOUT)
         s.connect(_sockaddr(path))
         s.sendall(controlwire.request(method, args))
-        return controlwire.parse_reply(_read_line(s))
+        return controlwire.parse_reply(controlwire.read_line(s))
     finally:
         s.close()

@@ -45,6 +45,10 @@ def makefile_vars(text: str) -> dict[str, str]:
     out = dict(re.findall(r"^\s*([A-Za-z_][\w/]*)\s*:=\s*(.*?)\s*$", joined, re.M))
     for name, body in re.findall(r"^define (\S+)\n(.*?)^endef", text, re.M | re.S):
         out[name] = body.replace("$$", "$")
+    # NAME=$(OTHER): the same text as OTHER (a package reusing a script)
+    for name, other in re.findall(r"^([A-Za-z_][\w/-]*)\s*=\s*\$\(([\w/-]+)\)\s*$", text,
+                                  re.M):
+        out[name] = out[other]
     return out
 
 

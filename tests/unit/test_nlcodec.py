@@ -138,7 +138,16 @@ def test_ipv4_refused(text: str) -> None:
         nlcodec.ip4_packed(text)
 @given(V6)
 def test_ipv6_text_is_canonical(addr: ipaddress.IPv6Address) -> None:
-    assert nlcodec.ip_text(addr.packed) == str(addr)
+    # RFC 5952 section 5: IPv4-mapped in mixed notation, as ip(8) and Python
+    # 3.13's ipaddress print it (3.11's prints ::ffff:0:0 for ::ffff:0.0.0.0)
+    mapped = addr.ipv4_mapped
+    assert nlcodec.ip_text(addr.packed) == (f"::ffff:{mapped}" if mapped is not None
+                                            else str(addr))
+
+
+def test_ipv4_mapped_text() -> None:
+    for text in ("::ffff:0.0.0.0", "::ffff:192.0.2.1"):
+        assert nlcodec.ip_text(ipaddress.IPv6Address(text).packed) == text
 
 
 @given(st.integers(0, 2**32 - 1).map(ipaddress.IPv4Address))
