@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 from typing import Protocol
 
-from . import __version__, config, control, static, uci
+from . import __version__, config, control, schema, static, uci
 from .errors import LvnError
 from .model import DEFAULT_PORT, MODES, Device, Event, Rule
 from .output import (
@@ -99,8 +99,8 @@ def _arg(parse: Callable[[str], str]) -> Callable[[str], str]:
     return convert
 
 
-_ip = _arg(config.parse_ip)
-_ifname = _arg(config.parse_ifname)
+_ip = _arg(schema.parse_ip)
+_ifname = _arg(schema.parse_ifname)
 
 
 def _prefix(text: str) -> str:
@@ -309,7 +309,7 @@ def run_apply(args: argparse.Namespace, kernel: static.Kernel,
         conf = config.Config()
     else:
         conf = config.build(config.load(args.confdir), check_files=False)
-    acts = static.apply(kernel, conf, args.state, dry_run=args.dry_run)
+    acts = static.apply(kernel, conf.tunnels, args.state, dry_run=args.dry_run)
     if args.json:
         out(json.dumps([{"op": a.op, "ifname": a.ifname, "args": list(a.args)} for a in acts]))
     elif not acts:

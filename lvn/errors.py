@@ -1,6 +1,5 @@
-"""Exceptions of the lvn library; each carries a message fit for users."""
-
-from __future__ import annotations
+"""Exceptions of the lvn library; each carries a message fit for users.
+(Imported on MicroPython too, by lvn.static: no annotations evaluated.)"""
 
 import errno as _errno
 import os
@@ -13,7 +12,7 @@ class LvnError(Exception):
 class KernelError(LvnError):
     """The kernel refused a request; ``errno`` says why."""
 
-    def __init__(self, what: str, code: int, detail: str | None = None) -> None:
+    def __init__(self, what: str, code: int, detail: "str | None" = None) -> None:
         self.what = what
         self.errno = code
         self.detail = detail
@@ -33,7 +32,7 @@ _HINTS = {
 }
 
 
-def explain(code: int, detail: str | None = None) -> str:
+def explain(code: int, detail: "str | None" = None) -> str:
     """Human text for a kernel errno, preferring the kernel's own message."""
     base = _HINTS.get(code) or os.strerror(code)
     if detail and detail.lower() not in base.lower():

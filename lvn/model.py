@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-DEFAULT_PORT = 50000  # IPUDP_DEFAULT_PORT in uapi/linux/ipudp.h
-MODES = ("fixed", "multi")  # enum ipudp_mode, by value
-RULE_KINDS = ("dest", "source")  # enum ipudp_rule_type, by value
+from .ipudp_abi import DEFAULT_PORT, MODES, RULE_KINDS
+
+__all__ = ["DEFAULT_PORT", "MODES", "RULE_KINDS", "TunnelStats", "DeviceDrops", "Tunnel",
+           "Rule", "Device", "Event"]
 
 
 @dataclass(frozen=True)

@@ -32,12 +32,16 @@ import time
 from . import (
     __version__,
     controlwire,
+    errors,
+    files,
     ipudp_abi,
     nlcodec,
     nodecontrol,
     protocol,
     rawnl,
+    schema,
     session,
+    static,
     uci,
 )
 from .hookenv import hook_env
@@ -59,8 +63,6 @@ SO_REUSEPORT = 15
 IPPROTO_IPV6 = 41
 IPV6_V6ONLY = 26
 CLOCK_RETRY = 5.0
-DEFAULTS = {"server_port": "50000", "data_port": "0", "ifname": "lvn0",
-            "state_dir": "/var/lib/lvn"}
 
 
 class NodeError(Exception):
@@ -73,8 +75,9 @@ def log(level: str, text: str) -> None:
 
 # -- configuration ---------------------------------------------------------
 
-def load_config(path: str) -> dict[str, str]:
-    """The client's options from the UCI file at ``path``, checked."""
+def read_config(path: str, check_files: bool = False) -> "schema.Typed":
+    """Every section of the UCI file at ``path``, checked by lvn.schema (the
+    CPython service's checks and messages); NodeError lists every problem."""
     try:
         with open(path) as f:
             pkg = uci.parse(f.read())
@@ -82,28 +85,30 @@ def load_config(path: str) -> dict[str, str]:
         raise NodeError("cannot read " + path + ": " + str(e)) from None
     except uci.UciError as e:
         raise NodeError(path + ": " + str(e)) from None
-    conf = dict(DEFAULTS)
+    typed, problems = schema.check(pkg, check_files)
+    if problems:
+        raise NodeError("invalid configuration:\n" + "\n".join("  " + str(p) for p in problems))
+    return typed
+
+
+def client_conf(typed: "schema.Typed") -> dict[str, Any]:
+    """The agent's and the client's options; NodeError unless the agent is
+    on and a client."""
+    conf: dict[str, Any] = {}
     for kind in ("agent", "client"):
-        for section in pkg.of_type(kind):
-            for name, value in section.items():
-                if isinstance(value, str):
-                    conf[name] = value
+        for _, values in typed[kind][:1]:
+            conf.update(values)
     if conf.get("role", "none") != "client":
         raise NodeError("lvn.agent.role is not 'client': the node agent only runs clients")
-    if conf.get("enabled", "0") != "1":
+    if not conf.get("enabled"):
         raise NodeError("lvn.agent.enabled is not '1': the agent is off")
-    missing = [o for o in ("server", "ca", "cert", "key") if not conf.get(o)]
-    if missing:
-        raise NodeError("lvn.client: missing option(s): " + ", ".join(missing))
-    for name in ("server_port", "data_port"):
-        text = conf[name]
-        if not text.isdigit() or int(text) > 65535 or (name == "server_port" and text == "0"):
-            raise NodeError("lvn.client." + name + ": " + repr(text) + " is not a port")
-    ifname = conf["ifname"]
-    if not 1 <= len(ifname) <= 15 or any(c in ifname for c in "/: \t"):
-        raise NodeError("lvn.client.ifname: " + repr(ifname) + " is not an interface name")
     conf["server_name"] = conf.get("server_name") or conf["server"]
     return conf
+
+
+def load_config(path: str) -> dict[str, Any]:
+    """The client's options from the UCI file at ``path``, checked."""
+    return client_conf(read_config(path))
 
 
 def pem_der(path: str) -> bytes:
@@ -174,7 +179,7 @@ def _sockaddr(host: str, port: int) -> Any:
 
 
 class Node:
-    def __init__(self, conf: dict[str, str], kernel: rawnl.Kernel,
+    def __init__(self, conf: dict[str, Any], kernel: rawnl.Kernel,
                  config_path: str = "/etc/config/lvn") -> None:
         self.conf = conf
         self.config_path = config_path
@@ -223,7 +228,7 @@ class Node:
         st = self.status()
         if st == self.written:
             return
-        makedirs(self.state_dir)
+        files.makedirs(self.state_dir)
         path = self.state_dir + "/status.json"
         with open(path + ".tmp", "w") as f:
             f.write(json.dumps(st) + "\n")
@@ -331,7 +336,8 @@ class Node:
             raw = socket.socket(family, socket.SOCK_STREAM)
             raw.settimeout(session.HANDSHAKE_TIMEOUT)
             raw.connect(addr)
-            log("info", "connecting to " + self.server_ip + " port " + self.conf["server_port"])
+            log("info", "connecting to " + self.server_ip + " port "
+                + str(self.conf["server_port"]))
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             ctx.verify_mode = ssl.CERT_REQUIRED
             ctx.load_verify_locations(cadata=self.ca)
@@ -423,7 +429,7 @@ class Node:
                     except OSError as e:
                         log("warning", "sending to the server: " + str(e))
             elif isinstance(act, session.OpenTunnel):
-                self.kernel.set_tunnel(self.ifname, self.server_ip, self.data_port)
+                self.kernel.set_tunnel(self.ifname, self.server_ip, self.data_port, replace=True)
             elif isinstance(act, session.Up):
                 self.backoff = BACKOFF_MIN
                 self.up = True
@@ -434,16 +440,16 @@ class Node:
 
     def _configure(self, fields: Any) -> None:
         self.data_port = int(fields["data_port"])
-        dev = self._device()
+        self._device()
         want = [a for a in (fields.get("addr4"), fields.get("addr6")) if a]
-        have = [a for a in self.kernel.addresses(dev["ifindex"]) if not a.startswith("fe80:")]
+        have = [a for a in self.kernel.addresses(self.ifname) if not static.is_link_local(a)]
         for a in have:
             if a not in want:
-                self.kernel.del_address(dev["ifindex"], a)
+                self.kernel.del_address(self.ifname, a)
         for a in want:
             if a not in have:
-                self.kernel.add_address(dev["ifindex"], a)
-        self.kernel.set_link(self.ifname, dev["ifindex"], mtu=int(fields["mtu"]))
+                self.kernel.add_address(self.ifname, a)
+        self.kernel.set_link(self.ifname, mtu=int(fields["mtu"]), up=True)
         self.addresses = sorted(want)
         log("info", "lease: " + ", ".join(self.addresses) + ", mtu " + str(fields["mtu"]))
 
@@ -486,19 +492,6 @@ class Node:
 
 
 _CLOSED = (32, 104)  # EPIPE, ECONNRESET
-
-
-def makedirs(path: str) -> None:
-    """mkdir -p (MicroPython's os has only mkdir; on OpenWrt /var/lib does
-    not exist until something makes it)."""
-    done = ""
-    for part in path.strip("/").split("/"):
-        done += "/" + part
-        try:
-            os.mkdir(done)
-        except OSError as e:
-            if e.args and e.args[0] != errno.EEXIST:
-                raise
 
 
 def _fd(obj: object) -> int:
@@ -549,7 +542,7 @@ def _addr_text(addr: object) -> str:
     return str(nlcodec.ip_text(raw[4:8]))
 
 
-def release(conf: dict[str, str], kernel: rawnl.Kernel) -> None:
+def release(conf: dict[str, Any], kernel: rawnl.Kernel) -> None:
     """Hand the device's data port back to the kernel's own sockets, so that
     stopping the agent loses no packet and the next run adopts the port.
     (The CPython agent does this on SIGTERM; MicroPython has no signal
@@ -565,9 +558,51 @@ def release(conf: dict[str, str], kernel: rawnl.Kernel) -> None:
 
 USAGE = """usage: lvn-node [--control PATH] [CONFIG]   run the client agent
        lvn-node --release [CONFIG]          hand the data port to the kernel (before a stop)
-       lvn-node validate [CONFIG]           check the agent and client sections
+       lvn-node validate [CONFIG]           check the whole file (as lvn config validate)
+       lvn-node apply [--dry-run] [--flush] [--state PATH] [CONFIG]
+                                            make the kernel match the static tunnels
+       lvn-node show                        the kernel's ipudp devices, tunnels, rules
        lvn-node status|reload [--control PATH]
                                             ask the running agent (as ubus call lvn ...)"""
+
+
+def validate(path: str) -> int:
+    """``lvn-node validate``: every section, certificate files included."""
+    typed = read_config(path, check_files=True)
+    agent = typed["agent"][0][1] if typed["agent"] else {}
+    what = "static tunnels: " + str(len([t for t in schema.tunnels(typed) if t.enabled])) \
+        + " enabled"
+    if agent.get("enabled") and agent.get("role") == "client":
+        conf = client_conf(typed)
+        for k in ("ca", "cert", "key"):
+            pem_der(conf[k])
+        what = "client of " + conf["server"] + ", " + what
+    elif agent.get("enabled") and agent.get("role") == "server":
+        what = "the server role needs lvn-server, " + what
+    print(path + ": valid (" + what + ")")
+    return 0
+
+
+def apply(path: str, kernel: rawnl.Kernel, state: str, dry_run: bool, flush: bool) -> int:
+    """``lvn-node apply``: the static tunnels of lvn.static, as ``lvn apply``."""
+    tunnels = [] if flush else schema.tunnels(read_config(path))
+    for act in static.apply(kernel, tunnels, state, dry_run):
+        print(("would: " if dry_run else "") + str(act))
+    return 0
+
+
+def show(kernel: rawnl.Kernel) -> int:
+    """``lvn-node show``: what the kernel has, as JSON (no agent needed)."""
+    out = []
+    for dev in kernel.devices():
+        mtu, up = kernel.link(dev.ifname)
+        out.append({"ifname": dev.ifname, "mode": dev.mode, "port": dev.port, "mtu": mtu,
+                    "up": up, "addresses": kernel.addresses(dev.ifname),
+                    "tunnels": kernel.tunnels(dev.ifname),
+                    "rules": [{"prefix": r.prefix, "tunnel_id": r.tunnel_id, "kind": r.kind}
+                              for r in kernel.rules(dev.ifname)]})
+    print(json.dumps({"devices": out}))
+    return 0
 
 
 def _ask(path: str, methods: list[str]) -> int:
@@ -590,21 +625,43 @@ def _ask(path: str, methods: list[str]) -> int:
     return 1
 
 
+def _option(args: list[str], name: str) -> "str | None":
+    """Remove ``name VALUE`` from ``args``; its value (ValueError if none)."""
+    if name not in args:
+        return None
+    i = args.index(name)
+    if i + 1 >= len(args):
+        raise ValueError(name + " needs a value")
+    value = args[i + 1]
+    del args[i:i + 2]
+    return value
+
+
+def _flag(args: list[str], name: str) -> bool:
+    if name in args:
+        args.remove(name)
+        return True
+    return False
+
+
+COMMANDS = ("status", "reload", "validate", "apply", "show")
+
+
 def main(argv: list[str]) -> int:
     args = argv[1:]
-    control = nodecontrol.DEFAULT_PATH
-    if "--control" in args:
-        i = args.index("--control")
-        if i + 1 >= len(args):
-            sys.stderr.write(USAGE + "\n")
-            return 2
-        control = args[i + 1]
-        args = args[:i] + args[i + 2:]
-    command = args.pop(0) if args and args[0] in ("status", "reload", "validate") else "run"
-    if "--release" in args:
-        command = "release"
-        args.remove("--release")
-    if len(args) > 1 or (args and (args[0].startswith("-") or command in ("status", "reload"))):
+    try:
+        control = _option(args, "--control") or nodecontrol.DEFAULT_PATH
+        state = _option(args, "--state") or static.STATE_FILE
+    except ValueError:
+        sys.stderr.write(USAGE + "\n")
+        return 2
+    command = args.pop(0) if args and args[0] in COMMANDS else "run"
+    if _flag(args, "--release"):
+        command = "release" if command == "run" else "?"
+    dry_run, flush = _flag(args, "--dry-run"), _flag(args, "--flush")
+    if (len(args) > 1 or (args and args[0].startswith("-")) or command == "?"
+            or (args and command in ("status", "reload", "show"))
+            or ((dry_run or flush) and command != "apply")):
         sys.stderr.write(USAGE + "\n")
         return 2
     if command == "status":
@@ -613,23 +670,25 @@ def main(argv: list[str]) -> int:
         return _ask(control, ["reload"])
     path = args[0] if args else "/etc/config/lvn"
     try:
-        conf = load_config(path)
         if command == "validate":
-            for k in ("ca", "cert", "key"):
-                pem_der(conf[k])
-            print(path + ": valid (client of " + conf["server"] + ")")
-            return 0
+            return validate(path)
         kernel = rawnl.Kernel()
+        if command == "apply":
+            return apply(path, kernel, state, dry_run, flush)
+        if command == "show":
+            return show(kernel)
+        conf = load_config(path)
         if command == "release":
             release(conf, kernel)
             return 0
         node = Node(conf, kernel, path)
         node.serve_control(control)
-    except (NodeError, rawnl.KernelRefused) as e:
+    except (NodeError, rawnl.KernelRefused, errors.LvnError) as e:
         log("error", str(e))
         return 1
     except OSError as e:
-        log("error", "control socket " + control + ": " + _reason(e))
+        where = "control socket " + control if command == "run" else command
+        log("error", where + ": " + _reason(e))
         return 1
     log("info", "client " + conf["ifname"] + " for " + conf["server"])
     node.run()

@@ -10,6 +10,7 @@ CPython too (the tests run it there and on MicroPython).
 
 import socket
 import struct
+from collections import namedtuple
 
 from . import ipudp_abi as abi
 from . import nlcodec
@@ -30,6 +31,8 @@ CTRL_CMD_GETFAMILY = 3
 CTRL_ATTR_FAMILY_ID = 1
 CTRL_ATTR_FAMILY_NAME = 2
 RTM_NEWLINK = 16
+RTM_DELLINK = 17
+RTM_GETLINK = 18
 RTM_NEWADDR = 20
 RTM_DELADDR = 21
 RTM_GETADDR = 22
@@ -135,6 +138,19 @@ def _ip(text: str) -> tuple[int, bytes]:
     return AF_INET, nlcodec.ip4_packed(text)
 
 
+def _family_attr(address: str, name: str) -> str:
+    return name + ("6" if ":" in address else "4")
+
+
+def _ifinfo(index: int, flags: int, change: int) -> bytes:
+    """struct ifinfomsg (AF_UNSPEC)."""
+    return struct.pack("BxHiII", 0, 0, index, flags, change)
+
+
+def _ifname_attr(ifname: str) -> bytes:
+    return nlcodec.attr(IFLA_IFNAME, ifname.encode() + b"\0")
+
+
 def device_attrs(ifname: str, port: int | None = None, fd: int | None = None,
                  idle_timeout: int | None = None,
                  return_fd: bool = False) -> list[tuple[str, Any]]:
@@ -182,8 +198,7 @@ def create_device(route: Channel, ifname: str, mtu: int | None = None, mode: int
     info = nlcodec.attr(IFLA_INFO_KIND, abi.GENL_NAME.encode() + b"\0")
     if data:
         info += _nested(IFLA_INFO_DATA, data)
-    body = struct.pack("BxHiII", 0, 0, 0, 0, 0)
-    body += nlcodec.attr(IFLA_IFNAME, ifname.encode() + b"\0")
+    body = _ifinfo(0, 0, 0) + _ifname_attr(ifname)
     if mtu is not None:
         body += nlcodec.attr(IFLA_MTU, struct.pack("I", mtu))
     body += _nested(IFLA_LINKINFO, info)
@@ -213,8 +228,40 @@ def tunnel_entry(t: dict[str, Any]) -> dict[str, Any]:
             "keepalive": a("KEEPALIVE") or 0}
 
 
+class Tunnel(namedtuple("Tunnel", ["id", "remote", "remote_port", "local", "keepalive"])):
+    """A kernel tunnel as lvn.static plans with it (lvn.model.Tunnel's names)."""
+
+    __slots__ = ()
+    id: int
+    remote: str
+    remote_port: int
+    local: "str | None"
+    keepalive: int
+
+
+class Device(namedtuple("Device", ["ifname", "ifindex", "mode", "port", "tunnels"])):
+    __slots__ = ()
+    ifname: str
+    ifindex: int
+    mode: str
+    port: int
+    tunnels: "tuple[Tunnel, ...]"
+
+
+class Rule(namedtuple("Rule", ["prefix", "tunnel_id", "kind"])):
+    __slots__ = ()
+    prefix: str
+    tunnel_id: int
+    kind: str
+
+
+def _name(names: "tuple[str, ...]", value: int) -> str:
+    return names[value] if value < len(names) else str(value)
+
+
 class Kernel:
-    """The ipudp device of a node and its interface, in this netns."""
+    """ipudp devices, their tunnels and rules, and their interfaces, in this
+    netns: what the node's agent and ``lvn-node apply`` (lvn.static) need."""
 
     def __init__(self) -> None:
         self.route = Channel(NETLINK_ROUTE)
@@ -259,32 +306,117 @@ class Kernel:
         return [tunnel_entry(nlcodec.decode_attrs(abi.Msg, a, 4).get("IPUDP_A_TUNNEL", {}))
                 for a in answers]
 
-    def add_device(self, ifname: str) -> None:
-        """A FIXED ipudp device with the module's defaults."""
-        create_device(self.route, ifname)
+    def devices(self) -> "list[Device]":
+        """Every ipudp device of this netns, with its tunnels."""
+        out = []
+        for payload in self._ipudp("listing ipudp devices", abi.CMD_DEV_GET, [],
+                                   nlcodec.NLM_F_DUMP):
+            d = nlcodec.decode_attrs(abi.Msg, payload, 4)
+            name = d.get("IPUDP_A_IFNAME", "")
+            tunnels = tuple(Tunnel(t["id"], t["remote"], t["remote_port"], t["local"],
+                                   t["keepalive"]) for t in self.tunnels(name))
+            out.append(Device(name, d.get("IPUDP_A_IFINDEX", 0),
+                              _name(abi.MODES, d.get("IPUDP_A_MODE", 0)),
+                              d.get("IPUDP_A_PORT", abi.DEFAULT_PORT), tunnels))
+        return out
+
+    def rules(self, ifname: str) -> "list[Rule]":
+        out = []
+        for payload in self._ipudp("listing the rules of " + ifname, abi.CMD_RULE_GET,
+                                   [("IPUDP_A_IFNAME", ifname)], nlcodec.NLM_F_DUMP):
+            r = nlcodec.decode_attrs(abi.Msg, payload, 4).get("IPUDP_A_RULE", {})
+            addr = r.get("IPUDP_RULE_A_PREFIX4") or r.get("IPUDP_RULE_A_PREFIX6")
+            out.append(Rule(str(addr) + "/" + str(r.get("IPUDP_RULE_A_PREFIX_LEN", 0)),
+                            r.get("IPUDP_RULE_A_TUNNEL_ID", 0),
+                            _name(abi.RULE_KINDS, r.get("IPUDP_RULE_A_TYPE", 0))))
+        return out
+
+    def add_device(self, ifname: str, mtu: "int | None" = None, mode: "str | None" = None,
+                   port: "int | None" = None) -> None:
+        """An ipudp device (FIXED, port 50000 unless told otherwise)."""
+        create_device(self.route, ifname, mtu,
+                      None if mode is None else abi.MODES.index(mode), port)
+
+    def del_device(self, ifname: str) -> None:
+        self.route.request("deleting " + ifname, RTM_DELLINK, nlcodec.NLM_F_ACK,
+                           _ifinfo(0, 0, 0) + _ifname_attr(ifname))
 
     def set_device(self, ifname: str, port: int | None = None, fd: int | None = None,
                    return_fd: bool = False) -> None:
         self._ipudp("configuring " + ifname, abi.CMD_DEV_SET,
                     device_attrs(ifname, port=port, fd=fd, return_fd=return_fd))
 
-    def set_tunnel(self, ifname: str, remote: str, remote_port: int) -> None:
-        """Point the FIXED device at ``remote`` (replacing any tunnel)."""
-        kind = "IPUDP_TUNNEL_A_REMOTE6" if ":" in remote else "IPUDP_TUNNEL_A_REMOTE4"
-        self._ipudp("setting the tunnel of " + ifname, abi.CMD_TUNNEL_NEW, [
-            ("IPUDP_A_IFNAME", ifname),
-            ("IPUDP_A_TUNNEL", {"attrs": [(kind, remote),
-                                          ("IPUDP_TUNNEL_A_REMOTE_PORT", remote_port)]}),
-            ("IPUDP_A_FLAGS", abi.F_REPLACE)])
+    def set_tunnel(self, ifname: str, remote: str, remote_port: int = abi.DEFAULT_PORT,
+                   local: "str | None" = None, tunnel_id: int = 0, replace: bool = False,
+                   keepalive: int = 0) -> None:
+        """Set a tunnel of ``ifname`` (EEXIST for an existing id unless ``replace``)."""
+        tattrs: list[tuple[str, Any]] = [
+            ("IPUDP_TUNNEL_A_ID", tunnel_id),
+            (_family_attr(remote, "IPUDP_TUNNEL_A_REMOTE"), remote),
+            ("IPUDP_TUNNEL_A_REMOTE_PORT", remote_port)]
+        if local is not None:
+            tattrs.append((_family_attr(local, "IPUDP_TUNNEL_A_LOCAL"), local))
+        if keepalive:
+            tattrs.append(("IPUDP_TUNNEL_A_KEEPALIVE", keepalive))
+        attrs: list[tuple[str, Any]] = [("IPUDP_A_IFNAME", ifname),
+                                        ("IPUDP_A_TUNNEL", {"attrs": tattrs})]
+        if replace:
+            attrs.append(("IPUDP_A_FLAGS", abi.F_REPLACE))
+        self._ipudp("setting the tunnel of " + ifname, abi.CMD_TUNNEL_NEW, attrs)
 
-    def set_link(self, ifname: str, ifindex: int, mtu: int | None = None, up: bool = True) -> None:
-        body = struct.pack("BxHiII", 0, 0, ifindex, IFF_UP if up else 0, IFF_UP)
+    def del_tunnel(self, ifname: str, tunnel_id: "int | None" = None) -> None:
+        attrs: list[tuple[str, Any]] = [("IPUDP_A_IFNAME", ifname)]
+        if tunnel_id is not None:
+            attrs.append(("IPUDP_A_TUNNEL", {"attrs": [("IPUDP_TUNNEL_A_ID", tunnel_id)]}))
+        self._ipudp("deleting the tunnel of " + ifname, abi.CMD_TUNNEL_DEL, attrs)
+
+    def _rule(self, what: str, cmd: int, ifname: str, prefix: str,
+              tunnel_id: "int | None", kind: str) -> None:
+        addr, _, plen = prefix.partition("/")
+        rattrs: list[tuple[str, Any]] = [
+            (_family_attr(addr, "IPUDP_RULE_A_PREFIX"), addr),
+            ("IPUDP_RULE_A_PREFIX_LEN", int(plen)),
+            ("IPUDP_RULE_A_TYPE", abi.RULE_KINDS.index(kind))]
+        if tunnel_id is not None:
+            rattrs.append(("IPUDP_RULE_A_TUNNEL_ID", tunnel_id))
+        self._ipudp(what + " rule " + prefix + " on " + ifname, cmd,
+                    [("IPUDP_A_IFNAME", ifname), ("IPUDP_A_RULE", {"attrs": rattrs})])
+
+    def add_rule(self, ifname: str, prefix: str, tunnel_id: int, kind: str = "dest") -> None:
+        self._rule("adding", abi.CMD_RULE_NEW, ifname, prefix, tunnel_id, kind)
+
+    def del_rule(self, ifname: str, prefix: str, tunnel_id: "int | None" = None,
+                 kind: str = "dest") -> None:
+        self._rule("deleting", abi.CMD_RULE_DEL, ifname, prefix, tunnel_id, kind)
+
+    # -- rtnetlink: any interface, by name -----------------------------------
+
+    def _link(self, ifname: str) -> "tuple[int, int, int]":
+        """(ifindex, flags, MTU) of an interface."""
+        answers = self.route.request("showing " + ifname, RTM_GETLINK, nlcodec.NLM_F_ACK,
+                                     _ifinfo(0, 0, 0) + _ifname_attr(ifname))
+        payload = answers[0][2]
+        _, _, index, flags, _ = struct.unpack("BxHiII", payload[:16])
+        mtu = 0
+        for atype, value in nlcodec.attrs(payload, 16):
+            if atype == IFLA_MTU:
+                mtu = struct.unpack("I", value)[0]
+        return index, flags, mtu
+
+    def link(self, ifname: str) -> "tuple[int, bool]":
+        """(MTU, administratively up)."""
+        _, flags, mtu = self._link(ifname)
+        return mtu, bool(flags & IFF_UP)
+
+    def set_link(self, ifname: str, mtu: "int | None" = None, up: "bool | None" = None) -> None:
+        body = _ifinfo(0, IFF_UP if up else 0, 0 if up is None else IFF_UP) + _ifname_attr(ifname)
         if mtu is not None:
             body += nlcodec.attr(IFLA_MTU, struct.pack("I", mtu))
         self.route.request("setting up " + ifname, RTM_NEWLINK, nlcodec.NLM_F_ACK, body)
 
-    def addresses(self, ifindex: int) -> list[str]:
+    def addresses(self, ifname: str) -> "list[str]":
         """The interface's addresses as "address/prefixlen" (link-local included)."""
+        ifindex = self._link(ifname)[0]
         out = []
         for _, _, payload in self.route.request("listing addresses", RTM_GETADDR,
                                                 nlcodec.NLM_F_DUMP,
@@ -300,16 +432,16 @@ class Kernel:
                 out.append(nlcodec.ip_text(addr) + "/" + str(plen))
         return out
 
-    def _address(self, what: str, mtype: int, flags: int, ifindex: int, address: str) -> None:
+    def _address(self, what: str, mtype: int, flags: int, ifname: str, address: str) -> None:
         ip, _, plen = address.partition("/")
         family, packed = _ip(ip)
-        body = struct.pack("BBBBI", family, int(plen), 0, 0, ifindex)
+        body = struct.pack("BBBBI", family, int(plen), 0, 0, self._link(ifname)[0])
         body += nlcodec.attr(IFA_LOCAL, packed) + nlcodec.attr(IFA_ADDRESS, packed)
-        self.route.request(what + " address " + address, mtype, flags, body)
+        self.route.request(what + " address " + address + " on " + ifname, mtype, flags, body)
 
-    def add_address(self, ifindex: int, address: str) -> None:
+    def add_address(self, ifname: str, address: str) -> None:
         self._address("adding", RTM_NEWADDR, nlcodec.NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
-                      ifindex, address)
+                      ifname, address)
 
-    def del_address(self, ifindex: int, address: str) -> None:
-        self._address("deleting", RTM_DELADDR, nlcodec.NLM_F_ACK, ifindex, address)
+    def del_address(self, ifname: str, address: str) -> None:
+        self._address("deleting", RTM_DELADDR, nlcodec.NLM_F_ACK, ifname, address)

@@ -21,7 +21,7 @@ import selectors
 import signal
 import time
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import config, static, ubus_api, uci
 from .control import ControlServer
@@ -29,13 +29,16 @@ from .errors import LvnError
 from .files import write_atomic
 from .ubus import EventSender
 
+if TYPE_CHECKING:
+    from .netlink import Ipudp
+
 log = logging.getLogger("lvn")
 
 
 class Service:
     """State and actions of the service; every method runs on one thread."""
 
-    def __init__(self, kernel: static.Kernel, confdir: str = config.DEFAULT_CONFDIR,
+    def __init__(self, kernel: Ipudp, confdir: str = config.DEFAULT_CONFDIR,
                  state_file: str = static.STATE_FILE) -> None:
         self.kernel = kernel
         self.confdir = confdir
@@ -56,7 +59,7 @@ class Service:
             log.error("reload refused, keeping the running configuration: %s", e)
             return {"ok": False, "errors": list(self.config_errors)}
         try:
-            acts = static.apply(self.kernel, conf, self.state_file)
+            acts = static.apply(self.kernel, conf.tunnels, self.state_file)
         except LvnError as e:
             log.error("applying %s/lvn failed: %s", self.confdir, e)
             return {"ok": False, "errors": [str(e)]}
@@ -154,7 +157,7 @@ class Service:
         if self.agent is not None:
             self.agent.release()
             self.agent = None
-        acts = static.apply(self.kernel, config.Config(), self.state_file)
+        acts = static.apply(self.kernel, (), self.state_file)
         for a in acts:
             log.info("%s", a)
 

@@ -7,66 +7,135 @@ when an earlier apply created them (the names are kept in a state file), so
 devices made by hand or by the agent are never touched unless configured.
 """
 
-from __future__ import annotations
-
-import ipaddress
+import errno
 import json
-from dataclasses import dataclass, field
-from typing import Protocol
+from collections import namedtuple
 
-from .config import Config, StaticTunnel
+from . import files
 from .errors import LvnError
-from .files import write_atomic
-from .model import DEFAULT_PORT, Device, Rule
+
+try:
+    from typing import TYPE_CHECKING
+except ImportError:  # MicroPython
+    TYPE_CHECKING = False  # type: ignore[misc]
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Protocol
+
+    from .schema import StaticTunnel
+
+    class TunnelView(Protocol):
+        """A kernel tunnel as lvn.model.Tunnel (CPython) or lvn.rawnl has it."""
+
+        @property
+        def id(self) -> int: ...
+        @property
+        def remote(self) -> str: ...
+        @property
+        def remote_port(self) -> int: ...
+        @property
+        def local(self) -> str | None: ...
+        @property
+        def keepalive(self) -> int: ...
+
+    class DeviceView(Protocol):
+        @property
+        def ifname(self) -> str: ...
+        @property
+        def mode(self) -> str: ...
+        @property
+        def port(self) -> int: ...
+        @property
+        def tunnels(self) -> Sequence[TunnelView]: ...
+
+    class RuleView(Protocol):
+        @property
+        def prefix(self) -> str: ...
+        @property
+        def tunnel_id(self) -> int: ...
+        @property
+        def kind(self) -> str: ...
+
+    class Kernel(Protocol):
+        """What applying needs: lvn.netlink.Ipudp (CPython), lvn.rawnl.Kernel (node)."""
+
+        def devices(self) -> Sequence[DeviceView]: ...
+        def rules(self, ifname: str) -> Sequence[RuleView]: ...
+        def link(self, ifname: str) -> tuple[int, bool]: ...
+        def addresses(self, ifname: str) -> list[str]: ...
+        def add_device(self, ifname: str, *, mtu: int | None = None, mode: str | None = None,
+                       port: int | None = None) -> None: ...
+        def del_device(self, ifname: str) -> None: ...
+        def set_device(self, ifname: str, *, port: int | None = None) -> None: ...
+        def set_tunnel(self, ifname: str, remote: str, *, remote_port: int = ...,
+                       local: str | None = None, tunnel_id: int = 0,
+                       replace: bool = False, keepalive: int = 0) -> None: ...
+        def del_tunnel(self, ifname: str, tunnel_id: int | None = None) -> None: ...
+        def add_rule(self, ifname: str, prefix: str, tunnel_id: int,
+                     kind: str = "dest") -> None: ...
+        def del_rule(self, ifname: str, prefix: str, tunnel_id: int | None = None,
+                     kind: str = "dest") -> None: ...
+        def set_link(self, ifname: str, *, mtu: int | None = None,
+                     up: bool | None = None) -> None: ...
+        def add_address(self, ifname: str, address: str) -> None: ...
+        def del_address(self, ifname: str, address: str) -> None: ...
+
 
 STATE_FILE = "/var/run/lvn/static.json"
 
 
-@dataclass(frozen=True)
-class TunnelSpec:
+class TunnelSpec(namedtuple("TunnelSpec", ["remote", "remote_port", "local", "keepalive"])):
+    __slots__ = ()
     remote: str
-    remote_port: int = DEFAULT_PORT
-    local: str | None = None
-    keepalive: int = 0
+    remote_port: int
+    local: "str | None"
+    keepalive: int
 
 
-@dataclass(frozen=True)
-class DeviceSpec:
+class DeviceSpec(namedtuple("DeviceSpec", ["ifname", "mode", "port", "mtu", "tunnels",
+                                           "rules", "addresses"])):
+    """``tunnels``: tunnel id to TunnelSpec; ``rules``: (prefix, tunnel id,
+    kind) tuples; ``addresses``: "10.9.0.1/24" texts."""
+
+    __slots__ = ()
     ifname: str
-    mode: str = "fixed"
-    port: int = DEFAULT_PORT
-    mtu: int | None = None
-    tunnels: dict[int, TunnelSpec] = field(default_factory=dict)
-    rules: frozenset[tuple[str, int, str]] = frozenset()  # (prefix, tunnel id, kind)
-    addresses: frozenset[str] = frozenset()  # "10.9.0.1/24"
+    mode: str
+    port: int
+    mtu: "int | None"
+    tunnels: "dict[int, TunnelSpec]"
+    rules: "frozenset[tuple[str, int, str]]"
+    addresses: "frozenset[str]"
 
 
-@dataclass(frozen=True)
-class Actual:
+class Actual(namedtuple("Actual", ["device", "rules", "mtu", "up", "addresses"])):
     """What the kernel has for one device."""
 
-    device: Device
-    rules: tuple[Rule, ...] = ()
-    mtu: int = 0
-    up: bool = False
-    addresses: frozenset[str] = frozenset()
+    __slots__ = ()
+    device: "DeviceView"
+    rules: "Sequence[RuleView]"
+    mtu: int
+    up: bool
+    addresses: "frozenset[str]"
 
 
-@dataclass(frozen=True)
-class Action:
-    op: str  # see Kernel below: the method that carries it out
+class Action(namedtuple("Action", ["op", "ifname", "args"])):
+    """``op``: the Kernel method (see ``execute``) that carries it out."""
+
+    __slots__ = ()
+    op: str
     ifname: str
-    args: tuple[object, ...] = ()
+    args: "tuple[object, ...]"
 
     def __str__(self) -> str:
         return " ".join([self.op.replace("_", " "), self.ifname] + [str(a) for a in self.args])
 
 
-def groups(config: Config) -> dict[str, list[tuple[int, StaticTunnel]]]:
+def groups(tunnels: "Sequence[StaticTunnel]") -> "dict[str, list[tuple[int, StaticTunnel]]]":
     """The enabled tunnels per device, with their tunnel ids: 0 on a fixed
     device, else ``id`` or the position among the device's sections (from 1)."""
     out: dict[str, list[tuple[int, StaticTunnel]]] = {}
-    for t in config.tunnels:
+    for t in tunnels:
         if t.enabled:
             group = out.setdefault(t.ifname, [])
             tid = 0 if t.mode == "fixed" else (t.id if t.id is not None else len(group) + 1)
@@ -74,29 +143,29 @@ def groups(config: Config) -> dict[str, list[tuple[int, StaticTunnel]]]:
     return out
 
 
-def desired(config: Config) -> dict[str, DeviceSpec]:
+def desired(tunnels: "Sequence[StaticTunnel]") -> "dict[str, DeviceSpec]":
     """Per device, what the enabled ``config tunnel`` sections ask for."""
     specs = {}
-    for ifname, group in groups(config).items():
+    for ifname, group in groups(tunnels).items():
         first = group[0][1]
-        tunnels: dict[int, TunnelSpec] = {}
+        by_id: dict[int, TunnelSpec] = {}
         rules: set[tuple[str, int, str]] = set()
         addresses: set[str] = set()
         for tid, t in group:
-            tunnels[tid] = TunnelSpec(t.remote, t.remote_port, t.local, t.keepalive)
+            by_id[tid] = TunnelSpec(t.remote, t.remote_port, t.local, t.keepalive)
             rules.update((p, tid, "dest") for p in t.route)
             rules.update((p, tid, "source") for p in t.allowed_source)
             addresses.update(t.address)
-        specs[ifname] = DeviceSpec(ifname, first.mode, first.port, first.mtu, tunnels,
+        specs[ifname] = DeviceSpec(ifname, first.mode, first.port, first.mtu, by_id,
                                    frozenset(rules), frozenset(addresses))
     return specs
 
 
-def _create(spec: DeviceSpec) -> list[Action]:
+def _create(spec: DeviceSpec) -> "list[Action]":
     return [Action("add_device", spec.ifname, (spec.mtu, spec.mode, spec.port))]
 
 
-def _fill(spec: DeviceSpec, actual: Actual | None) -> list[Action]:
+def _fill(spec: DeviceSpec, actual: "Actual | None") -> "list[Action]":
     """Tunnels, rules, addresses and link state of an existing (or new) device."""
     ifname = spec.ifname
     have_tunnels = {t.id: TunnelSpec(t.remote, t.remote_port, t.local, t.keepalive)
@@ -119,25 +188,25 @@ def _fill(spec: DeviceSpec, actual: Actual | None) -> list[Action]:
     if actual is not None and spec.mtu is not None and actual.mtu != spec.mtu:
         acts.append(Action("set_mtu", ifname, (spec.mtu,)))
     if actual is None or not actual.up:
-        acts.append(Action("set_up", ifname))
+        acts.append(Action("set_up", ifname, ()))
     return acts
 
 
-def plan(specs: dict[str, DeviceSpec], actual: dict[str, Actual],
-         managed: set[str]) -> list[Action]:
+def plan(specs: "dict[str, DeviceSpec]", actual: "dict[str, Actual]",
+         managed: "set[str]") -> "list[Action]":
     """The actions that turn ``actual`` into ``specs``.
 
     ``managed``: devices an earlier apply created; those that are no longer
     configured are deleted.  Unchanged tunnels are left alone, so their
     traffic and counters carry on.
     """
-    acts = [Action("del_device", name) for name in sorted(managed - set(specs))
+    acts = [Action("del_device", name, ()) for name in sorted(managed - set(specs))
             if name in actual]
     for ifname, spec in sorted(specs.items()):
         cur = actual.get(ifname)
         if cur is not None and cur.device.mode != spec.mode:
             # the kernel changes the mode only of a device without tunnels
-            acts.append(Action("del_device", ifname))
+            acts.append(Action("del_device", ifname, ()))
             cur = None
         if cur is None:
             acts += _create(spec)
@@ -147,41 +216,23 @@ def plan(specs: dict[str, DeviceSpec], actual: dict[str, Actual],
     return acts
 
 
-class Kernel(Protocol):
-    """What applying needs from :class:`lvn.netlink.Ipudp`."""
-
-    def devices(self) -> list[Device]: ...
-    def rules(self, ifname: str) -> list[Rule]: ...
-    def link(self, ifname: str) -> tuple[int, bool]: ...
-    def addresses(self, ifname: str) -> list[str]: ...
-    def add_device(self, ifname: str, *, mtu: int | None = None, mode: str | None = None,
-                   port: int | None = None) -> None: ...
-    def del_device(self, ifname: str) -> None: ...
-    def set_device(self, ifname: str, *, port: int | None = None,
-                   fd: int | None = None) -> None: ...
-    def set_tunnel(self, ifname: str, remote: str, *, remote_port: int = DEFAULT_PORT,
-                   local: str | None = None, tunnel_id: int = 0,
-                   replace: bool = False, keepalive: int = 0) -> None: ...
-    def del_tunnel(self, ifname: str, tunnel_id: int | None = None) -> None: ...
-    def add_rule(self, ifname: str, prefix: str, tunnel_id: int, kind: str = "dest") -> None: ...
-    def del_rule(self, ifname: str, prefix: str, tunnel_id: int | None = None,
-                 kind: str = "dest") -> None: ...
-    def set_link(self, ifname: str, *, mtu: int | None = None, up: bool | None = None) -> None: ...
-    def add_address(self, ifname: str, address: str) -> None: ...
-    def del_address(self, ifname: str, address: str) -> None: ...
+def is_link_local(address: str) -> bool:
+    """fe80::/10 or 169.254.0.0/16 (an "address/len" text as the kernel lists it)."""
+    text = address.lower()
+    return text[:3] in ("fe8", "fe9", "fea", "feb") and text[3:4] not in ("", ":", ".") \
+        or text.startswith("169.254.")
 
 
-def read_actual(kernel: Kernel) -> dict[str, Actual]:
+def read_actual(kernel: "Kernel") -> "dict[str, Actual]":
     out = {}
     for dev in kernel.devices():
         mtu, up = kernel.link(dev.ifname)
-        addrs = frozenset(a for a in kernel.addresses(dev.ifname)
-                          if not ipaddress.ip_interface(a).is_link_local)
+        addrs = frozenset(a for a in kernel.addresses(dev.ifname) if not is_link_local(a))
         out[dev.ifname] = Actual(dev, tuple(kernel.rules(dev.ifname)), mtu, up, addrs)
     return out
 
 
-def execute(kernel: Kernel, act: Action) -> None:
+def execute(kernel: "Kernel", act: Action) -> None:
     n, a = act.ifname, act.args
     if act.op == "add_device":
         kernel.add_device(n, mtu=a[0], mode=a[1], port=a[2])  # type: ignore[arg-type]
@@ -207,32 +258,35 @@ def execute(kernel: Kernel, act: Action) -> None:
     elif act.op == "set_up":
         kernel.set_link(n, up=True)
     else:
-        raise LvnError(f"unknown action {act.op}")
+        raise LvnError("unknown action " + act.op)
 
 
-def load_managed(path: str) -> set[str]:
+def load_managed(path: str) -> "set[str]":
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path) as f:
             data = json.load(f)
-    except FileNotFoundError:
-        return set()
-    except (OSError, ValueError) as e:
-        raise LvnError(f"cannot read the static tunnel state {path}: {e}") from None
+    except OSError as e:
+        if e.errno == errno.ENOENT:
+            return set()
+        raise LvnError("cannot read the static tunnel state " + path + ": "
+                       + str(getattr(e, "strerror", None) or e)) from None
+    except ValueError as e:
+        raise LvnError("cannot read the static tunnel state " + path + ": " + str(e)) from None
     names = data.get("devices") if isinstance(data, dict) else None
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise LvnError(f"{path}: not a static tunnel state file")
+        raise LvnError(path + ": not a static tunnel state file")
     return set(names)
 
 
-def save_managed(path: str, names: set[str]) -> None:
+def save_managed(path: str, names: "set[str]") -> None:
     """Write atomically: a crash leaves the old or the new file, never half."""
-    write_atomic(path, json.dumps({"devices": sorted(names)}).encode())
+    files.write_atomic(path, json.dumps({"devices": sorted(names)}).encode())
 
 
-def apply(kernel: Kernel, config: Config, state_file: str = STATE_FILE,
-          dry_run: bool = False) -> list[Action]:
-    """Make the kernel match the static tunnels of ``config``; the actions taken."""
-    specs = desired(config)
+def apply(kernel: "Kernel", tunnels: "Sequence[StaticTunnel]", state_file: str = STATE_FILE,
+          dry_run: bool = False) -> "list[Action]":
+    """Make the kernel match the static tunnels; the actions taken."""
+    specs = desired(tunnels)
     managed = load_managed(state_file)
     actual = read_actual(kernel)
     acts = plan(specs, actual, managed)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import __version__, config, static, uci
+from . import __version__, config, schema, static, uci
 from .errors import LvnError
 from .model import Device
 
@@ -115,9 +115,9 @@ def tunnel_add(pkg: uci.Package, name: str, options: dict[str, Any]) -> uci.Pack
     if pkg.section(name) is not None:
         raise CallError(f"a section named {name!r} already exists")
     section = uci.Section("tunnel", name)
-    schema = config.SCHEMA["tunnel"]
+    known = schema.SCHEMA["tunnel"]
     for key, value in options.items():
-        opt = schema.get(key)
+        opt = known.get(key)
         if opt is None:
             raise CallError(f"unknown tunnel option {key!r}")
         if opt.is_list:
@@ -173,4 +173,4 @@ def events(actions: list[static.Action]) -> list[tuple[str, dict[str, Any]]]:
 def static_names(conf: config.Config) -> dict[str, str]:
     """"ifname/id" -> the name of the tunnel section that configures it."""
     return {f"{ifname}/{tid}": t.name.split(".", 1)[1]
-            for ifname, group in static.groups(conf).items() for tid, t in group}
+            for ifname, group in static.groups(conf.tunnels).items() for tid, t in group}

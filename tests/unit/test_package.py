@@ -108,7 +108,8 @@ def test_control_fields_and_scripts(ipk: Path) -> None:
 
 
 NODE_MODULES = ("__init__", "node", "nodecontrol", "controlwire", "session", "protocol",
-                "datagram", "nlcodec", "ipudp_abi", "rawnl", "uci", "hookenv")
+                "datagram", "schema", "static", "nlcodec", "ipudp_abi", "rawnl", "uci",
+                "hookenv", "files", "errors")
 
 
 def test_data_files_and_permissions(ipk: Path, server_ipk: Path) -> None:
@@ -150,13 +151,21 @@ def install(ipk: Path, root: Path) -> None:
 
 def test_installed_node_tree_runs(ipk: Path, micropython: str, tmp_path: Path) -> None:
     """The node package alone (its .mpy files, no sources) runs lvn-node:
-    a client configuration validates, the default one is named off."""
+    the default configuration and a client one validate, a bad one is
+    refused with the schema's message."""
     install(ipk, tmp_path)
     conf = tmp_path / "etc/config/lvn"
     env = {"MICROPYPATH": f".frozen:{tmp_path}/usr/lib/lvn/mpy"}
     res = subprocess.run([micropython, "-m", "lvn.node", "validate", str(conf)],
                          capture_output=True, text=True, env=env, timeout=60)
-    assert res.returncode == 1 and "lvn.agent" in res.stderr, res
+    assert res.returncode == 0 and "valid (static tunnels: 0 enabled)" in res.stdout, res
+    bad = tmp_path / "bad"
+    bad.write_text(conf.read_text() + "config tunnel 'x'\n\toption ifname 'lvn9'\n"
+                   "\toption remote '10.0.0.300'\n")
+    res = subprocess.run([micropython, "-m", "lvn.node", "validate", str(bad)],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert res.returncode == 1, res
+    assert "lvn.x.remote: '10.0.0.300' is not an IPv4 or IPv6 address" in res.stderr, res
     for name in ("ca.pem", "node.pem", "node.key"):
         (tmp_path / name).write_text("-----BEGIN X-----\nAAAA\n-----END X-----\n")
     text = conf.read_text().replace("option enabled '0'\n\t# none", "option enabled '1'\n\t# none")
@@ -165,7 +174,7 @@ def test_installed_node_tree_runs(ipk: Path, micropython: str, tmp_path: Path) -
     conf.write_text(text)
     res = subprocess.run([micropython, "-m", "lvn.node", "validate", str(conf)],
                          capture_output=True, text=True, env=env, timeout=60)
-    assert res.returncode == 0 and "valid (client of vpn.example.org)" in res.stdout, res
+    assert res.returncode == 0 and "valid (client of vpn.example.org," in res.stdout, res
     assert not list(tmp_path.rglob("*.py"))
 
 

@@ -6,13 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from lvn import config, static, uci
+from lvn import config, schema, static, uci
 from lvn.errors import LvnError
 from lvn.model import Device, Rule, Tunnel
 
 
-def conf(text: str) -> config.Config:
-    return config.build(uci.parse(text), check_files=False)
+def conf(text: str) -> tuple[schema.StaticTunnel, ...]:
+    """The static tunnels of ``text``."""
+    return config.build(uci.parse(text), check_files=False).tunnels
 
 
 FIXED = ("config tunnel 'a'\n\toption ifname 'lvn1'\n\toption remote '192.0.2.1'\n"
@@ -46,7 +47,7 @@ def test_desired_ids_and_rules() -> None:
     assert set(specs) == {"lvn1", "lvm"}
     assert list(specs["lvn1"].tunnels) == [0]
     assert specs["lvn1"].rules == {("10.9.0.0/30", 0, "source")}
-    assert specs["lvm"].tunnels[2] == static.TunnelSpec("fd00::2", 50020, None)
+    assert specs["lvm"].tunnels[2] == static.TunnelSpec("fd00::2", 50020, None, 0)
     assert ("fd01::/64", 2, "dest") in specs["lvm"].rules
 
 
@@ -95,7 +96,7 @@ def test_mode_change_recreates_and_mtu_and_link() -> None:
     specs = static.desired(conf(MULTI))
     fixed_dev = actual_of(specs["lvm"])
     wrong_mode = static.Actual(device=Device("lvm", 7, mode="fixed", port=50010),
-                               mtu=1472, up=True)
+                               rules=(), mtu=1472, up=True, addresses=frozenset())
     acts = ops(static.plan(specs, {"lvm": wrong_mode}, set()))
     assert acts[:2] == ["del device lvm", "add device lvm None multi 50010"]
     down = actual_of(specs["lvm"], up=False)

@@ -86,7 +86,7 @@ def test_events() -> None:
     acts = [static.Action("set_tunnel", "lvm", (2, "fd00::3", 50020, None, False, 0)),
             static.Action("set_tunnel", "lvm", (1, "192.0.2.9", 50000, None, True, 0)),
             static.Action("del_tunnel", "lvm", (3,)), static.Action("add_rule", "lvm", ()),
-            static.Action("del_device", "old")]
+            static.Action("del_device", "old", ())]
     assert ubus_api.events(acts) == [
         ("lvn.tunnel.add", {"ifname": "lvm", "id": 2, "remote": "fd00::3",
                             "remote_port": 50020}),

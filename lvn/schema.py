@@ -1,0 +1,412 @@
+"""The schema of /etc/config/lvn and its checks, for both interpreters.
+
+``check`` turns a parsed UCI package into the typed options of every
+section and the list of every problem (naming section and option the way
+``uci show`` does).  lvn.config builds the CPython agent's typed model on
+it; the MicroPython node (lvn.node) validates and applies with it, so a
+file means the same, with the same messages, on a node and on a server.
+docs/config.md documents every option; tests/unit/test_config.py checks
+that the two agree and runs the checks under MicroPython too.
+
+Pure and MicroPython-friendly: no ipaddress, dataclasses or annotations
+that need evaluating; addresses are parsed by lvn.nlcodec.
+"""
+
+from collections import namedtuple
+
+from . import nlcodec
+from .ipudp_abi import DEFAULT_PORT, MODES
+
+try:
+    from typing import TYPE_CHECKING
+except ImportError:  # MicroPython
+    TYPE_CHECKING = False  # type: ignore[misc]
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from . import uci
+
+    # check()'s output: per section type, (reference, typed options) in file order
+    Typed = dict[str, list[tuple[str, dict[str, object]]]]
+
+ROLES = ("none", "server", "client")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+SECTION_TYPES = ("agent", "server", "client", "tunnel")
+_TRUE = ("1", "yes", "on", "true", "enabled")
+_FALSE = ("0", "no", "off", "false", "disabled")
+_DIGITS = "0123456789"
+_HOST_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-"
+
+
+class Problem(namedtuple("Problem", ["where", "message"])):
+    """One problem: ``where`` is "lvn.@tunnel[0].remote", "lvn.server" or a path."""
+
+    __slots__ = ()
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return self.where + ": " + self.message
+
+
+class Opt(namedtuple("Opt", ["parse", "default", "is_list", "file"])):
+    """An option: its parser (text to value, or ValueError), its default
+    text, whether it is a ``list``, whether it must name an existing file."""
+
+    __slots__ = ()
+    parse: "Callable[[str], object]"
+    default: "str | None"
+    is_list: bool
+    file: bool
+
+
+def _opt(parse: "Callable[[str], object]", default: "str | None" = None,
+         is_list: bool = False, file: bool = False) -> Opt:
+    return Opt(parse, default, is_list, file)
+
+
+# -- option types: each returns the typed value or raises ValueError -------
+
+def _bool(text: str) -> bool:
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError("expected a boolean (0/1, yes/no, on/off), got " + repr(text))
+
+
+def _is_number(text: str) -> bool:
+    return bool(text) and all(c in _DIGITS for c in text)
+
+
+def _uint(low: int, high: int) -> "Callable[[str], int]":
+    def parse(text: str) -> int:
+        if not _is_number(text):
+            raise ValueError("expected an integer " + str(low) + "-" + str(high)
+                             + ", got " + repr(text))
+        value = int(text)
+        if not low <= value <= high:
+            raise ValueError(str(value) + " is out of range " + str(low) + "-" + str(high))
+        return value
+    return parse
+
+
+def _enum(*choices: str) -> "Callable[[str], str]":
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise ValueError("expected one of " + ", ".join(choices) + ", got " + repr(text))
+        return text
+    return parse
+
+
+def _packed(text: str) -> bytes:
+    """An address as 4 or 16 bytes; dotted quads are strict (no leading
+    zeros, ASCII digits), as Python's ipaddress reads them."""
+    if ":" in text:
+        tail = text.rsplit(":", 1)[1]
+        if "." in tail:
+            _packed(tail)  # the embedded IPv4 part obeys the same rules
+        return nlcodec.ip6_packed(text)
+    parts = text.split(".")
+    if len(parts) != 4 or not all(_is_number(p) and (p == "0" or p[0] != "0") for p in parts):
+        raise ValueError("not an IPv4 address")
+    return nlcodec.ip4_packed(text)
+
+
+def parse_ip(text: str) -> str:
+    """An IPv4 or IPv6 address in its canonical text."""
+    try:
+        return nlcodec.ip_text(_packed(text))
+    except ValueError:
+        raise ValueError(repr(text) + " is not an IPv4 or IPv6 address") from None
+
+
+def _split_prefix(text: str) -> "tuple[bytes, int]":
+    addr, sep, plen = text.partition("/")
+    packed = _packed(addr)
+    if sep and not (_is_number(plen) and (plen == "0" or plen[0] != "0")):
+        raise ValueError(repr(plen) + " is not a prefix length")
+    length = int(plen) if sep else len(packed) * 8
+    if length > len(packed) * 8:
+        raise ValueError(str(length) + " is longer than the address ("
+                         + str(len(packed) * 8) + " bits)")
+    return packed, length
+
+
+def _prefix(text: str) -> str:
+    try:
+        packed, length = _split_prefix(text)
+    except ValueError as e:
+        raise ValueError(repr(text) + " is not a valid prefix (" + str(e) + ")") from None
+    host = bytearray(packed)
+    for i in range(len(host)):
+        keep = min(8, max(0, length - 8 * i))
+        host[i] &= (0xFF << (8 - keep)) & 0xFF
+    if bytes(host) != packed:
+        raise ValueError(repr(text) + " is not a valid prefix (host bits set: the network is "
+                         + nlcodec.ip_text(bytes(host)) + "/" + str(length) + ")")
+    return nlcodec.ip_text(packed) + "/" + str(length)
+
+
+def _interface_address(text: str) -> str:
+    if "/" not in text:
+        raise ValueError(repr(text) + " needs a prefix length (e.g. 10.99.0.1/24)")
+    try:
+        packed, length = _split_prefix(text)
+    except ValueError:
+        raise ValueError(repr(text) + " is not an address with prefix length") from None
+    return nlcodec.ip_text(packed) + "/" + str(length)
+
+
+def parse_ifname(text: str) -> str:
+    if (not 1 <= len(text) <= 15 or any(c in text for c in "/: \t\n")
+            or text in (".", "..")):
+        raise ValueError(repr(text) + " is not a valid interface name (1-15 characters, "
+                         "no '/', ':' or spaces)")
+    return text
+
+
+def _host(text: str) -> str:
+    try:
+        return parse_ip(text)
+    except ValueError:
+        pass
+    labels = text.rstrip(".").split(".")
+    ok = bool(text) and len(text) <= 253 and all(
+        1 <= len(label) <= 63 and label[0] != "-" and label[-1] != "-"
+        and all(c in _HOST_CHARS for c in label)
+        for label in labels)
+    if not ok:
+        raise ValueError(repr(text) + " is neither an IP address nor a host name")
+    return text
+
+
+def _path(text: str) -> str:
+    if not text.startswith("/"):
+        raise ValueError(repr(text) + " is not an absolute path")
+    return text
+
+
+_PORT = _uint(1, 65535)
+_ANY_PORT = _uint(0, 65535)
+_MTU = _uint(576, 9000)
+_SECONDS = _uint(1, 86400)
+
+SCHEMA = {
+    "agent": {
+        "enabled": _opt(_bool, "0"),
+        "role": _opt(_enum(*ROLES), "none"),
+        "log_level": _opt(_enum(*LOG_LEVELS), "info"),
+        "state_dir": _opt(_path, "/var/lib/lvn"),
+    },
+    "server": {
+        "listen_port": _opt(_PORT, str(DEFAULT_PORT)),
+        "data_port": _opt(_PORT, str(DEFAULT_PORT)),
+        "ifname": _opt(parse_ifname, "lvn0"),
+        "ca": _opt(_path, file=True),
+        "cert": _opt(_path, file=True),
+        "key": _opt(_path, file=True),
+        "crl": _opt(_path, file=True),
+        "pool4": _opt(_prefix),
+        "pool6": _opt(_prefix),
+        "mtu": _opt(_MTU, "1400"),
+        "keepalive": _opt(_uint(1, 3600), "25"),
+        "idle_timeout": _opt(_SECONDS, "90"),
+        "conn_rate": _opt(_uint(1, 1000), "5"),
+        "conn_burst": _opt(_uint(1, 1000), "20"),
+        "up_hook": _opt(_path, file=True),
+        "down_hook": _opt(_path, file=True),
+    },
+    "client": {
+        "server": _opt(_host),
+        "server_port": _opt(_PORT, str(DEFAULT_PORT)),
+        "data_port": _opt(_ANY_PORT, "0"),
+        "ifname": _opt(parse_ifname, "lvn0"),
+        "ca": _opt(_path, file=True),
+        "cert": _opt(_path, file=True),
+        "key": _opt(_path, file=True),
+        "crl": _opt(_path, file=True),
+        "keepalive": _opt(_uint(1, 3600), "25"),
+        "server_name": _opt(_host),
+        "up_hook": _opt(_path, file=True),
+        "down_hook": _opt(_path, file=True),
+    },
+    "tunnel": {
+        "enabled": _opt(_bool, "1"),
+        "ifname": _opt(parse_ifname),
+        "mode": _opt(_enum(*MODES), "fixed"),
+        "port": _opt(_PORT, str(DEFAULT_PORT)),
+        "mtu": _opt(_MTU),
+        "local": _opt(parse_ip),
+        "remote": _opt(parse_ip),
+        "remote_port": _opt(_PORT, str(DEFAULT_PORT)),
+        "id": _opt(_uint(1, 2**32 - 1)),
+        "keepalive": _opt(_uint(0, 3600), "0"),
+        "route": _opt(_prefix, is_list=True),
+        "allowed_source": _opt(_prefix, is_list=True),
+        "address": _opt(_interface_address, is_list=True),
+    },
+}
+
+REQUIRED = {
+    "server": ("ca", "cert", "key"),
+    "client": ("server", "ca", "cert", "key"),
+    "tunnel": ("ifname", "remote"),
+}
+
+
+_TUNNEL_FIELDS = ("ifname", "remote", "mode", "port", "mtu", "local", "remote_port", "id",
+                  "keepalive", "enabled", "route", "allowed_source", "address")
+
+
+class StaticTunnel(namedtuple("StaticTunnel", ("name",) + _TUNNEL_FIELDS)):
+    """One ``config tunnel`` section: a kernel tunnel without the agent.
+    ``name`` is how ``uci show`` names the section; lists are tuples."""
+
+    __slots__ = ()
+    name: str
+    ifname: str
+    remote: str
+    mode: str
+    port: int
+    mtu: "int | None"
+    local: "str | None"
+    remote_port: int
+    id: "int | None"
+    keepalive: int
+    enabled: bool
+    route: "tuple[str, ...]"
+    allowed_source: "tuple[str, ...]"
+    address: "tuple[str, ...]"
+
+
+def static_tunnel(name: str, values: "dict[str, object]") -> StaticTunnel:
+    """A tunnel section's checked options (``check``'s output) as a StaticTunnel."""
+    fields = {}
+    for field in _TUNNEL_FIELDS:  # (MicroPython's namedtuple has no _fields)
+        opt = SCHEMA["tunnel"][field]
+        fields[field] = values.get(field, () if opt.is_list else None)
+    return StaticTunnel(name=name, **fields)
+
+
+# -- checking --------------------------------------------------------------
+
+def _isfile(path: str) -> bool:
+    import os
+    try:
+        return os.stat(path)[0] & 0o170000 == 0o100000
+    except OSError:
+        return False
+
+
+def _typed(pkg: "uci.Package", s: "uci.Section", problems: "list[Problem]",
+           check_files: bool) -> "dict[str, object]":
+    """The section's options converted by the schema, defaults filled in."""
+    schema = SCHEMA[s.type]
+    ref = pkg.ref(s)
+    out: dict[str, object] = {}
+    for name, raw in s.items():
+        opt = schema.get(name)
+        where = ref + "." + name
+        if opt is None:
+            problems.append(Problem(where, "unknown option (known for '" + s.type + "': "
+                                    + ", ".join(sorted(schema)) + ")"))
+            continue
+        if isinstance(raw, list) and not opt.is_list:
+            problems.append(Problem(where, "must be a single 'option', not a 'list'"))
+            continue
+        items = raw if isinstance(raw, list) else [raw]
+        values = []
+        for item in items:
+            try:
+                values.append(opt.parse(item))
+            except ValueError as e:
+                problems.append(Problem(where, str(e)))
+                continue
+            if opt.file and check_files and not _isfile(item):
+                problems.append(Problem(where, "file " + item + " does not exist"))
+        out[name] = tuple(values) if opt.is_list else (values[0] if values else None)
+    for name in sorted(schema):
+        opt = schema[name]
+        if name not in out and opt.default is not None:
+            out[name] = opt.parse(opt.default)
+    for name in REQUIRED.get(s.type, ()):
+        if s.value(name) is None:
+            problems.append(Problem(ref + "." + name, "required option is missing"))
+    return out
+
+
+def check_tunnels(tunnels: "list[StaticTunnel]", problems: "list[Problem]") -> None:
+    """Enabled sections that share a device must agree, and fit its mode."""
+    by_dev: dict[str, list[StaticTunnel]] = {}
+    order: list[str] = []
+    for t in tunnels:
+        if t.enabled:
+            if t.ifname not in by_dev:
+                order.append(t.ifname)
+            by_dev.setdefault(t.ifname, []).append(t)
+    for ifname in order:
+        group = by_dev[ifname]
+        first = group[0]
+        for t in group[1:]:
+            for attr in ("mode", "port", "mtu"):
+                mine, theirs = getattr(t, attr), getattr(first, attr)
+                if mine != theirs:
+                    problems.append(Problem(
+                        t.name + "." + attr, ifname + " is also configured by " + first.name
+                        + " with " + attr + " " + str(theirs) + ", not " + str(mine)))
+        if first.mode == "fixed":
+            for t in group[1:]:
+                problems.append(Problem(t.name, ifname + " is in fixed mode and already "
+                                        "has the tunnel of " + first.name))
+            for t in group:
+                if t.route:
+                    problems.append(Problem(t.name + ".route", "routes need mode 'multi' "
+                                            "(a fixed device sends everything to its tunnel)"))
+        else:
+            seen: dict[int, str] = {}
+            for i, t in enumerate(group):
+                tid = t.id if t.id is not None else i + 1
+                if tid in seen:
+                    problems.append(Problem(t.name + ".id", "tunnel id " + str(tid) + " of "
+                                            + ifname + " is also used by " + seen[tid]))
+                seen[tid] = t.name
+
+
+def check(pkg: "uci.Package", check_files: bool = True) -> "tuple[Typed, list[Problem]]":
+    """Every section's typed options (by type, in file order, with the
+    section's reference) and every problem found (empty: valid)."""
+    problems: list[Problem] = []
+    typed: Typed = {t: [] for t in SECTION_TYPES}
+    agents = pkg.of_type("agent")
+    role = agents[0].get("role", "none") if agents else "none"
+    for s in pkg.sections:
+        if s.type not in SCHEMA:
+            problems.append(Problem(pkg.ref(s), "unknown section type '" + s.type
+                                    + "' (known: " + ", ".join(SECTION_TYPES) + ")"))
+            continue
+        # certificate files must exist only for the role that uses them
+        files = check_files and s.type == role
+        typed[s.type].append((pkg.ref(s), _typed(pkg, s, problems, files)))
+    for single in ("agent", "server", "client"):
+        for ref, _ in typed[single][1:]:
+            problems.append(Problem(ref, "only one '" + single + "' section is allowed"))
+    agent = typed["agent"][0][1] if typed["agent"] else {}
+    if agent.get("role") == "server":
+        if not typed["server"]:
+            problems.append(Problem("lvn.agent.role", "role 'server' needs a "
+                                                      "'config server' section"))
+        elif not (typed["server"][0][1].get("pool4") or typed["server"][0][1].get("pool6")):
+            problems.append(Problem(typed["server"][0][0] + ".pool4",
+                                    "a server needs an address pool (pool4 and/or pool6)"))
+    if agent.get("role") == "client" and not typed["client"]:
+        problems.append(Problem("lvn.agent.role", "role 'client' needs a 'config client' section"))
+    check_tunnels(tunnels(typed), problems)
+    return typed, problems
+
+
+def tunnels(typed: "Typed") -> "list[StaticTunnel]":
+    """The tunnel sections of ``check``'s output that name a device and a remote."""
+    return [static_tunnel(ref, values) for ref, values in typed["tunnel"]
+            if "ifname" in values and "remote" in values]
