@@ -125,7 +125,7 @@ def parse_ip(text: str) -> str:
 def _split_prefix(text: str) -> "tuple[bytes, int]":
     addr, sep, plen = text.partition("/")
     packed = _packed(addr)
-    if sep and not (_is_number(plen) and (plen == "0" or plen[0] != "0")):
+    if sep and not _is_number(plen):
         raise ValueError(repr(plen) + " is not a prefix length")
     length = int(plen) if sep else len(packed) * 8
     if length > len(packed) * 8:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,9 +16,31 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = ROOT / "files" / "etc" / "config"
 
 
+# the same checks on the node: lvn.schema under MicroPython
+NODE_CHECK = ("import sys, json\nfrom lvn import schema, uci\n"
+              "_, found = schema.check(uci.parse(sys.stdin.read()), {files})\n"
+              "print(json.dumps([str(p) for p in found]))")
+
+
+MICROPYTHON: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _node_interpreter(micropython: str) -> None:
+    MICROPYTHON[:] = [micropython]
+
+
 def problems(text: str, check_files: bool = True) -> list[str]:
+    """The problems CPython's lvn.config finds, which must be exactly those
+    that the MicroPython node finds (same schema, same messages)."""
     _, found = config.validate(uci.parse(text), check_files)
-    return [str(p) for p in found]
+    out = [str(p) for p in found]
+    res = subprocess.run([MICROPYTHON[0], "-c", NODE_CHECK.format(files=check_files)],
+                         input=text, capture_output=True, text=True, timeout=60,
+                         env={"MICROPYPATH": f".frozen:{ROOT}"})
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout) == out, "MicroPython's lvn.schema differs"
+    return out
 
 
 def test_default_config_validates_with_file_checks() -> None:
