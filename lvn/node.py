@@ -586,8 +586,11 @@ def validate(path: str) -> int:
 def apply(path: str, kernel: rawnl.Kernel, state: str, dry_run: bool, flush: bool) -> int:
     """``lvn-node apply``: the static tunnels of lvn.static, as ``lvn apply``."""
     tunnels = [] if flush else schema.tunnels(read_config(path))
-    for act in static.apply(kernel, tunnels, state, dry_run):
-        print(("would: " if dry_run else "") + str(act))
+    acts = static.apply(kernel, tunnels, state, dry_run)
+    for act in acts:
+        print(("would " if dry_run else "") + str(act))
+    if not acts:
+        print("nothing to change")
     return 0
 
 

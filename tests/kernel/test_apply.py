@@ -8,6 +8,8 @@ import sys
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
+import pytest
+
 from lvn import cli
 from lvn.netlink import Ipudp
 
@@ -55,10 +57,21 @@ def lvn(ns: Netns, *args: str, subprocess_: bool = False) -> subprocess.Complete
     return subprocess.CompletedProcess(argv, rc, out.getvalue(), err.getvalue())
 
 
-def apply(ns: Netns, conf: Path, text: str,
-          subprocess_: bool = False) -> subprocess.CompletedProcess[str]:
+MICROPYTHON = str(Path(sys.executable).parent / "micropython")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def apply(ns: Netns, conf: Path, text: str, subprocess_: bool = False,
+          shell: str = "cpython") -> subprocess.CompletedProcess[str]:
+    """``lvn apply`` (CPython, lvn-server) or ``lvn-node apply`` (MicroPython,
+    a node with the lvn package alone) of ``text``."""
     conf.mkdir(exist_ok=True)
     (conf / "lvn").write_text(text)
+    if shell == "micropython":
+        return subprocess.run(["ip", "netns", "exec", ns.name, MICROPYTHON, "-m", "lvn.node",
+                               "apply", "--state", str(conf / "state.json"), str(conf / "lvn")],
+                              capture_output=True, text=True, timeout=120,
+                              env={"MICROPYPATH": f".frozen:{ROOT}"})
     return lvn(ns, "apply", "-c", str(conf), "--state", str(conf / "state.json"),
                subprocess_=subprocess_)
 
@@ -73,7 +86,10 @@ def snapshot(ns: Netns) -> tuple[object, ...]:
                 tuple(sorted(a for d in devs for a in k.addresses(d.ifname))))
 
 
-def test_apply_diff_idempotence_and_bad_config(netns: type[Netns], tmp_path: Path) -> None:
+@pytest.mark.parametrize("shell", ["cpython", "micropython"])
+def test_apply_diff_idempotence_and_bad_config(netns: type[Netns], tmp_path: Path,
+                                               shell: str) -> None:
+    """The same file, the same diff, the same refusals from both shells."""
     a, b = netns(), netns()
     veth(a, b)
     a.ip("addr", "add", "10.99.0.1/24", "dev", "ul0")
@@ -82,7 +98,7 @@ def test_apply_diff_idempotence_and_bad_config(netns: type[Netns], tmp_path: Pat
 
     res = apply(b, tmp_path / "b", B_SIDE, subprocess_=True)  # the real entry point
     assert res.returncode == 0, res.stderr
-    res = apply(a, tmp_path / "a", A_SIDE)
+    res = apply(a, tmp_path / "a", A_SIDE, shell=shell)
     assert res.returncode == 0, res.stderr
     assert res.stdout.splitlines() == [
         "add device lvm None multi 50001",
@@ -94,7 +110,7 @@ def test_apply_diff_idempotence_and_bad_config(netns: type[Netns], tmp_path: Pat
 
     # a second apply changes nothing
     before = snapshot(a)
-    res = apply(a, tmp_path / "a", A_SIDE)
+    res = apply(a, tmp_path / "a", A_SIDE, shell=shell)
     assert (res.returncode, res.stdout) == (0, "nothing to change\n"), res.stderr
     assert snapshot(a) == before
 
@@ -102,7 +118,7 @@ def test_apply_diff_idempotence_and_bad_config(netns: type[Netns], tmp_path: Pat
     with Ipudp(netns=a.name) as k:
         rx_before = {t.id: t.stats.rx_packets for t in k.tunnels("lvm")}
     assert rx_before[1] >= 3
-    res = apply(a, tmp_path / "a", A_SIDE.replace("fd99::3", "fd99::4"))
+    res = apply(a, tmp_path / "a", A_SIDE.replace("fd99::3", "fd99::4"), shell=shell)
     assert res.returncode == 0, res.stderr
     assert res.stdout.splitlines() == ["set tunnel lvm 2 fd99::4 50000 None True 0"]
     with Ipudp(netns=a.name) as k:
@@ -114,20 +130,21 @@ def test_apply_diff_idempotence_and_bad_config(netns: type[Netns], tmp_path: Pat
 
     # an invalid file is refused and nothing changes
     before = snapshot(a)
-    res = apply(a, tmp_path / "a", A_SIDE.replace("'10.60.0.0/16'", "'10.60.0.1/16'"))
+    res = apply(a, tmp_path / "a", A_SIDE.replace("'10.60.0.0/16'", "'10.60.0.1/16'"),
+                shell=shell)
     assert res.returncode == 1
     assert "lvn.to_c.route: '10.60.0.1/16' is not a valid prefix" in res.stderr
-    res = apply(a, tmp_path / "a", A_SIDE + "config tunnel\n\toption remote 'x\n")
+    res = apply(a, tmp_path / "a", A_SIDE + "config tunnel\n\toption remote 'x\n", shell=shell)
     assert res.returncode == 1 and "Parse error (EOF with unterminated ')" in res.stderr
     assert snapshot(a) == before
     a.run("ping", "-c", "2", "-i", "0.2", "-W", "3", "10.50.0.2")
 
     # dropping a tunnel removes it and its rules; dropping all removes the device
-    res = apply(a, tmp_path / "a", A_SIDE.split("config tunnel 'to_c'")[0])
+    res = apply(a, tmp_path / "a", A_SIDE.split("config tunnel 'to_c'")[0], shell=shell)
     assert res.stdout.splitlines() == ["del tunnel lvm 2"], res.stderr
     with Ipudp(netns=a.name) as k:
         assert {r.prefix for r in k.rules("lvm")} == {"10.50.0.2/32"}
-    res = apply(a, tmp_path / "a", "")
+    res = apply(a, tmp_path / "a", "", shell=shell)
     assert res.stdout.splitlines() == ["del device lvm"], res.stderr
     with Ipudp(netns=a.name) as k:
         assert [d.ifname for d in k.devices()] == ["byhand"]

@@ -215,11 +215,19 @@ def peer_state(site: Site) -> str | None:
     return str(reply["peers"][0].get("state"))
 
 
+def static_port(site: Site) -> int | None:
+    """The remote port of the static tunnel on lvn1 (None: no such tunnel)."""
+    devs = {d.ifname: d for d in site.k.devices()}
+    tunnels = devs["lvn1"].tunnels if "lvn1" in devs else ()
+    return tunnels[0].remote_port if tunnels else None
+
+
 def test_a_node_without_lvn_server_runs_the_micropython_agent(site: Site) -> None:
     """lvn alone, as a node installs it: removing lvn-server switches the
     service to the MicroPython client agent, which joins a server and
-    answers the lvn ubus object through rpcd's plugin; with lvn-server back
-    the CPython service runs again."""
+    answers the lvn ubus object through rpcd's plugin, and to `lvn-node
+    apply` for the static tunnel; with lvn-server back the CPython service
+    runs again."""
     site.router.sh("/etc/init.d/lvn enable && /etc/init.d/lvn start")
     wait_for(lambda: site.service().get("running") is True, 60, "lvn to run")
     # a gateway in the peer's namespace: the CPython server agent
@@ -244,6 +252,16 @@ def test_a_node_without_lvn_server_runs_the_micropython_agent(site: Site) -> Non
                   "procd to run the node's agent")
         site.wait(lambda: peer_state(site) == "up", scaled(120), "the node to join the server")
         site.r.run("ping", "-c", "2", "-i", "0.3", "-W", "3", "10.77.0.1")
+        # the config's static tunnel: `lvn-node apply` made it, and a change
+        # reaches the kernel by diff (reload_config, as LuCI's apply does)
+        site.wait(lambda: site.remote() == "10.99.0.2", 60, "lvn-node apply to make lvn1")
+        site.ping()
+        for port in (50004, 50003):
+            site.router.sh(f"uci set lvn.peer.remote_port={port} && uci commit lvn && "
+                           "reload_config")
+            site.wait(lambda p=port: static_port(site) == p, 60, f"remote_port {port} applied")
+        site.ping()
+        assert peer_state(site) == "up"
         status = site.ubus("status")
         assert status["role"] == "client" and status["tunnels"] == 1, status
         (tunnel,) = site.ubus("tunnels")["tunnels"]
