@@ -246,6 +246,12 @@ class Node:
             raise nodecontrol.not_on_node(method)
         if method == "reload":
             return self.reload()
+        if method == "validate":
+            try:
+                problems = schema.check_sections(args.get("sections"))
+            except ValueError as e:
+                raise controlwire.CallError(controlwire.INVALID_ARGUMENT, str(e)) from None
+            return {"valid": not problems, "errors": [str(p) for p in problems]}
         if method == "peers":
             return {"peers": self.status()["peers"]}
         try:

@@ -5,8 +5,8 @@ rpcd's ucode plugin (files/usr/share/rpcd/ucode/lvn.uc) forwards ubus calls
 to /var/run/lvn/control.sock in the line format of lvn/controlwire.py,
 whichever agent serves it; on a node the MicroPython agent (lvn/node.py)
 listens there, and ``lvn-node status|reload`` are its callers.  The
-methods that edit or check static tunnels need the CPython service and
-answer UBUS_STATUS_NOT_SUPPORTED here, naming the package that has them.
+methods that edit static tunnels need the CPython service and answer
+UBUS_STATUS_NOT_SUPPORTED here, naming the package that has them.
 """
 
 import os
@@ -25,15 +25,15 @@ except ImportError:  # MicroPython, which does not evaluate annotations
 DEFAULT_PATH = "/var/run/lvn/control.sock"
 TIMEOUT = 5.0
 # the methods of the lvn object (lvn/ubus_api.py SIGNATURES); a node serves
-# the first four
+# the first five
 METHODS = ("status", "tunnels", "peers", "reload", "validate", "tunnel_add", "tunnel_del")
-SERVER_ONLY = ("validate", "tunnel_add", "tunnel_del")
+SERVER_ONLY = ("tunnel_add", "tunnel_del")
 
 
 def not_on_node(method: str) -> controlwire.CallError:
-    return controlwire.CallError(controlwire.NOT_SUPPORTED, method + ": static tunnels and "
-                                 "their validation need the lvn-server package (this node "
-                                 "runs the MicroPython client agent)")
+    return controlwire.CallError(controlwire.NOT_SUPPORTED, method + ": editing static "
+                                 "tunnels needs the lvn-server package (this node runs the "
+                                 "MicroPython client agent)")
 
 
 def _sockaddr(path: str) -> "Any":

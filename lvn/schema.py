@@ -14,7 +14,7 @@ that need evaluating; addresses are parsed by lvn.nlcodec.
 
 from collections import namedtuple
 
-from . import nlcodec
+from . import nlcodec, uci
 from .ipudp_abi import DEFAULT_PORT, MODES
 
 try:
@@ -24,8 +24,7 @@ except ImportError:  # MicroPython
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-    from . import uci
+    from typing import Any
 
     # check()'s output: per section type, (reference, typed options) in file order
     Typed = dict[str, list[tuple[str, dict[str, object]]]]
@@ -256,11 +255,9 @@ REQUIRED = {
 }
 
 
-_TUNNEL_FIELDS = ("ifname", "remote", "mode", "port", "mtu", "local", "remote_port", "id",
-                  "keepalive", "enabled", "route", "allowed_source", "address")
-
-
-class StaticTunnel(namedtuple("StaticTunnel", ("name",) + _TUNNEL_FIELDS)):
+class StaticTunnel(namedtuple("StaticTunnel", [
+        "name", "ifname", "remote", "mode", "port", "mtu", "local", "remote_port", "id",
+        "keepalive", "enabled", "route", "allowed_source", "address"])):
     """One ``config tunnel`` section: a kernel tunnel without the agent.
     ``name`` is how ``uci show`` names the section; lists are tuples."""
 
@@ -284,8 +281,7 @@ class StaticTunnel(namedtuple("StaticTunnel", ("name",) + _TUNNEL_FIELDS)):
 def static_tunnel(name: str, values: "dict[str, object]") -> StaticTunnel:
     """A tunnel section's checked options (``check``'s output) as a StaticTunnel."""
     fields = {}
-    for field in _TUNNEL_FIELDS:  # (MicroPython's namedtuple has no _fields)
-        opt = SCHEMA["tunnel"][field]
+    for field, opt in SCHEMA["tunnel"].items():  # the fields but name
         fields[field] = values.get(field, () if opt.is_list else None)
     return StaticTunnel(name=name, **fields)
 
@@ -410,3 +406,39 @@ def tunnels(typed: "Typed") -> "list[StaticTunnel]":
     """The tunnel sections of ``check``'s output that name a device and a remote."""
     return [static_tunnel(ref, values) for ref, values in typed["tunnel"]
             if "ifname" in values and "remote" in values]
+
+
+# -- a configuration as LuCI holds it ----------------------------------------
+
+def option_text(key: str, value: "Any") -> str:
+    """A JSON option value as UCI text (ValueError for anything else)."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, (str, int)):
+        return str(value)
+    raise ValueError("option " + repr(key) + ": expected a string or number")
+
+
+def check_sections(sections: "Any", package: str = "lvn") -> "list[Problem]":
+    """``check`` of a configuration given as LuCI's uci.js holds it (a list
+    of ``{".type": T, ".name": N, ".anonymous": B, option: value...}``),
+    files not checked (the caller may be a browser).  ValueError for a
+    list that is not such a configuration."""
+    if not isinstance(sections, list):
+        raise ValueError("'sections' must be a list of sections")
+    pkg = uci.Package(package)
+    for i, raw in enumerate(sections):
+        if not isinstance(raw, dict) or not isinstance(raw.get(".type"), str):
+            raise ValueError("section " + str(i) + ": expected a table with a '.type'")
+        name = raw.get(".name")
+        anonymous = raw.get(".anonymous", name is None)
+        section = uci.Section(raw[".type"], None if anonymous else str(name))
+        for key, value in raw.items():
+            if key.startswith("."):
+                continue
+            if isinstance(value, list):
+                section.set(key, [option_text(key, v) for v in value])
+            else:
+                section.set(key, option_text(key, value))
+        pkg.sections.append(section)
+    return check(pkg, check_files=False)[1]

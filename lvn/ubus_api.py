@@ -83,28 +83,12 @@ def peers(s: Snapshot) -> dict[str, Any]:
 
 
 def validate(sections: Any) -> dict[str, Any]:
-    """Check a configuration given as LuCI's uci.js holds it (a list of
-    ``{".type": T, ".name": N, ".anonymous": B, option: value...}``) with
-    the rules and messages of ``lvn config validate`` (files not checked:
-    the caller may be a browser)."""
-    if not isinstance(sections, list):
-        raise CallError("'sections' must be a list of sections")
-    pkg = uci.Package(config.PACKAGE)
-    for i, raw in enumerate(sections):
-        if not isinstance(raw, dict) or not isinstance(raw.get(".type"), str):
-            raise CallError(f"section {i}: expected a table with a '.type'")
-        name = raw.get(".name")
-        anonymous = raw.get(".anonymous", name is None)
-        section = uci.Section(raw[".type"], None if anonymous else str(name))
-        for key, value in raw.items():
-            if key.startswith("."):
-                continue
-            if isinstance(value, list):
-                section.set(key, [_text(key, v) for v in value])
-            else:
-                section.set(key, _text(key, value))
-        pkg.sections.append(section)
-    _, problems = config.validate(pkg, check_files=False)
+    """Check a configuration given as LuCI's uci.js holds it with the rules
+    and messages of ``lvn config validate`` (lvn.schema.check_sections)."""
+    try:
+        problems = schema.check_sections(sections, config.PACKAGE)
+    except ValueError as e:
+        raise CallError(str(e)) from None
     return {"valid": not problems, "errors": [str(p) for p in problems]}
 
 
@@ -141,11 +125,10 @@ def tunnel_del(pkg: uci.Package, name: str) -> uci.Package:
 
 
 def _text(key: str, value: Any) -> str:
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, (str, int)):
-        return str(value)
-    raise CallError(f"option {key!r}: expected a string or number")
+    try:
+        return schema.option_text(key, value)
+    except ValueError as e:
+        raise CallError(str(e)) from None
 
 
 def _check(pkg: uci.Package) -> None:

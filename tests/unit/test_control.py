@@ -103,7 +103,7 @@ def test_node_control_socket_under_micropython(micropython: str, tmp_path: Path)
         assert nodecontrol.call(path, "status", {"ubus_rpc_session": "s"}) == (
             controlwire.OK, {"method": "status", "args": {}})
         status, data = nodecontrol.call(path, "tunnel_add", {"name": "x"})
-        assert status == controlwire.NOT_SUPPORTED and "need the lvn-server package" in data[
+        assert status == controlwire.NOT_SUPPORTED and "needs the lvn-server package" in data[
             "error"]
         assert nodecontrol.call(path, "zap") == (controlwire.METHOD_NOT_FOUND,
                                                   {"error": "unknown method 'zap'"})
