@@ -392,50 +392,99 @@ def measure_forward(dst: str, seconds: int, runs: Runs) -> None:
 QUICK_FORWARD = ("raw", "ipudp4", "multi1", "ipip")
 
 
-PROFILED = ("ipudp4", "ipip")  # per-packet profile of these (UDP 64 B, A -> B)
+# per-packet profile of these (UDP 64 B, A -> B): the functions that carry a
+# packet through the tunnel on the way out (the device's ndo_start_xmit) and
+# in (the decapsulating receive), as function_graph times them
+PROFILED = {"ipudp4": ("ipudp_xmit", "ipudp_encap_recv"),
+            "ipip": ("ipip_tunnel_xmit", "ipip_rcv")}
+TRACEFS = Path("/sys/kernel/tracing")
+PROFILE_PACKETS = 2000
+GRAPH_LINE = re.compile(r"^\s*\d+\)\s+(?:[-+!#*@$]\s*)?(?:([\d.]+) us\s+)?\|(\s*)(.*?)\s*$")
 
 
-# the idle loop's symbols: where an idle CPU's cpu-clock samples land (under
-# TCG, pv_native_safe_halt took 98 % of a run's samples): left out, so that
-# the ranking is of the work done
-IDLE_SYMBOLS = frozenset({
-    "pv_native_safe_halt", "native_safe_halt", "default_idle", "default_idle_call",
-    "arch_cpu_idle", "cpu_idle_poll", "poll_idle", "acpi_idle_do_entry", "acpi_safe_halt",
-    "intel_idle", "mwait_idle", "cpuidle_enter_state", "do_idle", "cpu_startup_entry"})
-PERF_HZ = 2000
+def _tracefs(name: str, value: str) -> None:
+    (TRACEFS / name).write_text(value + "\n")
 
 
-def profile(dst: str, seconds: int) -> dict[str, Any]:
-    """Where A's CPUs spend a UDP 64-byte flood: perf's cpu-clock samples
-    (the only event under TCG) by symbol without the idle loop, top 15, and
-    the busy CPU time per packet sent (µs: busy samples / PERF_HZ / packets)."""
-    data = Path(tempfile.mkdtemp()) / "perf.data"
-    rec = subprocess.Popen(["perf", "record", "-q", "-a", "-e", "cpu-clock", "-F", str(PERF_HZ),
-                            "-o", str(data), "--", "sleep", str(seconds + 1)],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    d = iperf(dst, seconds, "-u", "-b", "0", "-l", "64")
-    _, err = rec.communicate(timeout=seconds + 60)
-    if rec.returncode:
-        raise RuntimeError(f"perf record: {err.decode(errors='replace').strip()[-200:]}")
-    out = sh("perf", "report", "-i", str(data), "--stdio", "--no-children", "--sort", "symbol",
-             "-n", "-q")
-    rows = []
-    for line in out.splitlines():
-        m = re.match(r"\s*([\d.]+)%\s+(\d+)\s+\[(.)\]\s+(\S+)", line)
-        if m:
-            rows.append((int(m[2]), m[3], m[4]))
-    total = sum(n for n, _, _ in rows)
-    busy = [(n, where, sym) for n, where, sym in rows if sym not in IDLE_SYMBOLS]
-    busy_samples = sum(n for n, _, _ in busy)
-    packets = d["end"]["sum"]["packets"]
-    top = [{"percent": 100.0 * n / busy_samples, "where": where, "symbol": sym,
-            "us_per_packet": 1e6 * n / PERF_HZ / packets if packets else None}
-           for n, where, sym in sorted(busy, reverse=True)[:15]] if busy_samples else []
-    return {"packets": packets, "seconds": seconds, "samples": total,
-            "busy_samples": busy_samples, "busy_percent": 100.0 * busy_samples / total
-            if total else 0.0,
-            "busy_us_per_packet": 1e6 * busy_samples / PERF_HZ / packets if packets else None,
-            "top": top}
+def parse_graph(text: str) -> dict[str, dict[str, Any]]:
+    """Per root function of a depth-2 function_graph trace (funcgraph-tail):
+    its calls, µs per call, and its direct callees' calls and µs per root call."""
+    roots: dict[str, dict[str, Any]] = {}
+    stack: list[str] = []
+    for line in text.splitlines():
+        m = GRAPH_LINE.match(line)
+        if not m:
+            continue
+        dur, indent, body = m[1], len(m[2]), m[3]
+        depth = max(0, (indent - 1) // 2)
+        if body.endswith("{"):
+            name = body.split("(", 1)[0].split(" [", 1)[0]
+            del stack[depth:]
+            stack.append(name)
+            continue
+        if body.startswith("}"):
+            name = body.split("/*", 1)[1].split("*/", 1)[0].strip() if "/*" in body else ""
+        else:
+            name = body.split("(", 1)[0]
+        name = name.split(" [", 1)[0]  # "ipudp_xmit [ipudp]": a module's function
+        if dur is None:
+            continue
+        if depth == 0:
+            r = roots.setdefault(name, {"calls": 0, "us": 0.0, "callees": {}})
+            r["calls"] += 1
+            r["us"] += float(dur)
+            del stack[:]
+        elif depth == 1 and stack:
+            r = roots.setdefault(stack[0], {"calls": 0, "us": 0.0, "callees": {}})
+            c = r["callees"].setdefault(name, [0, 0.0])
+            c[0] += 1
+            c[1] += float(dur)
+    out = {}
+    for name, r in roots.items():
+        n = r["calls"] or 1
+        callees = sorted(r["callees"].items(), key=lambda kv: -kv[1][1])
+        out[name] = {"calls": r["calls"], "us_per_call": r["us"] / n,
+                     "callees": [{"function": f, "calls_per_call": c / n, "us_per_call": t / n}
+                                 for f, (c, t) in callees[:12]]}
+    return out
+
+
+def profile(name: str, dst: str) -> dict[str, Any]:
+    """Where a packet's time goes, A to B, UDP 64 B: function_graph (depth 2)
+    on the tunnel's transmit and receive functions during PROFILE_PACKETS
+    packets.  Counted and timed per call, so TCG's skew of sampling (the
+    timer lands in the idle loop) does not apply; the tracer's own cost is
+    in every figure, alike for each peer."""
+    if not (TRACEFS / "trace").exists():
+        sh("mount", "-t", "tracefs", "nodev", str(TRACEFS))
+    _tracefs("tracing_on", "0")
+    _tracefs("current_tracer", "nop")
+    _tracefs("buffer_size_kb", "32768")
+    _tracefs("set_graph_function", " ".join(PROFILED[name]))
+    _tracefs("max_graph_depth", "2")
+    for option in ("funcgraph-tail", "nofuncgraph-irqs", "funcgraph-duration"):
+        _tracefs("trace_options", option)
+    _tracefs("trace", "")
+    _tracefs("current_tracer", "function_graph")
+    _tracefs("tracing_on", "1")
+    try:
+        out = nsx(A, "iperf3", "-c", dst, "-J", "-u", "-b", "0", "-l", "64",
+                  "-k", str(PROFILE_PACKETS), check=False, timeout=300)
+    finally:
+        _tracefs("tracing_on", "0")
+    d = json.loads(out)
+    if "error" in d:
+        raise RuntimeError(f"iperf3: {d['error']}")
+    text = (TRACEFS / "trace").read_text()
+    _tracefs("current_tracer", "nop")
+    _tracefs("set_graph_function", "")
+    _tracefs("trace", "")
+    roots = parse_graph(text)
+    missing = [f for f in PROFILED[name] if f not in roots]
+    if missing:
+        raise RuntimeError(f"profile of {name}: no trace of {', '.join(missing)}")
+    return {"packets": d["end"]["sum"]["packets"], "tracer": "function_graph, depth 2",
+            "functions": roots}
 
 
 # -- scale, footprint ---------------------------------------------------------------
@@ -717,7 +766,9 @@ def main() -> int:
                     help="measure only the control plane, into an existing OUT")
     ap.add_argument("--reps", type=int, help="rounds (default 3; --quick: 1)")
     ap.add_argument("--no-profile", action="store_true",
-                    help="no perf profile (a guest without perf: the cross guests)")
+                    help="no per-packet profile (function_graph)")
+    ap.add_argument("--profile", action="store_true",
+                    help="the per-packet profile in --quick too (make test's smoke run)")
     args = ap.parse_args()
     reps, seconds, pings = (1, 1, 20) if args.quick else (3, 3, 200)
     reps = args.reps or reps
@@ -763,8 +814,9 @@ def main() -> int:
             try:
                 dst = setup()
                 measure(dst, seconds, pings, local[name])
-                if rnd == 0 and name in PROFILED and not args.quick and not args.no_profile:
-                    entry["profile"] = profile(dst, seconds)
+                if (rnd == 0 and name in PROFILED and not args.no_profile
+                        and (not args.quick or args.profile)):
+                    entry["profile"] = profile(name, dst)
                 if "forward_error" not in entry and (not args.quick or name in QUICK_FORWARD):
                     try:
                         measure_forward(forward_topology(dst), seconds, forward[name])

@@ -162,23 +162,20 @@ def ahead(r: dict[str, Any], peer: str, part: str) -> str:
 
 
 def profile_rows(r: dict[str, Any]) -> list[str]:
-    """Top symbols per packet of the profiled tunnels, side by side: busy
-    CPU time only (the idle loop's samples left out, see bench.py)."""
+    """Per profiled tunnel, its transmit and receive functions' time per
+    packet and their direct callees' (function_graph, see bench.py)."""
     L: list[str] = []
     for name, s in r["scenarios"].items():
         prof = s.get("profile")
-        if not prof or not prof["packets"]:
+        if not prof or "functions" not in prof:   # none, or a run of the perf sampler
             continue
-        if "busy_us_per_packet" not in prof:   # a run before the idle loop was left out
-            continue
-        L += ["", f"**{name}** ({prof['packets']:,} packets in {prof['seconds']} s; busy "
-              f"{prof['busy_percent']:.0f} % of {prof['samples']:,} samples: "
-              f"**{prof['busy_us_per_packet']:.1f} µs of guest CPU per packet**, "
-              "sender and receiver):", "", "| share of busy | µs/packet | symbol |",
-              "|---|---|---|"]
-        for row in prof["top"]:
-            L.append(f"| {row['percent']:.1f} % | {row['us_per_packet']:.2f} | "
-                     f"`{row['symbol']}` ({'kernel' if row['where'] == 'k' else 'user'}) |")
+        L += ["", f"**{name}** ({prof['packets']:,} packets; {prof['tracer']}):"]
+        for root, f in prof["functions"].items():
+            L += ["", f"`{root}`: {f['calls']:,} calls, **{f['us_per_call']:.2f} µs per call**",
+                  "", "| callee | calls per call | µs per call |", "|---|---|---|"]
+            for c in f["callees"]:
+                L.append(f"| `{c['function']}` | {c['calls_per_call']:.2f} | "
+                         f"{c['us_per_call']:.2f} |")
     return L
 
 
@@ -296,9 +293,10 @@ def markdown(r: dict[str, Any], result_name: str, pngs: list[str], plot_dir: str
     prof = profile_rows(r)
     if prof:
         L += ["", "## Per-packet profile (UDP 64 B, A to B)", "",
-              "`perf record -a -e cpu-clock` (the only event under TCG) during a UDP "
-              "64-byte flood; samples by symbol, both namespaces' work together, the "
-              "idle loop's samples left out."] + prof
+              "ftrace's function_graph tracer (depth 2) on each tunnel's transmit and "
+              "receive functions while 2,000 UDP 64-byte packets go from A to B: time "
+              "per call with its direct callees (the tracer's own cost included, alike "
+              "for every peer; emulated CPU under TCG)."] + prof
     if r.get("scale"):
         L += ["", "## Scale (ipudp MULTI)", "",
               "| tunnels | rules | install tunnels (s) | install rules (s) | slab B/tunnel | "

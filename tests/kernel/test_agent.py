@@ -139,7 +139,8 @@ class Agents:
 def check_node_control(agents: Agents, name: str, ns: Netns, ifname: str, server: str) -> None:
     """The lvn ubus object of a MicroPython node (what rpcd's plugin forwards to):
     status with the tunnel's counters, a refused reload that keeps the tunnel,
-    the static-tunnel methods answered NOT_SUPPORTED with the package named."""
+    validate as the CPython service answers it, the methods that edit static
+    tunnels answered NOT_SUPPORTED with the package named."""
     conf = agents.tmp / name / "lvn"
     res = agents.node_cli(name, "status")
     assert res.returncode == 0, res.stderr
@@ -153,16 +154,22 @@ def check_node_control(agents: Agents, name: str, ns: Netns, ifname: str, server
     conf.write_text(good.replace("\toption server_name", "\toption server_port 'x'\n"
                                  "\toption server_name"))
     res = agents.node_cli(name, "reload")
-    assert res.returncode == 1 and "server_port: 'x' is not a port" in res.stderr, res
+    assert res.returncode == 1, res
+    assert "lvn.client.server_port: expected an integer 1-65535, got 'x'" in res.stderr, res
     ns.run("ping", "-c", "2", "-i", "0.3", "-W", "3", "10.77.0.1")
     st = json.loads(agents.node_cli(name, "status").stdout)
     assert st["config"]["valid"] is False and "server_port" in st["config"]["errors"][0]
     conf.write_text(good)
     res = agents.node_cli(name, "reload")
     assert res.returncode == 0 and json.loads(res.stdout) == {"ok": True, "changes": []}
-    status, data = nodecontrol.call(str(conf.parent / "control.sock"), "tunnel_add",
-                                    {"name": "x", "tunnel": {}})
+    control = str(conf.parent / "control.sock")
+    status, data = nodecontrol.call(control, "tunnel_add", {"name": "x", "tunnel": {}})
     assert status == controlwire.NOT_SUPPORTED and "lvn-server" in data["error"]
+    # LuCI's Save asks first: the node checks with the CPython service's schema
+    status, data = nodecontrol.call(control, "validate", {"sections": [
+        {".type": "tunnel", ".name": "t", "ifname": "lvn7", "remote": "10.0.0.300"}]})
+    assert (status, data) == (controlwire.OK, {"valid": False, "errors": [
+        "lvn.t.remote: '10.0.0.300' is not an IPv4 or IPv6 address"]})
 
 
 @pytest.fixture

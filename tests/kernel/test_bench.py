@@ -52,13 +52,20 @@ def report(out: Path, md: Path) -> str:
 @pytest.mark.newest
 def test_bench_smoke(tmp_path: Path) -> None:
     out = tmp_path / "smoke.json"
-    r = run_bench(out, "--only", "raw,ipudp4,ipip")
+    r = run_bench(out, "--only", "raw,ipudp4,ipip", "--profile")
     assert list(r["scenarios"]) == ["raw", "ipudp4", "ipip"]
+    # the per-packet profile: both directions of both tunnels, with callees
+    for name, roots in (("ipudp4", ("ipudp_xmit", "ipudp_encap_recv")),
+                        ("ipip", ("ipip_tunnel_xmit", "ipip_rcv"))):
+        functions = r["scenarios"][name]["profile"]["functions"]
+        for root in roots:
+            assert functions[root]["calls"] >= 1000 and functions[root]["callees"], (name, root)
     for name in r["scenarios"]:
         assert r["scenarios"][name]["metrics"]["udp64_kpps"]["median"] > 0, name
         assert r["scenarios"][name]["forward"]["udp64_kpps"]["median"] > 0, name
     text = report(out, tmp_path / "s.md")
     assert "| ipudp4 |" in text and "| ipip |" in text
+    assert "`ipudp_xmit`" in text and "`ipip_rcv`" in text
 
 
 @pytest.mark.long

@@ -1,0 +1,51 @@
+"""make bench's per-packet profile: reading ftrace's function_graph output."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+
+import bench  # noqa: E402
+
+# the shape of a depth-2 function_graph trace with funcgraph-tail, as 6.12
+# writes it: a module's functions carry "[module]", long calls a marker
+TRACE = """\
+# tracer: function_graph
+#
+# CPU  DURATION                  FUNCTION CALLS
+# |     |   |                     |   |   |   |
+ 1)               |  ipudp_xmit [ipudp]() {
+ 1)   0.500 us    |    skb_pull();
+ 1)               |    udp_tunnel_xmit_skb [udp_tunnel]() {
+ 1) + 12.000 us   |    } /* udp_tunnel_xmit_skb [udp_tunnel] */
+ 1) + 14.000 us   |  } /* ipudp_xmit [ipudp] */
+ ------------------------------------------
+ 0)  iperf3-123   =>  ksoftir-15
+ ------------------------------------------
+ 0)               |  ipudp_encap_recv [ipudp]() {
+ 0)   1.000 us    |    ipudp_lookup [ipudp]();
+ 0)   3.000 us    |  } /* ipudp_encap_recv [ipudp] */
+ 1)               |  ipudp_xmit [ipudp]() {
+ 1)   0.700 us    |    skb_pull();
+ 1)   0.300 us    |    skb_pull();
+ 1) ! 110.000 us  |    udp_tunnel_xmit_skb [udp_tunnel]();
+ 1) ! 112.000 us  |  } /* ipudp_xmit [ipudp] */
+"""
+
+
+def test_parse_graph_per_root_and_callee() -> None:
+    roots = bench.parse_graph(TRACE)
+    assert set(roots) == {"ipudp_xmit", "ipudp_encap_recv"}
+    x = roots["ipudp_xmit"]
+    assert x["calls"] == 2 and x["us_per_call"] == pytest.approx(63.0)
+    callees = {c["function"]: c for c in x["callees"]}
+    assert callees["udp_tunnel_xmit_skb"]["us_per_call"] == pytest.approx(61.0)
+    assert callees["skb_pull"]["calls_per_call"] == pytest.approx(1.5)
+    assert callees["skb_pull"]["us_per_call"] == pytest.approx(0.75)
+    assert [c["function"] for c in x["callees"]][0] == "udp_tunnel_xmit_skb"  # costliest first
+    r = roots["ipudp_encap_recv"]
+    assert r["calls"] == 1 and r["callees"][0]["function"] == "ipudp_lookup"
