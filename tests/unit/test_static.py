@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -117,3 +119,30 @@ def test_state_file_round_trip_and_errors(tmp_path: Path) -> None:
     Path(path).write_text("{")
     with pytest.raises(LvnError, match="cannot read the static tunnel state"):
         static.load_managed(path)
+
+
+NODE_PLAN = """
+import json, sys
+from lvn import schema, static, uci
+typed, problems = schema.check(uci.parse(sys.stdin.read()), False)
+assert not problems, problems
+specs = static.desired(schema.tunnels(typed))
+print(json.dumps([str(a) for a in static.plan(specs, {}, set())]))
+static.save_managed(sys.argv[1], {"lvm", "lvn1"})
+print(json.dumps(sorted(static.load_managed(sys.argv[1]))))
+"""
+
+
+def test_node_plans_the_same(micropython: str, tmp_path: Path) -> None:
+    """The node's `lvn-node apply` (lvn.static under MicroPython) plans what
+    `lvn apply` plans, and keeps the same state file."""
+    root = Path(__file__).resolve().parents[2]
+    state = tmp_path / "run" / "static.json"
+    res = subprocess.run([micropython, "-c", NODE_PLAN, str(state)], input=FIXED + MULTI,
+                         capture_output=True, text=True, timeout=60,
+                         env={"MICROPYPATH": f".frozen:{root}"})
+    assert res.returncode == 0, res.stderr
+    plan, managed = (json.loads(line) for line in res.stdout.splitlines())
+    assert plan == ops(static.plan(static.desired(conf(FIXED + MULTI)), {}, set()))
+    assert len(plan) > 10 and managed == ["lvm", "lvn1"]
+    assert static.load_managed(str(state)) == {"lvm", "lvn1"}
