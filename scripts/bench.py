@@ -403,7 +403,10 @@ GRAPH_LINE = re.compile(r"^\s*\d+\)\s+(?:[-+!#*@$]\s*)?(?:([\d.]+) us\s+)?\|(\s*
 
 
 def _tracefs(name: str, value: str) -> None:
-    (TRACEFS / name).write_text(value + "\n")
+    try:
+        (TRACEFS / name).write_text(value + "\n")
+    except OSError as e:
+        raise RuntimeError(f"writing {value!r} to {TRACEFS / name}: {e.strerror}") from None
 
 
 def parse_graph(text: str) -> dict[str, dict[str, Any]]:
@@ -462,10 +465,11 @@ def profile(name: str, dst: str) -> dict[str, Any]:
     _tracefs("buffer_size_kb", "32768")
     _tracefs("set_graph_function", " ".join(PROFILED[name]))
     _tracefs("max_graph_depth", "2")
+    # the tracer's own options exist only while it is the current tracer
+    _tracefs("current_tracer", "function_graph")
     for option in ("funcgraph-tail", "nofuncgraph-irqs", "funcgraph-duration"):
         _tracefs("trace_options", option)
     _tracefs("trace", "")
-    _tracefs("current_tracer", "function_graph")
     _tracefs("tracing_on", "1")
     try:
         out = nsx(A, "iperf3", "-c", dst, "-J", "-u", "-b", "0", "-l", "64",

@@ -174,6 +174,8 @@ def profile_rows(r: dict[str, Any]) -> list[str]:
             L += ["", f"`{root}`: {f['calls']:,} calls, **{f['us_per_call']:.2f} µs per call**",
                   "", "| callee | calls per call | µs per call |", "|---|---|---|"]
             for c in f["callees"]:
+                if c["calls_per_call"] < 0.01:  # an interrupt's entry, not the path
+                    continue
                 L.append(f"| `{c['function']}` | {c['calls_per_call']:.2f} | "
                          f"{c['us_per_call']:.2f} |")
     return L
