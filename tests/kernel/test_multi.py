@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import random
+import subprocess
 from dataclasses import dataclass
 
 import pytest
@@ -26,7 +27,7 @@ from hypothesis import strategies as st
 from lvn.errors import KernelError
 from lvn.netlink import Ipudp
 
-from .netns import Netns, veth
+from .netns import Netns, veth, wait_for
 
 PEERS = {  # id: (underlay hub, underlay peer, inner v4, inner v6, rules)
     1: ("10.99.1.1", "10.99.1.2", "10.200.1.1", "fd20:1::1", ["10.200.0.0/16", "fd20::/16"]),
@@ -154,6 +155,30 @@ def test_spoofed_inner_source_dropped(star: Star) -> None:
         k.add_rule("lvn0", "10.200.9.0/24", 2, kind="source")
         assert k.route_get("lvn0", "10.200.9.9", kind="source") == 2
     assert ping_from_p2()
+
+
+def test_replacing_a_tunnel_in_place_drops_nothing(star: Star) -> None:
+    """A server that sees a client rejoin from the same endpoint replaces its
+    tunnel (IPUDP_F_REPLACE, same id and endpoint): the client's packets
+    must go on being accepted while the tunnel is swapped, never counted as
+    spoofed (the rules' tunnel and the endpoint's tunnel are one tunnel)."""
+    peer_ul = PEERS[1][1]
+    flood = star.peers[1].popen("ping", "-f", "-q", "-w", "600", "-I", PEERS[1][2],
+                                "10.200.255.1", stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    try:
+        with star.hub_lvn() as k:
+            wait_for(lambda: {t.id: t for t in k.tunnels("lvn0")}[1].stats.rx_packets > 100,
+                     60, "the flood to arrive")
+            for _ in range(300):
+                k.set_tunnel("lvn0", peer_ul, tunnel_id=1, replace=True)
+            t1 = {t.id: t for t in k.tunnels("lvn0")}[1]
+            drops = k.device("lvn0").drops
+    finally:
+        flood.terminate()
+        flood.wait()
+    assert t1.stats.rx_packets > 1000, t1.stats
+    assert (t1.stats.rx_spoofed, drops.rx_spoofed) == (0, 0), (t1.stats, drops)
 
 
 def test_no_rule_drops_counts_and_reports(star: Star) -> None:

@@ -97,9 +97,10 @@ static void ipudp_keepalive_work(struct work_struct *work)
 }
 
 /*
- * Hand @old's prefixes, counters and timestamps over to @t (not yet
- * visible). Readers of @old keep counting into the same per-CPU counters
- * until the grace period ends; then only @t frees them.
+ * Hand @old's prefixes, counters and timestamps over to @t before @t is
+ * published. Readers of @old keep counting into the same per-CPU counters
+ * until the grace period ends; then only @t frees them. @t's own counters
+ * stay the caller's to free.
  */
 static void ipudp_tunnel_take_over(struct ipudp_tunnel *t, struct ipudp_tunnel *old)
 {
@@ -107,13 +108,24 @@ static void ipudp_tunnel_take_over(struct ipudp_tunnel *t, struct ipudp_tunnel *
 	ipudp_prefixes_retarget(&old->sources, t);
 	list_splice_init(&old->rules, &t->rules);
 	list_splice_init(&old->sources, &t->sources);
-	free_percpu(t->stats);
 	t->stats = old->stats;
 	old->stats_moved = true;
 	atomic64_set(&t->rx_spoofed, atomic64_read(&old->rx_spoofed));
 	atomic64_set(&t->rx_malformed, atomic64_read(&old->rx_malformed));
 	t->last_rx = READ_ONCE(old->last_rx);
 	t->last_tx = READ_ONCE(old->last_tx);
+}
+
+/* Undo ipudp_tunnel_take_over() when @t could not be published. */
+static void ipudp_tunnel_give_back(struct ipudp_tunnel *t, struct ipudp_tunnel *old,
+				   struct ipudp_tunnel_pcpu_stats __percpu *own)
+{
+	ipudp_prefixes_retarget(&t->rules, old);
+	ipudp_prefixes_retarget(&t->sources, old);
+	list_splice_init(&t->rules, &old->rules);
+	list_splice_init(&t->sources, &old->sources);
+	old->stats_moved = false;
+	t->stats = own;
 }
 
 /*
@@ -123,6 +135,7 @@ static void ipudp_tunnel_take_over(struct ipudp_tunnel *t, struct ipudp_tunnel *
 int ipudp_tunnel_add(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
 		     bool replace, struct netlink_ext_ack *extack)
 {
+	struct ipudp_tunnel_pcpu_stats __percpu *own;
 	struct ipudp_tunnel *old, *clash;
 	int err;
 
@@ -151,6 +164,15 @@ int ipudp_tunnel_add(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
 		NL_SET_ERR_MSG(extack, "another tunnel already uses this remote endpoint");
 		return -EEXIST;
 	}
+	/*
+	 * @t takes @old's place fully before any reader can find it (no
+	 * counter of its own freed under a reader); while both are visible a
+	 * rule may give either, which is why the source check compares ids.
+	 */
+	own = t->stats;
+	t->ipd = ipd;
+	if (old)
+		ipudp_tunnel_take_over(t, old);
 	if (old && !memcmp(&old->remote, &t->remote, sizeof(t->remote))) {
 		/* Same endpoint: swap in place, readers see one or the other. */
 		err = rhashtable_replace_fast(&ipd->endpoints, &old->hash_node,
@@ -162,10 +184,13 @@ int ipudp_tunnel_add(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
 			rhashtable_remove_fast(&ipd->endpoints, &old->hash_node,
 					       ipudp_endpoint_params);
 	}
-	if (err)
+	if (err) {
+		if (old)
+			ipudp_tunnel_give_back(t, old, own);
 		return err;
+	}
 	if (old) {
-		ipudp_tunnel_take_over(t, old);
+		free_percpu(own);
 		xa_store(&ipd->tunnels, t->id, t, GFP_KERNEL);
 	} else {
 		err = xa_insert(&ipd->tunnels, t->id, t, GFP_KERNEL);
@@ -178,7 +203,6 @@ int ipudp_tunnel_add(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
 	}
 	if (ipd->mode == IPUDP_MODE_FIXED)
 		rcu_assign_pointer(ipd->fixed, t);
-	t->ipd = ipd;
 	ipudp_device_changed(ipd);
 	if (t->keepalive)
 		queue_delayed_work(system_power_efficient_wq, &t->keepalive_work, 0);
@@ -253,6 +277,7 @@ struct ipudp_tunnel *ipudp_tunnel_by_endpoint(struct ipudp_dev *ipd,
 bool ipudp_tunnel_source_ok(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
 			    const struct sk_buff *skb)
 {
+	struct ipudp_tunnel *found;
 	struct ipudp_prefixes *p;
 	const void *src;
 	u8 family;
@@ -270,7 +295,9 @@ bool ipudp_tunnel_source_ok(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
 		p = &ipd->rules;
 	else
 		return true;
-	return ipudp_prefixes_lookup(p, family, src) == t;
+	/* a tunnel replaced in place keeps its id: either one is this tunnel */
+	found = ipudp_prefixes_lookup(p, family, src);
+	return found && found->id == t->id;
 }
 
 static void ipudp_count(struct ipudp_tunnel *t, unsigned long *stamp,
