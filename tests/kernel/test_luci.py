@@ -147,27 +147,15 @@ class Browser:
         self.d.quit()
 
 
-@pytest.fixture(scope="module")
-def shared_browser(site: Site) -> Iterator[Browser]:
-    """One Chromium for the module (each start costs tens of seconds under
-    TCG); every test logs in afresh (Browser.login drops the cookies)."""
+@pytest.fixture
+def browser(site: Site) -> Iterator[Browser]:
     with site.r.entered():
         b = Browser()
         try:
             yield b
+            assert b.console_errors() == [], "JavaScript console errors"
         finally:
             b.quit()
-
-
-@pytest.fixture
-def browser(site: Site, shared_browser: Browser) -> Iterator[Browser]:
-    """The browser for one test; any console error during it fails it."""
-    b = shared_browser
-    b.d.get_log("browser")  # what an earlier test left is that test's
-    b.errors, b.forbidden_expected = [], False
-    with site.r.entered():
-        yield b
-        assert b.console_errors() == [], "JavaScript console errors"
 
 
 def rx_packets(b: Browser) -> int | None:
