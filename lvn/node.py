@@ -228,11 +228,7 @@ class Node:
         st = self.status()
         if st == self.written:
             return
-        files.makedirs(self.state_dir)
-        path = self.state_dir + "/status.json"
-        with open(path + ".tmp", "w") as f:
-            f.write(json.dumps(st) + "\n")
-        os.rename(path + ".tmp", path)
+        files.write_atomic(self.state_dir + "/status.json", (json.dumps(st) + "\n").encode())
         self.written = st
 
     # -- the lvn ubus object (lvn/nodecontrol.py) ---------------------------
