@@ -15,12 +15,16 @@ from .netns import Netns, scaled, veth, wait_for
 
 
 def listen(ns: Netns) -> queue.Queue[Event]:
-    """Events of ``ns`` collected by a background thread."""
+    """Events of ``ns`` collected by a background thread; subscribed to
+    the kernel's group before this returns."""
     q: queue.Queue[Event] = queue.Queue()
+    source = Ipudp(netns=ns.name).event_source()
 
     def run() -> None:
-        for ev in Ipudp(netns=ns.name).events():
-            q.put(ev)
+        with source:
+            while True:
+                for ev in source.read():
+                    q.put(ev)
 
     threading.Thread(target=run, daemon=True).start()
     return q
@@ -41,7 +45,6 @@ def test_new_active_after_idle_and_del(pair: Pair) -> None:
         k.set_device("lvn0", idle_timeout=1)
         assert k.device("lvn0").idle_timeout == 1
     q = listen(a.ns)
-    time.sleep(scaled(1.0))  # subscribed
     b.ping(a.overlay4, count=1)
     ev = next_event(q)
     assert (ev.kind, ev.ifname, ev.tunnel_id, ev.remote) == \
