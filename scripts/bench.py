@@ -9,6 +9,7 @@ results with the reason.  ``--quick``: one short run of each scenario (the
 test suite uses it so the benchmark cannot rot).
 
 Usage: scripts/bench.py OUT.json [--quick] [--only a,b,...] [--reps N]
+(LVN_KMOD_BASE=another ipudp.ko: its "ipudp4-base" runs beside "ipudp4")
 """
 
 from __future__ import annotations
@@ -194,6 +195,24 @@ def _ipudp(outer: tuple[str, str], mode: str = "fixed", extra: int = 0) -> str:
     return OVER4[1]
 
 
+# LVN_KMOD_BASE: another build of ipudp.ko (say, main before a change) whose
+# "-base" scenarios interleave with the module's own in the same rounds
+MODULES = {"": "LVN_KMOD", "-base": "LVN_KMOD_BASE"}
+_loaded: list[str] = []  # the ipudp.ko this run loaded last
+
+
+def use_module(variant: str) -> None:
+    """Make the build of ``variant`` the loaded ipudp (between scenarios:
+    no device is left, so it unloads at once)."""
+    ko = os.environ[MODULES[variant]]
+    if _loaded == [ko]:
+        return
+    if Path("/sys/module/ipudp").is_dir():
+        sh("rmmod", "ipudp")
+    sh("insmod", ko)
+    _loaded[:] = [ko]
+
+
 def setup_ipudp4() -> str:
     return _ipudp(UNDER4)
 
@@ -261,12 +280,20 @@ def setup_n2n() -> str:
     return OVER4[1]
 
 
+def _with_module(variant: str, setup: Callable[[], str]) -> Callable[[], str]:
+    def run() -> str:
+        use_module(variant)
+        return setup()
+    return run
+
+
 SCENARIOS: list[tuple[str, str, Callable[[], str]]] = [
     ("raw", "veth underlay, no tunnel (the limit)", setup_raw),
-    ("ipudp4", "ipudp FIXED, IPv4 outer", setup_ipudp4),
-    ("ipudp6", "ipudp FIXED, IPv6 outer", setup_ipudp6),
-    ("multi1", "ipudp MULTI, 1 tunnel", setup_multi1),
-    ("multi10k", "ipudp MULTI, 10,000 tunnels + 100,000 rules", setup_multi10k),
+    ("ipudp4", "ipudp FIXED, IPv4 outer", _with_module("", setup_ipudp4)),
+    ("ipudp6", "ipudp FIXED, IPv6 outer", _with_module("", setup_ipudp6)),
+    ("multi1", "ipudp MULTI, 1 tunnel", _with_module("", setup_multi1)),
+    ("multi10k", "ipudp MULTI, 10,000 tunnels + 100,000 rules",
+     _with_module("", setup_multi10k)),
     ("ipip", "kernel ipip (no UDP)", setup_ipip),
     ("fou", "kernel FOU (ipip in UDP)", setup_fou),
     ("gue", "kernel GUE (ipip in GUE/UDP)", setup_gue),
@@ -277,6 +304,9 @@ SCENARIOS: list[tuple[str, str, Callable[[], str]]] = [
     ("openvpn", "OpenVPN, cipher none (userspace)", setup_openvpn),
     ("n2n", "n2n 1.x (userspace, always encrypts: twofish)", setup_n2n),
 ]
+if os.environ.get("LVN_KMOD_BASE"):
+    SCENARIOS[2:2] = [("ipudp4-base", "ipudp FIXED, IPv4 outer, the baseline build "
+                       "(LVN_KMOD_BASE)", _with_module("-base", setup_ipudp4))]
 
 
 def forward_topology(dst: str) -> str:
@@ -396,6 +426,7 @@ QUICK_FORWARD = ("raw", "ipudp4", "multi1", "ipip")
 # packet through the tunnel on the way out (the device's ndo_start_xmit) and
 # in (the decapsulating receive), as function_graph times them
 PROFILED = {"ipudp4": ("ipudp_xmit", "ipudp_encap_recv"),
+            "ipudp4-base": ("ipudp_xmit", "ipudp_encap_recv"),
             "ipip": ("ipip_tunnel_xmit", "ipip_rcv")}
 TRACEFS = Path("/sys/kernel/tracing")
 PROFILE_PACKETS = 2000
@@ -783,6 +814,7 @@ def main() -> int:
     sh("sysctl", "-qw", "kernel.printk=3 3 3 3", check=False)
     if not Path("/sys/module/ipudp").is_dir():
         sh("insmod", os.environ["LVN_KMOD"])
+    _loaded[:] = [os.environ["LVN_KMOD"]]
     result: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "kernel": platform.release(), "cpus": os.cpu_count(),
