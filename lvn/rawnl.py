@@ -286,17 +286,9 @@ class Kernel:
             if e.errno == ENODEV:
                 return None
             raise
-        names = {i: n[0] for i, n in enumerate(abi.ATTRS)}
-        out = {"ifindex": 0, "port": 0, "sock_flags": 0, "mode": 0}
-        for atype, value in nlcodec.attrs(answers[0], 4):
-            name = names.get(atype, "")
-            if name == "IPUDP_A_IFINDEX" or name == "IPUDP_A_SOCK_FLAGS":
-                out[name[8:].lower()] = struct.unpack("I", value)[0]
-            elif name == "IPUDP_A_PORT":
-                out["port"] = struct.unpack("H", value)[0]
-            elif name == "IPUDP_A_MODE":
-                out["mode"] = value[0]
-        return out
+        d = nlcodec.decode_attrs(abi.Msg, answers[0], 4)
+        return {key: int(d.get("IPUDP_A_" + key.upper(), 0))
+                for key in ("ifindex", "port", "sock_flags", "mode")}
 
     def tunnels(self, ifname: str) -> list[dict[str, Any]]:
         """The device's tunnels, each as the library's Tunnel (lvn.model)
