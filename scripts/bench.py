@@ -422,12 +422,16 @@ def measure_forward(dst: str, seconds: int, runs: Runs) -> None:
 QUICK_FORWARD = ("raw", "ipudp4", "multi1", "ipip")
 
 
-# per-packet profile of these (UDP 64 B, A -> B): the functions that carry a
-# packet through the tunnel on the way out (the device's ndo_start_xmit) and
-# in (the decapsulating receive), as function_graph times them
-PROFILED = {"ipudp4": ("ipudp_xmit", "ipudp_encap_recv"),
-            "ipudp4-base": ("ipudp_xmit", "ipudp_encap_recv"),
-            "ipip": ("ipip_tunnel_xmit", "ipip_rcv")}
+# per-packet profile of these (UDP 64 B, A -> B), in two traced runs:
+#  1. the functions that carry a packet through the tunnel on the way out
+#     (the device's ndo_start_xmit) and in (the decapsulating receive);
+#  2. the IP protocol handlers the receive goes through, outer and inner
+#     alike: the same scope for each peer (ipudp: udp_rcv for the outer
+#     datagram, decapsulation included, and for the inner one; ipip:
+#     tunnel4_rcv, then udp_rcv for the inner datagram)
+_IPUDP_PASSES = (("ipudp_xmit", "ipudp_encap_recv"), ("udp_rcv",))
+PROFILED = {"ipudp4": _IPUDP_PASSES, "ipudp4-base": _IPUDP_PASSES,
+            "ipip": (("ipip_tunnel_xmit", "ipip_rcv"), ("tunnel4_rcv", "udp_rcv"))}
 TRACEFS = Path("/sys/kernel/tracing")
 PROFILE_PACKETS = 2000
 GRAPH_LINE = re.compile(r"^\s*\d+\)\s+(?:[-+!#*@$]\s*)?(?:([\d.]+) us\s+)?\|(\s*)(.*?)\s*$")
@@ -485,16 +489,31 @@ def parse_graph(text: str) -> dict[str, dict[str, Any]]:
 
 def profile(name: str, dst: str) -> dict[str, Any]:
     """Where a packet's time goes, A to B, UDP 64 B: function_graph (depth 2)
-    on the tunnel's transmit and receive functions during PROFILE_PACKETS
-    packets.  Counted and timed per call, so TCG's skew of sampling (the
-    timer lands in the idle loop) does not apply; the tracer's own cost is
-    in every figure, alike for each peer."""
+    on the functions of each of PROFILED[name]'s passes, during
+    PROFILE_PACKETS packets each.  Counted and timed per call, so TCG's skew
+    of sampling (the timer lands in the idle loop) does not apply; the
+    tracer's own cost is in every figure, alike for each peer."""
     if not (TRACEFS / "trace").exists():
         sh("mount", "-t", "tracefs", "nodev", str(TRACEFS))
+    functions: dict[str, Any] = {}
+    packets = 0
+    for roots in PROFILED[name]:
+        found, packets = _trace(roots, dst)
+        missing = [f for f in roots if f not in found]
+        if missing:
+            raise RuntimeError(f"profile of {name}: no trace of {', '.join(missing)}")
+        functions.update({f: found[f] for f in roots})
+    return {"packets": packets, "tracer": "function_graph, depth 2",
+            "functions": functions}
+
+
+def _trace(roots: tuple[str, ...], dst: str) -> tuple[dict[str, Any], int]:
+    """function_graph of ``roots`` during one iperf3 run: the parsed graph
+    and the packets sent."""
     _tracefs("tracing_on", "0")
     _tracefs("current_tracer", "nop")
     _tracefs("buffer_size_kb", "32768")
-    _tracefs("set_graph_function", " ".join(PROFILED[name]))
+    _tracefs("set_graph_function", " ".join(roots))
     _tracefs("max_graph_depth", "2")
     # the tracer's own options exist only while it is the current tracer
     _tracefs("current_tracer", "function_graph")
@@ -514,12 +533,7 @@ def profile(name: str, dst: str) -> dict[str, Any]:
     _tracefs("current_tracer", "nop")
     _tracefs("set_graph_function", "")
     _tracefs("trace", "")
-    roots = parse_graph(text)
-    missing = [f for f in PROFILED[name] if f not in roots]
-    if missing:
-        raise RuntimeError(f"profile of {name}: no trace of {', '.join(missing)}")
-    return {"packets": d["end"]["sum"]["packets"], "tracer": "function_graph, depth 2",
-            "functions": roots}
+    return parse_graph(text), int(d["end"]["sum"]["packets"])
 
 
 # -- scale, footprint ---------------------------------------------------------------

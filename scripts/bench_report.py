@@ -161,6 +161,11 @@ def ahead(r: dict[str, Any], peer: str, part: str) -> str:
     return "; ranges overlap"
 
 
+# the IP layer's handlers of a tunnel's packets, outer and inner (bench.py's
+# second profile pass): their sum per packet is each peer's receive cost
+RECEIVE_HANDLERS = ("tunnel4_rcv", "udp_rcv")
+
+
 def profile_rows(r: dict[str, Any]) -> list[str]:
     """Per profiled tunnel, its transmit and receive functions' time per
     packet and their direct callees' (function_graph, see bench.py)."""
@@ -170,8 +175,16 @@ def profile_rows(r: dict[str, Any]) -> list[str]:
         if not prof or "functions" not in prof:   # none, or a run of the perf sampler
             continue
         L += ["", f"**{name}** ({prof['packets']:,} packets; {prof['tracer']}):"]
+        packets = max(int(prof["packets"]), 1)
+        handlers = [f for root, f in prof["functions"].items() if root in RECEIVE_HANDLERS]
+        if handlers:
+            per = sum(f["calls"] * f["us_per_call"] for f in handlers) / packets
+            L += ["", f"Receive from the IP layer to the inner socket's queue "
+                  f"({' + '.join(f'`{h}`' for h in RECEIVE_HANDLERS if h in prof['functions'])}):"
+                  f" **{per:.1f} µs per packet**"]
         for root, f in prof["functions"].items():
-            L += ["", f"`{root}`: {f['calls']:,} calls, **{f['us_per_call']:.2f} µs per call**",
+            L += ["", f"`{root}`: {f['calls']:,} calls, **{f['us_per_call']:.2f} µs per call**, "
+                  f"{f['calls'] * f['us_per_call'] / packets:.1f} µs per packet",
                   "", "| callee | calls per call | µs per call |", "|---|---|---|"]
             for c in f["callees"]:
                 if c["calls_per_call"] < 0.01:  # an interrupt's entry, not the path

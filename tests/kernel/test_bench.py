@@ -17,6 +17,9 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import bench_report  # noqa: E402
 
+# serial: measures, so nothing else may run beside it
+pytestmark = pytest.mark.serial
+
 DDC = Path("/sys/kernel/debug/dynamic_debug/control")
 
 
@@ -55,8 +58,8 @@ def test_bench_smoke(tmp_path: Path) -> None:
     r = run_bench(out, "--only", "raw,ipudp4,ipip", "--profile")
     assert list(r["scenarios"]) == ["raw", "ipudp4", "ipip"]
     # the per-packet profile: both directions of both tunnels, with callees
-    for name, roots in (("ipudp4", ("ipudp_xmit", "ipudp_encap_recv")),
-                        ("ipip", ("ipip_tunnel_xmit", "ipip_rcv"))):
+    for name, roots in (("ipudp4", ("ipudp_xmit", "ipudp_encap_recv", "udp_rcv")),
+                        ("ipip", ("ipip_tunnel_xmit", "ipip_rcv", "tunnel4_rcv", "udp_rcv"))):
         functions = r["scenarios"][name]["profile"]["functions"]
         for root in roots:
             assert functions[root]["calls"] >= 1000 and functions[root]["callees"], (name, root)

@@ -49,3 +49,22 @@ def test_parse_graph_per_root_and_callee() -> None:
     assert [c["function"] for c in x["callees"]][0] == "udp_tunnel_xmit_skb"  # costliest first
     r = roots["ipudp_encap_recv"]
     assert r["calls"] == 1 and r["callees"][0]["function"] == "ipudp_lookup"
+
+
+def test_report_sums_the_ip_layer_handlers_per_packet() -> None:
+    import bench_report
+
+    def fn(calls: int, us: float) -> dict[str, object]:
+        return {"calls": calls, "us_per_call": us, "callees": []}
+
+    r = {"scenarios": {
+        "ipudp4": {"profile": {"packets": 1000, "tracer": "t", "functions": {
+            "ipudp_xmit": fn(1000, 40.0), "udp_rcv": fn(2000, 15.0)}}},
+        "ipip": {"profile": {"packets": 1000, "tracer": "t", "functions": {
+            "ipip_rcv": fn(1000, 12.0), "tunnel4_rcv": fn(1000, 13.0),
+            "udp_rcv": fn(1000, 6.0)}}}}}
+    text = "\n".join(bench_report.profile_rows(r))
+    ipudp, ipip = text.split("**ipip**")
+    assert "(`udp_rcv`): **30.0 µs per packet**" in ipudp
+    assert "(`tunnel4_rcv` + `udp_rcv`): **19.0 µs per packet**" in ipip
+    assert "`ipudp_xmit`: 1,000 calls, **40.00 µs per call**, 40.0 µs per packet" in ipudp
