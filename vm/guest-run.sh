@@ -35,6 +35,7 @@ export LVN_KMOD="$work/build/kmod/$rel/ipudp.ko"
 cd "$work" || exit 1
 echo "vm: command starts at $(cut -d' ' -f1 /proc/uptime) s uptime"
 echo "lvn-vm: command starts" >/dev/kmsg
+: >"$state/started"
 sh "$state/cmd.sh"
 rc=$?
 
