@@ -12,7 +12,7 @@ while read -r rel; do
 	cp -r feed/kmod-ipudp/src/. "$out/"
 	log=$out/sparse.log
 	# shellcheck disable=SC2086 # LVN_KMOD_MAKEFLAGS: words, split on purpose
-	make -C "${LVN_KDIR:-/lib/modules/$rel/build}" M="$out" C=2 W=1 IPUDP_DEBUG=y \
+	make -j"$(nproc)" -C "${LVN_KDIR:-/lib/modules/$rel/build}" M="$out" C=2 W=1 IPUDP_DEBUG=y \
 		${LVN_KMOD_MAKEFLAGS:-} modules >"$log" 2>&1 ||
 		{ cat "$log" >&2; rc=1; }
 	if grep -E '(warning|error):' "$log" >&2; then

@@ -4,15 +4,20 @@
 # Usage: scripts/test-vm.sh [PYTEST ARGS...]   (LVN_KERNELS="6.1 6.12" by default;
 #        LVN_TESTS="tests/kernel/test_x.py" picks tests, default tests/kernel;
 #        LVN_MARKS is pytest's -m, default "not long": make test-long sets "long";
-#        LVN_VM_JOBS: VMs at once, default 1)
+#        LVN_VM_JOBS: VMs at once, default 1;
+#        LVN_VM_WORKERS: pytest workers inside each VM, default 2, see
+#        vm/guest-pytest.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 read -r -a series <<<"${LVN_KERNELS:-6.1 6.12}"
 mapfile -t releases < <(vm/kernels.sh "${series[@]}")
 pyargs=""
-# passed into the guest when set: LVN_TEARDOWN_ROUNDS (tests/kernel/test_teardown.py)
+# passed into the guest when set: LVN_TEARDOWN_ROUNDS (tests/kernel/test_teardown.py),
+# LVN_VM_WORKERS
 envs=""
-[ -z "${LVN_TEARDOWN_ROUNDS:-}" ] || envs="LVN_TEARDOWN_ROUNDS=$(printf '%q' "$LVN_TEARDOWN_ROUNDS") "
+for v in LVN_TEARDOWN_ROUNDS LVN_VM_WORKERS; do
+	[ -z "${!v:-}" ] || envs+="$v=$(printf '%q' "${!v}") "
+done
 [ $# -eq 0 ] || pyargs=$(printf ' %q' "$@")
 # tests marked "newest" (userspace scenarios) run in the newest kernel's VM
 # only, unless LVN_MARKS says otherwise
@@ -26,12 +31,15 @@ run_one() {
 	[ -n "${LVN_MARKS+set}" ] || [ "$1" = "$newest" ] || marks="not long and not newest"
 	marks=$(printf '%q' "$marks")
 	rm -f "$junit"
-	vm/run.sh "$rel" "$envs.venv/bin/python -m pytest -p no:cacheprovider -q ${LVN_TESTS:-tests/kernel} -m $marks --junitxml=$junit$pyargs"
+	vm/run.sh "$rel" "${envs}LVN_IPK_DIR=$PWD/build/vm/$1/ipk LVN_TESTS=$(printf '%q' "${LVN_TESTS:-tests/kernel}") vm/guest-pytest.sh $junit $marks$pyargs"
 }
 for rel in "${releases[@]}"; do
 	mkdir -p "build/vm/$rel"
 	rm -f "build/vm/$rel/rc"
 	vm/build-module.sh "$rel" >/dev/null
+	# the router tests' ipks, built here: under TCG each site took a minute
+	rm -rf "build/vm/$rel/ipk"
+	scripts/router-ipks.sh "build/vm/$rel/ipk" "$rel"
 done
 pids=()
 for rel in "${releases[@]}"; do

@@ -16,7 +16,8 @@ echo "=== static checks"
 sh -n vm/guest-run.sh vm/initramfs-init
 shellcheck -s bash scripts/*.sh vm/*.sh .ci/run
 shellcheck -s sh vm/initramfs-init files/etc/init.d/lvn
-.venv/bin/mypy --strict scripts/build-ipk.py scripts/test_summary.py scripts/bench.py scripts/bench_join.py scripts/bench_report.py
+.venv/bin/mypy --strict scripts/build-ipk.py scripts/test_summary.py scripts/bench.py scripts/bench_join.py scripts/bench_report.py \
+	scripts/junit_merge.py
 
 echo "=== checkpatch --strict, sparse (kernel module)"
 scripts/checkpatch.sh

@@ -13,7 +13,7 @@ mkdir -p "$out"
 cp -r "${LVN_KMOD_SRC:-feed/kmod-ipudp/src}/." "$out/"
 log=$out/build.log
 # shellcheck disable=SC2086 # LVN_KMOD_MAKEFLAGS: words, split on purpose
-if ! make -C "${LVN_KDIR:-/lib/modules/$rel/build}" M="$PWD/$out" W=1 ${LVN_KMOD_MAKEFLAGS:-} modules >"$log" 2>&1; then
+if ! make -j"$(nproc)" -C "${LVN_KDIR:-/lib/modules/$rel/build}" M="$PWD/$out" W=1 ${LVN_KMOD_MAKEFLAGS:-} modules >"$log" 2>&1; then
 	cat "$log" >&2
 	echo "vm/build-module.sh: build against $rel failed" >&2
 	exit 1

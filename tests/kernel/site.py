@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -89,11 +91,14 @@ class Site:
         self.r.run("ping", "-c", "2", "-W", "5", "10.51.0.2")
 
 
-def build_ipks(out: Path) -> Path:
-    ko = ROOT / "build" / "kmod" / KERNEL / "ipudp.ko"
-    for args in ([], ["--release", "2"], ["--luci"], ["--kmod", str(ko), "--kernel", KERNEL]):
-        subprocess.run([sys.executable, str(ROOT / "scripts" / "build-ipk.py"), str(out), *args],
-                       check=True, capture_output=True)
+def router_ipks(tmp: Path) -> Path:
+    """The ipks to install: scripts/test-vm.sh's, built on the host before
+    the boot (LVN_IPK_DIR), or else built here under ``tmp``."""
+    if os.environ.get("LVN_IPK_DIR"):
+        return Path(os.environ["LVN_IPK_DIR"])
+    out = tmp / "ipk"
+    subprocess.run([str(ROOT / "scripts" / "router-ipks.sh"), str(out), KERNEL], check=True,
+                   capture_output=True, env=dict(os.environ, PYTHON=sys.executable))
     return out
 
 
@@ -103,11 +108,14 @@ def router_site(tmp: Path) -> Iterator[Site]:
         pytest.skip("OpenWrt's userland is not built (scripts/owrt-userland.sh, which make test "
                     "runs before the VM stage, found no sources): these tests did NOT run")
     load_module()
-    # the ipks live under the project tree: the sandbox has its own /tmp
-    ipk = build_ipks(ROOT / "build" / "vm" / KERNEL / "ipk")
+    # the ipks live under the project tree (the sandbox has its own /tmp),
+    # one folder per site: test_openwrt and test_luci may run side by side
+    (ROOT / "build" / "vm" / KERNEL).mkdir(parents=True, exist_ok=True)
+    own = Path(tempfile.mkdtemp(prefix="site-", dir=ROOT / "build" / "vm" / KERNEL))
     r, peer = Netns(), Netns()
     router = None
     try:
+        ipk = router_ipks(own)
         veth(r, peer)
         r.ip("addr", "add", "10.99.0.1/24", "dev", "ul0")
         peer.ip("addr", "add", "10.99.0.2/24", "dev", "ul0")
@@ -124,3 +132,4 @@ def router_site(tmp: Path) -> Iterator[Site]:
             router.close()
         for ns in (r, peer):
             ns.delete()
+        shutil.rmtree(own, ignore_errors=True)

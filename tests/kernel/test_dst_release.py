@@ -12,6 +12,9 @@ import pytest
 from .conftest import build_pair
 from .netns import Netns, wait_for
 
+# serial: counts the kernel-wide IPv4 route objects
+pytestmark = pytest.mark.serial
+
 PACKETS = 100_000
 
 

@@ -18,15 +18,19 @@ def listen(ns: Netns) -> queue.Queue[Event]:
     """Events of ``ns`` collected by a background thread; subscribed to
     the kernel's group before this returns."""
     q: queue.Queue[Event] = queue.Queue()
-    source = Ipudp(netns=ns.name).event_source()
+    subscribed = threading.Event()
 
     def run() -> None:
-        with source:
+        # made and read in one thread: a socket made in the caller's thread
+        # and read here got no events (6.12 VM, pyroute2 0.9)
+        with Ipudp(netns=ns.name) as k, k.event_source() as source:
+            subscribed.set()
             while True:
                 for ev in source.read():
                     q.put(ev)
 
     threading.Thread(target=run, daemon=True).start()
+    assert subscribed.wait(scaled(10)), "no subscription to the kernel's events"
     return q
 
 

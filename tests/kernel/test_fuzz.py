@@ -14,11 +14,16 @@ import struct
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from lvn.model import Rule, Tunnel
 from lvn.netlink import Ipudp, made_in
 from lvn.rawnl import NETLINK_GENERIC, Channel
 
 from .netns import Netns, veth
+
+# serial: counts the kernel-wide receive-backlog drops
+pytestmark = pytest.mark.serial
 
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_DUMP = 1, 4, 0x300

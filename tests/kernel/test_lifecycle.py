@@ -6,10 +6,15 @@ import re
 import subprocess
 import time
 
+import pytest
+
 from lvn.netlink import Ipudp
 
 from .conftest import Pair, build_pair, load_module, module_loaded, run_bg
 from .netns import Netns, sh, wait_for
+
+# serial: unloads the module and counts its prints in the kernel-wide log
+pytestmark = pytest.mark.serial
 
 
 def mark() -> str:

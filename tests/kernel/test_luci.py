@@ -34,7 +34,9 @@ CGI_IO_404 = "/cgi-bin/cgi-exec?"
 LOGIN_403 = (f"{URL}/cgi-bin/luci/ - Failed to load resource: the server responded "
              "with a status of 403 (Forbidden)")
 
-# the first boot of an image with uhttpd and luci-base (as selftest.sh does)
+# the first boot of an image with uhttpd and luci-base (as selftest.sh does);
+# LuCI's requests get ten minutes, not uhttpd's 60 s: with another test file
+# running beside it in the emulated VM, pages were killed mid-answer (502)
 WEB_SETUP = f"""
 for f in /etc/uci-defaults/*; do sh "$f" >/dev/null && rm -f "$f"; done
 uci add_list uhttpd.main.ucode_prefix='/cgi-bin/luci=/usr/share/ucode/luci/uhttpd.uc'
@@ -42,6 +44,7 @@ uci -q delete uhttpd.main.lua_prefix || true
 uci -q delete uhttpd.main.listen_http || true
 uci -q delete uhttpd.main.listen_https || true
 uci add_list uhttpd.main.listen_http=127.0.0.1:{PORT}
+uci set uhttpd.main.script_timeout=600
 uci commit uhttpd
 /etc/init.d/uhttpd start
 """

@@ -23,6 +23,9 @@ from lvn.netlink import Ipudp
 
 from .netns import Netns, sh
 
+# serial: measures kernel-wide slab memory
+pytestmark = pytest.mark.serial
+
 N_TUNNELS = 10_000
 RULES_PER_TUNNEL = 10
 ROOT = Path(__file__).resolve().parents[2]

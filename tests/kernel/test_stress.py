@@ -18,6 +18,9 @@ from lvn.netlink import Ipudp
 from .conftest import OVERLAY4, OVERLAY6, build_pair
 from .netns import Netns, sh
 
+# serial: unloads the module at the end
+pytestmark = pytest.mark.serial
+
 DURATION = 30.0
 BAD = ("WARNING:", "BUG:", "Oops", "general protection", "KASAN", "possible recursive locking",
        "circular locking", "suspicious RCU usage", "refcount_t")

@@ -6,7 +6,8 @@
 #      with a KASAN report and a kmemleak report
 #   3. the whole tests/kernel set with ipudp.ko; any report fails the stage
 # Env: LVN_TIME_SCALE (default 8: timeouts in the tests are multiplied),
-#      LVN_TESTS (default tests/kernel), LVN_TEARDOWN_ROUNDS,
+#      LVN_TESTS (default tests/kernel), LVN_MARKS (pytest -m, default
+#      "not long and not newest"), LVN_VM_WORKERS, LVN_TEARDOWN_ROUNDS,
 #      LVN_VM_TIMEOUT (default 5400 s).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -48,8 +49,10 @@ echo "=== kernel tests on the debug kernel (module with IPUDP_DEBUG=y: self-test
 LVN_KDIR=$tree LVN_KMOD_MAKEFLAGS="IPUDP_DEBUG=y" vm/build-module.sh "$rel" >/dev/null
 junit=$st/junit-debug.xml
 rm -f "$junit"
+# the kernel tests as make test runs them (two at a time, then the serial
+# ones), without the long runs and the userspace scenarios ("newest")
 LVN_VM_APPEND="lvn.leakcheck=ipudp lvn.workcache=loose" vm/run.sh "$rel" \
-	"LVN_TIME_SCALE=${LVN_TIME_SCALE:-8} LVN_TEARDOWN_ROUNDS=${LVN_TEARDOWN_ROUNDS:-150} .venv/bin/python -m pytest -p no:cacheprovider -q ${LVN_TESTS:-tests/kernel} --junitxml=$junit"
+	"LVN_TIME_SCALE=${LVN_TIME_SCALE:-8} LVN_TEARDOWN_ROUNDS=${LVN_TEARDOWN_ROUNDS:-150} LVN_VM_WORKERS=${LVN_VM_WORKERS:-2} LVN_TESTS=$(printf '%q' "${LVN_TESTS:-tests/kernel}") vm/guest-pytest.sh $junit $(printf '%q' "${LVN_MARKS-not long and not newest}")"
 [ -s "$junit" ] || { echo "debug stage: no test report" >&2; exit 1; }
 grep -q "ipudp: prefix self-test passed" "$st/dmesg.txt" ||
 	{ echo "debug stage: the module's prefix self-test did not report success" >&2; exit 1; }
