@@ -57,6 +57,25 @@ static u8 ipudp_dsfield(struct sk_buff *skb)
 }
 
 /*
+ * GRO merges inner TCP segments; any other inner packet would only pay for
+ * it: with a UDP tunnel socket open, udp_gro_receive() looks up the inner
+ * packet's socket too. Those go straight to the backlog.
+ */
+static void ipudp_deliver(struct ipudp_dev *ipd, struct sk_buff *skb)
+{
+	u8 proto;
+
+	if (ip_hdr(skb)->version == 4)
+		proto = ip_hdr(skb)->protocol;
+	else
+		proto = ipv6_hdr(skb)->nexthdr;
+	if (proto == IPPROTO_TCP)
+		gro_cells_receive(&ipd->gro_cells, skb);
+	else if (netif_rx(skb) == NET_RX_DROP)
+		DEV_STATS_INC(ipd->dev, rx_dropped);
+}
+
+/*
  * The encap_rcv hook of the device's UDP sockets: decapsulate a data packet
  * of a known tunnel, leave control traffic to the socket. 0: consumed;
  * 1: the socket receives @skb as a datagram.
@@ -122,7 +141,7 @@ int ipudp_encap_recv(struct sock *sk, struct sk_buff *skb)
 	if (ipudp_tunnel_count_rx(t, len, READ_ONCE(ipd->idle_jiffies)))
 		ipudp_notify_tunnel(ipd, t, IPUDP_CMD_TUNNEL_ACTIVE, GFP_ATOMIC);
 	dev_sw_netstats_rx_add(dev, len);
-	gro_cells_receive(&ipd->gro_cells, skb);
+	ipudp_deliver(ipd, skb);
 	return 0;
 
 malformed:
