@@ -19,7 +19,7 @@ import pytest
 
 from lvn.netlink import Ipudp
 
-from .netns import Netns, scaled, sh, veth
+from .netns import Netns, scaled, veth, wait_for
 
 UNDERLAY = {"ipv4": ("10.99.0.1", "10.99.0.2", 24), "ipv6": ("fd99::1", "fd99::2", 64)}
 OVERLAY4 = ("192.168.99.1", "192.168.99.2")
@@ -30,12 +30,28 @@ def module_loaded() -> bool:
     return os.path.isdir("/sys/module/ipudp")
 
 
+def module_live() -> bool:
+    try:
+        with open("/sys/module/ipudp/initstate") as f:
+            return f.read().strip() == "live"
+    except OSError:
+        return False
+
+
 def load_module() -> None:
-    if module_loaded():
+    if module_live():
         return
     ko = os.environ.get("LVN_KMOD")
     assert ko and os.path.exists(ko), f"LVN_KMOD does not name a built module: {ko!r}"
-    sh("insmod", ko)
+    # the other pytest worker may load it at the same moment: insmod then
+    # says "File exists", and the module may still be initialising
+    said = ""
+    if not module_loaded():
+        said = subprocess.run(["insmod", ko], capture_output=True, text=True).stderr.strip()
+    try:
+        wait_for(module_live, 30, "the ipudp module to finish loading")
+    except AssertionError as e:
+        raise AssertionError(f"{e}; insmod {ko}: {said}") from None
     ddc = "/sys/kernel/debug/dynamic_debug/control"
     if os.path.exists(ddc):
         with open(ddc, "w") as f:
