@@ -170,6 +170,7 @@ def test_replacing_a_tunnel_in_place_drops_nothing(star: Star) -> None:
         with star.hub_lvn() as k:
             wait_for(lambda: {t.id: t for t in k.tunnels("lvn0")}[1].stats.rx_packets > 100,
                      60, "the flood to arrive")
+            before = {t.id: t for t in k.tunnels("lvn0")}[1].stats.rx_packets
             for _ in range(300):
                 k.set_tunnel("lvn0", peer_ul, tunnel_id=1, replace=True)
             t1 = {t.id: t for t in k.tunnels("lvn0")}[1]
@@ -177,7 +178,9 @@ def test_replacing_a_tunnel_in_place_drops_nothing(star: Star) -> None:
     finally:
         flood.terminate()
         flood.wait()
-    assert t1.stats.rx_packets > 1000, t1.stats
+    # the flood went on while the tunnel was swapped (however fast the
+    # kernel: the debug kernel received 753 in all where 6.12 gets thousands)
+    assert t1.stats.rx_packets >= before + 100, (before, t1.stats)
     assert (t1.stats.rx_spoofed, drops.rx_spoofed) == (0, 0), (t1.stats, drops)
 
 
