@@ -27,11 +27,14 @@ export LVN_VM_TIMEOUT=${LVN_VM_TIMEOUT:-5400}
 export LVN_VM_MEM=${LVN_VM_MEM:-3072}
 echo "=== debug kernel $rel ($tree)"
 
+# kasan_multi_shot: every KASAN report is printed, not only the first (a
+# boot-time report of the emulated CPU used up the one report once, and
+# the self-test's use-after-free went unprinted)
 echo "=== self-test: a leaking, use-after-free module must fail the stage"
 LVN_KDIR=$tree LVN_KMOD_SRC=vm/debug/selftest-module vm/build-module.sh "$rel-selftest" >/dev/null
 st=build/vm/$rel
 set +e
-LVN_VM_APPEND="lvn.leakcheck=leaky lvn.workcache=loose" vm/run.sh "$rel" \
+LVN_VM_APPEND="lvn.leakcheck=leaky lvn.workcache=loose kasan_multi_shot" vm/run.sh "$rel" \
 	"insmod build/kmod/$rel-selftest/leaky.ko"
 src=$?
 set -e
@@ -51,7 +54,7 @@ junit=$st/junit-debug.xml
 rm -f "$junit"
 # the kernel tests as make test runs them (two at a time, then the serial
 # ones), without the long runs and the userspace scenarios ("newest")
-LVN_VM_APPEND="lvn.leakcheck=ipudp lvn.workcache=loose" vm/run.sh "$rel" \
+LVN_VM_APPEND="lvn.leakcheck=ipudp lvn.workcache=loose kasan_multi_shot" vm/run.sh "$rel" \
 	"LVN_TIME_SCALE=${LVN_TIME_SCALE:-8} LVN_TEARDOWN_ROUNDS=${LVN_TEARDOWN_ROUNDS:-150} LVN_VM_WORKERS=${LVN_VM_WORKERS:-2} LVN_TESTS=$(printf '%q' "${LVN_TESTS:-tests/kernel}") vm/guest-pytest.sh $junit $(printf '%q' "${LVN_MARKS-not long and not newest}")"
 [ -s "$junit" ] || { echo "debug stage: no test report" >&2; exit 1; }
 grep -q "ipudp: prefix self-test passed" "$st/dmesg.txt" ||
