@@ -15,6 +15,7 @@ Usage: scripts/bench.py OUT.json [--quick] [--only a,b,...] [--reps N]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import json
 import os
@@ -26,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -343,9 +344,12 @@ def cpu_busy() -> float:
     return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
 
 
-def iperf(dst: str, seconds: int, *args: str, sender: str = A) -> dict[str, Any]:
-    out = nsx(sender, "iperf3", "-c", dst, "-t", str(seconds), "-J", *args, check=False,
-              timeout=seconds + 60)
+def iperf(dst: str, seconds: int | None, *args: str, sender: str = A) -> dict[str, Any]:
+    """iperf3's JSON report of a run of ``seconds`` (None: ``args`` say how
+    much, e.g. -k packets)."""
+    length = ["-t", str(seconds)] if seconds is not None else []
+    out = nsx(sender, "iperf3", "-c", dst, *length, "-J", *args, check=False,
+              timeout=(seconds or 240) + 60)
     data = json.loads(out)
     if "error" in data:
         raise RuntimeError(f"iperf3: {data['error']}")
@@ -432,6 +436,17 @@ QUICK_FORWARD = ("raw", "ipudp4", "multi1", "ipip")
 _IPUDP_PASSES = (("ipudp_xmit", "ipudp_encap_recv"), ("udp_rcv",))
 PROFILED = {"ipudp4": _IPUDP_PASSES, "ipudp4-base": _IPUDP_PASSES,
             "ipip": (("ipip_tunnel_xmit", "ipip_rcv"), ("tunnel4_rcv", "udp_rcv"))}
+# where one TCP stream's time goes (A to B, data and ACKs alike), per MB of
+# payload: the device's transmit (a tunnel's includes the underlay's IP
+# output and veth_xmit), the backlog's receive from veth (raw: the whole
+# receive; a tunnel: the outer packet up to decapsulation) and a tunnel's
+# GRO cell, which delivers the inner packet (GRO, IP, TCP)
+_TUNNEL_RECEIVE = ("process_backlog", "gro_cell_poll")
+TCP_PROFILED = {"raw": ("veth_xmit", "process_backlog"),
+                "ipudp4": ("ipudp_xmit", *_TUNNEL_RECEIVE),
+                "ipudp4-base": ("ipudp_xmit", *_TUNNEL_RECEIVE),
+                "ipip": ("ipip_tunnel_xmit", *_TUNNEL_RECEIVE)}
+TCP_PROFILE_SECONDS = 2
 TRACEFS = Path("/sys/kernel/tracing")
 PROFILE_PACKETS = 2000
 GRAPH_LINE = re.compile(r"^\s*\d+\)\s+(?:[-+!#*@$]\s*)?(?:([\d.]+) us\s+)?\|(\s*)(.*?)\s*$")
@@ -493,12 +508,12 @@ def profile(name: str, dst: str) -> dict[str, Any]:
     PROFILE_PACKETS packets each.  Counted and timed per call, so TCG's skew
     of sampling (the timer lands in the idle loop) does not apply; the
     tracer's own cost is in every figure, alike for each peer."""
-    if not (TRACEFS / "trace").exists():
-        sh("mount", "-t", "tracefs", "nodev", str(TRACEFS))
     functions: dict[str, Any] = {}
     packets = 0
     for roots in PROFILED[name]:
-        found, packets = _trace(roots, dst)
+        found, d = _trace(roots, lambda: iperf(dst, None, "-u", "-b", "0", "-l", "64",
+                                               "-k", str(PROFILE_PACKETS)))
+        packets = int(d["end"]["sum"]["packets"])
         missing = [f for f in roots if f not in found]
         if missing:
             raise RuntimeError(f"profile of {name}: no trace of {', '.join(missing)}")
@@ -507,33 +522,92 @@ def profile(name: str, dst: str) -> dict[str, Any]:
             "functions": functions}
 
 
-def _trace(roots: tuple[str, ...], dst: str) -> tuple[dict[str, Any], int]:
-    """function_graph of ``roots`` during one iperf3 run: the parsed graph
-    and the packets sent."""
+def profile_tcp(name: str, dst: str) -> dict[str, Any]:
+    """Where a TCP stream's time goes, A to B: function_graph (depth 2) on
+    TCP_PROFILED[name] during TCP_PROFILE_SECONDS of one stream; calls and
+    µs per MB of payload received."""
+    roots = TCP_PROFILED[name]
+    found, d = _trace(roots, lambda: iperf(dst, TCP_PROFILE_SECONDS))
+    missing = [f for f in roots if f not in found]
+    if missing:
+        raise RuntimeError(f"TCP profile of {name}: no trace of {', '.join(missing)}")
+    mb = d["end"]["sum_received"]["bytes"] / 1e6
+    return {"mb": round(mb, 1), "seconds": TCP_PROFILE_SECONDS,
+            "tracer": "function_graph, depth 2",
+            "functions": {f: {"calls_per_mb": found[f]["calls"] / mb,
+                              "us_per_mb": found[f]["calls"] * found[f]["us_per_call"] / mb,
+                              "callees": found[f]["callees"]} for f in roots}}
+
+
+@contextlib.contextmanager
+def function_graph() -> Iterator[None]:
+    """function_graph (depth 2) as the current tracer for the block, with
+    nothing recorded until _trace.  Switched on and off once for all the
+    profiles: each switch rewrites every kernel function's entry, and under
+    TCG a rewrite can race the other vCPU (an int3 Oops seen here when each
+    profile pass switched it)."""
+    if not (TRACEFS / "trace").exists():
+        sh("mount", "-t", "tracefs", "nodev", str(TRACEFS))
     _tracefs("tracing_on", "0")
     _tracefs("current_tracer", "nop")
     _tracefs("buffer_size_kb", "32768")
-    _tracefs("set_graph_function", " ".join(roots))
+    # never empty while the tracer runs: empty means every function
+    _tracefs("set_graph_function", "veth_xmit")
     _tracefs("max_graph_depth", "2")
     # the tracer's own options exist only while it is the current tracer
     _tracefs("current_tracer", "function_graph")
-    for option in ("funcgraph-tail", "nofuncgraph-irqs", "funcgraph-duration"):
-        _tracefs("trace_options", option)
+    try:
+        for option in ("funcgraph-tail", "nofuncgraph-irqs", "funcgraph-duration"):
+            _tracefs("trace_options", option)
+        yield
+    finally:
+        _tracefs("tracing_on", "0")
+        _tracefs("current_tracer", "nop")
+        _tracefs("set_graph_function", "")
+        _tracefs("trace", "")
+
+
+def _trace(roots: tuple[str, ...], traffic: Callable[[], dict[str, Any]]
+           ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Inside function_graph(): the graph of ``roots`` while ``traffic``
+    runs, parsed, and iperf3's report."""
+    _tracefs("set_graph_function", " ".join(roots))
     _tracefs("trace", "")
     _tracefs("tracing_on", "1")
     try:
-        out = nsx(A, "iperf3", "-c", dst, "-J", "-u", "-b", "0", "-l", "64",
-                  "-k", str(PROFILE_PACKETS), check=False, timeout=300)
+        d = traffic()
     finally:
         _tracefs("tracing_on", "0")
-    d = json.loads(out)
-    if "error" in d:
-        raise RuntimeError(f"iperf3: {d['error']}")
-    text = (TRACEFS / "trace").read_text()
-    _tracefs("current_tracer", "nop")
-    _tracefs("set_graph_function", "")
-    _tracefs("trace", "")
-    return parse_graph(text), int(d["end"]["sum"]["packets"])
+    # one CPU's calls at a time: the merged "trace" interleaves the CPUs'
+    # lines, which would put one CPU's calls inside another's
+    text = "\n".join(p.read_text() for p in sorted(TRACEFS.glob("per_cpu/cpu*/trace")))
+    return parse_graph(text), d
+
+
+def profile_all(chosen: list[tuple[str, str, Callable[[], str]]],
+                entries: dict[str, dict[str, Any]]) -> None:
+    """The profiles of the chosen scenarios that have them, after the
+    measured rounds (the tracer's hooks slow every kernel function)."""
+    todo = [(n, setup) for n, _, setup in chosen
+            if (n in PROFILED or n in TCP_PROFILED) and "error" not in entries[n]]
+    if not todo:
+        return
+    with function_graph():
+        for name, setup in todo:
+            topology()
+            try:
+                dst = setup()
+                iperf_server(B)
+                if name in PROFILED:
+                    entries[name]["profile"] = profile(name, dst)
+                if name in TCP_PROFILED:
+                    entries[name]["tcp_profile"] = profile_tcp(name, dst)
+            except Exception as e:  # reported beside the measured figures
+                entries[name]["profile_error"] = f"{type(e).__name__}: {e}"
+            finally:
+                teardown()
+            print(f"bench: profile {name}: {entries[name].get('profile_error') or 'ok'}",
+                  flush=True)
 
 
 # -- scale, footprint ---------------------------------------------------------------
@@ -864,9 +938,6 @@ def main() -> int:
             try:
                 dst = setup()
                 measure(dst, seconds, pings, local[name])
-                if (rnd == 0 and name in PROFILED and not args.no_profile
-                        and (not args.quick or args.profile)):
-                    entry["profile"] = profile(name, dst)
                 if "forward_error" not in entry and (not args.quick or name in QUICK_FORWARD):
                     try:
                         measure_forward(forward_topology(dst), seconds, forward[name])
@@ -879,6 +950,8 @@ def main() -> int:
             entry["wall_s"] = round(entry["wall_s"] + time.monotonic() - t0, 1)
             print(f"bench: round {rnd + 1}/{reps} {name}: {entry.get('error') or 'ok'}",
                   flush=True)
+    if not args.no_profile and (not args.quick or args.profile):
+        profile_all(chosen, entries)
     for name, _, _ in chosen:
         entry = entries[name]
         if "error" not in entry:

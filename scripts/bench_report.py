@@ -194,6 +194,41 @@ def profile_rows(r: dict[str, Any]) -> list[str]:
     return L
 
 
+# bench.py's TCP profile: the device's transmit, then the receive from
+# veth's backlog and (a tunnel) from its GRO cell
+TCP_STAGES = (("transmit", ("veth_xmit", "ipudp_xmit", "ipip_tunnel_xmit")),
+              ("backlog", ("process_backlog",)), ("GRO cell", ("gro_cell_poll",)))
+
+
+def tcp_profile_rows(r: dict[str, Any]) -> list[str]:
+    """Per profiled peer, where one TCP stream's time goes, per MB of
+    payload; beside it the untraced CPU per GB and TCP ratio to raw."""
+    rows = [(n, s["tcp_profile"]) for n, s in r["scenarios"].items() if s.get("tcp_profile")]
+    if not rows:
+        return []
+    L = ["", "| peer | device transmits per MB | GRO cell polls per MB | "
+         + " | ".join(f"{stage} (µs/MB)" for stage, _ in TCP_STAGES)
+         + " | total (µs/MB) | added to raw's (µs/MB) | CPU per GB × raw (untraced) | "
+         "TCP 1 stream × raw (untraced) |", "|---|" + "---|" * (len(TCP_STAGES) + 6)]
+    raw_total = None
+    for name, tp in rows:
+        fns = tp["functions"]
+        stages = [sum(fns[f]["us_per_mb"] for f in roots if f in fns) for _, roots in TCP_STAGES]
+        total = sum(stages)
+        if name == "raw":
+            raw_total = total
+        xmit = next((fns[f] for f in TCP_STAGES[0][1] if f in fns), None)
+        poll = fns.get("gro_cell_poll")
+        cells = [f"{xmit['calls_per_mb']:.1f}" if xmit else "–",
+                 f"{poll['calls_per_mb']:.1f}" if poll else "–"]
+        cells += [f"{v:,.0f}" if v else "–" for v in stages]
+        cells += [f"{total:,.0f}", f"{total - raw_total:,.0f}" if raw_total else "–",
+                  ratio_text(r, name, "tcp1_cpu_s_per_gb", False),
+                  ratio_text(r, name, "tcp1_mbit_s", True)]
+        L.append(f"| {name} | " + " | ".join(cells) + " |")
+    return L
+
+
 def plots(r: dict[str, Any], outdir: Path) -> list[str]:
     import matplotlib
     matplotlib.use("Agg")
@@ -312,6 +347,16 @@ def markdown(r: dict[str, Any], result_name: str, pngs: list[str], plot_dir: str
               "receive functions while 2,000 UDP 64-byte packets go from A to B: time "
               "per call with its direct callees (the tracer's own cost included, alike "
               "for every peer; emulated CPU under TCG)."] + prof
+    tcp_prof = tcp_profile_rows(r)
+    if tcp_prof:
+        L += ["", "## Where a TCP stream's time goes (1 stream, A to B)", "",
+              "function_graph (depth 2) during 2 s of one TCP stream, data and ACKs "
+              "alike, per MB of payload received: the device's transmit (a tunnel's "
+              "includes the underlay's IP output and veth), the receive from veth's "
+              "backlog (raw: the whole receive; a tunnel: the outer packet up to "
+              "decapsulation) and a tunnel's GRO cell (GRO, IP and TCP for the inner "
+              "packet). The stream is bound by CPU time, so its throughput ratio to raw "
+              "follows the inverse of its CPU per GB (both untraced, same run)."] + tcp_prof
     if r.get("scale"):
         L += ["", "## Scale (ipudp MULTI)", "",
               "| tunnels | rules | install tunnels (s) | install rules (s) | slab B/tunnel | "

@@ -63,12 +63,21 @@ def test_bench_smoke(tmp_path: Path) -> None:
         functions = r["scenarios"][name]["profile"]["functions"]
         for root in roots:
             assert functions[root]["calls"] >= 1000 and functions[root]["callees"], (name, root)
+    # where a TCP stream's time goes: each peer's stages, per MB
+    for name, roots in (("raw", ("veth_xmit", "process_backlog")),
+                        ("ipudp4", ("ipudp_xmit", "process_backlog", "gro_cell_poll")),
+                        ("ipip", ("ipip_tunnel_xmit", "process_backlog", "gro_cell_poll"))):
+        tp = r["scenarios"][name]["tcp_profile"]
+        assert tp["mb"] > 0, name
+        for root in roots:
+            assert tp["functions"][root]["us_per_mb"] > 0, (name, root)
     for name in r["scenarios"]:
         assert r["scenarios"][name]["metrics"]["udp64_kpps"]["median"] > 0, name
         assert r["scenarios"][name]["forward"]["udp64_kpps"]["median"] > 0, name
     text = report(out, tmp_path / "s.md")
     assert "| ipudp4 |" in text and "| ipip |" in text
     assert "`ipudp_xmit`" in text and "`ipip_rcv`" in text
+    assert "## Where a TCP stream's time goes" in text
 
 
 @pytest.mark.long

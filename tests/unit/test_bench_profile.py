@@ -68,3 +68,29 @@ def test_report_sums_the_ip_layer_handlers_per_packet() -> None:
     assert "(`udp_rcv`): **30.0 µs per packet**" in ipudp
     assert "(`tunnel4_rcv` + `udp_rcv`): **19.0 µs per packet**" in ipip
     assert "`ipudp_xmit`: 1,000 calls, **40.00 µs per call**, 40.0 µs per packet" in ipudp
+
+
+def test_tcp_profile_sums_the_stages_per_mb_against_raw() -> None:
+    import bench_report
+
+    def fn(per_mb: float, us: float) -> dict[str, object]:
+        return {"calls_per_mb": per_mb, "us_per_mb": us, "callees": []}
+
+    def metrics(mbit: float, cpu: float) -> dict[str, object]:
+        return {"tcp1_mbit_s": {"median": mbit}, "tcp1_cpu_s_per_gb": {"median": cpu}}
+
+    r = {"scenarios": {
+        "raw": {"metrics": metrics(2000, 7.0), "tcp_profile": {"functions": {
+            "veth_xmit": fn(40, 800), "process_backlog": fn(40, 2000)}}},
+        "ipudp4": {"metrics": metrics(1600, 8.75), "tcp_profile": {"functions": {
+            "ipudp_xmit": fn(50, 2500), "process_backlog": fn(50, 3000),
+            "gro_cell_poll": fn(45, 2500)}}},
+        "fastd": {"metrics": metrics(100, 70.0)}}}
+    rows = bench_report.tcp_profile_rows(r)
+    ipudp = next(row for row in rows if row.startswith("| ipudp4 |"))
+    # transmits and polls per MB; the stages; total; added to raw's 2,800;
+    # CPU per GB and throughput as ratios to raw
+    assert ipudp == ("| ipudp4 | 50.0 | 45.0 | 2,500 | 3,000 | 2,500 | 8,000 | 5,200 "
+                     "| 1.25 | 0.80 |")
+    assert not any(row.startswith("| fastd |") for row in rows)  # not profiled
+    assert bench_report.tcp_profile_rows({"scenarios": {"raw": {"metrics": {}}}}) == []
