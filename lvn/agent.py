@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from cryptography import x509
 from OpenSSL import SSL, crypto
 
-from . import compat, datagram, protocol, session
+from . import compat, datagram, protocol, session, static
 from .config import ClientConfig, ServerConfig
 from .errors import LvnError
 from .expiry import DetachedTunnels
@@ -744,11 +744,11 @@ class Client(Agent):
             elif isinstance(act, session.Configure):
                 fields: dict[str, Any] = act.fields
                 self.data_port = int(fields["data_port"])
-                want = {a for a in (fields.get("addr4"), fields.get("addr6")) if a}
-                have = {a for a in k.addresses(ifname) if not a.startswith("fe80:")}
-                for a in have - want:
+                want = [a for a in (fields.get("addr4"), fields.get("addr6")) if a]
+                delete, add = static.lease_changes(k.addresses(ifname), want)
+                for a in delete:
                     k.del_address(ifname, a)
-                for a in want - have:
+                for a in add:
                     k.add_address(ifname, a)
                 k.set_link(ifname, mtu=int(fields["mtu"]), up=True)
                 self.addresses = sorted(want)

@@ -444,13 +444,11 @@ class Node:
         self.data_port = int(fields["data_port"])
         self._device()
         want = [a for a in (fields.get("addr4"), fields.get("addr6")) if a]
-        have = [a for a in self.kernel.addresses(self.ifname) if not static.is_link_local(a)]
-        for a in have:
-            if a not in want:
-                self.kernel.del_address(self.ifname, a)
-        for a in want:
-            if a not in have:
-                self.kernel.add_address(self.ifname, a)
+        delete, add = static.lease_changes(self.kernel.addresses(self.ifname), want)
+        for a in delete:
+            self.kernel.del_address(self.ifname, a)
+        for a in add:
+            self.kernel.add_address(self.ifname, a)
         self.kernel.set_link(self.ifname, mtu=int(fields["mtu"]), up=True)
         self.addresses = sorted(want)
         log("info", "lease: " + ", ".join(self.addresses) + ", mtu " + str(fields["mtu"]))

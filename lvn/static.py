@@ -223,6 +223,14 @@ def is_link_local(address: str) -> bool:
         or text.startswith("169.254.")
 
 
+def lease_changes(have: "list[str]", want: "list[str]") -> "tuple[list[str], list[str]]":
+    """(to delete, to add) that take a client's device from the addresses
+    ``have`` (as the kernel lists them) to its lease ``want``; the link-local
+    addresses the kernel gives a device stay."""
+    have = [a for a in have if not is_link_local(a)]
+    return [a for a in have if a not in want], [a for a in want if a not in have]
+
+
 def read_actual(kernel: "Kernel") -> "dict[str, Actual]":
     out = {}
     for dev in kernel.devices():

@@ -146,3 +146,32 @@ def test_node_plans_the_same(micropython: str, tmp_path: Path) -> None:
     assert plan == ops(static.plan(static.desired(conf(FIXED + MULTI)), {}, set()))
     assert len(plan) > 10 and managed == ["lvm", "lvn1"]
     assert static.load_managed(str(state)) == {"lvm", "lvn1"}
+
+
+LEASE_CASES = [  # have (as the kernel lists them), want -> (delete, add)
+    (["10.8.0.2/24", "fe80::1/64"], ["10.8.0.2/24", "fd00::2/64"], ([], ["fd00::2/64"])),
+    (["10.8.0.9/24", "169.254.3.4/16", "FE80::2/64"], ["10.8.0.2/24"],
+     (["10.8.0.9/24"], ["10.8.0.2/24"])),
+    (["fec0::1/64", "fe8::/16"], [], (["fec0::1/64", "fe8::/16"], [])),  # not link-local
+    ([], [], ([], [])),
+]
+
+
+@pytest.mark.parametrize(("have", "want", "changes"), LEASE_CASES)
+def test_lease_changes_keep_link_local(have: list[str], want: list[str],
+                                       changes: tuple[list[str], list[str]]) -> None:
+    assert static.lease_changes(have, want) == changes
+
+
+def test_lease_changes_under_micropython(micropython: str) -> None:
+    """The node (MicroPython) and the CPython client decide alike."""
+    root = Path(__file__).resolve().parents[2]
+    code = ("import json, sys\nfrom lvn import static\n"
+            "for have, want, _ in json.loads(sys.stdin.read()):\n"
+            "    print(json.dumps(static.lease_changes(have, want)))\n")
+    res = subprocess.run([micropython, "-c", code], input=json.dumps(LEASE_CASES),
+                         capture_output=True, text=True, timeout=60,
+                         env={"MICROPYPATH": f".frozen:{root}"})
+    assert res.returncode == 0, res.stderr
+    assert [json.loads(line) for line in res.stdout.splitlines()] == \
+        [[list(d), list(a)] for _, _, (d, a) in LEASE_CASES]
