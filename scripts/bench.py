@@ -199,19 +199,20 @@ def _ipudp(outer: tuple[str, str], mode: str = "fixed", extra: int = 0) -> str:
 # LVN_KMOD_BASE: another build of ipudp.ko (say, main before a change) whose
 # "-base" scenarios interleave with the module's own in the same rounds
 MODULES = {"": "LVN_KMOD", "-base": "LVN_KMOD_BASE"}
-_loaded: list[str] = []  # the ipudp.ko this run loaded last
+_loaded: str | None = None  # the ipudp.ko this run loaded last
 
 
 def use_module(variant: str) -> None:
     """Make the build of ``variant`` the loaded ipudp (between scenarios:
     no device is left, so it unloads at once)."""
+    global _loaded
     ko = os.environ[MODULES[variant]]
-    if _loaded == [ko]:
+    if _loaded == ko:
         return
     if Path("/sys/module/ipudp").is_dir():
         sh("rmmod", "ipudp")
     sh("insmod", ko)
-    _loaded[:] = [ko]
+    _loaded = ko
 
 
 def setup_ipudp4() -> str:
@@ -902,7 +903,8 @@ def main() -> int:
     sh("sysctl", "-qw", "kernel.printk=3 3 3 3", check=False)
     if not Path("/sys/module/ipudp").is_dir():
         sh("insmod", os.environ["LVN_KMOD"])
-    _loaded[:] = [os.environ["LVN_KMOD"]]
+    global _loaded
+    _loaded = os.environ["LVN_KMOD"]
     result: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "kernel": platform.release(), "cpus": os.cpu_count(),
