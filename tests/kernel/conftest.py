@@ -10,8 +10,11 @@ Topology of ``pair`` (outer family parametrised)::
 
 from __future__ import annotations
 
+import hashlib
 import os
+import socket
 import subprocess
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -140,3 +143,36 @@ def pair(request: pytest.FixtureRequest, netns: type[Netns]) -> Pair:
 
 def run_bg(ns: Netns, *argv: str) -> subprocess.Popen[bytes]:
     return ns.popen(*argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def tcp_stream(server_ns: Netns, client_ns: Netns, addr: str, size: int) -> None:
+    """Send ``size`` random bytes over TCP from client_ns to addr in server_ns."""
+    family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+    data = os.urandom(size)
+    with server_ns.entered():
+        srv = socket.socket(family, socket.SOCK_STREAM)
+    srv.bind((addr, 7000))
+    srv.listen(1)
+    srv.settimeout(scaled(30))
+    got = hashlib.sha256()
+    received = 0
+
+    def serve() -> None:
+        nonlocal received
+        conn, _ = srv.accept()
+        with conn:
+            while chunk := conn.recv(65536):
+                got.update(chunk)
+                received += len(chunk)
+
+    t = threading.Thread(target=serve)
+    t.start()
+    with client_ns.entered():
+        cli = socket.socket(family, socket.SOCK_STREAM)
+    with cli:
+        cli.settimeout(scaled(30))
+        cli.connect((addr, 7000))
+        cli.sendall(data)
+    t.join(scaled(60))
+    srv.close()
+    assert received == size and got.digest() == hashlib.sha256(data).digest()

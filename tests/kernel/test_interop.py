@@ -6,16 +6,11 @@ format), and a sit (IPv4 underlay) or ip6tnl (IPv6 underlay) device in
 
 from __future__ import annotations
 
-import hashlib
-import os
-import socket
-import threading
-
 import pytest
 
 from lvn.netlink import Ipudp
 
-from .conftest import OVERLAY4, OVERLAY6, UNDERLAY, add_overlay, add_underlay
+from .conftest import OVERLAY4, OVERLAY6, UNDERLAY, add_overlay, add_underlay, tcp_stream
 from .netns import Netns, scaled, sh, veth
 
 STOCK_DEVICE = {  # outer family -> the kernel's tunnel type for "mode any"
@@ -36,39 +31,6 @@ def stock_peer(ns: Netns, outer: str) -> None:
           "local", local, "ttl", "64", "encap", "fou", "encap-sport", "50000",
           "encap-dport", "50000")
     add_overlay(ns, "lvn0", OVERLAY4[1], OVERLAY6[1])
-
-
-def tcp_stream(server_ns: Netns, client_ns: Netns, addr: str, size: int) -> None:
-    """Send ``size`` random bytes over TCP from client_ns to addr in server_ns."""
-    family = socket.AF_INET6 if ":" in addr else socket.AF_INET
-    data = os.urandom(size)
-    with server_ns.entered():
-        srv = socket.socket(family, socket.SOCK_STREAM)
-    srv.bind((addr, 7000))
-    srv.listen(1)
-    srv.settimeout(scaled(30))
-    got = hashlib.sha256()
-    received = 0
-
-    def serve() -> None:
-        nonlocal received
-        conn, _ = srv.accept()
-        with conn:
-            while chunk := conn.recv(65536):
-                got.update(chunk)
-                received += len(chunk)
-
-    t = threading.Thread(target=serve)
-    t.start()
-    with client_ns.entered():
-        cli = socket.socket(family, socket.SOCK_STREAM)
-    with cli:
-        cli.settimeout(scaled(30))
-        cli.connect((addr, 7000))
-        cli.sendall(data)
-    t.join(scaled(60))
-    srv.close()
-    assert received == size and got.digest() == hashlib.sha256(data).digest()
 
 
 @pytest.mark.parametrize("outer", ["ipv4", "ipv6"])

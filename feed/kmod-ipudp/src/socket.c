@@ -15,6 +15,7 @@
 #include <uapi/linux/ipudp.h>
 
 #include "device.h"
+#include "gro.h"
 #include "receive.h"
 #include "socket.h"
 
@@ -64,6 +65,8 @@ static void ipudp_setup_sock(struct ipudp_dev *ipd, struct net *net,
 		.encap_type = 1,
 		.encap_rcv = ipudp_encap_recv,
 		.encap_destroy = ipudp_encap_destroy,
+		.gro_receive = ipudp_gro_receive,
+		.gro_complete = ipudp_gro_complete,
 	};
 
 	setup_udp_tunnel_sock(net, sock, &cfg);
@@ -80,6 +83,8 @@ static void ipudp_sock_free(struct sock *sk, bool user)
 	}
 	/* Give the socket back to userspace as a plain UDP socket. */
 	lock_sock(sk);
+	WRITE_ONCE(udp_sk(sk)->gro_receive, NULL);
+	WRITE_ONCE(udp_sk(sk)->gro_complete, NULL);
 	WRITE_ONCE(udp_sk(sk)->encap_rcv, NULL);
 	WRITE_ONCE(udp_sk(sk)->encap_destroy, NULL);
 	WRITE_ONCE(udp_sk(sk)->encap_type, 0);
