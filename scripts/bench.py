@@ -415,6 +415,22 @@ def measure(dst: str, seconds: int, pings: int, runs: Runs) -> None:
     add_runs(runs, "ping", latency(dst, pings))
 
 
+# the underlay as a router's NIC has it: the sender segments in software
+# (no TSO, no tunnel segmentation offload), the receiver merges with GRO
+NIC_LIKE = {"bench0": ("tso", "off", "tx-udp_tnl-segmentation", "off",
+                       "tx-udp_tnl-csum-segmentation", "off", "tx-ipxip4-segmentation", "off",
+                       "tx-ipxip6-segmentation", "off"),
+            "bench1": ("gro", "on")}
+
+
+def measure_nic(dst: str, seconds: int, runs: Runs) -> None:
+    """One round of one TCP stream, A to B, over a NIC-like underlay (last
+    in a round: the underlay stays so until the next topology)."""
+    for ns, dev in ((A, "bench0"), (B, "bench1")):
+        nsx(ns, "ethtool", "-K", dev, *NIC_LIKE[dev])
+    add_runs(runs, "tcp1", tcp(dst, seconds, 1))  # to measure()'s iperf3 server in B
+
+
 def measure_forward(dst: str, seconds: int, runs: Runs) -> None:
     """One round of the same traffic from the LAN behind A to the LAN behind B."""
     iperf_server(LB)
@@ -927,6 +943,7 @@ def main() -> int:
     chosen = [(n, w, f) for n, w, f in SCENARIOS if not only or n in only]
     local: dict[str, Runs] = {n: {} for n, _, _ in chosen}
     forward: dict[str, Runs] = {n: {} for n, _, _ in chosen}
+    nic: dict[str, Runs] = {n: {} for n, _, _ in chosen}
     entries: dict[str, dict[str, Any]] = {n: {"what": w, "wall_s": 0.0} for n, w, _ in chosen}
     # rounds interleave the peers: each figure's spread then includes the
     # machine's drift over the whole run, the same for every peer
@@ -945,6 +962,11 @@ def main() -> int:
                         measure_forward(forward_topology(dst), seconds, forward[name])
                     except Exception as e:  # reported beside the local figures
                         entry["forward_error"] = f"{type(e).__name__}: {e}"
+                if "nic_error" not in entry and (not args.quick or name in QUICK_FORWARD):
+                    try:
+                        measure_nic(dst, seconds, nic[name])
+                    except Exception as e:  # reported beside the local figures
+                        entry["nic_error"] = f"{type(e).__name__}: {e}"
             except Exception as e:  # a peer that cannot be set up is reported, not fatal
                 entry["error"] = f"{type(e).__name__}: {e}"
             finally:
@@ -960,6 +982,8 @@ def main() -> int:
             entry["metrics"] = {k: summary(v) for k, v in local[name].items()}
             if forward[name] and "forward_error" not in entry:
                 entry["forward"] = {k: summary(v) for k, v in forward[name].items()}
+            if nic[name] and "nic_error" not in entry:
+                entry["nic"] = {k: summary(v) for k, v in nic[name].items()}
         result["scenarios"][name] = entry
     if not only:
         result["scale"] = scale(counts, seconds, 1)

@@ -347,6 +347,24 @@ def markdown(r: dict[str, Any], result_name: str, pngs: list[str], plot_dir: str
               "receive functions while 2,000 UDP 64-byte packets go from A to B: time "
               "per call with its direct callees (the tracer's own cost included, alike "
               "for every peer; emulated CPU under TCG)."] + prof
+    nic = [(n, s) for n, s in r["scenarios"].items() if "nic" in s or "nic_error" in s]
+    if nic:
+        L += ["", "## Over a NIC-like underlay (TCP 1 stream, A to B)", "",
+              "The same tunnel after the rest of its round, with the underlay as a router's "
+              "NIC has it: the sender's veth without TSO or tunnel segmentation offload "
+              "(segmentation in software, MTU-sized datagrams on the wire), the receiver's "
+              "veth with GRO (`ethtool -K`, scripts/bench.py `NIC_LIKE`); ratio to raw veth "
+              "set up the same way.", "",
+              "| tunnel | TCP 1 stream (Mbit/s) | CPU per GB (CPU-s/GB) | TCP ratio | "
+              "CPU ratio |", "|---|---|---|---|---|"]
+        for name, s in nic:
+            if "nic" not in s:
+                L.append(f"| {name} | not measured: {s['nic_error'][:160]} | | | |")
+                continue
+            cells = [median_cell(s["nic"][k]) for k in ("tcp1_mbit_s", "tcp1_cpu_s_per_gb")]
+            cells += [ratio_text(r, name, "tcp1_mbit_s", True, "nic"),
+                      ratio_text(r, name, "tcp1_cpu_s_per_gb", False, "nic")]
+            L.append(f"| {name} | " + " | ".join(cells) + " |")
     tcp_prof = tcp_profile_rows(r)
     if tcp_prof:
         L += ["", "## Where a TCP stream's time goes (1 stream, A to B)", "",
