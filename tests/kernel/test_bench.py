@@ -74,10 +74,12 @@ def test_bench_smoke(tmp_path: Path) -> None:
     for name in r["scenarios"]:
         assert r["scenarios"][name]["metrics"]["udp64_kpps"]["median"] > 0, name
         assert r["scenarios"][name]["forward"]["udp64_kpps"]["median"] > 0, name
+        assert r["scenarios"][name]["nic"]["tcp1_mbit_s"]["median"] > 0, name
     text = report(out, tmp_path / "s.md")
     assert "| ipudp4 |" in text and "| ipip |" in text
     assert "`ipudp_xmit`" in text and "`ipip_rcv`" in text
     assert "## Where a TCP stream's time goes" in text
+    assert "## Over a NIC-like underlay" in text and "| ipudp4 |" in text.split("NIC-like")[1]
 
 
 @pytest.mark.long
@@ -94,6 +96,7 @@ def test_quick_bench_runs_every_scenario(tmp_path: Path) -> None:
     # forwarding (LAN -> A -> tunnel -> B -> LAN) is measured in quick mode too
     for name in __import__("bench").QUICK_FORWARD:
         assert r["scenarios"][name]["forward"]["udp64_kpps"]["median"] > 0, name
+        assert r["scenarios"][name]["nic"]["tcp1_mbit_s"]["median"] > 0, name
     assert [row["tunnels"] for row in r["scale"]] == [1, 100]
     assert r["footprint"]["ipudp_ko_stripped_bytes"] < r["footprint"]["ipudp_ko_bytes"]
     text = report(out, tmp_path / "b.md")
