@@ -28,6 +28,7 @@ METRICS = [  # key, heading, unit, higher is better
 
 FORWARD_METRICS = [m for m in METRICS if m[0] in ("tcp1_mbit_s", "udp64_kpps",
                                                   "udp1400_kpps")]
+NIC_METRICS = [m for m in METRICS if m[0] in ("tcp1_mbit_s", "tcp1_cpu_s_per_gb")]
 
 SCHEMA_TOP = {"date": str, "kernel": str, "cpus": int, "quick": bool, "reps": int,
               "scenarios": dict, "scale": list, "footprint": dict, "control_plane": dict,
@@ -194,6 +195,32 @@ def profile_rows(r: dict[str, Any]) -> list[str]:
     return L
 
 
+def section(heading: str, text: str, rows: list[str]) -> list[str]:
+    """A report section: ``rows`` under ``heading`` and ``text``; none without rows."""
+    return ["", f"## {heading}", "", text, "", *rows] if rows else []
+
+
+def part_rows(r: dict[str, Any], part: str, metrics: list[tuple[str, str, str, bool]],
+              missing: str) -> list[str]:
+    """The table of the runs of one ``part`` ("forward", "nic"): each figure's
+    median with its spread, then its ratio to raw veth in the same part."""
+    rows = [(n, s) for n, s in r["scenarios"].items() if part in s or f"{part}_error" in s]
+    if not rows:
+        return []
+    L = ["| tunnel | " + " | ".join(f"{t} ({u})" for _, t, u, _ in metrics)
+         + " | " + " | ".join(f"{t} ratio" for _, t, _, _ in metrics) + " |",
+         "|---|" + "---|" * (2 * len(metrics))]
+    for name, s in rows:
+        if part not in s:
+            L.append(f"| {name} | {missing}: {s[part + '_error'][:160]} |"
+                     + " |" * (2 * len(metrics) - 1))
+            continue
+        cells = [median_cell(s[part][key]) for key, _, _, _ in metrics]
+        cells += [ratio_text(r, name, k, h, part) for k, _, _, h in metrics]
+        L.append(f"| {name} | " + " | ".join(cells) + " |")
+    return L
+
+
 # bench.py's TCP profile: the device's transmit, then the receive from
 # veth's backlog and (a tunnel) from its GRO cell
 TCP_STAGES = (("transmit", ("veth_xmit", "ipudp_xmit", "ipip_tunnel_xmit")),
@@ -206,7 +233,7 @@ def tcp_profile_rows(r: dict[str, Any]) -> list[str]:
     rows = [(n, s["tcp_profile"]) for n, s in r["scenarios"].items() if s.get("tcp_profile")]
     if not rows:
         return []
-    L = ["", "| peer | device transmits per MB | GRO cell polls per MB | "
+    L = ["| peer | device transmits per MB | GRO cell polls per MB | "
          + " | ".join(f"{stage} (µs/MB)" for stage, _ in TCP_STAGES)
          + " | total (µs/MB) | added to raw's (µs/MB) | CPU per GB × raw (untraced) | "
          "TCP 1 stream × raw (untraced) |", "|---|" + "---|" * (len(TCP_STAGES) + 6)]
@@ -322,59 +349,30 @@ def markdown(r: dict[str, Any], result_name: str, pngs: list[str], plot_dir: str
     for name, s in r["scenarios"].items():
         cells = [ratio_text(r, name, k, h) for k, _, _, h in METRICS]
         L.append(f"| {name} | {s['what']} | " + " | ".join(cells) + " |")
-    fwd = [(n, s) for n, s in r["scenarios"].items() if "forward" in s or "forward_error" in s]
-    if fwd:
-        L += ["", "## Forwarding", "",
-              "Traffic from a LAN namespace behind A, routed by A into the tunnel and by B "
-              "out to a LAN namespace behind B (how a mesh node carries its clients' "
-              "traffic); same runs and spread as above; ratio to raw veth forwarded the "
-              "same way.", "",
-              "| tunnel | " + " | ".join(f"{t} ({u})" for _, t, u, _ in FORWARD_METRICS)
-              + " | " + " | ".join(f"{t} ratio" for _, t, _, _ in FORWARD_METRICS) + " |",
-              "|---|" + "---|" * (2 * len(FORWARD_METRICS))]
-        for name, s in fwd:
-            if "forward" not in s:
-                L.append(f"| {name} | not forwarded: {s['forward_error'][:160]} |"
-                         + " |" * (2 * len(FORWARD_METRICS) - 1))
-                continue
-            cells = [median_cell(s["forward"][key]) for key, _, _, _ in FORWARD_METRICS]
-            cells += [ratio_text(r, name, k, h, "forward") for k, _, _, h in FORWARD_METRICS]
-            L.append(f"| {name} | " + " | ".join(cells) + " |")
-    prof = profile_rows(r)
-    if prof:
-        L += ["", "## Per-packet profile (UDP 64 B, A to B)", "",
-              "ftrace's function_graph tracer (depth 2) on each tunnel's transmit and "
-              "receive functions while 2,000 UDP 64-byte packets go from A to B: time "
-              "per call with its direct callees (the tracer's own cost included, alike "
-              "for every peer; emulated CPU under TCG)."] + prof
-    nic = [(n, s) for n, s in r["scenarios"].items() if "nic" in s or "nic_error" in s]
-    if nic:
-        L += ["", "## Over a NIC-like underlay (TCP 1 stream, A to B)", "",
-              "The same tunnel after the rest of its round, with the underlay as a router's "
-              "NIC has it: the sender's veth without TSO or tunnel segmentation offload "
-              "(segmentation in software, MTU-sized datagrams on the wire), the receiver's "
-              "veth with GRO (`ethtool -K`, scripts/bench.py `NIC_LIKE`); ratio to raw veth "
-              "set up the same way.", "",
-              "| tunnel | TCP 1 stream (Mbit/s) | CPU per GB (CPU-s/GB) | TCP ratio | "
-              "CPU ratio |", "|---|---|---|---|---|"]
-        for name, s in nic:
-            if "nic" not in s:
-                L.append(f"| {name} | not measured: {s['nic_error'][:160]} | | | |")
-                continue
-            cells = [median_cell(s["nic"][k]) for k in ("tcp1_mbit_s", "tcp1_cpu_s_per_gb")]
-            cells += [ratio_text(r, name, "tcp1_mbit_s", True, "nic"),
-                      ratio_text(r, name, "tcp1_cpu_s_per_gb", False, "nic")]
-            L.append(f"| {name} | " + " | ".join(cells) + " |")
-    tcp_prof = tcp_profile_rows(r)
-    if tcp_prof:
-        L += ["", "## Where a TCP stream's time goes (1 stream, A to B)", "",
-              "function_graph (depth 2) during 2 s of one TCP stream, data and ACKs "
-              "alike, per MB of payload received: the device's transmit (a tunnel's "
-              "includes the underlay's IP output and veth), the receive from veth's "
-              "backlog (raw: the whole receive; a tunnel: the outer packet up to "
-              "decapsulation) and a tunnel's GRO cell (GRO, IP and TCP for the inner "
-              "packet). The stream is bound by CPU time, so its throughput ratio to raw "
-              "follows the inverse of its CPU per GB (both untraced, same run)."] + tcp_prof
+    L += section("Forwarding", "Traffic from a LAN namespace behind A, routed by A into "
+                 "the tunnel and by B out to a LAN namespace behind B (how a mesh node "
+                 "carries its clients' traffic); same runs and spread as above; ratio to "
+                 "raw veth forwarded the same way.",
+                 part_rows(r, "forward", FORWARD_METRICS, "not forwarded"))
+    L += section("Per-packet profile (UDP 64 B, A to B)", "ftrace's function_graph tracer "
+                 "(depth 2) on each tunnel's transmit and receive functions while 2,000 UDP "
+                 "64-byte packets go from A to B: time per call with its direct callees (the "
+                 "tracer's own cost included, alike for every peer; emulated CPU under TCG).",
+                 profile_rows(r))
+    L += section("Over a NIC-like underlay (TCP 1 stream, A to B)", "The same tunnel after "
+                 "the rest of its round, with the underlay as a router's NIC has it: the "
+                 "sender's veth without TSO or tunnel segmentation offload (segmentation in "
+                 "software, MTU-sized datagrams on the wire), the receiver's veth with GRO "
+                 "(`ethtool -K`, scripts/bench.py `NIC_LIKE`); ratio to raw veth set up the "
+                 "same way.", part_rows(r, "nic", NIC_METRICS, "not measured"))
+    L += section("Where a TCP stream's time goes (1 stream, A to B)", "function_graph "
+                 "(depth 2) during 2 s of one TCP stream, data and ACKs alike, per MB of "
+                 "payload received: the device's transmit (a tunnel's includes the "
+                 "underlay's IP output and veth), the receive from veth's backlog (raw: the "
+                 "whole receive; a tunnel: the outer packet up to decapsulation) and a "
+                 "tunnel's GRO cell (GRO, IP and TCP for the inner packet). The stream is "
+                 "bound by CPU time, so its throughput ratio to raw follows the inverse of "
+                 "its CPU per GB (both untraced, same run).", tcp_profile_rows(r))
     if r.get("scale"):
         L += ["", "## Scale (ipudp MULTI)", "",
               "| tunnels | rules | install tunnels (s) | install rules (s) | slab B/tunnel | "
