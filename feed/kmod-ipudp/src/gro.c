@@ -68,7 +68,7 @@ struct sk_buff *ipudp_gro_receive(struct sock *sk, struct list_head *head,
 int ipudp_gro_complete(struct sock *sk, struct sk_buff *skb, int nhoff)
 {
 	const struct net_offload *ops;
-	int err = -ENOSYS;
+	int err = -EPROTONOSUPPORT;
 	u8 proto;
 
 	proto = ipudp_gro_proto(skb->data[nhoff]);
