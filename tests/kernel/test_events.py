@@ -45,9 +45,13 @@ def nothing_more(q: queue.Queue[Event], wait: float = 0.5) -> None:
 
 def test_new_active_after_idle_and_del(pair: Pair) -> None:
     a, b = pair.a, pair.b
+    # long enough that the next pings come within it on a slow kernel too
+    # (1 s was not, on the debug kernel with two test files side by side)
+    idle_s = 3
+    idle = int(scaled(idle_s))
     with a.lvn() as k:
-        k.set_device("lvn0", idle_timeout=1)
-        assert k.device("lvn0").idle_timeout == 1
+        k.set_device("lvn0", idle_timeout=idle)
+        assert k.device("lvn0").idle_timeout == idle
     q = listen(a.ns)
     b.ping(a.overlay4, count=1)
     ev = next_event(q)
@@ -55,7 +59,13 @@ def test_new_active_after_idle_and_del(pair: Pair) -> None:
         ("tunnel-active", "lvn0", 0, b.underlay)
     b.ping(a.overlay4, count=2)       # within the idle time: no news
     nothing_more(q)
-    time.sleep(2.5)                   # idle again
+
+    def idle_again() -> bool:
+        with a.lvn() as k:
+            age = k.device("lvn0").tunnels[0].last_rx_ms
+        return age is not None and age > idle * 1000 + 100
+
+    wait_for(idle_again, timeout=idle_s + 10, what="the tunnel idle again")  # scaled there
     b.ping(a.overlay4, count=1)
     assert next_event(q).kind == "tunnel-active"
     with a.lvn() as k:
