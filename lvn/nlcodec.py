@@ -94,8 +94,9 @@ def split(buf: bytes, order: str = NATIVE) -> list[tuple[int, int, int, bytes]]:
             raise NetlinkFormatError(f"truncated netlink header at byte {off}")
         length, mtype, flags, seq, _ = struct.unpack_from(order + "IHHII", buf, off)
         if length < HDR_SIZE or off + length > len(buf):
-            raise NetlinkFormatError(f"netlink message length {length} at byte {off} does "
-                                     f"not fit the {len(buf)} bytes received")
+            raise NetlinkFormatError("netlink message length " + str(length) + " at byte "
+                                     + str(off) + " does not fit the " + str(len(buf))
+                                     + " bytes received")
         out.append((mtype, flags, seq, bytes(buf[off + HDR_SIZE:off + length])))
         off += _align(length)
     return out
@@ -120,8 +121,8 @@ def parse_ack(flags: int, seq: int, payload: bytes, order: str = NATIVE) -> Ack:
     request's payload unless NLM_F_CAPPED | attributes, 4-byte aligned.
     """
     if len(payload) < 4 + HDR_SIZE:
-        raise NetlinkFormatError(f"netlink error message of {len(payload)} bytes "
-                                 f"(at least {4 + HDR_SIZE} expected)")
+        raise NetlinkFormatError("netlink error message of " + str(len(payload))
+                                 + " bytes (at least " + str(4 + HDR_SIZE) + " expected)")
     (err,) = struct.unpack_from(order + "i", payload, 0)
     ack = Ack(-err, seq)
     if not flags & NLM_F_ACK_TLVS:
@@ -130,8 +131,8 @@ def parse_ack(flags: int, seq: int, payload: bytes, order: str = NATIVE) -> Ack:
     if not flags & NLM_F_CAPPED:
         (echoed,) = struct.unpack_from(order + "I", payload, 4)
         if echoed < HDR_SIZE or 4 + echoed > len(payload):
-            raise NetlinkFormatError(f"the request echoed in a netlink error claims {echoed} "
-                                     f"bytes of {len(payload) - 4}")
+            raise NetlinkFormatError("the request echoed in a netlink error claims "
+                                     + str(echoed) + " bytes of " + str(len(payload) - 4))
         start = 4 + echoed
     _extack(ack, payload, start, order)
     return ack

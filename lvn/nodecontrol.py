@@ -60,13 +60,22 @@ def listen(path: str) -> socket.socket:
     return s
 
 
+def send_all(sock: socket.socket, data: bytes) -> None:
+    """``sock.sendall``, which no MicroPython release up to 1.28 has."""
+    while data:
+        n = sock.send(data)
+        if not n:
+            raise OSError(32, "connection closed while sending")  # EPIPE
+        data = data[n:]
+
+
 def serve_one(listener: socket.socket,
               call: "Callable[[str, dict[str, Any]], dict[str, Any]]") -> None:
     """Answer the caller waiting on ``listener`` (one line each way)."""
     conn, _ = listener.accept()
     try:
         conn.settimeout(TIMEOUT)
-        conn.sendall(controlwire.answer(call, controlwire.read_line(conn), METHODS))
+        send_all(conn, controlwire.answer(call, controlwire.read_line(conn), METHODS))
     except (OSError, ValueError) as e:
         sys.stderr.write("lvn-node warning: control socket: " + str(e) + "\n")
     finally:
@@ -81,7 +90,7 @@ def call(path: str, method: str,
     try:
         s.settimeout(TIMEOUT)
         s.connect(_sockaddr(path))
-        s.sendall(controlwire.request(method, args))
+        send_all(s, controlwire.request(method, args))
         return controlwire.parse_reply(controlwire.read_line(s))
     finally:
         s.close()

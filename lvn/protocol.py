@@ -88,8 +88,9 @@ class Framer:
         while len(self._buf) >= HEADER_SIZE:
             version, mtype, length = struct.unpack(_HEADER, self._buf[:HEADER_SIZE])
             if version != VERSION:
-                raise ProtocolError(f"the peer speaks protocol version {version}, this agent "
-                                    f"speaks {VERSION}: run the same lvn release on both ends")
+                raise ProtocolError("the peer speaks protocol version " + str(version)
+                                    + ", this agent speaks " + str(VERSION)
+                                    + ": run the same lvn release on both ends")
             if length > MAX_PAYLOAD:
                 raise ProtocolError(f"message of {length} bytes exceeds the limit of {MAX_PAYLOAD}")
             if mtype not in REQUIRED:

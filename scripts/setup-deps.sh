@@ -90,3 +90,17 @@ if [ ! -e "$stamp" ]; then
 	.venv-floor/bin/pip check
 	touch "$stamp"
 fi
+
+# OpenWrt's own MicroPython: the release OpenWrt 24.10 ships (1.23.0), built
+# the way its micropython-mbedtls package is (its patches, mbedTLS, flags)
+# from $LVN_UPY_SRC into build/upy once; the host tests run the node's
+# pure code under it (tests/unit/conftest.py)
+upy_src=${LVN_UPY_SRC:-../shared/third_party/micropython}
+for rel in $(.venv/bin/python -c 'import sys; sys.path.insert(0, "tests/unit"); import upy; print(*upy.RELEASES)'); do
+	if [ ! -x "build/upy/$rel/host-mbedtls/micropython" ]; then
+		echo "setup: building OpenWrt's MicroPython $rel (build/upy-$rel.log)"
+		mkdir -p build
+		"$upy_src/build.sh" --release "$rel" build/upy >"build/upy-$rel.log" 2>&1 || {
+			tail -n 30 "build/upy-$rel.log" >&2; exit 1; }
+	fi
+done

