@@ -33,7 +33,8 @@ from .files import write_atomic
 from .hooks import Hooks, hook_env
 from .leases import Leases
 from .model import Rule
-from .ratelimit import RateLimiter
+from .ratelimit import RateLimiter, source_key
+from .rulebook import RuleBook
 from .session import HANDSHAKE_TIMEOUT, ClientSession, ServerSession
 
 if TYPE_CHECKING:
@@ -42,6 +43,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("lvn")
 
 TICK = 1.0
+DATAGRAM_BUDGET = 256        # datagrams read per wake-up (timers and TLS get their turn)
+MAX_PENDING = 512            # TLS handshakes in progress, all sources (oldest dropped)
+MAX_PENDING_PER_SOURCE = 32  # per IPv4 address or IPv6 /64
 BACKOFF_MIN, BACKOFF_MAX = 1.0, 60.0
 CLOCK_CHECK = 5.0  # s between looks at a clock that is not valid yet
 
@@ -109,6 +113,7 @@ class TlsConn:
         self.framer = protocol.Framer()
         self.out = b""
         self.closed = False
+        self.source = ""  # the rate limiter's key for the peer (server side)
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -138,13 +143,21 @@ class TlsConn:
         self.flush()
 
     def flush(self) -> None:
+        """Send what is queued; a connection the peer reset or closed is
+        marked closed (never an exception: it may be a timer's reply to a
+        peer that gave up, and only its own session ends)."""
+        if self.closed:
+            self.out = b""
+            return
         try:
             while self.out and self.ready:
                 n = self.conn.send(self.out)
                 self.out = self.out[n:]
         except (SSL.WantReadError, SSL.WantWriteError):
             pass
-        except (SSL.ZeroReturnError, SSL.SysCallError):
+        except (SSL.Error, OSError) as e:
+            log.debug("connection lost while sending: %s", e)
+            self.out = b""
             self.closed = True
 
     def peer_name(self) -> str:
@@ -168,8 +181,9 @@ class TlsConn:
 
     def close(self) -> None:
         try:
-            self.conn.shutdown()
-        except SSL.Error:
+            if not self.closed:
+                self.conn.shutdown()
+        except (SSL.Error, OSError):
             pass
         self.sock.close()
         self.closed = True
@@ -187,6 +201,17 @@ def _udp(family: int, port: int | None) -> socket.socket:
         s.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", port))
     s.setblocking(False)
     return s
+
+
+def tcp_keepalive(sock: socket.socket, idle: int = 60, interval: int = 15,
+                  count: int = 4) -> None:
+    """TCP keepalive on a control connection: a second line behind the
+    keepalive answers, for a peer that vanished without FIN."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for opt, value in (("TCP_KEEPIDLE", idle), ("TCP_KEEPINTVL", interval),
+                       ("TCP_KEEPCNT", count)):
+        if hasattr(socket, opt):
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, opt), value)
 
 
 def _source(address: str) -> str:
@@ -342,13 +367,15 @@ class Server(Agent):
         self.limiter = RateLimiter(conf.conn_rate, conf.conn_burst)
         # TLS connections without a session yet -> when they were accepted
         self.pending: dict[TlsConn, float] = {}
+        self.pending_from: dict[str, int] = {}  # source_key -> handshakes in progress
+        self.accept_paused = False
         self.ctx = tls_context(conf.ca, conf.cert, conf.key, conf.crl, server=True)
         self.leases = Leases(Path(state_dir) / "leases.json", conf.pool4, conf.pool6)
         self.sessions: dict[bytes, tuple[ServerSession, TlsConn, str]] = {}
         self.tunnel_ids: dict[str, int] = {}
         # clients whose control channel is gone: their tunnel lives until idle
         self.detached = DetachedTunnels(conf.idle_timeout)
-        self.rule_owner: dict[str, int] = {}  # prefix -> tunnel id, as in the kernel
+        self.rules = RuleBook()  # which tunnel owns which prefix, as in the kernel
         self._setup()
 
     def _setup(self) -> None:
@@ -368,8 +395,7 @@ class Server(Agent):
             self.tunnel_ids.setdefault(name, t.id)
         # the device is ours: its rules are known from here on without
         # asking the kernel (a dump per join would make joining O(N^2))
-        for r in k.rules(ifname):
-            self.rule_owner[r.prefix] = r.tunnel_id
+        self.rules.load((r.prefix, r.tunnel_id) for r in k.rules(ifname))
         if dev.port != self.conf.data_port:
             k.set_device(ifname, port=self.conf.data_port)
         for family in (socket.AF_INET, socket.AF_INET6):
@@ -406,15 +432,34 @@ class Server(Agent):
     def _accept(self) -> None:
         try:
             sock, addr = self.listener.accept()
-        except OSError:
+        except BlockingIOError:
             return
-        source = _source(addr[0])
-        if not self.limiter.allow(source, time.monotonic()):
+        except OSError as e:
+            if e.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                # the connection stays queued and the listener readable: stop
+                # looking at it until the next tick instead of spinning, and
+                # free a descriptor held by the oldest handshake
+                log.warning("accepting a connection: %s: pausing accepts for %.0f s",
+                            e.strerror, TICK)
+                self.sel.unregister(self.listener)
+                self.accept_paused = True
+                if self.pending:
+                    self._close_conn(next(iter(self.pending)))
+            return
+        source = source_key(_source(addr[0]))
+        now = time.monotonic()
+        if not self.limiter.allow(source, now) or \
+                self.pending_from.get(source, 0) >= MAX_PENDING_PER_SOURCE:
             sock.close()  # before any TLS work: a flood costs an accept and a close
             return
+        if len(self.pending) >= MAX_PENDING:
+            self._close_conn(next(iter(self.pending)))  # the oldest handshake
         sock.setblocking(False)
+        tcp_keepalive(sock)
         conn = TlsConn(sock, self.ctx, server=True)
-        self.pending[conn] = time.monotonic()
+        conn.source = source
+        self.pending_from[source] = self.pending_from.get(source, 0) + 1
+        self.pending[conn] = now
         holder: dict[str, Any] = {"session": None}
         self.sel.register(sock, selectors.EVENT_READ,
                           lambda: self._readable(conn, holder, addr[0]))
@@ -437,17 +482,40 @@ class Server(Agent):
             s = ServerSession(key, sid, time.monotonic(), self.conf.data_port,
                               self.conf.mtu, self.conf.keepalive, self.conf.idle_timeout)
             holder["session"], holder["name"] = s, name
-            self.pending.pop(conn, None)
+            if self.pending.pop(conn, None) is not None:
+                self._handshake_over(conn)
+            self._replace_sessions_of(name)
             self.sessions[sid] = (s, conn, name)
             self.detached.attach(name)
             log.info("%s: authenticated as %r", peer, name)
         s = holder["session"]
         for mtype, body in msgs:
-            if s is None:
+            if s is None or self.sessions.get(s.session) is None:
                 break
-            self._act(s, conn, holder["name"], s.on_message(mtype, body))
+            self._guarded(s, conn, holder["name"], s.on_message(mtype, body))
         if conn.closed:
             self._drop(conn, holder)
+
+    def _handshake_over(self, conn: TlsConn) -> None:
+        n = self.pending_from.get(conn.source, 0) - 1
+        if n > 0:
+            self.pending_from[conn.source] = n
+        else:
+            self.pending_from.pop(conn.source, None)
+
+    def _replace_sessions_of(self, name: str) -> None:
+        """A new session of ``name`` ends its older ones (a client that
+        rebooted before its old, half-open session timed out): they go
+        without touching the tunnel, which the new session takes over."""
+        for old, conn, n in list(self.sessions.values()):
+            if n != name:
+                continue
+            log.info("%r: session replaced by a new one of the same identity", name)
+            del self.sessions[old.session]
+            old.state = session.CLOSED
+            conn.send(protocol.encode(protocol.ERROR, {
+                "code": "replaced", "text": "a newer session of this identity took over"}))
+            self._close_conn(conn)
 
     def _drop(self, conn: TlsConn, holder: dict[str, Any]) -> None:
         s = holder.get("session")
@@ -457,7 +525,8 @@ class Server(Agent):
             self._close_conn(conn)
 
     def _close_conn(self, conn: TlsConn) -> None:
-        self.pending.pop(conn, None)
+        if self.pending.pop(conn, None) is not None:
+            self._handshake_over(conn)
         try:
             self.sel.unregister(conn.sock)
         except (KeyError, ValueError):
@@ -474,10 +543,10 @@ class Server(Agent):
         self._close_conn(conn)
 
     def _datagram(self, sock: socket.socket) -> None:
-        while True:
+        for _ in range(DATAGRAM_BUDGET):
             try:
                 data, addr = sock.recvfrom(2048)
-            except BlockingIOError:
+            except OSError:  # empty (or an ICMP error queued on the socket)
                 return
             if datagram.is_nat_keepalive(data):
                 continue
@@ -489,7 +558,7 @@ class Server(Agent):
             if entry is None:
                 continue
             s, conn, name = entry
-            self._act(s, conn, name, s.on_datagram(addr[0], addr[1], data, time.monotonic()))
+            self._guarded(s, conn, name, s.on_datagram(addr[0], addr[1], data, time.monotonic()))
 
     def _tunnel_id(self, name: str) -> int:
         tid = self.tunnel_ids.get(name)
@@ -513,6 +582,8 @@ class Server(Agent):
                 self._act(s, conn, name, s.leased(addrs))
             elif isinstance(act, session.MoveTunnel):
                 self._set_tunnel(name, act.address, act.port, s.addresses)
+            elif isinstance(act, session.Answer):
+                self._answer(act)
             elif isinstance(act, session.Up):
                 ep = s.endpoint
                 log.info("%r: tunnel up (endpoint %s)", name,
@@ -523,6 +594,8 @@ class Server(Agent):
                 conn.flush()
                 self.sessions.pop(s.session, None)
                 self._close_conn(conn)
+                if any(n == name for _, _, n in self.sessions.values()):
+                    continue  # a newer session of this client uses the tunnel
                 self._remove_tunnel(name, s.endpoint)
             elif isinstance(act, session.Close):
                 log.info("%r: session closed: %s", name, act.reason)
@@ -538,32 +611,42 @@ class Server(Agent):
                 self.tunnel_ids[name] = old
         tid = self._tunnel_id(name)
         k.set_tunnel(ifname, address, remote_port=port, tunnel_id=tid, replace=True)
-        want = [Rule(str(ipaddress.ip_interface(a).ip) + ("/32" if ":" not in a else "/128"),
-                     tid) for a in addrs]
-        new = [r for r in want if self.rule_owner.get(r.prefix) != tid]
-        for r in new:
-            if r.prefix in self.rule_owner:  # the address moved from another tunnel
-                try:
-                    k.del_rule(ifname, r.prefix)
-                except LvnError:
-                    pass
-        if new:
-            k.add_rules(ifname, new)
-            self.rule_owner.update((r.prefix, tid) for r in new)
+        want = [str(ipaddress.ip_interface(a).ip) + ("/32" if ":" not in a else "/128")
+                for a in addrs]
+        # stale rules of this tunnel (an adopted tunnel's previous owner) and
+        # addresses that moved here from another tunnel go first
+        delete, add = self.rules.plan(tid, want)
+        for prefix in delete:
+            try:
+                k.del_rule(ifname, prefix)
+            except LvnError:
+                pass
+        if add:
+            k.add_rules(ifname, [Rule(p, tid) for p in add])
+        self.rules.commit(tid, delete, add)
         log.info("%r: tunnel %d -> %s port %d", name, tid, address, port)
 
     def _remove_tunnel(self, name: str, endpoint: tuple[str, int] | None = None) -> None:
         tid = self.tunnel_ids.pop(name, None)
         self.detached.attach(name)
         if tid is not None:
-            # the kernel deletes a tunnel's rules with it
-            self.rule_owner = {p: t for p, t in self.rule_owner.items() if t != tid}
+            self.rules.forget_tunnel(tid)  # the kernel deletes a tunnel's rules with it
             try:
                 self.kernel.del_tunnel(self.conf.ifname, tid)
             except LvnError as e:
                 log.warning("removing the tunnel of %r: %s", name, e)
             log.info("%r: idle, tunnel %d removed (lease kept)", name, tid)
             self.peer_event("down", name, self.leases.table.get(name, []), endpoint, tid)
+
+    def _answer(self, act: session.Answer) -> None:
+        family = socket.AF_INET6 if ":" in act.address else socket.AF_INET
+        sock = self.udp.get(family)
+        if sock is None:
+            return
+        try:
+            sock.sendto(act.data, (act.address, act.port))
+        except OSError as e:  # a full socket buffer: the client retries
+            log.debug("answering a keepalive to %s: %s", act.address, e)
 
     def peers(self) -> list[dict[str, Any]]:
         out = []
@@ -579,9 +662,21 @@ class Server(Agent):
                         "last_heard": round(seen + self.wall_offset, 1)})
         return sorted(out, key=lambda p: str(p["name"]))
 
+    def _guarded(self, s: ServerSession, conn: TlsConn, name: str, actions: list[Action]) -> None:
+        """Carry out one session's actions; an error there ends that session only."""
+        try:
+            self._act(s, conn, name, actions)
+        except Exception:
+            log.exception("%r: internal error: ending this session only", name)
+            self._end_session(s, conn, name)
+
     def tick(self, now: float) -> None:
+        if self.accept_paused:
+            self.accept_paused = False
+            self.sel.register(self.listener, selectors.EVENT_READ, self._accept)
         for s, conn, name in list(self.sessions.values()):
-            self._act(s, conn, name, s.on_timer(now))
+            if self.sessions.get(s.session) is not None:  # not ended by an earlier one
+                self._guarded(s, conn, name, s.on_timer(now))
         for conn, since in list(self.pending.items()):
             if now - since > HANDSHAKE_TIMEOUT:
                 log.warning("TLS handshake not finished in %.0f s: closing", HANDSHAKE_TIMEOUT)
@@ -619,7 +714,7 @@ class Server(Agent):
 
 class Client(Agent):
     role = "client"
-    LIVE_OPTIONS = frozenset({"up_hook", "down_hook", "keepalive"})
+    LIVE_OPTIONS = frozenset({"up_hook", "down_hook", "keepalive", "dead_after"})
 
     def __init__(self, conf: ClientConfig, kernel: Any, state_dir: str) -> None:
         super().__init__(kernel, state_dir, conf.ifname, conf.up_hook, conf.down_hook)
@@ -663,11 +758,13 @@ class Client(Agent):
             self._attach(family, 0)
 
     def _datagram(self, sock: socket.socket) -> None:
-        while True:
+        for _ in range(DATAGRAM_BUDGET):
             try:
-                sock.recvfrom(2048)  # the server sends nothing we act on yet
-            except BlockingIOError:
+                data, _addr = sock.recvfrom(2048)
+            except OSError:  # empty (or an ICMP error queued on the socket)
                 return
+            if self.session is not None:  # answers to keepalives (liveness)
+                self._act(self.session.on_datagram(data, time.monotonic()))
 
     def connect(self) -> None:
         try:
@@ -675,6 +772,7 @@ class Client(Agent):
             family = socket.AF_INET6 if ":" in self.server_ip else socket.AF_INET
             self._ensure_device(family)
             sock = socket.socket(family, socket.SOCK_STREAM)
+            tcp_keepalive(sock)
             sock.setblocking(False)
             err = sock.connect_ex((self.server_ip, self.conf.server_port))
             if err not in (0, errno.EINPROGRESS):
@@ -712,7 +810,8 @@ class Client(Agent):
                 self._lost("wrong server identity")
                 return
             self.sel.modify(conn.sock, selectors.EVENT_READ, self._readable)
-            self.session = ClientSession(time.monotonic(), ["ipv4", "ipv6"])
+            self.session = ClientSession(time.monotonic(), ["ipv4", "ipv6"],
+                                         self.conf.keepalive, self.conf.dead_after)
             self._act(self.session.start())
         for mtype, body in msgs:
             if self.session is None:
@@ -770,6 +869,11 @@ class Client(Agent):
                                 (self.server_ip, self.data_port), 0)
             elif isinstance(act, session.Close):
                 self._lost(act.reason)
+
+    def apply_live(self, changed: set[str]) -> None:
+        if self.session is not None:
+            self.session.set_limits(self.conf.keepalive, self.conf.dead_after)
+        log.info("reloaded in place: %s", ", ".join(sorted(changed)) or "nothing changed")
 
     def peers(self) -> list[dict[str, Any]]:
         state = self.session.state if self.session is not None else "connecting"

@@ -68,6 +68,7 @@ class ClientConfig:
     data_port: int = 0
     ifname: str = "lvn0"
     keepalive: int = 25
+    dead_after: int = 3    # unanswered keepalives before the client rejoins
     server_name: str | None = None  # the server certificate's name; default: server
     up_hook: str | None = None
     down_hook: str | None = None

@@ -10,7 +10,9 @@ MAC = HMAC-SHA256(key, everything before it), first 16 bytes; ``key`` is
 32 random bytes the server draws for the session and sends in LEASE over
 the mutually authenticated TLS channel, so only the two ends of that
 channel can make one (docs/protocol.md).  The counter must grow: a
-replayed datagram is refused.  The kernel's own keepalive is just the
+replayed datagram is refused.  Each direction has its own counter, and
+each side accepts only the types the other sends, so a datagram reflected
+back to its sender is refused too.  The kernel's own keepalive is just the
 4-byte prefix: it keeps NAT bindings open and proves nothing.
 
 Pure and MicroPython-friendly: HMAC is built from ``hashlib.sha256``
@@ -21,9 +23,10 @@ import hashlib
 import struct
 
 PREFIX = b"\xff\xff\xff\xff"
-PROBE = 1
-KEEPALIVE = 2
-TYPES = (PROBE, KEEPALIVE)
+PROBE = 1        # client -> server
+KEEPALIVE = 2    # client -> server
+ACK = 3          # server -> client: the answer to a keepalive (liveness)
+TYPES = (PROBE, KEEPALIVE, ACK)
 KEY_SIZE = 32
 SESSION_SIZE = 8
 MAC_SIZE = 16

@@ -59,7 +59,6 @@ except ImportError:  # MicroPython, which does not evaluate annotations
 BACKOFF_MIN = 1.0
 BACKOFF_MAX = 60.0
 TICK = 1.0
-SO_REUSEPORT = 15
 IPPROTO_IPV6 = 41
 IPV6_V6ONLY = 26
 CLOCK_RETRY = 5.0
@@ -69,8 +68,43 @@ class NodeError(Exception):
     """A problem the node's operator must fix (the message says which)."""
 
 
+LOG_LEVELS = {"debug": 0, "info": 1, "warning": 2, "error": 3}
+_log_level = [1]  # lvn.agent.log_level, set by Node
+
+
 def log(level: str, text: str) -> None:
-    sys.stderr.write("lvn-node " + level + ": " + text + "\n")
+    if LOG_LEVELS.get(level, 3) >= _log_level[0]:
+        sys.stderr.write("lvn-node " + level + ": " + text + "\n")
+
+
+def so_reuseport() -> int:
+    """SO_REUSEPORT of this CPU's ABI: MicroPython's socket module may not
+    name it.  Where SOL_SOCKET is 0xffff (MIPS, SPARC, Alpha, PA-RISC: the
+    ath79 and ramips routers) it is 0x200; elsewhere asm-generic's 15."""
+    value = getattr(socket, "SO_REUSEPORT", None)
+    if value is not None:
+        return int(value)
+    return 0x200 if socket.SOL_SOCKET == 0xFFFF else 15
+
+
+class Monotonic:
+    """Seconds from a clock that NTP does not step: the session core's
+    timers.  MicroPython has only ``ticks_ms``, which wraps (after 2**30 ms
+    on the unix port): the wrapped differences are summed, so it must be
+    read at least every few days (the agent's loop wakes every keepalive)."""
+
+    def __init__(self) -> None:
+        self.ticks = getattr(time, "ticks_ms", None)
+        self.last = self.ticks() if self.ticks is not None else 0
+        self.total = 0
+
+    def __call__(self) -> float:
+        if self.ticks is None:
+            return time.monotonic()
+        now = self.ticks()
+        self.total += time.ticks_diff(now, self.last)  # type: ignore[attr-defined]
+        self.last = now
+        return self.total / 1000
 
 
 # -- configuration ---------------------------------------------------------
@@ -102,6 +136,10 @@ def client_conf(typed: "schema.Typed") -> dict[str, Any]:
         raise NodeError("lvn.agent.role is not 'client': the node agent only runs clients")
     if not conf.get("enabled"):
         raise NodeError("lvn.agent.enabled is not '1': the agent is off")
+    if conf.get("crl"):
+        raise NodeError("lvn.client.crl: the node's TLS (MicroPython's ssl) cannot check a "
+                        "revocation list; remove the option (the server checks the node's "
+                        "certificate against its own list) or run lvn-server's CPython agent")
     conf["server_name"] = conf.get("server_name") or conf["server"]
     return conf
 
@@ -208,6 +246,8 @@ class Node:
         self.waiting_for_clock = False
         self.written: dict[str, Any] | None = None
         self.wakeups = 0  # loop iterations: I/O or a timer woke the agent
+        self.clock = Monotonic()
+        _log_level[0] = LOG_LEVELS[conf.get("log_level", "info")]
 
     # status.json, as the CPython client writes it
     def status(self) -> dict[str, Any]:
@@ -308,7 +348,7 @@ class Node:
         binding and the server's tunnel stay), else on ``data_port``."""
         dev = self._device()
         s = socket.socket(family, socket.SOCK_DGRAM)
-        s.setsockopt(socket.SOL_SOCKET, SO_REUSEPORT, 1)
+        s.setsockopt(socket.SOL_SOCKET, so_reuseport(), 1)
         if family == socket.AF_INET6:
             s.setsockopt(IPPROTO_IPV6, IPV6_V6ONLY, 1)
         # a module socket of this family: an earlier run left the port to the
@@ -326,7 +366,9 @@ class Node:
         except rawnl.KernelRefused:
             s.close()
             raise
+        s.setblocking(False)
         self.udp = s
+        self.poll.register(s, select.POLLIN)
 
     def connect(self) -> None:
         try:
@@ -361,13 +403,15 @@ class Node:
         raw.setblocking(False)
         self.tls, self.raw = tls, raw
         self.poll.register(raw, select.POLLIN)
-        self.session = session.ClientSession(time.time(), ["ipv4", "ipv6"])
+        self.session = session.ClientSession(self.clock(), ["ipv4", "ipv6"],
+                                             int(self.conf["keepalive"]),
+                                             int(self.conf["dead_after"]))
         self.framer = protocol.Framer()
         self._act(self.session.start())
 
     def _retry(self, why: str) -> None:
         jitter = random.random() * self.backoff / 2
-        self.retry_at = time.time() + self.backoff + jitter
+        self.retry_at = self.clock() + self.backoff + jitter
         log("warning", why + "; retrying in " + str(int(self.backoff + jitter)) + " s")
         self.backoff = min(self.backoff * 2, BACKOFF_MAX)
 
@@ -392,7 +436,19 @@ class Node:
         for mtype, body in msgs:
             if self.session is None:
                 break
-            self._act(self.session.on_message(mtype, body, time.time()))
+            self._act(self.session.on_message(mtype, body, self.clock()))
+
+    def _datagrams(self) -> None:
+        """Answers to our keepalives (the server lives), at most a budget a wake-up."""
+        for _ in range(64):
+            try:
+                data = self.udp.recv(2048) if self.udp is not None else None
+            except OSError:  # EAGAIN: nothing more
+                return
+            if not data:
+                return
+            if self.session is not None:
+                self._act(self.session.on_datagram(data, self.clock()))
 
     def _hook(self, event: str) -> None:
         script = self.conf.get(event + "_hook")
@@ -453,15 +509,17 @@ class Node:
         self.addresses = sorted(want)
         log("info", "lease: " + ", ".join(self.addresses) + ", mtu " + str(fields["mtu"]))
 
-    def _clock_is_valid(self, now: float) -> bool:
-        if now >= self.valid_from:
+    def _clock_is_valid(self, now: float, wall: float) -> bool:
+        """Wait (checking every CLOCK_RETRY s of ``now``, the monotonic
+        clock) until the wall clock reaches the certificate's start."""
+        if wall >= self.valid_from:
             if self.waiting_for_clock:
                 log("info", "the clock is valid now")
             self.waiting_for_clock = False
             return True
         if not self.waiting_for_clock:
             log("warning", "waiting for a valid clock (the certificate is valid from "
-                + _utc(self.valid_from) + ", the clock reads " + _utc(now) + ")")
+                + _utc(self.valid_from) + ", the clock reads " + _utc(wall) + ")")
         self.waiting_for_clock = True
         self.retry_at = now + CLOCK_RETRY
         return False
@@ -477,16 +535,21 @@ class Node:
     def run(self) -> None:
         while True:
             self.wakeups += 1
-            now = time.time()
-            if self.session is None and now >= self.retry_at and self._clock_is_valid(now):
+            now = self.clock()
+            if self.session is None and now >= self.retry_at and \
+                    self._clock_is_valid(now, time.time()):
                 self.connect()
             elif self.session is not None:
                 self._act(self.session.on_timer(now))
             self.write_status()
-            wait = max(0, int((self._due(time.time()) - time.time()) * 1000) + 1)
+            now = self.clock()
+            wait = max(0, int((self._due(now) - now) * 1000) + 1)
             for obj, _ in self.poll.poll(wait):
-                if self.listener is not None and _fd(obj) == self.listener.fileno():
+                fd = _fd(obj)
+                if self.listener is not None and fd == self.listener.fileno():
                     nodecontrol.serve_one(self.listener, self.call)
+                elif self.udp is not None and fd == self.udp.fileno():
+                    self._datagrams()
                 else:
                     self._readable()
 

@@ -7,6 +7,8 @@ second up to ``burst``.  Pure; times come from the caller.
 
 from __future__ import annotations
 
+import ipaddress
+
 
 class RateLimiter:
     """``allow(key, now)``: True while ``key`` has a token left."""
@@ -48,3 +50,15 @@ class RateLimiter:
         """Refusals per source since the last report (for one log line each)."""
         out, self.refused = self.refused, {}
         return out
+
+
+def source_key(address: str) -> str:
+    """The unit a limit counts: an IPv4 address, or an IPv6 address's /64
+    (one subscriber gets a whole /64, so counting single IPv6 addresses
+    would give one source 2**64 buckets)."""
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)

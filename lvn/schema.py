@@ -148,7 +148,8 @@ def _prefix(text: str) -> str:
     return nlcodec.ip_text(packed) + "/" + str(length)
 
 
-def _interface_address(text: str) -> str:
+def parse_interface_address(text: str) -> str:
+    """An address with its prefix length (10.99.0.1/24), canonical."""
     if "/" not in text:
         raise ValueError(repr(text) + " needs a prefix length (e.g. 10.99.0.1/24)")
     try:
@@ -227,6 +228,7 @@ SCHEMA = {
         "key": _opt(_path, file=True),
         "crl": _opt(_path, file=True),
         "keepalive": _opt(_uint(1, 3600), "25"),
+        "dead_after": _opt(_uint(1, 100), "3"),
         "server_name": _opt(_host),
         "up_hook": _opt(_path, file=True),
         "down_hook": _opt(_path, file=True),
@@ -244,7 +246,7 @@ SCHEMA = {
         "keepalive": _opt(_uint(0, 3600), "0"),
         "route": _opt(_prefix, is_list=True),
         "allowed_source": _opt(_prefix, is_list=True),
-        "address": _opt(_interface_address, is_list=True),
+        "address": _opt(parse_interface_address, is_list=True),
     },
 }
 

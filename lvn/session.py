@@ -18,7 +18,7 @@ classes are namedtuples, which both interpreters have.
 
 from collections import namedtuple
 
-from . import datagram, protocol
+from . import datagram, protocol, schema
 
 try:
     from typing import TYPE_CHECKING
@@ -27,6 +27,7 @@ except ImportError:  # MicroPython
 
 HANDSHAKE_TIMEOUT = 30.0
 PROBE_INTERVAL = 1.0
+DEAD_AFTER = 3  # keepalives the server leaves unanswered before the client rejoins
 
 
 # -- errors ---------------------------------------------------------------
@@ -61,6 +62,16 @@ class SendDatagram(namedtuple("SendDatagram", ["data"])):
     """Client: send ``data`` from the data socket to the server's data port."""
 
     __slots__ = ()
+    data: bytes
+
+
+class Answer(namedtuple("Answer", ["address", "port", "data"])):
+    """Server: send ``data`` from the data socket to ``address`` port ``port``
+    (the authenticated answer to a keepalive, so the client knows we live)."""
+
+    __slots__ = ()
+    address: str
+    port: int
     data: bytes
 
 
@@ -116,7 +127,7 @@ class Close(namedtuple("Close", ["reason", "error"])):
 
 
 if TYPE_CHECKING:
-    Action = (Send | SendDatagram | Lease | MoveTunnel | Configure | OpenTunnel | Up
+    Action = (Send | SendDatagram | Answer | Lease | MoveTunnel | Configure | OpenTunnel | Up
               | Expire | Close)
 
 
@@ -213,6 +224,7 @@ class ServerSession(_Machine):
         self.started = now
         self.last_seen = now
         self.counter = 0          # highest datagram counter accepted
+        self.sent = 0             # counter of the last datagram we sealed (ACK)
         # (address, port) the authenticated datagrams came from
         self.endpoint: tuple[str, int] | None = None
         self.addresses: list[str] = []  # the lease, once granted
@@ -242,7 +254,7 @@ class ServerSession(_Machine):
         self.addresses = list(addresses)
         fields: dict[str, object] = {"session": self.session.hex(), "key": self.key.hex(),
                                      "data_port": self.data_port, "mtu": self.mtu,
-                                     "keepalive": self.keepalive}
+                                     "keepalive": self.keepalive, "answers": True}
         for a in addresses:
             fields["addr6" if ":" in a else "addr4"] = a
         return [Send(protocol.encode(protocol.LEASE, fields))]
@@ -255,6 +267,8 @@ class ServerSession(_Machine):
             mtype, counter = datagram.open_(data, self.key, self.counter)
         except datagram.DatagramError:
             return []
+        if mtype == datagram.ACK:
+            return []   # our own answer, reflected back
         self.counter = counter
         self.last_seen = now
         moved = self.endpoint != (address, port)
@@ -263,9 +277,16 @@ class ServerSession(_Machine):
             self._move("probe")
             return [MoveTunnel(address, port),
                     Send(protocol.encode(protocol.ENDPOINT, {"address": address, "port": port}))]
-        if moved and self.state in (ServerState.READY, ServerState.UP):
-            return [MoveTunnel(address, port)]   # roaming / NAT rebinding
-        return []
+        if self.state not in (ServerState.READY, ServerState.UP):
+            return []
+        actions: list[Action] = []
+        if moved:
+            actions.append(MoveTunnel(address, port))   # roaming / NAT rebinding
+        if mtype == datagram.KEEPALIVE:
+            self.sent += 1
+            actions.append(Answer(address, port,
+                                  datagram.seal(datagram.ACK, self.session, self.sent, self.key)))
+        return actions
 
     def on_timer(self, now: float) -> "list[Action]":
         if self.state == ServerState.CLOSED:
@@ -284,15 +305,30 @@ class ClientSession(_Machine):
 
     transitions = CLIENT_TRANSITIONS
 
-    def __init__(self, now: float, want: list[str]) -> None:
+    def __init__(self, now: float, want: list[str], keepalive: int = 25,
+                 dead_after: int = DEAD_AFTER) -> None:
         self.key = b""  # the datagram key, from LEASE
         self.want = want
         self.state = ClientState.START
         self.started = now
         self.counter = 0
         self.session = b""
+        self.max_keepalive = keepalive  # ours: the server's interval if it asks for less
         self.keepalive = 0
+        self.server_keepalive = 0  # the interval the server asked for in LEASE
+        self.dead_after = dead_after
+        self.answers = False      # the server answers keepalives (it said so in LEASE)
+        self.unanswered = 0       # keepalives sent since the last answer
+        self.server_counter = 0   # highest counter of the server's datagrams
+        self.last_heard = now
         self.next_datagram = 0.0
+
+    def set_limits(self, keepalive: int, dead_after: int) -> None:
+        """Our keepalive interval (the server's, if it asks for less) and how
+        many unanswered keepalives end the session; a reload changes them."""
+        self.max_keepalive, self.dead_after = keepalive, dead_after
+        if self.server_keepalive:
+            self.keepalive = min(self.server_keepalive, keepalive)
 
     def start(self) -> "list[Action]":
         self._local("start")
@@ -318,14 +354,38 @@ class ClientSession(_Machine):
             key = _hex(body["key"])
             if len(key) != datagram.KEY_SIZE:
                 return self._closing(_fail("protocol", "bad datagram key"))
+            try:
+                fields = lease_fields(body)
+            except ValueError as e:
+                return self._closing(_fail("protocol", "LEASE " + str(e)))
             self._move(mtype)
             self.session, self.key = session, key
-            keepalive = body["keepalive"]
-            self.keepalive = keepalive if isinstance(keepalive, int) else 25
-            return [Configure(body), self._datagram(datagram.PROBE, now, PROBE_INTERVAL)]
+            keepalive = fields["keepalive"]
+            assert isinstance(keepalive, int)
+            self.server_keepalive = keepalive
+            self.set_limits(self.max_keepalive, self.dead_after)
+            self.answers = body.get("answers") is True
+            return [Configure(fields), self._datagram(datagram.PROBE, now, PROBE_INTERVAL)]
         self._move(mtype)   # ENDPOINT: the server saw our probe
         self.next_datagram = now + self.keepalive
+        self.last_heard = now
         return [OpenTunnel(), Send(protocol.encode(protocol.READY)), Up()]
+
+    def on_datagram(self, data: bytes, now: float) -> "list[Action]":
+        """A datagram from the server's data port: an answer to a keepalive
+        proves the server lives; anything else changes nothing."""
+        if self.state != ClientState.UP:
+            return []
+        try:
+            mtype, counter = datagram.open_(data, self.key, self.server_counter)
+        except datagram.DatagramError:
+            return []
+        if mtype != datagram.ACK:
+            return []   # one of ours, reflected back
+        self.server_counter = counter
+        self.unanswered = 0
+        self.last_heard = now
+        return []
 
     def on_timer(self, now: float) -> "list[Action]":
         if self.state == ClientState.PROBE:
@@ -334,7 +394,41 @@ class ClientSession(_Machine):
             if now >= self.next_datagram:
                 return [self._datagram(datagram.PROBE, now, PROBE_INTERVAL)]
         elif self.state == ClientState.UP and now >= self.next_datagram:
+            if self.answers and self.unanswered >= self.dead_after:
+                return self._closing(_fail("timeout", "the server answered none of the last "
+                                           + str(self.unanswered) + " keepalives ("
+                                           + str(int(now - self.last_heard)) + " s)"))
+            self.unanswered += 1
             return [self._datagram(datagram.KEEPALIVE, now, self.keepalive)]
         elif self.state == ClientState.LEASE and now - self.started > HANDSHAKE_TIMEOUT:
             return self._closing(_fail("timeout", "no lease from the server"))
         return []
+
+
+def _field(body: "dict[str, object]", name: str, low: int, high: int) -> int:
+    value = body.get(name)
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ValueError("field " + repr(name) + ": " + repr(value) + " is not in "
+                         + str(low) + "-" + str(high))
+    return value
+
+
+def lease_fields(body: "dict[str, object]") -> "dict[str, object]":
+    """A LEASE's tunnel parameters, checked for type and range (ValueError
+    names the field): ``data_port``, ``mtu``, ``keepalive`` and the
+    ``addr4`` / ``addr6`` present, in canonical form."""
+    out: dict[str, object] = {"data_port": _field(body, "data_port", 1, 65535),
+                                "mtu": _field(body, "mtu", 576, 9000),
+                                "keepalive": _field(body, "keepalive", 1, 3600)}
+    for name, v6 in (("addr4", False), ("addr6", True)):
+        value = body.get(name)
+        if value is None:
+            continue
+        try:
+            if not isinstance(value, str) or (":" in value) != v6:
+                raise ValueError("")
+            out[name] = schema.parse_interface_address(value)
+        except ValueError:
+            raise ValueError("field " + repr(name) + ": " + repr(value) + " is not an IPv"
+                             + ("6" if v6 else "4") + " address with prefix length") from None
+    return out

@@ -165,11 +165,116 @@ def session_handshake_and_roaming() -> bool:
     ready = msgs(client.on_message(endpoint[0], endpoint[1], 0.0))[0]
     up = server.on_message(ready[0], ready[1]) == [session.Up()]
     ka = datagram_of(client.on_timer(25.0))
-    moved = server.on_datagram("203.0.113.9", 1, ka, 25.0) == [session.MoveTunnel(
-        "203.0.113.9", 1)]
+    moved = server.on_datagram("203.0.113.9", 1, ka, 25.0)[0] == session.MoveTunnel(
+        "203.0.113.9", 1)
     replay = server.on_datagram("192.0.2.66", 6, ka, 26.0) == []
     idle = server.on_timer(25.0 + 91) == [session.Expire()]
     return up and moved and replay and idle and server.endpoint == ("203.0.113.9", 1)
+
+
+def _msgs(actions):  # type: ignore[no-untyped-def]
+    f = protocol.Framer()
+    out = []
+    for a in actions:
+        if isinstance(a, session.Send):
+            out += f.feed(a.data)
+    return out
+
+
+def _datagrams(actions):  # type: ignore[no-untyped-def]
+    return [a.data for a in actions if isinstance(a, session.SendDatagram)]
+
+
+def _up_pair(keepalive=25, dead_after=3, lease_edit=None):  # type: ignore[no-untyped-def]
+    """A client and a server session brought up without sockets; ``lease_edit``
+    changes the LEASE's fields before the client sees them."""
+    client = session.ClientSession(0.0, ["ipv4", "ipv6"], keepalive, dead_after)
+    server = session.ServerSession(KEY, SESSION, 0.0, 50000, 1400, 25, 90)
+    hello = _msgs(client.start())[0]
+    server.on_message(hello[0], hello[1])
+    lease = _msgs(server.leased(["10.77.0.2/16", "fd77::2/64"]))[0]
+    if lease_edit is not None:
+        lease_edit(lease[1])
+    acts = client.on_message(lease[0], lease[1], 0.0)
+    if client.state == session.CLOSED:
+        return client, server, acts
+    endpoint = _msgs(server.on_datagram("198.51.100.7", 4000, _datagrams(acts)[0], 0.0))[0]
+    ready = _msgs(client.on_message(endpoint[0], endpoint[1], 0.0))[0]
+    server.on_message(ready[0], ready[1])
+    return client, server, acts
+
+
+@check
+def liveness_server_answers_keepalives() -> bool:
+    client, server, _ = _up_pair()
+    ok = client.state == session.ClientState.UP and client.answers
+    t = 25.0
+    for _ in range(10):  # answered keepalives: the session stays up
+        (ka,) = _datagrams(client.on_timer(t))
+        acts = server.on_datagram("198.51.100.7", 4000, ka, t)
+        answers = [a for a in acts if isinstance(a, session.Answer)]
+        ok = ok and len(answers) == 1 and answers[0][:2] == ("198.51.100.7", 4000)
+        ok = ok and client.on_datagram(answers[0].data, t + 0.1) == []
+        ok = ok and client.on_datagram(answers[0].data, t + 0.2) == []  # a replay: ignored
+        t += 25.0
+    return ok and client.state == session.ClientState.UP and client.unanswered == 0
+
+
+@check
+def liveness_silent_server_ends_the_session() -> bool:
+    client, server, _ = _up_pair(dead_after=3)
+    sent = 0
+    t = 25.0
+    while client.state == session.ClientState.UP and t < 1000:
+        acts = client.on_timer(t)
+        sent += len(_datagrams(acts))
+        t += 25.0
+    close = acts[-1]
+    return (sent == 3 and isinstance(close, session.Close)
+            and isinstance(close.error, session.RemoteError)
+            and close.error.code == "timeout" and "3 keepalives" in close.reason
+            and client.state == session.CLOSED)
+
+
+@check
+def liveness_reflected_datagrams_are_refused() -> bool:
+    client, server, _ = _up_pair()
+    (ka,) = _datagrams(client.on_timer(25.0))
+    ack = [a for a in server.on_datagram("198.51.100.7", 4000, ka, 25.0)
+           if isinstance(a, session.Answer)][0].data
+    # the client's own keepalive reflected to it, the server's answer to the server
+    return (client.on_datagram(ka, 26.0) == [] and client.unanswered == 1
+            and server.on_datagram("192.0.2.66", 1, ack, 26.0) == []
+            and server.endpoint == ("198.51.100.7", 4000))
+
+
+@check
+def client_keepalive_option_shortens_the_interval() -> bool:
+    client, server, _ = _up_pair(keepalive=10)
+    longer, _, _ = _up_pair(keepalive=600)
+    return client.keepalive == 10 and longer.keepalive == 25
+
+
+@check
+def bad_lease_fields_are_a_remote_error() -> bool:
+    ok = True
+    for edit in ({"data_port": 70000}, {"data_port": "50000"}, {"mtu": 10},
+                 {"keepalive": 0}, {"addr4": 7}, {"addr4": "fd77::2/64"},
+                 {"addr6": "fd77::2"}, {"addr4": "10.77.0.300/24"}):
+        client, _, acts = _up_pair(lease_edit=lambda body, e=edit: body.update(e))
+        close = acts[-1] if acts else None
+        name = list(edit)[0]
+        ok = ok and isinstance(close, session.Close) and client.state == session.CLOSED
+        ok = ok and isinstance(close.error, session.RemoteError)
+        ok = ok and close.error.code == "protocol" and repr(name) in close.reason
+        if not ok:
+            print("lease edit", edit, "->", acts)
+            return False
+    client, _, acts = _up_pair()
+    configure = acts[0]
+    return (isinstance(configure, session.Configure)
+            and configure.fields == {"data_port": 50000, "mtu": 1400, "keepalive": 25,
+                                     "addr4": "10.77.0.2/16", "addr6": "fd77::2/64"})
 
 
 @check

@@ -42,3 +42,12 @@ def test_memory_is_bounded() -> None:
 def test_bad_parameters(rate: float, burst: int) -> None:
     with pytest.raises(ValueError):
         RateLimiter(rate, burst)
+
+
+def test_limits_count_ipv4_addresses_and_ipv6_64s() -> None:
+    from lvn.ratelimit import source_key
+    assert source_key("192.0.2.1") == "192.0.2.1"
+    assert source_key("::ffff:192.0.2.1") == "192.0.2.1"
+    assert source_key("2001:db8:1:2::1") == source_key("2001:db8:1:2:ffff::9") \
+        == "2001:db8:1:2::/64"
+    assert source_key("2001:db8:1:3::1") != source_key("2001:db8:1:2::1")
