@@ -29,7 +29,7 @@ from . import compat, datagram, protocol, session, static
 from .config import ClientConfig, ServerConfig
 from .errors import LvnError
 from .expiry import DetachedTunnels
-from .files import write_atomic
+from .files import check_private_dir, write_atomic
 from .hooks import Hooks, hook_env
 from .leases import Leases
 from .model import Rule
@@ -244,6 +244,10 @@ class Agent:
         self.kernel = kernel
         self.ifname = ifname
         self.state_dir = Path(state_dir)
+        try:
+            check_private_dir(state_dir)
+        except (ValueError, OSError) as e:
+            raise LvnError(f"state directory refused: {e}") from None
         self.sel = selectors.DefaultSelector()
         self.next_tick = time.monotonic()
         self._written: dict[str, Any] | None = None
@@ -727,6 +731,7 @@ class Client(Agent):
         self.conn: TlsConn | None = None
         self.backoff = BACKOFF_MIN
         self.retry_at = 0.0
+        self.connected_at = 0.0
         self.server_ip = ""
         self.data_port = 0
         self.up = False
@@ -782,6 +787,7 @@ class Client(Agent):
             self._retry(f"cannot reach {self.conf.server}: {e}")
             return
         self.conn = TlsConn(sock, self.ctx, server=False)
+        self.connected_at = time.monotonic()
         self.sel.register(sock, selectors.EVENT_READ | selectors.EVENT_WRITE, self._readable)
         log.info("connecting to %s port %d", self.server_ip, self.conf.server_port)
 
@@ -889,6 +895,9 @@ class Client(Agent):
                 self.connect()
         elif self.session is not None:
             self._act(self.session.on_timer(now))
+        elif self.conn is not None and now - self.connected_at > HANDSHAKE_TIMEOUT:
+            # SYNs or the TLS handshake unanswered
+            self._lost(f"no TLS session with {self.server_ip} after {HANDSHAKE_TIMEOUT:.0f} s")
 
     def _clock_is_valid(self, now: float) -> bool:
         """Routers without an RTC boot in 1970: certificates cannot be

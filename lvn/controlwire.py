@@ -12,6 +12,8 @@ calls in it.  docs/ubus-api.md describes the methods.
 
 import json
 
+from . import jsonlimit
+
 try:
     from collections.abc import Callable
     from typing import Any
@@ -49,7 +51,7 @@ def parse_request(line: bytes) -> "tuple[str, dict[str, Any]]":
     """(method, args) of a request line; CallError(INVALID_ARGUMENT) if malformed.
     rpcd's ``ubus_rpc_session`` argument goes no further than here."""
     try:
-        req = json.loads(line)
+        req = jsonlimit.loads(line)
     except ValueError as e:
         raise CallError(INVALID_ARGUMENT, "request is not JSON: " + str(e)) from None
     if not isinstance(req, dict) or not isinstance(req.get("method"), str) \
@@ -62,7 +64,7 @@ def parse_request(line: bytes) -> "tuple[str, dict[str, Any]]":
 
 def parse_reply(line: bytes) -> "tuple[int, dict[str, Any]]":
     """(status, data) of a reply line; ValueError if it is not one."""
-    rep = json.loads(line)
+    rep = jsonlimit.loads(line, 64)
     if not isinstance(rep, dict) or not isinstance(rep.get("status"), int) \
             or not isinstance(rep.get("data"), dict):
         raise ValueError("not a reply line: " + repr(line[:80]))

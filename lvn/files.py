@@ -1,6 +1,7 @@
 """Writing a file so that a crash leaves the old content or the new, never half.
 (Used on MicroPython too, by lvn.static on the node.)"""
 
+import binascii
 import os
 
 try:
@@ -28,28 +29,58 @@ def makedirs(path: str) -> None:
 
 
 def write_atomic(path: "str | Path", data: bytes, mode: int = 0o644) -> None:
-    """Write a temporary file created with ``mode`` (no window with wider
-    permissions), fsync it, rename it over ``path``, fsync the directory.
-    (MicroPython has no os.open or fsync: there it writes and renames.)"""
+    """Write a new temporary file beside ``path`` (a random name, created
+    exclusively and never through a symlink, its mode set before a byte is
+    written), fsync it, rename it over ``path``, fsync the directory.  A
+    crash leaves the old content or the new; a failure removes the
+    temporary file.  (MicroPython has no os.open or fsync: there it writes
+    a randomly named file and renames it.)"""
     path = str(path)
     parent = path.rsplit("/", 1)[0] if "/" in path else "."
     makedirs(parent or "/")
-    tmp = path + ".tmp"
+    tmp = path + "." + binascii.hexlify(os.urandom(6)).decode() + ".tmp"
     if not hasattr(os, "open"):
         with open(tmp, "wb") as f:
             f.write(data)
         os.rename(tmp, path)
         return
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 mode)
     try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
+        try:
+            os.fchmod(fd, mode)  # the umask may have narrowed it
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
     dirfd = os.open(parent or "/", os.O_RDONLY)
     try:
         os.fsync(dirfd)
     finally:
         os.close(dirfd)
+
+
+def check_private_dir(path: str) -> None:
+    """Refuse a state directory another user could change (on OpenWrt
+    /var/lib is tmpfs: whoever makes the directory first owns it): it
+    must belong to this user or root and not be group- or world-writable.
+    Creates it (0700) if missing.  Raises ValueError naming the problem."""
+    if not os.path.isdir(path):
+        os.makedirs(path, mode=0o700, exist_ok=True)
+    st = os.lstat(path)
+    if (st.st_mode & 0o170000) != 0o040000:
+        raise ValueError(path + " is not a directory (a symlink or file is refused)")
+    if st.st_uid not in (0, os.geteuid()):
+        raise ValueError(path + " belongs to uid " + str(st.st_uid) + ", not root")
+    if st.st_mode & 0o022:
+        raise ValueError(path + " is writable by group or others (mode "
+                         + oct(st.st_mode & 0o777) + "): chmod go-w " + path)

@@ -12,6 +12,8 @@ Pure and MicroPython-friendly: imports only ``json`` and ``struct``, no
 import json
 import struct
 
+from . import jsonlimit
+
 # 2: the server draws the datagram key and sends it in LEASE (1 exported it
 # from TLS 1.3, which MicroPython's TLS does not offer); 1 is refused.
 VERSION = 2
@@ -100,10 +102,11 @@ class Framer:
             payload = self._buf[HEADER_SIZE:HEADER_SIZE + length]
             self._buf = self._buf[HEADER_SIZE + length:]
             try:
-                body = json.loads(payload.decode())
-            except (ValueError, UnicodeError):
-                raise ProtocolError(f"{NAMES[mtype]}: payload is not JSON") from None
+                body = jsonlimit.loads(payload.decode())
+            except (ValueError, UnicodeError) as e:
+                raise ProtocolError(f"{NAMES[mtype]}: payload is not JSON ({e})") from None
             check(mtype, body)
+            assert isinstance(body, dict)  # check() refused anything else
             out.append((mtype, body))
         return out
 

@@ -12,7 +12,7 @@ import sys
 HERE = sys.argv[0].rsplit("/", 1)[0] if "/" in sys.argv[0] else "."
 sys.path.insert(0, HERE + "/../..")
 
-from lvn import datagram, nlcodec, protocol, session  # noqa: E402
+from lvn import controlwire, datagram, nlcodec, protocol, session  # noqa: E402
 
 # RFC 4231 test cases 1, 2 and 6 (key longer than the block)
 HMAC_VECTORS = [
@@ -275,6 +275,18 @@ def bad_lease_fields_are_a_remote_error() -> bool:
     return (isinstance(configure, session.Configure)
             and configure.fields == {"data_port": 50000, "mtu": 1400, "keepalive": 25,
                                      "addr4": "10.77.0.2/16", "addr6": "fd77::2/64"})
+
+
+@check
+def deeply_nested_json_is_a_protocol_error() -> bool:
+    deep = ("[" * 2000 + "]" * 2000).encode()
+    frame = struct.pack(">BBH", protocol.VERSION, protocol.HELLO, len(deep)) + deep
+    ok = raises(protocol.ProtocolError, protocol.Framer().feed, frame)
+    ok = ok and raises(controlwire.CallError, controlwire.parse_request,
+                       b'{"method": "status", "args": ' + b"[" * 3000 + b"]" * 3000 + b"}")
+    # brackets inside strings do not count
+    fine = protocol.encode(protocol.HELLO, {"want": ["[[[[" * 100, "\\\"{{{{"]})
+    return ok and protocol.Framer().feed(fine)[0][1]["want"][0] == "[[[[" * 100
 
 
 @check

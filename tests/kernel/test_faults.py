@@ -1,0 +1,153 @@
+"""The everyday faults of a community network, end to end (issue 27's suite):
+a server that falls silent without FIN, and clients that lose power and
+rejoin before their old session timed out.  A CPython client behind a
+masquerading NAT and a MicroPython node, side by side, against one server.
+
+Every wait ends on an event; the ceilings are generous (scaled on the debug
+kernel) so a busy host does not fail them.  The times measured are printed
+(pytest shows them with -s and in the log of a failure)."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from lvn import pki
+from lvn.netlink import Ipudp
+
+from .netns import Netns, veth, wait_for
+from .test_agent import CLIENT_CONF, Agents, agents, forwarding, overlay4  # noqa: F401
+
+pytestmark = pytest.mark.newest
+
+KEEPALIVE, IDLE, DEAD_AFTER = 2, 30, 3
+
+SERVER_CONF = f"""
+config agent 'agent'
+	option enabled '1'
+	option role 'server'
+	option state_dir '{{state}}'
+config server 'server'
+	option ca '{{pki}}/ca.pem'
+	option cert '{{pki}}/issued/srv.pem'
+	option key '{{pki}}/issued/srv.key'
+	option pool4 '10.77.0.0/24'
+	option pool6 'fd77::/64'
+	option keepalive '{KEEPALIVE}'
+	option idle_timeout '{IDLE}'
+"""
+
+DEAD_TEXT = f"answered none of the last {DEAD_AFTER} keepalives"
+
+
+def blackhole(ns: Netns, on: bool) -> None:
+    """Drop every packet in and out of ``ns``'s underlay (the host lost power,
+    or a NAT dropped the binding: no FIN, no RST)."""
+    if on:
+        ns.run("nft", "add table inet bh; add chain inet bh in { type filter hook input "
+                      "priority -300 ; policy drop ; } ; add chain inet bh out { type filter "
+                      "hook output priority -300 ; policy drop ; } ; add rule inet bh in "
+                      "iifname lo accept ; add rule inet bh out oifname lo accept")
+    else:
+        ns.run("nft", "delete table inet bh")
+
+
+def server_tunnels(s: Netns) -> dict[int, str]:
+    with Ipudp(netns=s.name) as k:
+        return {t.id: t.remote for t in k.tunnels("lvn0")}
+
+
+def pings(ns: Netns, dest: str = "10.77.0.1") -> bool:
+    return "0 received" not in ns.run("ping", "-c", "2", "-i", "0.3", "-W", "2", dest,
+                                      check=False)
+
+
+def test_silent_server_and_client_power_loss(netns: type[Netns], agents: Agents,  # noqa: F811
+                                             tmp_path: Path) -> None:
+    s, r, a, b = netns(), netns(), netns(), netns()
+    veth(s, r, "ul0", "wan")
+    veth(r, a, "lan", "ul0")
+    veth(s, b, "ul1", "ul0")
+    forwarding(s)
+    s.ip("addr", "add", "10.99.0.1/24", "dev", "ul0")
+    s.ip("addr", "add", "10.98.0.1/24", "dev", "ul1")
+    r.ip("addr", "add", "10.99.0.254/24", "dev", "wan")
+    r.ip("addr", "add", "192.168.7.1/24", "dev", "lan")
+    a.ip("addr", "add", "192.168.7.2/24", "dev", "ul0")
+    a.ip("route", "add", "default", "via", "192.168.7.1")
+    b.ip("addr", "add", "10.98.0.2/24", "dev", "ul0")
+    r.run("sysctl", "-qw", "net.ipv4.ip_forward=1")
+    r.run("nft", "add table ip nat; add chain ip nat post { type nat hook postrouting "
+                 "priority 100 ; } ; add rule ip nat post oifname wan masquerade")
+    ca = tmp_path / "pki"
+    pki.init(ca)
+    for name in ("srv", "node-a", "node-b"):
+        pki.issue(ca, name)
+    agents.start("srv", s, SERVER_CONF.format(state=tmp_path / "srv-state", pki=ca))
+
+    def client(name: str, ns: Netns, server: str, cert: str, micropython: bool) -> None:
+        agents.start(name, ns, CLIENT_CONF.format(
+            server=server, ifname="lvn0", ca=ca / "ca.pem", cert=ca / f"issued/{cert}.pem",
+            key=ca / f"issued/{cert}.key", state=tmp_path / name / "state",
+            extra=f"\toption dead_after '{DEAD_AFTER}'\n"), micropython=micropython)
+
+    # A: CPython behind the NAT; B: the MicroPython node, direct
+    clients = {"a": (a, "10.99.0.1", "node-a", False), "b": (b, "10.98.0.1", "node-b", True)}
+    for name, (ns, server, cert, upy) in clients.items():
+        client(name, ns, server, cert, upy)
+    wait_for(lambda: overlay4(a) is not None and overlay4(b) is not None, 300,
+             "both clients to join")
+    assert pings(a) and pings(b)
+
+    # 1. the server falls silent (no FIN): both clients notice within a bound
+    # of keepalive periods, and join again once it answers
+    blackhole(s, True)
+    t0 = time.monotonic()
+    wait_for(lambda: all(DEAD_TEXT in agents.log(n) for n in clients), 240,
+             "both clients to declare the silent server dead")
+    detect = time.monotonic() - t0
+    print(f"silent server detected by both clients in {detect:.1f} s "
+          f"(keepalive {KEEPALIVE} s, dead_after {DEAD_AFTER})")
+    blackhole(s, False)
+    t1 = time.monotonic()
+    wait_for(lambda: pings(a) and pings(b), 300, "pings after the server answers again")
+    print(f"both clients' pings resumed {time.monotonic() - t1:.1f} s after the server "
+          "answered again")
+    for n in clients:
+        assert agents.log(n).count("tunnel up") >= 2, n
+
+    # 2. both clients lose power (no FIN reaches the server) and come back,
+    # from another address, before their old sessions time out: the new
+    # sessions replace the old ones, whose expiry must not remove the
+    # tunnels the new ones use
+    before = server_tunnels(s)
+    for name, (ns, *_rest) in clients.items():
+        ns.run("nft", "add table inet off; add chain inet off out { type filter hook output "
+                      "priority -300 ; policy drop ; }")
+        agents.stop(name, signal.SIGKILL)
+    a2, b2 = netns(), netns()
+    veth(r, a2, "lan2", "ul0")
+    r.ip("addr", "add", "192.168.8.1/24", "dev", "lan2")
+    a2.ip("addr", "add", "192.168.8.2/24", "dev", "ul0")
+    a2.ip("route", "add", "default", "via", "192.168.8.1")
+    veth(s, b2, "ul2", "ul0")
+    s.ip("addr", "add", "10.97.0.1/24", "dev", "ul2")
+    b2.ip("addr", "add", "10.97.0.2/24", "dev", "ul0")
+    killed = time.monotonic()
+    client("a2", a2, "10.99.0.1", "node-a", False)
+    client("b2", b2, "10.97.0.1", "node-b", True)
+    wait_for(lambda: overlay4(a2) is not None and overlay4(b2) is not None, 300,
+             "the rebooted clients to join")
+    assert pings(a2) and pings(b2)
+    assert agents.log("srv").count("session replaced") >= 2 or \
+        time.monotonic() - killed > IDLE, "old sessions neither replaced nor expired"
+    # past the old sessions' idle timeout: the tunnels are still there
+    wait_for(lambda: time.monotonic() - killed > IDLE + 2 * KEEPALIVE, IDLE + 60,
+             "the old sessions' idle timeout to pass")
+    after = server_tunnels(s)
+    assert len(after) == 2 and set(after) == set(before), (before, after)
+    assert pings(a2) and pings(b2)
+    assert "Traceback" not in agents.log("srv")
