@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from cryptography import x509
 from OpenSSL import SSL, crypto
 
-from . import compat, datagram, protocol, session, static
+from . import compat, crl, datagram, protocol, session, static
 from .config import ClientConfig, ServerConfig
 from .errors import LvnError
 from .expiry import DetachedTunnels
@@ -48,6 +48,7 @@ MAX_PENDING = 512            # TLS handshakes in progress, all sources (oldest d
 MAX_PENDING_PER_SOURCE = 32  # per IPv4 address or IPv6 /64
 BACKOFF_MIN, BACKOFF_MAX = 1.0, 60.0
 CLOCK_CHECK = 5.0  # s between looks at a clock that is not valid yet
+CRL_CHECK = 5.0    # s between looks at the revocation list's file
 
 
 # TLS 1.2 suites: ECDHE key exchange (forward secrecy) and AEAD only
@@ -374,6 +375,10 @@ class Server(Agent):
         self.pending_from: dict[str, int] = {}  # source_key -> handshakes in progress
         self.accept_paused = False
         self.ctx = tls_context(conf.ca, conf.cert, conf.key, conf.crl, server=True)
+        self.crl = crl.read(conf.crl) if conf.crl else None
+        self.next_crl_check = 0.0
+        self.crl_warned = 0.0        # monotonic time of the last warning logged
+        self.serial_of: dict[str, int] = {}  # identity -> its certificate's serial
         self.leases = Leases(Path(state_dir) / "leases.json", conf.pool4, conf.pool6)
         self.sessions: dict[bytes, tuple[ServerSession, TlsConn, str]] = {}
         self.tunnel_ids: dict[str, int] = {}
@@ -481,6 +486,9 @@ class Server(Agent):
             return
         if conn.ready and holder["session"] is None and not conn.closed:
             name = conn.peer_name()
+            cert = conn.conn.get_peer_certificate()
+            if cert is not None:
+                self.serial_of[name] = cert.get_serial_number()
             sid = os.urandom(datagram.SESSION_SIZE)
             key = os.urandom(datagram.KEY_SIZE)  # sent to this client only, in LEASE
             s = ServerSession(key, sid, time.monotonic(), self.conf.data_port,
@@ -674,7 +682,58 @@ class Server(Agent):
             log.exception("%r: internal error: ending this session only", name)
             self._end_session(s, conn, name)
 
+    def status(self) -> dict[str, Any]:
+        st = super().status()
+        warn = crl.warning(self.crl, time.time()) if self.crl is not None else None
+        st["warnings"] = [warn] if warn else []
+        return st
+
+    def _check_crl(self, now: float, force: bool = False) -> None:
+        """Read the revocation list again when its file changed (or ``force``:
+        a reload); warn daily while it is about to expire."""
+        if self.crl is None or (not force and now < self.next_crl_check):
+            return
+        self.next_crl_check = now + CRL_CHECK
+        path = self.crl.path
+        if force or crl.signature(path) != self.crl.signature:
+            try:
+                ctx = tls_context(self.conf.ca, self.conf.cert, self.conf.key, path, server=True)
+                new = crl.read(path)
+            except LvnError as e:
+                log.error("%s; keeping the list read before", e)
+                self.crl = crl.Crl(path, crl.signature(path), self.crl.next_update,
+                                   self.crl.serials)  # no error per check
+            else:
+                self.ctx, self.crl = ctx, new
+                log.info("revocation list %s read: %d revoked", path, len(new.serials))
+                self._end_revoked()
+        warn = crl.warning(self.crl, time.time())
+        if warn and (not self.crl_warned or now - self.crl_warned > 86400):
+            self.crl_warned = now
+            log.warning("%s", warn)
+
+    def _end_revoked(self) -> None:
+        """End the sessions (and remove the tunnels, release the leases) of
+        identities whose certificate the revocation list now names."""
+        assert self.crl is not None
+        revoked = {n for n, serial in self.serial_of.items() if serial in self.crl.serials}
+        for name in revoked:
+            for s, conn, n in list(self.sessions.values()):
+                if n == name:
+                    del self.sessions[s.session]
+                    s.state = session.CLOSED
+                    conn.send(protocol.encode(protocol.ERROR, {
+                        "code": "revoked", "text": "this certificate has been revoked"}))
+                    self._close_conn(conn)
+            log.warning("%r: certificate revoked: session ended, tunnel removed, "
+                        "lease released", name)
+            self.detached.attach(name)
+            self._remove_tunnel(name)
+            self.leases.release(name)
+            del self.serial_of[name]
+
     def tick(self, now: float) -> None:
+        self._check_crl(now)
         if self.accept_paused:
             self.accept_paused = False
             self.sel.register(self.listener, selectors.EVENT_READ, self._accept)
@@ -697,6 +756,7 @@ class Server(Agent):
                 self._remove_tunnel(gone.name)
 
     def apply_live(self, changed: set[str]) -> None:
+        self._check_crl(time.monotonic(), force=True)  # a reload reads the list again
         c = self.conf
         self.limiter.rate, self.limiter.burst = c.conn_rate, c.conn_burst
         for s, _, _ in self.sessions.values():  # clients learn mtu/keepalive at their next lease

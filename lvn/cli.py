@@ -13,7 +13,7 @@
     lvn config show [-c CONFDIR] [PACKAGE]
     lvn config validate [-c CONFDIR] [--no-file-check]
     lvn apply [-c CONFDIR] [--state FILE] [--dry-run] [--flush]
-    lvn pki init|issue|revoke|show ...
+    lvn pki init|issue|revoke|crl|show ...
     lvn [-j] status [-c CONFDIR]
     lvn agent [-c CONFDIR] [--state FILE] [--control PATH] [--ubus SOCKET]
 """
@@ -205,6 +205,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_rev = psub.add_parser("revoke", help="revoke NAME's certificate (rewrites crl.pem)")
     p_rev.add_argument("dir")
     p_rev.add_argument("name")
+    p_crl = psub.add_parser("crl", help="sign crl.pem again with a fresh next update "
+                                        "(servers refuse every client once it has aged)")
+    p_crl.add_argument("dir")
+    p_crl.add_argument("--days", type=_int_in(1, 3650, "a number of days"), default=30,
+                       help="valid for this many days (default 30)")
     p_show = psub.add_parser("show", help="print a certificate's facts")
     p_show.add_argument("file")
 
@@ -254,6 +259,9 @@ def run_pki(args: argparse.Namespace, out: Callable[[str], None]) -> None:
     elif args.action == "revoke":
         serial = pki.revoke(Path(args.dir), args.name)
         out(f"revoked {args.name} (serial {serial:x}); distribute {args.dir}/crl.pem")
+    elif args.action == "crl":
+        path = pki.refresh_crl(Path(args.dir), args.days)
+        out(f"{path}: valid for {args.days} days; distribute it to the servers")
     else:
         facts = pki.show(Path(args.file))
         if args.json:
@@ -290,6 +298,8 @@ def run_status(args: argparse.Namespace, kernel: Kernel, out: Callable[[str], No
         return
     peers = status.get("peers", [])
     out(f"role {status.get('role')}, device {ifname}, {len(peers)} peer(s)")
+    for w in status.get("warnings", []):
+        out(f"warning: {w}")
     for p in peers:
         ep = p.get("endpoint")
         where = format_endpoint(str(ep[0]), int(ep[1])) if ep else "-"

@@ -33,3 +33,12 @@ def peer_certificate(conn: SSL.Connection) -> x509.Certificate | None:
     (``get_peer_certificate(as_cryptography=True)`` is pyOpenSSL >= 24.2)."""
     cert = conn.get_peer_certificate()
     return cert.to_cryptography() if cert is not None else None
+
+
+def crl_next_update(crl: x509.CertificateRevocationList) -> dt.datetime | None:
+    """A CRL's next update, timezone-aware UTC (``next_update_utc`` is
+    cryptography >= 42)."""
+    if hasattr(crl, "next_update_utc"):
+        return crl.next_update_utc
+    nxt = crl.next_update
+    return nxt.replace(tzinfo=dt.UTC) if nxt is not None else None

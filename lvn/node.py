@@ -305,7 +305,7 @@ class Node:
                 "config": {"path": self.config_path, "valid": not self.config_errors,
                            "errors": list(self.config_errors)},
                 "last_reload": self.last_reload, "devices": 0 if dev is None else 1,
-                "tunnels": len(tunnels), "peers": 1}
+                "tunnels": len(tunnels), "peers": 1, "warnings": []}
 
     def reload(self) -> dict[str, Any]:
         """Read the configuration again; a changed client section reconnects.

@@ -126,16 +126,25 @@ def _revoked(pki: Path) -> list[dict[str, Any]]:
 
 
 def _write_crl(pki: Path, ca_cert: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey,
-               revoked: list[dict[str, Any]]) -> None:
+               revoked: list[dict[str, Any]], days: int = CRL_DAYS) -> None:
     now = _now()
     builder = (x509.CertificateRevocationListBuilder().issuer_name(ca_cert.subject)
-               .last_update(now).next_update(now + dt.timedelta(days=CRL_DAYS)))
+               .last_update(now).next_update(now + dt.timedelta(days=days)))
     for r in revoked:
         builder = builder.add_revoked_certificate(
             x509.RevokedCertificateBuilder().serial_number(int(r["serial"]))
             .revocation_date(dt.datetime.fromtimestamp(r["time"], dt.UTC)).build())
     crl = builder.sign(ca_key, hashes.SHA256())
     write_atomic(pki / "crl.pem", crl.public_bytes(serialization.Encoding.PEM), 0o644)
+
+
+def refresh_crl(pki: Path, days: int = CRL_DAYS) -> Path:
+    """Sign the revocation list again with a fresh next update ``days`` from
+    now (run it from cron well within CRL_DAYS: a server refuses every
+    client once its list is past its next update)."""
+    ca_cert, ca_key = _load_ca(pki)
+    _write_crl(pki, ca_cert, ca_key, _revoked(pki), days)
+    return pki / "crl.pem"
 
 
 def revoke(pki: Path, name: str) -> int:

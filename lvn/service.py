@@ -112,12 +112,13 @@ class Service:
 
     def snapshot(self) -> ubus_api.Snapshot:
         conf = self.config or config.Config()
+        st = self.agent.status() if self.agent is not None else {"peers": []}
         return ubus_api.Snapshot(
             confdir=self.confdir, role=conf.agent.role, agent_enabled=conf.agent.enabled,
             config_valid=not self.config_errors, config_errors=self.config_errors,
             last_reload=self.last_reload, devices=tuple(self.kernel.devices()),
             static=ubus_api.static_names(conf),
-            peers=tuple(self.agent.status()["peers"]) if self.agent is not None else ())
+            peers=tuple(st["peers"]), warnings=tuple(st.get("warnings", ())))
 
     def call(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
         """One ubus call; raises ubus_api.CallError for bad arguments."""

@@ -48,6 +48,7 @@ class Snapshot:
     devices: tuple[Device, ...] = ()
     static: dict[str, str] = field(default_factory=dict)  # "ifname/id" -> section
     peers: tuple[dict[str, Any], ...] = ()
+    warnings: tuple[str, ...] = ()  # the agent's (e.g. an ageing revocation list)
 
 
 def status(s: Snapshot) -> dict[str, Any]:
@@ -61,6 +62,7 @@ def status(s: Snapshot) -> dict[str, Any]:
         "devices": len(s.devices),
         "tunnels": sum(len(d.tunnels) for d in s.devices),
         "peers": len(s.peers),
+        "warnings": list(s.warnings),
     }
 
 

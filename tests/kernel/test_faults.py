@@ -1,6 +1,6 @@
 """The everyday faults of a community network, end to end (issue 27's suite):
-a server that falls silent without FIN, and clients that lose power and
-rejoin before their old session timed out.  A CPython client behind a
+a server that falls silent without FIN, clients that lose power and
+rejoin before their old session timed out, a revocation during a session.  A CPython client behind a
 masquerading NAT and a MicroPython node, side by side, against one server.
 
 Every wait ends on an event; the ceilings are generous (scaled on the debug
@@ -34,6 +34,7 @@ config server 'server'
 	option ca '{{pki}}/ca.pem'
 	option cert '{{pki}}/issued/srv.pem'
 	option key '{{pki}}/issued/srv.key'
+	option crl '{{pki}}/crl.pem'
 	option pool4 '10.77.0.0/24'
 	option pool6 'fd77::/64'
 	option keepalive '{KEEPALIVE}'
@@ -65,7 +66,7 @@ def pings(ns: Netns, dest: str = "10.77.0.1") -> bool:
                                       check=False)
 
 
-def test_silent_server_and_client_power_loss(netns: type[Netns], agents: Agents,  # noqa: F811
+def test_silent_server_power_loss_and_revocation(netns: type[Netns], agents: Agents,  # noqa: F811
                                              tmp_path: Path) -> None:
     s, r, a, b = netns(), netns(), netns(), netns()
     veth(s, r, "ul0", "wan")
@@ -150,4 +151,14 @@ def test_silent_server_and_client_power_loss(netns: type[Netns], agents: Agents,
     after = server_tunnels(s)
     assert len(after) == 2 and set(after) == set(before), (before, after)
     assert pings(a2) and pings(b2)
+
+    # 3. a revocation ends the live session within seconds (the server
+    # notices the new list), removes its tunnel, and the others go on
+    tid_b = next(t for t, remote in server_tunnels(s).items() if remote == "10.97.0.2")
+    pki.revoke(ca, "node-b")
+    t2 = time.monotonic()
+    wait_for(lambda: tid_b not in server_tunnels(s), 120, "the revoked node's tunnel to go")
+    print(f"revocation took effect in {time.monotonic() - t2:.1f} s")
+    assert "'node-b': certificate revoked" in agents.log("srv")
+    assert pings(a2) and not pings(b2)
     assert "Traceback" not in agents.log("srv")
