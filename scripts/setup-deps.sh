@@ -7,7 +7,9 @@ cd "$(dirname "$0")/.."
 APT_PKGS=(qemu-system-x86 busybox-static kmod cpio build-essential
 	  iproute2 iputils-ping ethtool iperf3 tcpdump python3-venv python3-pip xz-utils
 	  linux-image-amd64 linux-headers-amd64 shellcheck linux-source-6.1 nftables conntrack libfaketime
-	  wireguard-tools fastd openvpn n2n linux-perf sparse chromium chromium-driver)
+	  wireguard-tools fastd openvpn n2n linux-perf sparse chromium chromium-driver
+	  gawk rsync unzip bzip2 wget file patch git perl python3-distutils libncurses-dev fakeroot)
+# (the last line: OpenWrt's build system checks these before its scan, scripts/owrt-feed.sh)
 
 apt_install() {
 	apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "$@"
@@ -91,12 +93,12 @@ if [ ! -e "$stamp" ]; then
 	touch "$stamp"
 fi
 
-# OpenWrt's own MicroPython: the release OpenWrt 24.10 ships (1.23.0), built
-# the way its micropython-mbedtls package is (its patches, mbedTLS, flags)
+# OpenWrt's own MicroPython: the releases OpenWrt ships (24.10: 1.23.0, main:
+# 1.28.0), built the way its micropython-mbedtls package is (patches, mbedTLS, flags)
 # from $LVN_UPY_SRC into build/upy once; the host tests run the node's
 # pure code under it (tests/unit/conftest.py)
 upy_src=${LVN_UPY_SRC:-../shared/third_party/micropython}
-for rel in $(.venv/bin/python -c 'import sys; sys.path.insert(0, "tests/unit"); import upy; print(*upy.RELEASES)'); do
+for rel in $(.venv/bin/python -c 'import sys; sys.path.insert(0, "tests"); import upy; print(*upy.RELEASES)'); do
 	if [ ! -x "build/upy/$rel/host-mbedtls/micropython" ]; then
 		echo "setup: building OpenWrt's MicroPython $rel (build/upy-$rel.log)"
 		mkdir -p build
@@ -104,3 +106,11 @@ for rel in $(.venv/bin/python -c 'import sys; sys.path.insert(0, "tests/unit"); 
 			tail -n 30 "build/upy-$rel.log" >&2; exit 1; }
 	fi
 done
+# and 1.28.0 without main's MBEDTLS_CONFIG_FILE define, whose TLS works (the
+# node's TLS test; docs/openwrt.md says why main's own build cannot join)
+if [ ! -x build/upy/1.28.0/host-mbedtls-nocfgdefine/micropython ]; then
+	echo "setup: building MicroPython 1.28.0 without main's MBEDTLS_CONFIG_FILE define"
+	"$upy_src/build.sh" --release 1.28.0 --no-config-file-define build/upy \
+		>build/upy-1.28.0-nocfgdefine.log 2>&1 || {
+		tail -n 30 build/upy-1.28.0-nocfgdefine.log >&2; exit 1; }
+fi

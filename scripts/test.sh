@@ -32,7 +32,10 @@ echo "=== host unit tests with OpenWrt 24.10's dependency versions (.venv-floor)
 PATH="$PWD/.venv/bin:$PATH" .venv-floor/bin/python -m pytest -p no:cacheprovider -q tests/unit \
 	--junitxml=build/junit/unit-floor.xml
 
-echo "=== OpenWrt userland: build (scripts/owrt-userland.sh), then its host tests"
+echo "=== OpenWrt's own package rules: the feed built for 24.10 and main (scripts/owrt-feed.sh)"
+scripts/owrt-feed.sh
+
+echo "=== OpenWrt userland: build (scripts/owrt-userland.sh), then the host tests of both"
 rc=0; scripts/owrt-userland.sh || rc=$?
 if [ "$rc" -ne 0 ] && [ "$rc" -ne 3 ]; then exit "$rc"; fi
 .venv/bin/python -m pytest -p no:cacheprovider -q -rs tests/owrt --junitxml=build/junit/owrt.xml

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# tests/upy.py (the MicroPython interpreters) for every test directory
+sys.path.insert(0, str(ROOT / "tests"))
 
 KMOD_HINT = (
     "this test needs the ipudp kernel module, which only the VM stage loads: "

