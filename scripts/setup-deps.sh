@@ -8,8 +8,10 @@ APT_PKGS=(qemu-system-x86 busybox-static kmod cpio build-essential
 	  iproute2 iputils-ping ethtool iperf3 tcpdump python3-venv python3-pip xz-utils
 	  linux-image-amd64 linux-headers-amd64 shellcheck linux-source-6.1 nftables conntrack libfaketime
 	  wireguard-tools fastd openvpn n2n linux-perf sparse chromium chromium-driver
-	  gawk rsync unzip bzip2 wget file patch git perl python3-distutils libncurses-dev fakeroot)
-# (the last line: OpenWrt's build system checks these before its scan, scripts/owrt-feed.sh)
+	  gawk rsync unzip bzip2 wget file patch git perl python3-distutils libncurses-dev fakeroot
+	  qemu-user-static)
+# (the last lines: OpenWrt's build system checks these before its scan,
+# scripts/owrt-feed.sh; qemu-user runs the node on big-endian MIPS)
 
 apt_install() {
 	apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "$@"
@@ -113,4 +115,10 @@ if [ ! -x build/upy/1.28.0/host-mbedtls-nocfgdefine/micropython ]; then
 	"$upy_src/build.sh" --release 1.28.0 --no-config-file-define build/upy \
 		>build/upy-1.28.0-nocfgdefine.log 2>&1 || {
 		tail -n 30 build/upy-1.28.0-nocfgdefine.log >&2; exit 1; }
+fi
+# and 1.23.0 for big-endian MIPS (static; the host tests run it under qemu-mips-static)
+if [ ! -x build/upy/1.23.0/mips-mbedtls/micropython ]; then
+	echo "setup: building MicroPython 1.23.0 for big-endian MIPS"
+	"$upy_src/build.sh" --release 1.23.0 --arch mips build/upy >build/upy-1.23.0-mips.log 2>&1 || {
+		tail -n 30 build/upy-1.23.0-mips.log >&2; exit 1; }
 fi

