@@ -26,7 +26,9 @@ PREFIX = b"\xff\xff\xff\xff"
 PROBE = 1        # client -> server
 KEEPALIVE = 2    # client -> server
 ACK = 3          # server -> client: the answer to a keepalive (liveness)
-TYPES = (PROBE, KEEPALIVE, ACK)
+CHALLENGE = 4    # server -> client, to a new address: prove you are there
+RESPONSE = 5     # client -> server: the answer, its MAC bound to the challenge
+TYPES = (PROBE, KEEPALIVE, ACK, CHALLENGE, RESPONSE)
 KEY_SIZE = 32
 SESSION_SIZE = 8
 MAC_SIZE = 16
@@ -61,14 +63,26 @@ def _equal(a: bytes, b: bytes) -> bool:
     return diff == 0
 
 
-def seal(mtype: int, session: bytes, counter: int, key: bytes) -> bytes:
-    """The datagram of type ``mtype`` with its MAC."""
+def seal(mtype: int, session: bytes, counter: int, key: bytes, bound: bytes = b"") -> bytes:
+    """The datagram of type ``mtype`` with its MAC; ``bound``: bytes the MAC
+    covers without sending them (a RESPONSE's challenge counter)."""
     if mtype not in TYPES or len(session) != SESSION_SIZE or len(key) != KEY_SIZE:
         raise DatagramError("bad datagram parameters")
     if not 0 <= counter < 1 << 64:
         raise DatagramError("counter out of range")
     body = struct.pack(_BODY, PREFIX, mtype, session, counter)
-    return body + hmac_sha256(key, body)[:MAC_SIZE]
+    return body + hmac_sha256(key, body + bound)[:MAC_SIZE]
+
+
+def challenge_binding(counter: int) -> bytes:
+    """What a RESPONSE's MAC is bound to: the counter of the CHALLENGE it answers."""
+    return struct.pack(">Q", counter)
+
+
+def mtype_of(data: bytes) -> int:
+    """The (unauthenticated) type byte of a datagram of the right shape."""
+    session_of(data)
+    return data[4]
 
 
 def is_nat_keepalive(data: bytes) -> bool:
@@ -83,7 +97,7 @@ def session_of(data: bytes) -> bytes:
     return data[5:5 + SESSION_SIZE]
 
 
-def open_(data: bytes, key: bytes, last_counter: int) -> tuple[int, int]:
+def open_(data: bytes, key: bytes, last_counter: int, bound: bytes = b"") -> tuple[int, int]:
     """Check a datagram: ``(type, counter)``.
 
     Raises DatagramError if it is malformed, its MAC is wrong, or its
@@ -93,7 +107,7 @@ def open_(data: bytes, key: bytes, last_counter: int) -> tuple[int, int]:
     session_of(data)
     body, mac = data[:SIZE - MAC_SIZE], data[SIZE - MAC_SIZE:]
     _, mtype, _, counter = struct.unpack(_BODY, body)
-    if not _equal(hmac_sha256(key, body)[:MAC_SIZE], mac):
+    if not _equal(hmac_sha256(key, body + bound)[:MAC_SIZE], mac):
         raise DatagramError("bad MAC")
     if mtype not in TYPES:
         raise DatagramError(f"unknown datagram type {mtype}")

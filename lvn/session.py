@@ -224,7 +224,9 @@ class ServerSession(_Machine):
         self.started = now
         self.last_seen = now
         self.counter = 0          # highest datagram counter accepted
-        self.sent = 0             # counter of the last datagram we sealed (ACK)
+        self.sent = 0             # counter of the last datagram we sealed (ACK, CHALLENGE)
+        # the new address being validated: (address, port, challenge counter, when)
+        self.challenge: tuple[str, int, int, float] | None = None
         # (address, port) the authenticated datagrams came from
         self.endpoint: tuple[str, int] | None = None
         self.addresses: list[str] = []  # the lease, once granted
@@ -260,28 +262,57 @@ class ServerSession(_Machine):
         return [Send(protocol.encode(protocol.LEASE, fields))]
 
     def on_datagram(self, address: str, port: int, data: bytes, now: float) -> "list[Action]":
-        """A datagram for this session; forged or replayed ones change nothing."""
+        """A datagram for this session; forged or replayed ones change nothing.
+
+        The endpoint moves (roaming, NAT rebinding) only to an address that
+        answered a CHALLENGE sent there: an authenticated datagram proves
+        who made it, not where its copy came from, so the first copy of a
+        keepalive that a man-on-the-side relays must not move the tunnel."""
         if self.state not in (ServerState.PROBE, ServerState.READY, ServerState.UP):
             return []
         try:
-            mtype, counter = datagram.open_(data, self.key, self.counter)
+            bound = b""
+            if datagram.mtype_of(data) == datagram.RESPONSE:
+                if self.challenge is None:
+                    return []
+                bound = datagram.challenge_binding(self.challenge[2])
+            mtype, counter = datagram.open_(data, self.key, self.counter, bound)
         except datagram.DatagramError:
             return []
-        if mtype == datagram.ACK:
-            return []   # our own answer, reflected back
+        if mtype not in (datagram.PROBE, datagram.KEEPALIVE, datagram.RESPONSE):
+            return []   # one of ours (ACK, CHALLENGE), reflected back
         self.counter = counter
         self.last_seen = now
-        moved = self.endpoint != (address, port)
-        self.endpoint = (address, port)
+        here = (address, port)
         if mtype == datagram.PROBE and self._may("probe"):
             self._move("probe")
+            self.endpoint = here
             return [MoveTunnel(address, port),
                     Send(protocol.encode(protocol.ENDPOINT, {"address": address, "port": port}))]
         if self.state not in (ServerState.READY, ServerState.UP):
             return []
+        if mtype == datagram.RESPONSE:
+            assert self.challenge is not None
+            if here != self.challenge[:2]:
+                return []   # answered from elsewhere: that address is not validated
+            self.challenge = None
+            if here == self.endpoint:
+                return []
+            self.endpoint = here
+            return [MoveTunnel(address, port)]   # roaming / NAT rebinding, validated
         actions: list[Action] = []
-        if moved:
-            actions.append(MoveTunnel(address, port))   # roaming / NAT rebinding
+        if here != self.endpoint:
+            if self.challenge is None or self.challenge[:2] != here or \
+                    now - self.challenge[3] >= PROBE_INTERVAL:
+                self.sent += 1
+                self.challenge = (address, port, self.sent, now)
+                actions.append(Answer(address, port, datagram.seal(
+                    datagram.CHALLENGE, self.session, self.sent, self.key)))
+            if self.endpoint is None or mtype != datagram.KEEPALIVE:
+                return actions
+            # the client may still be at its endpoint (the copy came from
+            # someone else): it hears from us there, so it does not rejoin
+            address, port = self.endpoint
         if mtype == datagram.KEEPALIVE:
             self.sent += 1
             actions.append(Answer(address, port,
@@ -372,20 +403,31 @@ class ClientSession(_Machine):
         return [OpenTunnel(), Send(protocol.encode(protocol.READY)), Up()]
 
     def on_datagram(self, data: bytes, now: float) -> "list[Action]":
-        """A datagram from the server's data port: an answer to a keepalive
-        proves the server lives; anything else changes nothing."""
-        if self.state != ClientState.UP:
+        """A datagram from the server's data port: an ACK or a CHALLENGE
+        proves the server lives; a CHALLENGE (the server saw us at a new
+        address) is answered with a RESPONSE bound to it, from here."""
+        if self.state not in (ClientState.PROBE, ClientState.UP):
             return []
         try:
-            mtype, counter = datagram.open_(data, self.key, self.server_counter)
+            # a CHALLENGE may overtake the ACK sealed after it: it is answered
+            # even when not the newest (a replayed one only earns the server
+            # a RESPONSE that its own pending challenge decides about)
+            challenge = datagram.mtype_of(data) == datagram.CHALLENGE
+            mtype, counter = datagram.open_(data, self.key,
+                                            0 if challenge else self.server_counter)
         except datagram.DatagramError:
             return []
-        if mtype != datagram.ACK:
+        if mtype not in (datagram.ACK, datagram.CHALLENGE):
             return []   # one of ours, reflected back
-        self.server_counter = counter
-        self.unanswered = 0
-        self.last_heard = now
-        return []
+        if counter > self.server_counter:
+            self.server_counter = counter
+            self.unanswered = 0
+            self.last_heard = now
+        if mtype == datagram.ACK:
+            return []
+        self.counter += 1
+        return [SendDatagram(datagram.seal(datagram.RESPONSE, self.session, self.counter,
+                                           self.key, datagram.challenge_binding(counter)))]
 
     def on_timer(self, now: float) -> "list[Action]":
         if self.state == ClientState.PROBE:

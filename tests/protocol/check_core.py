@@ -165,10 +165,15 @@ def session_handshake_and_roaming() -> bool:
     ready = msgs(client.on_message(endpoint[0], endpoint[1], 0.0))[0]
     up = server.on_message(ready[0], ready[1]) == [session.Up()]
     ka = datagram_of(client.on_timer(25.0))
-    moved = server.on_datagram("203.0.113.9", 1, ka, 25.0)[0] == session.MoveTunnel(
-        "203.0.113.9", 1)
+    # NAT rebinding: the new address is challenged, the client answers from there
+    acts = server.on_datagram("203.0.113.9", 1, ka, 25.0)
+    challenge = [a for a in acts if isinstance(a, session.Answer) and a[:2] == (
+        "203.0.113.9", 1)][0].data
+    response = datagram_of(client.on_datagram(challenge, 25.1))
+    moved = server.on_datagram("203.0.113.9", 1, response, 25.2) == [session.MoveTunnel(
+        "203.0.113.9", 1)]
     replay = server.on_datagram("192.0.2.66", 6, ka, 26.0) == []
-    idle = server.on_timer(25.0 + 91) == [session.Expire()]
+    idle = server.on_timer(25.2 + 91) == [session.Expire()]
     return up and moved and replay and idle and server.endpoint == ("203.0.113.9", 1)
 
 
@@ -246,6 +251,60 @@ def liveness_reflected_datagrams_are_refused() -> bool:
     return (client.on_datagram(ka, 26.0) == [] and client.unanswered == 1
             and server.on_datagram("192.0.2.66", 1, ack, 26.0) == []
             and server.endpoint == ("198.51.100.7", 4000))
+
+
+def _answers(actions, where):  # type: ignore[no-untyped-def]
+    return [a.data for a in actions if isinstance(a, session.Answer) and a[:2] == where]
+
+
+HOME = ("198.51.100.7", 4000)
+ATTACKER = ("192.0.2.66", 6666)
+
+
+@check
+def path_validation_first_copy_moves_nothing() -> bool:
+    """A man-on-the-side relays a keepalive's copy before the original: the
+    tunnel stays, the attacker's address gets a challenge it cannot answer,
+    and the client still hears an ACK at home (no false death)."""
+    client, server, _ = _up_pair()
+    (ka,) = _datagrams(client.on_timer(25.0))
+    acts = server.on_datagram(*ATTACKER, ka, 25.0)
+    ok = not [a for a in acts if isinstance(a, session.MoveTunnel)]
+    ok = ok and len(_answers(acts, ATTACKER)) == 1 and server.endpoint == HOME
+    (ack,) = _answers(acts, HOME)
+    ok = ok and client.on_datagram(ack, 25.1) == [] and client.unanswered == 0
+    ok = ok and server.on_datagram(*HOME, ka, 25.2) == []   # the original: a replay
+    # the attacker forwards the challenge to the client, whose response comes from home
+    challenge = _answers(acts, ATTACKER)[0]
+    response = _datagrams(client.on_datagram(challenge, 25.3))
+    ok = ok and len(response) == 1
+    ok = ok and server.on_datagram(*HOME, response[0], 25.4) == []
+    # a forged response from the attacker's address moves nothing either
+    forged = datagram.seal(datagram.RESPONSE, SESSION, 10**6, bytes(32),
+                           datagram.challenge_binding(1))
+    ok = ok and server.on_datagram(*ATTACKER, forged, 25.5) == []
+    # and the genuine response replayed from the attacker's address is stale
+    ok = ok and server.on_datagram(*ATTACKER, response[0], 25.6) == []
+    return ok and server.endpoint == HOME
+
+
+@check
+def path_validation_response_is_bound_to_its_challenge() -> bool:
+    client, server, _ = _up_pair()
+    other, _, _ = _up_pair()
+    (ka,) = _datagrams(client.on_timer(25.0))
+    new = ("203.0.113.9", 1234)
+    challenge = _answers(server.on_datagram(*new, ka, 25.0), new)[0]
+    # a RESPONSE bound to another counter, and one of another session, fail
+    wrong = datagram.seal(datagram.RESPONSE, SESSION, 99, KEY, datagram.challenge_binding(7))
+    ok = server.on_datagram(*new, wrong, 25.1) == []
+    # (the other pair shares KEY and SESSION in these checks: a different key here)
+    alien = datagram.seal(datagram.RESPONSE, SESSION, 100, bytes(range(1, 33)),
+                          datagram.challenge_binding(server.challenge[2]))
+    ok = ok and server.on_datagram(*new, alien, 25.2) == [] and other.state == "up"
+    response = _datagrams(client.on_datagram(challenge, 25.3))[0]
+    return ok and server.on_datagram(*new, response, 25.4) == [session.MoveTunnel(*new)] \
+        and server.endpoint == new and server.challenge is None
 
 
 @check

@@ -79,8 +79,13 @@ def test_keepalives_roaming_and_idle() -> None:
     assert not [a for a in server.on_datagram(*CLIENT_NAT, ka, 25)
                 if not isinstance(a, Answer)]                        # same place: no move
     (ka2,) = datagrams(client.on_timer(50))
-    assert server.on_datagram("203.0.113.9", 1234, ka2, 50)[0] == MoveTunnel("203.0.113.9", 1234)
-    assert server.endpoint == ("203.0.113.9", 1234)
+    new = ("203.0.113.9", 1234)
+    acts = server.on_datagram(*new, ka2, 50)
+    assert not [a for a in acts if isinstance(a, MoveTunnel)]  # not before it answers there
+    (challenge,) = [a.data for a in acts if isinstance(a, Answer) and a[:2] == new]
+    (response,) = datagrams(client.on_datagram(challenge, 50))
+    assert server.on_datagram(*new, response, 50) == [MoveTunnel(*new)]
+    assert server.endpoint == new
     assert server.on_timer(50 + 89) == []
     assert server.on_timer(50 + 91) == [Expire()] and server.state == "closed"
     assert server.on_timer(50 + 200) == []
