@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from cryptography import x509
 from OpenSSL import SSL, crypto
 
-from . import compat, crl, datagram, protocol, session, static
+from . import compat, crl, datagram, identity, protocol, session, static
 from .config import ClientConfig, ServerConfig
 from .errors import LvnError
 from .expiry import DetachedTunnels
@@ -64,6 +64,9 @@ def tls_context(ca: str, cert: str, key: str, crl: str | None, server: bool) -> 
     ctx = SSL.Context(SSL.TLS_METHOD)
     ctx.set_min_proto_version(SSL.TLS1_2_VERSION)
     ctx.set_cipher_list(TLS12_CIPHERS)
+    # TLS 1.2 renegotiation: never needed here, a known source of trouble
+    # (OpenSSL's SSL_OP_NO_RENEGOTIATION; pyOpenSSL names it from 22.1 on)
+    ctx.set_options(getattr(SSL, "OP_NO_RENEGOTIATION", 1 << 30))
     try:
         ctx.use_certificate_file(cert)
         ctx.use_privatekey_file(key)
@@ -160,10 +163,6 @@ class TlsConn:
             log.debug("connection lost while sending: %s", e)
             self.out = b""
             self.closed = True
-
-    def peer_name(self) -> str:
-        cert = self.conn.get_peer_certificate()
-        return str(cert.get_subject().CN) if cert is not None else ""
 
     def peer_names(self) -> set[str]:
         """The peer certificate's CN and subjectAltName DNS names and addresses."""
@@ -485,10 +484,16 @@ class Server(Agent):
             self._drop(conn, holder)
             return
         if conn.ready and holder["session"] is None and not conn.closed:
-            name = conn.peer_name()
-            cert = conn.conn.get_peer_certificate()
-            if cert is not None:
-                self.serial_of[name] = cert.get_serial_number()
+            cert = compat.peer_certificate(conn.conn)
+            try:
+                if cert is None:
+                    raise ValueError("there is none")
+                name = identity.node_name(cert)
+            except ValueError as e:
+                log.warning("%s: certificate refused: %s", peer, e)
+                self._drop(conn, holder)
+                return
+            self.serial_of[name] = cert.serial_number
             sid = os.urandom(datagram.SESSION_SIZE)
             key = os.urandom(datagram.KEY_SIZE)  # sent to this client only, in LEASE
             s = ServerSession(key, sid, time.monotonic(), self.conf.data_port,
@@ -868,7 +873,8 @@ class Client(Agent):
             return
         if conn.ready and self.session is None:
             names = conn.peer_names()
-            if self.conf.expected_name not in names:
+            cert = compat.peer_certificate(conn.conn)
+            if cert is None or not identity.matches(cert, self.conf.expected_name):
                 log.error("the server's certificate is for %s, not %r: refusing it "
                           "(set lvn.client.server_name if the name is right)",
                           ", ".join(sorted(map(repr, names))) or "no name",

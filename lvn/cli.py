@@ -201,6 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_issue = psub.add_parser("issue", help="certificate and key for node NAME")
     p_issue.add_argument("dir")
     p_issue.add_argument("name")
+    p_issue.add_argument("--server", action="store_true",
+                         help="a server's certificate (TLS server use only; a node's "
+                              "certificate is for TLS client use only)")
     p_issue.add_argument("--days", type=_int_in(1, 36500, "a number of days"), default=825)
     p_rev = psub.add_parser("revoke", help="revoke NAME's certificate (rewrites crl.pem)")
     p_rev.add_argument("dir")
@@ -254,7 +257,8 @@ def run_pki(args: argparse.Namespace, out: Callable[[str], None]) -> None:
     if args.action == "init":
         out(f"CA certificate: {pki.init(Path(args.dir), args.name)}")
     elif args.action == "issue":
-        cert, key = pki.issue(Path(args.dir), args.name, args.days)
+        cert, key = pki.issue(Path(args.dir), args.name, args.days,
+                              role="server" if args.server else "node")
         out(f"certificate: {cert}\nkey: {key}")
     elif args.action == "revoke":
         serial = pki.revoke(Path(args.dir), args.name)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +19,20 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from . import compat
+from . import compat, identity
 from .errors import LvnError
 from .files import write_atomic
 
 CA_DAYS = 3650
 NODE_DAYS = 825
 CRL_DAYS = 30
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+ROLES = ("node", "server")
+
+
+def check_name(name: str) -> None:
+    if not identity.NAME.fullmatch(name):
+        raise LvnError(f"invalid name {name!r} (1-63 letters, digits, '.', '_', '-', "
+                       "starting with a letter or digit)")
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -80,10 +85,13 @@ def init(pki: Path, name: str = "lvn CA", days: int = CA_DAYS) -> Path:
 
 
 def issue(pki: Path, name: str, days: int = NODE_DAYS,
-          not_before: dt.datetime | None = None) -> tuple[Path, Path]:
-    """A node certificate and key for ``name``: (cert path, key path)."""
-    if not _NAME.match(name):
-        raise LvnError(f"invalid node name {name!r} (letters, digits, '.', '_', '-')")
+          not_before: dt.datetime | None = None, role: str = "node") -> tuple[Path, Path]:
+    """A certificate and key for ``name``: (cert path, key path).  ``role``
+    "node": TLS client use only; "server": TLS server use only, so a stolen
+    node key cannot pose as a server."""
+    check_name(name)
+    if role not in ROLES:
+        raise LvnError(f"unknown certificate role {role!r} (node or server)")
     ca_cert, ca_key = _load_ca(pki)
     out = pki / "issued"
     out.mkdir(exist_ok=True)
@@ -101,9 +109,9 @@ def issue(pki: Path, name: str, days: int = NODE_DAYS,
                 digital_signature=True, content_commitment=False, key_encipherment=False,
                 data_encipherment=False, key_agreement=False, key_cert_sign=False,
                 crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH,
-                                                  ExtendedKeyUsageOID.SERVER_AUTH]),
-                           critical=False)
+            .add_extension(x509.ExtendedKeyUsage([
+                ExtendedKeyUsageOID.SERVER_AUTH if role == "server"
+                else ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
             .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
                 ca_key.public_key()), critical=False)
@@ -149,6 +157,7 @@ def refresh_crl(pki: Path, days: int = CRL_DAYS) -> Path:
 
 def revoke(pki: Path, name: str) -> int:
     """Revoke ``name``'s certificate; the serial.  The CRL is rewritten."""
+    check_name(name)  # (a path such as ../ca would have revoked the CA's own serial)
     ca_cert, ca_key = _load_ca(pki)
     path = pki / "issued" / f"{name}.pem"
     try:

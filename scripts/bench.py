@@ -771,7 +771,7 @@ def control_plane(counts: list[int]) -> dict[str, Any]:
     resource.setrlimit(resource.RLIMIT_NOFILE, (65536, 65536))
     d = Path(tempfile.mkdtemp())
     pki.init(d / "pki")
-    pki.issue(d / "pki", "srv")
+    pki.issue(d / "pki", "srv", role="server")
     t0 = time.monotonic()
     certs = bench_join.issue_clients(d / "pki", sum(counts))
     out: dict[str, Any] = {"issue_certificates_s_each": (time.monotonic() - t0) / len(certs),

@@ -80,9 +80,10 @@ ip netns exec hub sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=
 ip netns exec nat nft 'add table ip nat; add chain ip nat post { type nat hook postrouting priority 100 ; }; add rule ip nat post oifname wan masquerade'
 work=$(mktemp -d)
 pki=$work/pki
-echo "+ lvn pki init $pki; lvn pki issue $pki hub|home|road"
+echo "+ lvn pki init $pki; lvn pki issue --server $pki hub; lvn pki issue $pki home|road"
 $lvn pki init "$pki" >/dev/null
-for n in hub home road; do $lvn pki issue "$pki" $n >/dev/null; done
+$lvn pki issue --server "$pki" hub >/dev/null
+for n in home road; do $lvn pki issue "$pki" $n >/dev/null; done
 conf() {  # conf NAME ROLE SERVER
 	mkdir -p "$work/$1"
 	cat >"$work/$1/lvn" <<EOC

@@ -218,7 +218,7 @@ def test_server_and_clients_join_through_nat(netns: type[Netns], agents: Agents,
     ca = tmp_path / "pki"
     pki.init(ca)
     for name in ("srv", "node-a", "node-b"):
-        pki.issue(ca, name)
+        pki.issue(ca, name, role="server" if name == "srv" else "node")
     cert, key = pki.issue(ca, "evil")
     evil, evil_key = tmp_path / "evil.pem", tmp_path / "evil.key"
     evil.write_bytes(cert.read_bytes())
@@ -395,7 +395,7 @@ def test_field_realities(netns: type[Netns], agents: Agents, tmp_path: Path, kin
     ca = tmp_path / "pki"
     pki.init(ca)
     for name in ("srv", "node-c"):
-        pki.issue(ca, name)
+        pki.issue(ca, name, role="server" if name == "srv" else "node")
     odd = odd_certificates(ca, tmp_path)
     hooks = tmp_path / "hooks"
     hooks.mkdir()

@@ -86,7 +86,7 @@ def test_silent_server_power_loss_and_revocation(netns: type[Netns], agents: Age
     ca = tmp_path / "pki"
     pki.init(ca)
     for name in ("srv", "node-a", "node-b"):
-        pki.issue(ca, name)
+        pki.issue(ca, name, role="server" if name == "srv" else "node")
     agents.start("srv", s, SERVER_CONF.format(state=tmp_path / "srv-state", pki=ca))
 
     def client(name: str, ns: Netns, server: str, cert: str, micropython: bool) -> None:

@@ -235,7 +235,7 @@ def test_a_node_without_lvn_server_runs_the_micropython_agent(site: Site) -> Non
     shutil.rmtree(pkidir, ignore_errors=True)
     pki.init(pkidir)
     for name in ("srv", "node-r"):
-        pki.issue(pkidir, name)
+        pki.issue(pkidir, name, role="server" if name == "srv" else "node")
     agents = Agents(pkidir)
     try:
         agents.start("srv", site.peer, SERVER_CONF.format(state=pkidir / "srv-state",

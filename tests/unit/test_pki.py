@@ -69,7 +69,7 @@ def test_errors(tmp_path: Path) -> None:
     pki.init(ca)
     with pytest.raises(LvnError, match="refusing to replace a CA"):
         pki.init(ca)
-    with pytest.raises(LvnError, match="invalid node name"):
+    with pytest.raises(LvnError, match="invalid name"):
         pki.issue(ca, "../etc/passwd")
     pki.issue(ca, "n1")
     with pytest.raises(LvnError, match="already has a certificate"):

@@ -20,7 +20,7 @@ from lvn.agent import tls_context
 def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     ca = tmp_path_factory.mktemp("pki")
     pki.init(ca)
-    server, server_key = pki.issue(ca, "gw")
+    server, server_key = pki.issue(ca, "gw", role="server")
     client, client_key = pki.issue(ca, "node-1")
     return {"ca": ca / "ca.pem", "server": server, "server_key": server_key,
             "client": client, "client_key": client_key}
