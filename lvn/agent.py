@@ -297,7 +297,9 @@ class Agent:
         st = self.status()
         if st == self._written:
             return
-        write_atomic(self.state_dir / STATUS_FILE, json.dumps(st, indent=1).encode() + b"\n")
+        # 0600: every peer's public endpoint (the kernel's GET needs CAP_NET_ADMIN)
+        write_atomic(self.state_dir / STATUS_FILE, json.dumps(st, indent=1).encode() + b"\n",
+                     0o600)
         self._written = st
 
     def step(self, timeout: float) -> None:

@@ -51,7 +51,7 @@ class Leases:
         return data
 
     def _save(self) -> None:
-        write_atomic(self.path, json.dumps(self.table, indent=1, sort_keys=True).encode())
+        write_atomic(self.path, json.dumps(self.table, indent=1, sort_keys=True).encode(), 0o600)
 
     def _taken(self) -> set[ipaddress.IPv4Address | ipaddress.IPv6Address]:
         return {ipaddress.ip_interface(a).ip for v in self.table.values() for a in v}

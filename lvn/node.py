@@ -283,7 +283,8 @@ class Node:
         st = self.status()
         if st == self.written:
             return
-        files.write_atomic(self.state_dir + "/status.json", (json.dumps(st) + "\n").encode())
+        files.write_atomic(self.state_dir + "/status.json", (json.dumps(st) + "\n").encode(),
+                           0o600)
         self.written = st
 
     # -- the lvn ubus object (lvn/nodecontrol.py) ---------------------------

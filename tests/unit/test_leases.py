@@ -87,3 +87,11 @@ def test_lowest_free_address_first_and_reused_after_release(tmp_path: Path) -> N
     again = Leases(tmp_path / "l.json", "10.9.0.0/29", "fd09::/125", reserved=("10.9.0.3",))
     again.release("c")
     assert again.lease("g") == ["10.9.0.5/29", "fd09::4/125"]
+
+
+def test_the_lease_file_is_private(tmp_path: Path) -> None:
+    """Identities and their addresses: readable by root only."""
+    import stat
+    leases = Leases(tmp_path / "leases.json", "10.77.0.0/24", None)
+    leases.lease("node-1")
+    assert stat.S_IMODE((tmp_path / "leases.json").stat().st_mode) == 0o600

@@ -13,10 +13,31 @@
 
 var callValidate = rpc.declare({ object: 'lvn', method: 'validate', params: [ 'sections' ] });
 
+// LuCI datatypes as close to lvn/schema.py as LuCI has them: the form
+// refuses what is surely wrong, the service's own check (Save) decides
+var DATATYPES = {
+	listen_port: 'port', data_port: 'port', server_port: 'port', port: 'port', remote_port: 'port',
+	ifname: 'netdevname',
+	pool4: 'cidr4', pool6: 'cidr6', mtu: 'range(576,9000)', keepalive: 'range(0,3600)',
+	idle_timeout: 'range(1,86400)', dead_after: 'range(1,100)', server: 'host',
+	server_name: 'hostname', local: 'ipaddr', remote: 'ipaddr',
+	address: 'cidr', route: 'cidr', allowed_source: 'cidr'
+};
+// files and directories: absolute paths, as lvn/schema.py wants them
+var PATHS = [ 'ca', 'cert', 'key', 'crl', 'state_dir' ];
+
+function absolutePath(section_id, value) {
+	return (!value || value.charAt(0) == '/') ? true : _('Expecting an absolute path');
+}
+
 function text(s, name, title, descr, placeholder) {
 	var o = s.option(form.Value, name, title, descr);
 	if (placeholder)
 		o.placeholder = placeholder;
+	if (DATATYPES[name])
+		o.datatype = DATATYPES[name];
+	else if (PATHS.indexOf(name) >= 0)
+		o.validate = absolutePath;
 	o.rmempty = true;
 	return o;
 }
@@ -58,7 +79,8 @@ return view.extend({
 		  [ 'server_port', _('Server port') ], [ 'data_port', _('Data port (UDP)') ],
 		  [ 'ifname', _('Device') ], [ 'ca', _('CA certificate') ], [ 'cert', _('Certificate') ],
 		  [ 'key', _('Private key') ], [ 'crl', _('Revocation list') ],
-		  [ 'keepalive', _('Keepalive (s)') ] ].forEach(function(x) { text(s, x[0], x[1]); });
+		  [ 'keepalive', _('Keepalive (s)') ],
+		  [ 'dead_after', _('Unanswered keepalives before rejoining') ] ].forEach(function(x) { text(s, x[0], x[1]); });
 
 		s = m.section(form.GridSection, 'tunnel', _('Static tunnels'),
 			_('Tunnels without agent or authentication, like a plain ipip link over UDP.'));
@@ -81,10 +103,14 @@ return view.extend({
 		text(s, 'mtu', _('MTU')).modalonly = true;
 		text(s, 'keepalive', _('Keepalive (s)')).modalonly = true;
 		o = s.option(form.DynamicList, 'address', _('Addresses'));
+		o.datatype = DATATYPES.address;
 		o.modalonly = true;
 		o = s.option(form.DynamicList, 'route', _('Routes'));
+		o.datatype = DATATYPES.route;
+		o.depends('mode', 'multi');
 		o.modalonly = true;
 		o = s.option(form.DynamicList, 'allowed_source', _('Allowed sources'));
+		o.datatype = DATATYPES.allowed_source;
 		o.modalonly = true;
 
 		this.map = m;
@@ -105,7 +131,8 @@ return view.extend({
 				return m.save().then(function() { return true; });
 			var errors = (res && res.errors) || [ _('no answer from the L-VN service') ];
 			ui.addNotification(_('The configuration was not saved'), E('div', {}, [
-				E('ul', { 'id': 'lvn-errors' }, errors.map(function(e) { return E('li', e); }))
+				// the messages quote raw UCI text: escaped, never markup
+				E('ul', { 'id': 'lvn-errors' }, errors.map(function(e) { return E('li', '%h'.format(String(e))); }))
 			]), 'danger');
 			return false;
 		});

@@ -11,6 +11,13 @@ var callStatus = rpc.declare({ object: 'lvn', method: 'status', expect: { '': {}
 var callTunnels = rpc.declare({ object: 'lvn', method: 'tunnels', expect: { tunnels: [] } });
 var callPeers = rpc.declare({ object: 'lvn', method: 'peers', expect: { peers: [] } });
 
+// Every string from the service (names from certificates, addresses,
+// the configuration's error messages, which quote raw UCI text) goes in as
+// escaped text: LuCI inserts a bare string child as HTML.
+function h(v) {
+	return (v == null) ? '-' : '%h'.format(String(v));
+}
+
 function age(ms) {
 	if (ms == null)
 		return '-';
@@ -20,26 +27,30 @@ function age(ms) {
 function endpoint(addr, port) {
 	if (!addr)
 		return '-';
-	return (addr.indexOf(':') >= 0 ? '[%s]:%d' : '%s:%d').format(addr, port);
+	return (addr.indexOf(':') >= 0 ? '[%h]:%d' : '%h:%d').format(addr, port);
 }
 
 function statusTable(s) {
-	var errors = (s.config && s.config.errors) || [];
-	return E('table', { 'class': 'table', 'id': 'lvn-status' }, [
-		E('tr', { 'class': 'tr' }, [ E('td', { 'class': 'td left', 'width': '33%' }, _('Version')), E('td', { 'class': 'td left' }, s.version) ]),
+	var errors = (s.config && s.config.errors) || [], warnings = s.warnings || [];
+	var rows = [
+		E('tr', { 'class': 'tr' }, [ E('td', { 'class': 'td left', 'width': '33%' }, _('Version')), E('td', { 'class': 'td left' }, h(s.version)) ]),
 		E('tr', { 'class': 'tr' }, [ E('td', { 'class': 'td left' }, _('Agent')), E('td', { 'class': 'td left', 'data-name': 'role' },
-			s.agent_enabled ? s.role : _('off')) ]),
+			s.agent_enabled ? h(s.role) : _('off')) ]),
 		E('tr', { 'class': 'tr' }, [ E('td', { 'class': 'td left' }, _('Configuration')), E('td', { 'class': 'td left', 'data-name': 'config' },
-			s.config && s.config.valid ? _('valid') : _('refused: %s').format(errors.join('; '))) ]),
+			s.config && s.config.valid ? _('valid') : _('refused: %s').format(h(errors.join('; ')))) ]),
 		E('tr', { 'class': 'tr' }, [ E('td', { 'class': 'td left' }, _('Devices / tunnels / peers')),
 			E('td', { 'class': 'td left' }, '%d / %d / %d'.format(s.devices, s.tunnels, s.peers)) ])
-	]);
+	];
+	if (warnings.length)
+		rows.push(E('tr', { 'class': 'tr' }, [ E('td', { 'class': 'td left' }, _('Warnings')),
+			E('td', { 'class': 'td left', 'data-name': 'warnings' }, h(warnings.join('; '))) ]));
+	return E('table', { 'class': 'table', 'id': 'lvn-status' }, rows);
 }
 
 function tunnelRows(tunnels) {
 	return tunnels.map(function(t) {
 		return [
-			t.ifname, t.id, t.mode, t.static || _('agent'),
+			h(t.ifname), t.id, h(t.mode), t.static ? h(t.static) : _('agent'),
 			endpoint(t.remote, t.remote_port),
 			E('span', { 'data-name': 'rx_packets' }, String(t.stats.rx_packets)),
 			E('span', { 'data-name': 'tx_packets' }, String(t.stats.tx_packets)),
@@ -52,8 +63,9 @@ function tunnelRows(tunnels) {
 function peerRows(peers) {
 	var now = Date.now() / 1000;
 	return peers.map(function(p) {
-		return [ p.name, p.state, p.endpoint ? endpoint(p.endpoint[0], p.endpoint[1]) : '-',
-			(p.addresses || []).join(' '), p.last_heard != null ? age((now - p.last_heard) * 1000) : '-' ];
+		return [ E('span', { 'data-name': 'peer' }, h(p.name)), h(p.state),
+			p.endpoint ? endpoint(p.endpoint[0], p.endpoint[1]) : '-',
+			h((p.addresses || []).join(' ')), p.last_heard != null ? age((now - p.last_heard) * 1000) : '-' ];
 	});
 }
 
