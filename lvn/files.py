@@ -33,7 +33,7 @@ def write_atomic(path: "str | Path", data: bytes, mode: int = 0o644) -> None:
     exclusively and never through a symlink, its mode set before a byte is
     written), fsync it, rename it over ``path``, fsync the directory.  A
     crash leaves the old content or the new; a failure removes the
-    temporary file.  (MicroPython has no os.open or fsync: there it writes
+    temporary file, and a later write the ones a killed writer left.  (MicroPython has no os.open or fsync: there it writes
     a randomly named file and renames it.)"""
     path = str(path)
     parent = path.rsplit("/", 1)[0] if "/" in path else "."
@@ -67,6 +67,20 @@ def write_atomic(path: "str | Path", data: bytes, mode: int = 0o644) -> None:
         os.fsync(dirfd)
     finally:
         os.close(dirfd)
+    _remove_leftovers(parent or "/", path.rsplit("/", 1)[-1])
+
+
+def _remove_leftovers(parent: str, name: str) -> None:
+    """Temporary files of ``name`` that a killed writer left (each write has
+    a file of its own name: they would pile up).  One writer per file."""
+    for entry in os.listdir(parent):
+        middle = entry[len(name) + 1:-4]
+        if entry.startswith(name + ".") and entry.endswith(".tmp") and len(middle) == 12 \
+                and all(c in "0123456789abcdef" for c in middle):
+            try:
+                os.unlink(parent + "/" + entry)
+            except OSError:
+                pass
 
 
 def check_private_dir(path: str) -> None:
