@@ -33,8 +33,9 @@ def write_atomic(path: "str | Path", data: bytes, mode: int = 0o644) -> None:
     exclusively and never through a symlink, its mode set before a byte is
     written), fsync it, rename it over ``path``, fsync the directory.  A
     crash leaves the old content or the new; a failure removes the
-    temporary file, and a later write the ones a killed writer left.  (MicroPython has no os.open or fsync: there it writes
-    a randomly named file and renames it.)"""
+    temporary file, and a later write the ones a killed writer left.
+    (MicroPython has no os.open or fsync: there it writes a randomly named
+    file and renames it.)"""
     path = str(path)
     parent = path.rsplit("/", 1)[0] if "/" in path else "."
     makedirs(parent or "/")
