@@ -44,6 +44,7 @@ def write_atomic(path: "str | Path", data: bytes, mode: int = 0o644) -> None:
         with open(tmp, "wb") as f:
             f.write(data)
         os.rename(tmp, path)
+        _remove_leftovers(parent or "/", path.rsplit("/", 1)[-1])
         return
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                  mode)
@@ -79,7 +80,7 @@ def _remove_leftovers(parent: str, name: str) -> None:
         if entry.startswith(name + ".") and entry.endswith(".tmp") and len(middle) == 12 \
                 and all(c in "0123456789abcdef" for c in middle):
             try:
-                os.unlink(parent + "/" + entry)
+                os.remove(parent + "/" + entry)
             except OSError:
                 pass
 
