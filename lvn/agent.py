@@ -49,6 +49,7 @@ MAX_PENDING_PER_SOURCE = 32  # per IPv4 address or IPv6 /64
 BACKOFF_MIN, BACKOFF_MAX = 1.0, 60.0
 CLOCK_CHECK = 5.0  # s between looks at a clock that is not valid yet
 CRL_CHECK = 5.0    # s between looks at the revocation list's file
+LEASE_CHECK = 3600.0  # s between looks for leases of long-departed identities
 
 
 # TLS 1.2 suites: ECDHE key exchange (forward secrecy) and AEAD only
@@ -365,7 +366,7 @@ class Agent:
 class Server(Agent):
     role = "server"
     LIVE_OPTIONS = frozenset({"mtu", "keepalive", "idle_timeout", "conn_rate", "conn_burst",
-                              "up_hook", "down_hook"})
+                              "up_hook", "down_hook", "lease_ttl"})
 
     def __init__(self, conf: ServerConfig, kernel: Any, state_dir: str) -> None:
         super().__init__(kernel, state_dir, conf.ifname, conf.up_hook, conf.down_hook)
@@ -380,6 +381,7 @@ class Server(Agent):
         self.next_crl_check = 0.0
         self.crl_warned = 0.0        # monotonic time of the last warning logged
         self.serial_of: dict[str, int] = {}  # identity -> its certificate's serial
+        self.next_lease_check = 0.0
         self.leases = Leases(Path(state_dir) / "leases.json", conf.pool4, conf.pool6)
         self.sessions: dict[bytes, tuple[ServerSession, TlsConn, str]] = {}
         self.tunnel_ids: dict[str, int] = {}
@@ -504,6 +506,7 @@ class Server(Agent):
             if self.pending.pop(conn, None) is not None:
                 self._handshake_over(conn)
             self._replace_sessions_of(name)
+            self.leases.touch(name, time.time())
             self.sessions[sid] = (s, conn, name)
             self.detached.attach(name)
             log.info("%s: authenticated as %r", peer, name)
@@ -646,6 +649,8 @@ class Server(Agent):
         log.info("%r: tunnel %d -> %s port %d", name, tid, address, port)
 
     def _remove_tunnel(self, name: str, endpoint: tuple[str, int] | None = None) -> None:
+        if name in self.leases.table:
+            self.leases.touch(name, time.time())  # last here now: the lease TTL starts
         tid = self.tunnel_ids.pop(name, None)
         self.detached.attach(name)
         if tid is not None:
@@ -739,8 +744,17 @@ class Server(Agent):
             self.leases.release(name)
             del self.serial_of[name]
 
+    def _expire_leases(self, now: float) -> None:
+        if now < self.next_lease_check:
+            return
+        self.next_lease_check = now + LEASE_CHECK
+        active = {n for _, _, n in self.sessions.values()} | set(self.tunnel_ids)
+        for name in self.leases.expire(time.time(), self.conf.lease_ttl * 86400.0, active):
+            log.info("%r: not seen for %d days: lease released", name, self.conf.lease_ttl)
+
     def tick(self, now: float) -> None:
         self._check_crl(now)
+        self._expire_leases(now)
         if self.accept_paused:
             self.accept_paused = False
             self.sel.register(self.listener, selectors.EVENT_READ, self._accept)

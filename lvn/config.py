@@ -51,6 +51,7 @@ class ServerConfig:
     mtu: int = 1400
     keepalive: int = 25
     idle_timeout: int = 90
+    lease_ttl: int = 90    # days a departed identity keeps its addresses (0: forever)
     conn_rate: int = 5     # new control connections per second and source address
     conn_burst: int = 20
     up_hook: str | None = None

@@ -33,6 +33,10 @@ class Leases:
             raise LvnError("no address pool configured (pool4 and/or pool6)")
         self.reserved = {ipaddress.ip_address(a) for a in reserved}
         self.table: dict[str, list[str]] = self._load()
+        # when each identity was last connected (Unix time): leases of
+        # identities absent for the lease TTL are released (expire())
+        self.seen_path = path.with_name(path.stem + "-seen.json")
+        self.seen: dict[str, float] = self._load_seen()
         # addresses in use as integers, and per pool the lowest offset that
         # may be free: a new lease costs O(1), not a scan of the pool
         self.taken = {(a.version, int(a)) for a in self._taken() | self.reserved}
@@ -49,6 +53,43 @@ class Leases:
                 isinstance(k, str) and isinstance(v, list) for k, v in data.items()):
             raise LvnError(f"{self.path}: not a lease table")
         return data
+
+    def _load_seen(self) -> dict[str, float]:
+        try:
+            data = json.loads(self.seen_path.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as e:
+            raise LvnError(f"cannot read {self.seen_path}: {e}") from None
+        if not isinstance(data, dict) or not all(
+                isinstance(k, str) and isinstance(v, (int, float)) for k, v in data.items()):
+            raise LvnError(f"{self.seen_path}: not a table of times")
+        return {k: float(v) for k, v in data.items()}
+
+    def touch(self, identity: str, wall: float) -> None:
+        """``identity`` is connected at ``wall`` (at a session's start and end)."""
+        self.seen[identity] = wall
+        write_atomic(self.seen_path, json.dumps(self.seen, indent=1, sort_keys=True).encode(),
+                     0o600)
+
+    def expire(self, wall: float, ttl: float, active: set[str]) -> list[str]:
+        """Release the leases of identities not in ``active`` and not seen
+        for ``ttl`` seconds; the names released.  An identity without a
+        time (a table from before times were kept) starts counting now."""
+        if ttl <= 0:
+            return []
+        new = [n for n in self.table if n not in self.seen]
+        for n in new:
+            self.seen[n] = wall
+        gone = sorted(n for n in self.table
+                      if n not in active and wall - self.seen[n] > ttl)
+        for n in gone:
+            self.release(n)
+            del self.seen[n]
+        if new or gone:
+            write_atomic(self.seen_path,
+                         json.dumps(self.seen, indent=1, sort_keys=True).encode(), 0o600)
+        return gone
 
     def _save(self) -> None:
         write_atomic(self.path, json.dumps(self.table, indent=1, sort_keys=True).encode(), 0o600)

@@ -213,6 +213,7 @@ SCHEMA = {
         "mtu": _opt(_MTU, "1400"),
         "keepalive": _opt(_uint(1, 3600), "25"),
         "idle_timeout": _opt(_SECONDS, "90"),
+        "lease_ttl": _opt(_uint(0, 36500), "90"),
         "conn_rate": _opt(_uint(1, 1000), "5"),
         "conn_burst": _opt(_uint(1, 1000), "20"),
         "up_hook": _opt(_path, file=True),

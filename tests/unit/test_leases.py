@@ -95,3 +95,21 @@ def test_the_lease_file_is_private(tmp_path: Path) -> None:
     leases = Leases(tmp_path / "leases.json", "10.77.0.0/24", None)
     leases.lease("node-1")
     assert stat.S_IMODE((tmp_path / "leases.json").stat().st_mode) == 0o600
+
+
+def test_leases_of_long_departed_identities_are_released(tmp_path: Path) -> None:
+    day = 86400.0
+    leases = Leases(tmp_path / "leases.json", "10.77.0.0/24", None)
+    a, b = leases.lease("node-a")[0], leases.lease("node-b")[0]
+    leases.lease("node-c")
+    leases.touch("node-a", 1000 * day)
+    leases.touch("node-b", 1000 * day)
+    # node-c has no time yet (a table from before): it starts counting now
+    assert leases.expire(1010 * day, 90 * day, active=set()) == []
+    assert leases.expire(1095 * day, 90 * day, active={"node-b"}) == ["node-a"]
+    assert "node-a" not in leases.table and leases.table["node-b"] == [b]
+    # the times survive a restart; node-c's 90 days run from its first check
+    again = Leases(tmp_path / "leases.json", "10.77.0.0/24", None)
+    assert again.expire(1101 * day, 90 * day, active=set()) == ["node-b", "node-c"]
+    assert again.lease("node-d") == [a]   # the lowest free address again
+    assert again.expire(5000 * day, 0, active=set()) == []   # 0: kept forever

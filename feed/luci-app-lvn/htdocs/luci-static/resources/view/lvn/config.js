@@ -19,7 +19,8 @@ var DATATYPES = {
 	listen_port: 'port', data_port: 'port', server_port: 'port', port: 'port', remote_port: 'port',
 	ifname: 'netdevname',
 	pool4: 'cidr4', pool6: 'cidr6', mtu: 'range(576,9000)', keepalive: 'range(0,3600)',
-	idle_timeout: 'range(1,86400)', dead_after: 'range(1,100)', server: 'host',
+	idle_timeout: 'range(1,86400)', dead_after: 'range(1,100)', lease_ttl: 'range(0,36500)',
+	server: 'host',
 	server_name: 'hostname', local: 'ipaddr', remote: 'ipaddr',
 	address: 'cidr', route: 'cidr', allowed_source: 'cidr'
 };
@@ -71,7 +72,8 @@ return view.extend({
 		  [ 'ifname', _('Device') ], [ 'ca', _('CA certificate') ], [ 'cert', _('Certificate') ],
 		  [ 'key', _('Private key') ], [ 'crl', _('Revocation list') ], [ 'pool4', _('IPv4 pool') ],
 		  [ 'pool6', _('IPv6 pool') ], [ 'mtu', _('MTU') ], [ 'keepalive', _('Keepalive (s)') ],
-		  [ 'idle_timeout', _('Idle timeout (s)') ] ].forEach(function(x) { text(s, x[0], x[1]); });
+		  [ 'idle_timeout', _('Idle timeout (s)') ],
+		  [ 'lease_ttl', _('Addresses kept for absent nodes (days, 0: forever)') ] ].forEach(function(x) { text(s, x[0], x[1]); });
 
 		s = m.section(form.NamedSection, 'client', 'client', _('Client role'));
 		s.addremove = true;
