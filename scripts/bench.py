@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
+from lvn.files import write_atomic  # noqa: E402
 from lvn.model import Rule, Tunnel  # noqa: E402
 from lvn.netlink import Ipudp, in_netns  # noqa: E402
 
@@ -933,13 +935,34 @@ def main() -> int:
     }
     only = set(args.only.split(",")) if args.only else None
     started = time.monotonic()
+
+    def save() -> None:
+        """The result so far, after every stage: a stage that fails (or a
+        run that is killed) loses only what it was measuring."""
+        result["total_wall_s"] = round(time.monotonic() - started)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(args.out, (json.dumps(result, indent=1) + "\n").encode())
+
+    def stage(key: str, fn: Callable[[], Any], store: bool = True) -> None:
+        """``result[key] = fn()`` (just ``fn()`` without ``store``); a failure
+        is recorded in failed_stages under ``key``."""
+        try:
+            value = fn()
+            if store:
+                result[key] = value
+        except Exception as e:  # noqa: BLE001 - reported, and the next stage runs
+            traceback.print_exc()
+            result.setdefault("failed_stages", {})[key] = f"{type(e).__name__}: {e}"
+            print(f"bench: stage {key} FAILED: {type(e).__name__}: {e}", flush=True)
+        save()
     if args.control_plane:
         result = json.loads(args.out.read_text())
-        result["control_plane"] = control_plane(joins)
+        result.get("failed_stages", {}).pop("control_plane", None)
+        stage("control_plane", lambda: control_plane(joins))
         result["commands"] += COMMANDS
-        args.out.write_text(json.dumps(result, indent=1) + "\n")
+        save()
         print(f"bench: control plane written into {args.out}")
-        return 0
+        return 1 if "control_plane" in result.get("failed_stages", {}) else 0
     chosen = [(n, w, f) for n, w, f in SCENARIOS if not only or n in only]
     local: dict[str, Runs] = {n: {} for n, _, _ in chosen}
     forward: dict[str, Runs] = {n: {} for n, _, _ in chosen}
@@ -974,26 +997,36 @@ def main() -> int:
             entry["wall_s"] = round(entry["wall_s"] + time.monotonic() - t0, 1)
             print(f"bench: round {rnd + 1}/{reps} {name}: {entry.get('error') or 'ok'}",
                   flush=True)
+        summarize(chosen, entries, local, forward, nic, result)
+        result["rounds_done"] = rnd + 1
+        save()  # the rounds so far, summarized
     if not args.no_profile and (not args.quick or args.profile):
-        profile_all(chosen, entries)
+        stage("profile", lambda: profile_all(chosen, entries), store=False)
+        summarize(chosen, entries, local, forward, nic, result)
+    if not only:
+        stage("scale", lambda: scale(counts, seconds, 1))
+        stage("footprint", footprint)
+        stage("control_plane", lambda: control_plane(joins))
+    save()
+    failed = result.get("failed_stages", {})
+    print(f"bench: wrote {args.out}" + (f"; failed stages: {', '.join(failed)}" if failed
+                                         else ""))
+    return 1 if failed else 0
+
+
+def summarize(chosen: list[tuple[str, str, Callable[[], str]]],
+              entries: dict[str, dict[str, Any]], local: dict[str, Runs],
+              forward: dict[str, Runs], nic: dict[str, Runs], result: dict[str, Any]) -> None:
+    """Each scenario's figures so far (median, spread) into ``result``."""
     for name, _, _ in chosen:
         entry = entries[name]
-        if "error" not in entry:
+        if "error" not in entry and local[name]:
             entry["metrics"] = {k: summary(v) for k, v in local[name].items()}
             if forward[name] and "forward_error" not in entry:
                 entry["forward"] = {k: summary(v) for k, v in forward[name].items()}
             if nic[name] and "nic_error" not in entry:
                 entry["nic"] = {k: summary(v) for k, v in nic[name].items()}
         result["scenarios"][name] = entry
-    if not only:
-        result["scale"] = scale(counts, seconds, 1)
-        result["footprint"] = footprint()
-        result["control_plane"] = control_plane(joins)
-    result["total_wall_s"] = round(time.monotonic() - started)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"bench: wrote {args.out}")
-    return 0
 
 
 if __name__ == "__main__":

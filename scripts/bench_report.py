@@ -39,6 +39,8 @@ def validate(r: dict[str, Any]) -> list[str]:
     """Problems with a result file (empty: it is well-formed)."""
     # a run of some scenarios (--only) has no scale, footprint or control plane
     partial = ("scale", "footprint", "control_plane") if r.get("only") else ()
+    # a stage that failed has no figures, only its error in failed_stages
+    partial += tuple(k for k in r.get("failed_stages", {}) if k in SCHEMA_TOP)
     bad = [f"{k}: missing or not {t.__name__}" for k, t in SCHEMA_TOP.items()
            if not isinstance(r.get(k), t) and k not in partial]
     for name, s in r.get("scenarios", {}).items():
@@ -318,6 +320,8 @@ def markdown(r: dict[str, Any], result_name: str, pngs: list[str], plot_dir: str
     if r["quick"]:
         L += ["**Quick run** (`--quick`): one short iteration, for the test suite; not "
               "for conclusions.", ""]
+    for key, err in r.get("failed_stages", {}).items():
+        L += [f"**Stage {key} failed** ({err}): its figures are missing below.", ""]
     if r.get("only"):
         L += [f"**Partial run** (`--only {r['only']}`): no scale, footprint or control "
               "plane; targets that need other peers say \"not measured\".", ""]
