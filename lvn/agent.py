@@ -34,6 +34,7 @@ from .hooks import Hooks, hook_env
 from .leases import Leases
 from .model import Rule
 from .ratelimit import RateLimiter, source_key
+from .rejoin import Rejoin
 from .rulebook import RuleBook
 from .session import HANDSHAKE_TIMEOUT, ClientSession, ServerSession
 
@@ -46,8 +47,6 @@ TICK = 1.0
 DATAGRAM_BUDGET = 256        # datagrams read per wake-up (timers and TLS get their turn)
 MAX_PENDING = 512            # TLS handshakes in progress, all sources (oldest dropped)
 MAX_PENDING_PER_SOURCE = 32  # per IPv4 address or IPv6 /64
-BACKOFF_MIN, BACKOFF_MAX = 1.0, 60.0
-CLOCK_CHECK = 5.0  # s between looks at a clock that is not valid yet
 CRL_CHECK = 5.0    # s between looks at the revocation list's file
 LEASE_CHECK = 3600.0  # s between looks for leases of long-departed identities
 
@@ -806,12 +805,9 @@ class Client(Agent):
         self.addresses: list[str] = []
         self.conf = conf
         self.ctx = tls_context(conf.ca, conf.cert, conf.key, conf.crl, server=False)
-        self.valid_from = _valid_from(conf.cert)
-        self.waiting_for_clock = False
+        self.rejoin = Rejoin(_valid_from(conf.cert), random.random)
         self.session: ClientSession | None = None
         self.conn: TlsConn | None = None
-        self.backoff = BACKOFF_MIN
-        self.retry_at = 0.0
         self.connected_at = 0.0
         self.server_ip = ""
         self.data_port = 0
@@ -873,10 +869,7 @@ class Client(Agent):
         log.info("connecting to %s port %d", self.server_ip, self.conf.server_port)
 
     def _retry(self, why: str) -> None:
-        jitter = random.uniform(0, self.backoff / 2)
-        self.retry_at = time.monotonic() + self.backoff + jitter
-        log.warning("%s; retrying in %.1f s", why, self.backoff + jitter)
-        self.backoff = min(self.backoff * 2, BACKOFF_MAX)
+        log.warning("%s; retrying in %.1f s", why, self.rejoin.failed(time.monotonic()))
 
     def _readable(self) -> None:
         conn = self.conn
@@ -950,7 +943,7 @@ class Client(Agent):
             elif isinstance(act, session.OpenTunnel):
                 k.set_tunnel(ifname, self.server_ip, remote_port=self.data_port, replace=True)
             elif isinstance(act, session.Up):
-                self.backoff = BACKOFF_MIN
+                self.rejoin.joined()
                 self.up = True
                 log.info("tunnel up to %s", self.server_ip)
                 self.peer_event("up", self.conf.expected_name, self.addresses,
@@ -965,38 +958,24 @@ class Client(Agent):
 
     def peers(self) -> list[dict[str, Any]]:
         state = self.session.state if self.session is not None else "connecting"
-        if self.waiting_for_clock:
+        if self.rejoin.waiting_for_clock:
             state = "waiting for a valid clock"
         return [{"name": self.conf.server, "state": state, "addresses": self.addresses,
                  "endpoint": [self.server_ip, self.data_port] if self.data_port else None,
                  "tunnel_id": 0}]
 
     def tick(self, now: float) -> None:
-        if self.conn is None and now >= self.retry_at:
-            if self._clock_is_valid(now):
+        if self.conn is None:
+            due, said = self.rejoin.due(now, time.time())
+            if said:
+                log.info("%s", said)
+            if due:
                 self.connect()
         elif self.session is not None:
             self._act(self.session.on_timer(now))
         elif self.conn is not None and now - self.connected_at > HANDSHAKE_TIMEOUT:
             # SYNs or the TLS handshake unanswered
             self._lost(f"no TLS session with {self.server_ip} after {HANDSHAKE_TIMEOUT:.0f} s")
-
-    def _clock_is_valid(self, now: float) -> bool:
-        """Routers without an RTC boot in 1970: certificates cannot be
-        checked until NTP has set the clock.  Wait for it, calmly."""
-        wall = time.time()
-        if wall >= self.valid_from:
-            if self.waiting_for_clock:
-                self.waiting_for_clock = False
-                log.info("the clock is valid now (%s): joining", _utc(wall))
-            return True
-        if not self.waiting_for_clock:
-            self.waiting_for_clock = True
-            log.warning("waiting for a valid clock: it reads %s, before this node's "
-                        "certificate became valid (%s); checking every %.0f s",
-                        _utc(wall), _utc(self.valid_from), CLOCK_CHECK)
-        self.retry_at = now + CLOCK_CHECK
-        return False
 
 
 def _valid_from(cert: str) -> float:
@@ -1006,7 +985,3 @@ def _valid_from(cert: str) -> float:
     except (OSError, ValueError) as e:
         raise LvnError(f"cannot read the certificate {cert}: {e}") from None
     return compat.not_valid_before(c).timestamp()
-
-
-def _utc(t: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))

@@ -39,6 +39,7 @@ from . import (
     nodecontrol,
     protocol,
     rawnl,
+    rejoin,
     schema,
     session,
     static,
@@ -51,12 +52,9 @@ try:
 except ImportError:  # MicroPython, which does not evaluate annotations
     pass
 
-BACKOFF_MIN = 1.0
-BACKOFF_MAX = 60.0
 TICK = 1.0
 IPPROTO_IPV6 = 41
 IPV6_V6ONLY = 26
-CLOCK_RETRY = 5.0
 
 
 class NodeError(Exception):
@@ -242,7 +240,7 @@ class Node:
         self.ca = pem_der(conf["ca"])
         self.cert = pem_der(conf["cert"])
         self.key = pem_der(conf["key"])
-        self.valid_from = valid_from(self.cert)
+        self.rejoin = rejoin.Rejoin(valid_from(self.cert), random.random)
         self.state_dir = conf["state_dir"]
         self.poll = select.poll()
         self.udp: socket.socket | None = None
@@ -250,13 +248,10 @@ class Node:
         self.raw: socket.socket | None = None
         self.session: session.ClientSession | None = None
         self.framer = protocol.Framer()
-        self.backoff = BACKOFF_MIN
-        self.retry_at = 0.0
         self.server_ip = ""
         self.data_port = 0
         self.addresses: list[str] = []
         self.up = False
-        self.waiting_for_clock = False
         self.written: dict[str, Any] | None = None
         self.wakeups = 0  # loop iterations: I/O or a timer woke the agent
         # the most heap in use seen at a wake-up (micropython.mem_peak()
@@ -268,7 +263,7 @@ class Node:
     # status.json, as the CPython client writes it
     def status(self) -> dict[str, Any]:
         state = self.session.state if self.session is not None else "connecting"
-        if self.waiting_for_clock:
+        if self.rejoin.waiting_for_clock:
             state = "waiting for a valid clock"
         node: dict[str, int] = {"wakeups": self.wakeups}
         if hasattr(gc, "mem_alloc"):
@@ -342,10 +337,9 @@ class Node:
             return {"ok": True, "changes": []}
         self.conf = conf
         self.ca, self.cert, self.key = creds
-        self.valid_from = valid_from(self.cert)
         if self.session is not None:
             self._lost("the configuration changed")
-        self.backoff, self.retry_at = BACKOFF_MIN, 0.0
+        self.rejoin.reset(valid_from(self.cert))
         log("info", "configuration changed: joining " + conf["server"] + " again")
         return {"ok": True, "changes": ["client: joining " + conf["server"] + " again"]}
 
@@ -426,10 +420,8 @@ class Node:
         self._act(self.session.start())
 
     def _retry(self, why: str) -> None:
-        jitter = random.random() * self.backoff / 2
-        self.retry_at = self.clock() + self.backoff + jitter
-        log("warning", why + "; retrying in " + str(int(self.backoff + jitter)) + " s")
-        self.backoff = min(self.backoff * 2, BACKOFF_MAX)
+        delay = self.rejoin.failed(self.clock())
+        log("warning", why + "; retrying in " + str(int(delay * 10) / 10) + " s")
 
     def _readable(self) -> None:
         msgs: list[tuple[int, dict[str, object]]] = []
@@ -505,7 +497,7 @@ class Node:
             elif isinstance(act, session.OpenTunnel):
                 self.kernel.set_tunnel(self.ifname, self.server_ip, self.data_port, replace=True)
             elif isinstance(act, session.Up):
-                self.backoff = BACKOFF_MIN
+                self.rejoin.joined()
                 self.up = True
                 log("info", "tunnel up to " + self.server_ip)
                 self._hook("up")
@@ -525,25 +517,10 @@ class Node:
         self.addresses = sorted(want)
         log("info", "lease: " + ", ".join(self.addresses) + ", mtu " + str(fields["mtu"]))
 
-    def _clock_is_valid(self, now: float, wall: float) -> bool:
-        """Wait (checking every CLOCK_RETRY s of ``now``, the monotonic
-        clock) until the wall clock reaches the certificate's start."""
-        if wall >= self.valid_from:
-            if self.waiting_for_clock:
-                log("info", "the clock is valid now")
-            self.waiting_for_clock = False
-            return True
-        if not self.waiting_for_clock:
-            log("warning", "waiting for a valid clock (the certificate is valid from "
-                + _utc(self.valid_from) + ", the clock reads " + _utc(wall) + ")")
-        self.waiting_for_clock = True
-        self.retry_at = now + CLOCK_RETRY
-        return False
-
     def _due(self, now: float) -> float:
         """When the loop must run next without I/O (the session's next timer)."""
         if self.session is None:
-            return self.retry_at
+            return self.rejoin.retry_at
         if self.session.state == session.ClientState.UP:
             return self.session.next_datagram
         return now + TICK
@@ -554,10 +531,13 @@ class Node:
             if hasattr(gc, "mem_alloc"):
                 self.heap_peak = max(self.heap_peak, gc.mem_alloc())
             now = self.clock()
-            if self.session is None and now >= self.retry_at and \
-                    self._clock_is_valid(now, time.time()):
-                self.connect()
-            elif self.session is not None:
+            if self.session is None:
+                due, said = self.rejoin.due(now, time.time())
+                if said:
+                    log("info", said)
+                if due:
+                    self.connect()
+            else:
                 self._act(self.session.on_timer(now))
             self.write_status()
             now = self.clock()
@@ -591,11 +571,6 @@ def _reason(e: Exception) -> str:
     if isinstance(e, OSError) and e.args and isinstance(e.args[0], int):
         return str(errno.errorcode.get(e.args[0], "errno " + str(e.args[0])))
     return str(e).strip()
-
-
-def _utc(t: float) -> str:
-    y, mo, d, h, mi, sec = time.gmtime(int(t))[:6]
-    return f"{y:04d}-{mo:02d}-{d:02d} {h:02d}:{mi:02d}:{sec:02d} UTC"
 
 
 def _quote(text: str) -> str:

@@ -12,7 +12,7 @@ import sys
 HERE = sys.argv[0].rsplit("/", 1)[0] if "/" in sys.argv[0] else "."
 sys.path.insert(0, HERE + "/../..")
 
-from lvn import controlwire, datagram, nlcodec, protocol, session  # noqa: E402
+from lvn import controlwire, datagram, nlcodec, protocol, rejoin, session  # noqa: E402
 
 # RFC 4231 test cases 1, 2 and 6 (key longer than the block)
 HMAC_VECTORS = [
@@ -346,6 +346,21 @@ def deeply_nested_json_is_a_protocol_error() -> bool:
     # brackets inside strings do not count
     fine = protocol.encode(protocol.HELLO, {"want": ["[[[[" * 100, "\\\"{{{{"]})
     return ok and protocol.Framer().feed(fine)[0][1]["want"][0] == "[[[[" * 100
+
+
+@check
+def rejoin_backoff_and_clock_gate() -> bool:
+    r = rejoin.Rejoin(1000.0, lambda: 0.5)   # the certificate is valid from t=1000
+    due, said = r.due(0.0, 10.0)              # a router that booted in 1970
+    ok = not due and "waiting for a valid clock" in said and "1970-01-01 00:00:10" in said
+    ok = ok and r.due(1.0, 11.0) == (False, "")          # said once; next look at 5 s
+    due, said = r.due(5.0, 2000.0)
+    ok = ok and due and "the clock is valid now" in said
+    delays = [r.failed(100.0) for _ in range(8)]
+    ok = ok and delays[:3] == [1.25, 2.5, 5.0] and delays[-1] == 75.0  # capped at 60 + 25 %
+    ok = ok and r.due(100.0 + 74.0, 2000.0) == (False, "") and r.due(175.1, 2000.0)[0]
+    r.joined()
+    return ok and r.failed(0.0) == 1.25
 
 
 @check
