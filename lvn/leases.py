@@ -43,28 +43,13 @@ class Leases:
         self.lowest = {p: 2 for p in self.pools}  # offset 1 is the gateway
 
     def _load(self) -> dict[str, list[str]]:
-        try:
-            data = json.loads(self.path.read_text())
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as e:
-            raise LvnError(f"cannot read the lease table {self.path}: {e}") from None
-        if not isinstance(data, dict) or not all(
-                isinstance(k, str) and isinstance(v, list) for k, v in data.items()):
-            raise LvnError(f"{self.path}: not a lease table")
-        return data
+        return {k: v for k, v in _read_table(self.path, list, "lease table").items()
+                if isinstance(v, list)}
 
     def _load_seen(self) -> dict[str, float]:
-        try:
-            data = json.loads(self.seen_path.read_text())
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as e:
-            raise LvnError(f"cannot read {self.seen_path}: {e}") from None
-        if not isinstance(data, dict) or not all(
-                isinstance(k, str) and isinstance(v, (int, float)) for k, v in data.items()):
-            raise LvnError(f"{self.seen_path}: not a table of times")
-        return {k: float(v) for k, v in data.items()}
+        return {k: float(v) for k, v in _read_table(self.seen_path, (int, float),
+                                                    "table of times").items()
+                if isinstance(v, (int, float))}
 
     def touch(self, identity: str, wall: float) -> None:
         """``identity`` is connected at ``wall`` (at a session's start and end)."""
@@ -148,3 +133,18 @@ class Leases:
     def gateway(self) -> list[str]:
         """The server's own overlay addresses: the first host of each pool."""
         return [f"{p[1]}/{p.prefixlen}" for p in self.pools]
+
+
+def _read_table(path: Path, kind: type | tuple[type, ...], what: str) -> dict[str, object]:
+    """A JSON object of ``kind`` values at ``path`` ({} if there is none);
+    LvnError naming the file otherwise."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as e:
+        raise LvnError(f"cannot read the {what} {path}: {e}") from None
+    if not isinstance(data, dict) or not all(
+            isinstance(k, str) and isinstance(v, kind) for k, v in data.items()):
+        raise LvnError(f"{path}: not a {what}")
+    return data

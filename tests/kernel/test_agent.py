@@ -195,10 +195,10 @@ def overlay4(ns: Netns, ifname: str = "lvn0") -> str | None:
     return addrs[0].split("/")[0] if addrs else None
 
 
-@pytest.mark.parametrize("kind", CLIENTS)
-def test_server_and_clients_join_through_nat(netns: type[Netns], agents: Agents,
-                                             tmp_path: Path, kind: str) -> None:
-    """Against the CPython server, with CPython clients or MicroPython nodes."""
+def nat_site(netns: type[Netns]) -> tuple[Netns, Netns, Netns, Netns]:
+    """Server S (10.99.0.1 towards the NAT, 10.98.0.1 towards B), router R
+    masquerading client A's LAN (192.168.7.0/24) as 10.99.0.254, client B
+    direct (10.98.0.2)."""
     s, r, a, b = netns(), netns(), netns(), netns()
     veth(s, r, "ul0", "wan")
     veth(r, a, "lan", "ul0")
@@ -214,6 +214,14 @@ def test_server_and_clients_join_through_nat(netns: type[Netns], agents: Agents,
     r.run("sysctl", "-qw", "net.ipv4.ip_forward=1")
     r.run("nft", "add table ip nat; add chain ip nat post { type nat hook postrouting "
                  "priority 100 ; } ; add rule ip nat post oifname wan masquerade")
+    return s, r, a, b
+
+
+@pytest.mark.parametrize("kind", CLIENTS)
+def test_server_and_clients_join_through_nat(netns: type[Netns], agents: Agents,
+                                             tmp_path: Path, kind: str) -> None:
+    """Against the CPython server, with CPython clients or MicroPython nodes."""
+    s, r, a, b = nat_site(netns)
 
     ca = tmp_path / "pki"
     pki.init(ca)

@@ -19,7 +19,7 @@ from lvn import pki
 from lvn.netlink import Ipudp
 
 from .netns import Netns, veth, wait_for
-from .test_agent import CLIENT_CONF, Agents, agents, forwarding, overlay4  # noqa: F401
+from .test_agent import CLIENT_CONF, Agents, agents, nat_site, overlay4  # noqa: F401
 
 pytestmark = pytest.mark.newest
 
@@ -68,21 +68,7 @@ def pings(ns: Netns, dest: str = "10.77.0.1") -> bool:
 
 def test_silent_server_power_loss_and_revocation(netns: type[Netns], agents: Agents,  # noqa: F811
                                              tmp_path: Path) -> None:
-    s, r, a, b = netns(), netns(), netns(), netns()
-    veth(s, r, "ul0", "wan")
-    veth(r, a, "lan", "ul0")
-    veth(s, b, "ul1", "ul0")
-    forwarding(s)
-    s.ip("addr", "add", "10.99.0.1/24", "dev", "ul0")
-    s.ip("addr", "add", "10.98.0.1/24", "dev", "ul1")
-    r.ip("addr", "add", "10.99.0.254/24", "dev", "wan")
-    r.ip("addr", "add", "192.168.7.1/24", "dev", "lan")
-    a.ip("addr", "add", "192.168.7.2/24", "dev", "ul0")
-    a.ip("route", "add", "default", "via", "192.168.7.1")
-    b.ip("addr", "add", "10.98.0.2/24", "dev", "ul0")
-    r.run("sysctl", "-qw", "net.ipv4.ip_forward=1")
-    r.run("nft", "add table ip nat; add chain ip nat post { type nat hook postrouting "
-                 "priority 100 ; } ; add rule ip nat post oifname wan masquerade")
+    s, r, a, b = nat_site(netns)
     ca = tmp_path / "pki"
     pki.init(ca)
     for name in ("srv", "node-a", "node-b"):

@@ -141,21 +141,27 @@ def client_refuses_a_lease_without_a_usable_key() -> bool:
     return ok
 
 
+def _msgs(actions):  # type: ignore[no-untyped-def]
+    f = protocol.Framer()
+    out = []
+    for a in actions:
+        if isinstance(a, session.Send):
+            out += f.feed(a.data)
+    return out
+
+
+def _datagrams(actions):  # type: ignore[no-untyped-def]
+    return [a.data for a in actions if isinstance(a, session.SendDatagram)]
+
+
 @check
 def session_handshake_and_roaming() -> bool:
     client = session.ClientSession(0.0, ["ipv4"])
     server = session.ServerSession(KEY, SESSION, 0.0, 50000, 1400, 25, 90)
-
-    def msgs(actions):  # type: ignore[no-untyped-def]
-        f = protocol.Framer()
-        out = []
-        for a in actions:
-            if isinstance(a, session.Send):
-                out += f.feed(a.data)
-        return out
+    msgs = _msgs
 
     def datagram_of(actions):  # type: ignore[no-untyped-def]
-        return [a.data for a in actions if isinstance(a, session.SendDatagram)][0]
+        return _datagrams(actions)[0]
 
     hello = msgs(client.start())[0]
     server.on_message(hello[0], hello[1])
@@ -175,19 +181,6 @@ def session_handshake_and_roaming() -> bool:
     replay = server.on_datagram("192.0.2.66", 6, ka, 26.0) == []
     idle = server.on_timer(25.2 + 91) == [session.Expire()]
     return up and moved and replay and idle and server.endpoint == ("203.0.113.9", 1)
-
-
-def _msgs(actions):  # type: ignore[no-untyped-def]
-    f = protocol.Framer()
-    out = []
-    for a in actions:
-        if isinstance(a, session.Send):
-            out += f.feed(a.data)
-    return out
-
-
-def _datagrams(actions):  # type: ignore[no-untyped-def]
-    return [a.data for a in actions if isinstance(a, session.SendDatagram)]
 
 
 def _up_pair(keepalive=25, dead_after=3, lease_edit=None):  # type: ignore[no-untyped-def]

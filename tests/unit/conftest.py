@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import upy
 
@@ -21,3 +23,15 @@ def micropython(request: pytest.FixtureRequest) -> str:
         pytest.fail(f"OpenWrt's MicroPython {request.param} not built at {built}: "
                     "scripts/setup-deps.sh builds it")
     return str(built)
+
+
+@pytest.fixture(scope="session")
+def tls_certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A CA (lvn pki) with a server certificate "gw" and a node's "node-1"."""
+    from lvn import pki
+    ca = tmp_path_factory.mktemp("pki")
+    pki.init(ca)
+    server, server_key = pki.issue(ca, "gw", role="server")
+    client, client_key = pki.issue(ca, "node-1")
+    return {"ca": ca / "ca.pem", "server": server, "server_key": server_key,
+            "client": client, "client_key": client_key}

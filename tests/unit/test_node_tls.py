@@ -13,7 +13,6 @@ import pytest
 import upy
 from OpenSSL import SSL
 
-from lvn import pki
 from lvn.agent import tls_context
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,14 +32,9 @@ print("read", tls.read(2))
 """
 
 
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    ca = tmp_path_factory.mktemp("pki")
-    pki.init(ca)
-    server, server_key = pki.issue(ca, "gw", role="server")
-    client, client_key = pki.issue(ca, "node-1")
-    return {"ca": ca / "ca.pem", "server": server, "server_key": server_key,
-            "client": client, "client_key": client_key}
+@pytest.fixture
+def certs(tls_certs: dict[str, Path]) -> dict[str, Path]:
+    return tls_certs
 
 
 # PyPI's build, OpenWrt 24.10's, and main's 1.28.0 without its

@@ -12,18 +12,12 @@ from pathlib import Path
 import pytest
 from OpenSSL import SSL
 
-from lvn import pki
 from lvn.agent import tls_context
 
 
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    ca = tmp_path_factory.mktemp("pki")
-    pki.init(ca)
-    server, server_key = pki.issue(ca, "gw", role="server")
-    client, client_key = pki.issue(ca, "node-1")
-    return {"ca": ca / "ca.pem", "server": server, "server_key": server_key,
-            "client": client, "client_key": client_key}
+@pytest.fixture
+def certs(tls_certs: dict[str, Path]) -> dict[str, Path]:
+    return tls_certs
 
 
 def handshake(certs: dict[str, Path], version: ssl.TLSVersion, ciphers: str | None) -> str:

@@ -13,18 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from lvn import pki, protocol
+from lvn import protocol
 from lvn.agent import TlsConn, tls_context
 
 
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    ca = tmp_path_factory.mktemp("pki")
-    pki.init(ca)
-    server, server_key = pki.issue(ca, "gw", role="server")
-    client, client_key = pki.issue(ca, "node-1")
-    return {"ca": ca / "ca.pem", "server": server, "server_key": server_key,
-            "client": client, "client_key": client_key}
+@pytest.fixture
+def certs(tls_certs: dict[str, Path]) -> dict[str, Path]:
+    return tls_certs
 
 
 def pump_until(conn: TlsConn, done: Callable[[], bool], ceiling: float = 30.0) -> None:
