@@ -32,6 +32,9 @@ for rel in "${releases[@]}"; do
 		echo "owrt-feed: OpenWrt $rel warned about the feed (log: $out.log)" >&2
 		exit 1
 	fi
-	built=$(cd "$out" && find ipk apk -name '*.?pk' 2>/dev/null | sort | tr '\n' ' ')
+	built=""
+	for pkg in "$out"/ipk/*.ipk "$out"/apk/*.apk; do
+		if [ -e "$pkg" ]; then built+="${pkg#"$out"/} "; fi
+	done
 	echo "owrt-feed: OpenWrt $rel: $built($(( $(date +%s) - start )) s, MicroPython $upy)"
 done
