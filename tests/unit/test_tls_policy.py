@@ -74,3 +74,10 @@ def test_tls12_without_aead_or_forward_secrecy_is_refused(certs: dict[str, Path]
 
 def test_tls13_is_accepted(certs: dict[str, Path]) -> None:
     assert handshake(certs, ssl.TLSVersion.TLSv1_3, None).startswith("TLSv1.3 ")
+
+
+def test_renegotiation_is_off(certs: dict[str, Path]) -> None:
+    for server in (True, False):
+        ctx = tls_context(str(certs["ca"]), str(certs["server"]), str(certs["server_key"]),
+                          None, server=server)
+        assert ctx.set_options(0) & SSL.OP_NO_RENEGOTIATION
