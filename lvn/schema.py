@@ -12,6 +12,7 @@ Pure and MicroPython-friendly: no ipaddress, dataclasses or annotations
 that need evaluating; addresses are parsed by lvn.nlcodec.
 """
 
+import os
 from collections import namedtuple
 
 from . import nlcodec, uci
@@ -188,6 +189,27 @@ def _path(text: str) -> str:
     return text
 
 
+# Hooks run as root: only scripts in this directory (root's), so that a
+# login allowed to edit the configuration (LuCI's write ACL) cannot make
+# the service run any program.  LVN_HOOKS_DIR (the service's environment,
+# which the configuration cannot set) names another one, for tests.
+HOOKS_DIR = "/etc/lvn/hooks.d"
+
+
+def hooks_dir() -> str:
+    return os.getenv("LVN_HOOKS_DIR") or HOOKS_DIR
+
+
+def _hook(text: str) -> str:
+    _path(text)
+    where = hooks_dir().rstrip("/")
+    name = text[len(where) + 1:]
+    if not text.startswith(where + "/") or not name or "/" in name or name in (".", ".."):
+        raise ValueError(repr(text) + " is not a script in " + where
+                         + " (hooks run as root: only scripts there)")
+    return text
+
+
 _PORT = _uint(1, 65535)
 _ANY_PORT = _uint(0, 65535)
 _MTU = _uint(576, 9000)
@@ -216,8 +238,8 @@ SCHEMA = {
         "lease_ttl": _opt(_uint(0, 36500), "90"),
         "conn_rate": _opt(_uint(1, 1000), "5"),
         "conn_burst": _opt(_uint(1, 1000), "20"),
-        "up_hook": _opt(_path, file=True),
-        "down_hook": _opt(_path, file=True),
+        "up_hook": _opt(_hook, file=True),
+        "down_hook": _opt(_hook, file=True),
     },
     "client": {
         "server": _opt(_host),
@@ -231,8 +253,8 @@ SCHEMA = {
         "keepalive": _opt(_uint(1, 3600), "25"),
         "dead_after": _opt(_uint(1, 100), "3"),
         "server_name": _opt(_host),
-        "up_hook": _opt(_path, file=True),
-        "down_hook": _opt(_path, file=True),
+        "up_hook": _opt(_hook, file=True),
+        "down_hook": _opt(_hook, file=True),
     },
     "tunnel": {
         "enabled": _opt(_bool, "1"),

@@ -413,8 +413,11 @@ def test_field_realities(netns: type[Netns], agents: Agents, tmp_path: Path, kin
     hook.chmod(0o755)
     server_extra = (f"\toption up_hook '{hook}'\n\toption down_hook '{hook}'\n"
                     "\toption conn_rate '1'\n\toption conn_burst '5'\n")
+    # hooks only from the hooks directory (/etc/lvn/hooks.d; here the test's)
+    hooks_env = {"LVN_HOOKS_DIR": str(tmp_path)}
     agents.start("srv", s, SERVER_CONF.format(state=tmp_path / "srv-state", pki=ca,
-                                              extra=server_extra).replace("'1400'", "'1380'"))
+                                              extra=server_extra).replace("'1400'", "'1380'"),
+                 env=hooks_env)
 
     def client(name: str, ns: Netns, cert: Path, key: Path, ifname: str = "lvn0",
                extra: str = "", env: dict[str, str] | None = None) -> None:
@@ -428,7 +431,7 @@ def test_field_realities(netns: type[Netns], agents: Agents, tmp_path: Path, kin
     clock = tmp_path / "clock"
     clock.write_text("@1970-01-01 00:00:00\n")
     fake = {"LD_PRELOAD": FAKETIME, "FAKETIME_TIMESTAMP_FILE": str(clock),
-            "FAKETIME_NO_CACHE": "1", "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+            "FAKETIME_NO_CACHE": "1", "FAKETIME_DONT_FAKE_MONOTONIC": "1", **hooks_env}
     c_extra = f"\toption up_hook '{hook}'\n\toption down_hook '{hook}'\n"
     client("c", c, ca / "issued/node-c.pem", ca / "issued/node-c.key", extra=c_extra, env=fake)
     wait_for(lambda: "waiting for a valid clock" in agents.log("c"), 180, "the clock wait")
@@ -494,7 +497,8 @@ def test_field_realities(netns: type[Netns], agents: Agents, tmp_path: Path, kin
     ping = c.popen("ping", "-c", "300", "-i", "0.05", "-W", "2", "10.77.0.1",
                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     agents.stop("c")
-    client("c", c, ca / "issued/node-c.pem", ca / "issued/node-c.key", extra=c_extra)
+    client("c", c, ca / "issued/node-c.pem", ca / "issued/node-c.key", extra=c_extra,
+           env=hooks_env)
     wait_for(lambda: agents.log("c").count("tunnel up") >= 2, 240, "C's agent to rejoin")
     out = ping.communicate(timeout=scaled(60))[0].decode()
     assert "adopting lvn0" in agents.log("c")

@@ -76,3 +76,20 @@ def test_prefixes_as_ipaddress_reads_them(text: str) -> None:
 def test_prefix_messages(text: str, fragment: str) -> None:
     with pytest.raises(ValueError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
         schema.SCHEMA["tunnel"]["route"].parse(text)
+
+
+@pytest.mark.parametrize("hook", ["/sbin/reboot", "/etc/lvn/hooks.d/../../../sbin/reboot",
+                                  "/etc/lvn/hooks.d/", "/etc/lvn/hooks.d/a/b", "hook.sh",
+                                  "/etc/lvn/hooks.dx/up"])
+def test_hooks_only_from_the_hooks_directory(hook: str,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hooks run as root: a login that may edit the configuration (LuCI's
+    write ACL) must not make the service run any program."""
+    monkeypatch.delenv("LVN_HOOKS_DIR", raising=False)
+    pkg = schema.uci.parse(f"config server 's'\n\toption up_hook '{hook}'\n")
+    _, problems = schema.check(pkg, check_files=False)
+    assert [str(p) for p in problems if "up_hook" in p.where] == [
+        f"lvn.s.up_hook: {hook!r} is not a script in /etc/lvn/hooks.d (hooks run as root: "
+        "only scripts there)"] or (not hook.startswith("/") and problems), problems
+    good = schema.uci.parse("config server 's'\n\toption up_hook '/etc/lvn/hooks.d/up.sh'\n")
+    assert not [p for p in schema.check(good, check_files=False)[1] if "up_hook" in p.where]
