@@ -98,25 +98,32 @@ static void ipudp_keepalive_work(struct work_struct *work)
 
 /*
  * Hand @old's prefixes, counters and timestamps over to @t before @t is
- * published. Readers of @old keep counting into the same per-CPU counters
- * until the grace period ends; then only @t frees them. @t's own counters
- * stay the caller's to free.
+ * published. @t takes @old's per-CPU counters before the first rule points
+ * at it (rcu_assign_pointer() orders the stores), so no reader ever counts
+ * into @t's own counters, which the caller may then free at once. Readers
+ * of @old keep counting into the same counters until the grace period
+ * ends; then only @t frees them.
  */
 static void ipudp_tunnel_take_over(struct ipudp_tunnel *t, struct ipudp_tunnel *old)
 {
-	ipudp_prefixes_retarget(&old->rules, t);
-	ipudp_prefixes_retarget(&old->sources, t);
-	list_splice_init(&old->rules, &t->rules);
-	list_splice_init(&old->sources, &t->sources);
 	t->stats = old->stats;
 	old->stats_moved = true;
 	atomic64_set(&t->rx_spoofed, atomic64_read(&old->rx_spoofed));
 	atomic64_set(&t->rx_malformed, atomic64_read(&old->rx_malformed));
 	t->last_rx = READ_ONCE(old->last_rx);
 	t->last_tx = READ_ONCE(old->last_tx);
+	ipudp_prefixes_retarget(&old->rules, t);
+	ipudp_prefixes_retarget(&old->sources, t);
+	list_splice_init(&old->rules, &t->rules);
+	list_splice_init(&old->sources, &t->sources);
 }
 
-/* Undo ipudp_tunnel_take_over() when @t could not be published. */
+/*
+ * Undo ipudp_tunnel_take_over() when @t could not be published. Readers
+ * that found @t through a rule meanwhile count into @old's counters or,
+ * from here on, into @own, which ipudp_tunnel_free() releases with @t
+ * after a grace period.
+ */
 static void ipudp_tunnel_give_back(struct ipudp_tunnel *t, struct ipudp_tunnel *old,
 				   struct ipudp_tunnel_pcpu_stats __percpu *own)
 {
