@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import queue
 import socket
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 from lvn.model import Event
 from lvn.netlink import Ipudp
@@ -122,3 +126,29 @@ def drain(sock: socket.socket) -> int:
         return n
     finally:
         sock.setblocking(True)
+
+
+UNPRIVILEGED_LISTEN = """
+from lvn.netlink import Ipudp
+try:
+    Ipudp().event_source()
+except Exception as e:
+    print("refused:", type(e).__name__, e)
+else:
+    print("subscribed")
+"""
+
+
+def test_events_need_cap_net_admin() -> None:
+    """The events carry every peer's public endpoint: a process without
+    CAP_NET_ADMIN (uid 65534) may not subscribe; root may."""
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=str(root), PYTHONDONTWRITEBYTECODE="1")
+    out = subprocess.run(["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
+                          sys.executable, "-c", UNPRIVILEGED_LISTEN], env=env,
+                         capture_output=True, text=True, timeout=scaled(120))
+    assert out.stdout.startswith("refused:") and ("Operation not permitted" in out.stdout
+                                                  or "EPERM" in out.stdout
+                                                  or "Errno 1" in out.stdout), out
+    with Ipudp() as k, k.event_source():
+        pass  # root: subscribed

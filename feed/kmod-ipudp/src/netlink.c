@@ -894,8 +894,12 @@ static const struct genl_small_ops ipudp_ops[] = {
 	},
 };
 
+/*
+ * Events carry peers' public endpoints: CAP_NET_ADMIN, as every command
+ * (GENL_MCAST_CAP_NET_ADMIN: 6.7, in the 6.1 and 6.6 stable series too).
+ */
 static const struct genl_multicast_group ipudp_mcgrps[] = {
-	{ .name = IPUDP_MCGRP_EVENTS, },
+	{ .name = IPUDP_MCGRP_EVENTS, .flags = GENL_MCAST_CAP_NET_ADMIN, },
 };
 
 static struct genl_family ipudp_family __ro_after_init = {
