@@ -600,7 +600,7 @@ class Server(Agent):
                     log.warning("%r: %s", name, e)
                     self._act(s, conn, name, s.leased([], str(e)))
                     continue
-                self._act(s, conn, name, s.leased(addrs))
+                self._act(s, conn, name, s.leased(addrs, sources=self.leases.networks()))
             elif isinstance(act, session.MoveTunnel):
                 self._set_tunnel(name, act.address, act.port, s.addresses)
             elif isinstance(act, session.Answer):
@@ -803,6 +803,7 @@ class Client(Agent):
     def __init__(self, conf: ClientConfig, kernel: Any, state_dir: str) -> None:
         super().__init__(kernel, state_dir, conf.ifname, conf.up_hook, conf.down_hook)
         self.addresses: list[str] = []
+        self.sources: list[str] = []  # inner sources accepted from the server (LEASE)
         self.conf = conf
         self.ctx = tls_context(conf.ca, conf.cert, conf.key, conf.crl, server=False)
         self.rejoin = Rejoin(_valid_from(conf.cert), random.random)
@@ -932,6 +933,7 @@ class Client(Agent):
                     k.add_address(ifname, a)
                 k.set_link(ifname, mtu=int(fields["mtu"]), up=True)
                 self.addresses = sorted(want)
+                self.sources = list(fields.get("sources", []))
                 log.info("lease: %s, mtu %s", ", ".join(sorted(want)), fields["mtu"])
             elif isinstance(act, session.SendDatagram):
                 if self.udp and self.data_port:
@@ -942,6 +944,7 @@ class Client(Agent):
                         log.warning("sending to the server: %s", e)
             elif isinstance(act, session.OpenTunnel):
                 k.set_tunnel(ifname, self.server_ip, remote_port=self.data_port, replace=True)
+                static.apply_sources(k, ifname, self.sources)
             elif isinstance(act, session.Up):
                 self.rejoin.joined()
                 self.up = True

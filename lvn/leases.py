@@ -130,6 +130,10 @@ class Leases:
                                                 int(ip) - int(pool.network_address))
             self._save()
 
+    def networks(self) -> list[str]:
+        """The pools, as prefixes: the overlay's sources."""
+        return [str(p) for p in self.pools]
+
     def gateway(self) -> list[str]:
         """The server's own overlay addresses: the first host of each pool."""
         return [f"{p[1]}/{p.prefixlen}" for p in self.pools]

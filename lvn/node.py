@@ -251,6 +251,7 @@ class Node:
         self.server_ip = ""
         self.data_port = 0
         self.addresses: list[str] = []
+        self.sources: list[str] = []  # inner sources accepted from the server (LEASE)
         self.up = False
         self.written: dict[str, Any] | None = None
         self.wakeups = 0  # loop iterations: I/O or a timer woke the agent
@@ -496,6 +497,7 @@ class Node:
                         log("warning", "sending to the server: " + str(e))
             elif isinstance(act, session.OpenTunnel):
                 self.kernel.set_tunnel(self.ifname, self.server_ip, self.data_port, replace=True)
+                static.apply_sources(self.kernel, self.ifname, self.sources)
             elif isinstance(act, session.Up):
                 self.rejoin.joined()
                 self.up = True
@@ -515,6 +517,7 @@ class Node:
             self.kernel.add_address(self.ifname, a)
         self.kernel.set_link(self.ifname, mtu=int(fields["mtu"]), up=True)
         self.addresses = sorted(want)
+        self.sources = list(fields.get("sources", []))
         log("info", "lease: " + ", ".join(self.addresses) + ", mtu " + str(fields["mtu"]))
 
     def _due(self, now: float) -> float:

@@ -149,6 +149,11 @@ def _prefix(text: str) -> str:
     return nlcodec.ip_text(packed) + "/" + str(length)
 
 
+def parse_prefix(text: str) -> str:
+    """A network prefix (no host bits set), canonical."""
+    return _prefix(text)
+
+
 def parse_interface_address(text: str) -> str:
     """An address with its prefix length (10.99.0.1/24), canonical."""
     if "/" not in text:

@@ -28,6 +28,7 @@ except ImportError:  # MicroPython
 HANDSHAKE_TIMEOUT = 30.0
 PROBE_INTERVAL = 1.0
 DEAD_AFTER = 3  # keepalives the server leaves unanswered before the client rejoins
+MAX_SOURCES = 8  # prefixes in a LEASE's "sources"
 
 
 # -- errors ---------------------------------------------------------------
@@ -246,8 +247,11 @@ class ServerSession(_Machine):
                           if isinstance(want, list) else [])]
         return [Up()]
 
-    def leased(self, addresses: list[str], error: str = "") -> "list[Action]":
-        """The shell's answer to a ``Lease`` action (or why it failed)."""
+    def leased(self, addresses: list[str], error: str = "",
+               sources: "list[str] | None" = None) -> "list[Action]":
+        """The shell's answer to a ``Lease`` action (or why it failed);
+        ``sources``: the overlay's prefixes (the server's pools), the only
+        inner sources the client is to accept from its tunnel."""
         if error:
             if self.state != ServerState.LEASING:
                 raise LocalError("leased in state " + self.state)
@@ -257,6 +261,8 @@ class ServerSession(_Machine):
         fields: dict[str, object] = {"session": self.session.hex(), "key": self.key.hex(),
                                      "data_port": self.data_port, "mtu": self.mtu,
                                      "keepalive": self.keepalive, "answers": True}
+        if sources:
+            fields["sources"] = list(sources)
         for a in addresses:
             fields["addr6" if ":" in a else "addr4"] = a
         return [Send(protocol.encode(protocol.LEASE, fields))]
@@ -457,8 +463,9 @@ def _field(body: "dict[str, object]", name: str, low: int, high: int) -> int:
 
 def lease_fields(body: "dict[str, object]") -> "dict[str, object]":
     """A LEASE's tunnel parameters, checked for type and range (ValueError
-    names the field): ``data_port``, ``mtu``, ``keepalive`` and the
-    ``addr4`` / ``addr6`` present, in canonical form."""
+    names the field): ``data_port``, ``mtu``, ``keepalive``, the ``addr4``
+    / ``addr6`` present, in canonical form, and ``sources`` (prefixes; an
+    empty list when the server sends none)."""
     out: dict[str, object] = {"data_port": _field(body, "data_port", 1, 65535),
                                 "mtu": _field(body, "mtu", 576, 9000),
                                 "keepalive": _field(body, "keepalive", 1, 3600)}
@@ -473,4 +480,13 @@ def lease_fields(body: "dict[str, object]") -> "dict[str, object]":
         except ValueError:
             raise ValueError("field " + repr(name) + ": " + repr(value) + " is not an IPv"
                              + ("6" if v6 else "4") + " address with prefix length") from None
+    sources = body.get("sources", [])
+    if not isinstance(sources, list) or len(sources) > MAX_SOURCES \
+            or not all(isinstance(p, str) for p in sources):
+        raise ValueError("field 'sources': not a list of at most " + str(MAX_SOURCES)
+                         + " prefixes")
+    try:
+        out["sources"] = [schema.parse_prefix(p) for p in sources]
+    except ValueError as e:
+        raise ValueError("field 'sources': " + str(e)) from None
     return out

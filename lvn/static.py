@@ -231,6 +231,24 @@ def lease_changes(have: "list[str]", want: "list[str]") -> "tuple[list[str], lis
     return [a for a in have if a not in want], [a for a in want if a not in have]
 
 
+def source_changes(rules: "Sequence[RuleView]", want: "list[str]") -> "tuple[list[str], list[str]]":
+    """(to delete, to add): the allowed-source rules of a client's tunnel
+    (``rules`` as the kernel lists them) made ``want``, the server's pools."""
+    have = [r.prefix for r in rules if r.kind == "source"]
+    return [p for p in have if p not in want], [p for p in want if p not in have]
+
+
+def apply_sources(kernel: "Kernel", ifname: str, want: "list[str]") -> None:
+    """A client's FIXED tunnel accepts only inner sources in ``want`` (none
+    given: any), so that a spoofer of the server's address and port cannot
+    inject packets from elsewhere."""
+    delete, add = source_changes(kernel.rules(ifname), want)
+    for p in delete:
+        kernel.del_rule(ifname, p, 0, "source")
+    for p in add:
+        kernel.add_rule(ifname, p, 0, "source")
+
+
 def read_actual(kernel: "Kernel") -> "dict[str, Actual]":
     out = {}
     for dev in kernel.devices():

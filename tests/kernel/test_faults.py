@@ -10,14 +10,17 @@ kernel) so a busy host does not fail them.  The times measured are printed
 from __future__ import annotations
 
 import signal
+import socket
 import time
 from pathlib import Path
 
 import pytest
 
 from lvn import pki
+from lvn.model import Tunnel
 from lvn.netlink import Ipudp
 
+from . import packets
 from .netns import Netns, veth, wait_for
 from .test_agent import CLIENT_CONF, Agents, agents, nat_site, overlay4  # noqa: F401
 
@@ -61,6 +64,16 @@ def server_tunnels(s: Netns) -> dict[int, str]:
         return {t.id: t.remote for t in k.tunnels("lvn0")}
 
 
+def server_tunnels_full(s: Netns) -> list[Tunnel]:
+    with Ipudp(netns=s.name) as k:
+        return list(k.tunnels("lvn0"))
+
+
+def rx_spoofed(ns: Netns) -> int:
+    with Ipudp(netns=ns.name) as k:
+        return int(k.device("lvn0").drops.rx_spoofed)
+
+
 def pings(ns: Netns, dest: str = "10.77.0.1") -> bool:
     return "0 received" not in ns.run("ping", "-c", "2", "-i", "0.3", "-W", "2", dest,
                                       check=False)
@@ -89,7 +102,22 @@ def test_silent_server_power_loss_and_revocation(netns: type[Netns], agents: Age
              "both clients to join")
     assert pings(a) and pings(b)
 
-    # 1. the server falls silent (no FIN): both clients notice within a bound
+    # 0. a spoofer of the server's address and data port (no BCP 38 on the
+    # underlay) gets no packet with a source outside the overlay delivered:
+    # the clients accept only the pools the server sent in LEASE
+    b_port = next(t.remote_port for t in server_tunnels_full(s) if t.remote == "10.98.0.2")
+    with Ipudp(netns=b.name) as k:
+        before = k.device("lvn0").drops.rx_spoofed
+    with s.entered():
+        spoofer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with spoofer:
+        spoofer.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        spoofer.bind(("10.98.0.1", 50000))
+        for _ in range(5):
+            spoofer.sendto(packets.ipv4_udp("192.0.2.99", str(overlay4(b)), 4000, 9, b"x"),
+                           ("10.98.0.2", b_port))
+    wait_for(lambda: rx_spoofed(b) >= before + 5, 60, "the spoofed packets to be dropped")
+    assert pings(b)  # from the overlay: delivered (no FIN): both clients notice within a bound
     # of keepalive periods, and join again once it answers
     blackhole(s, True)
     t0 = time.monotonic()

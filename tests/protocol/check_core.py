@@ -190,7 +190,8 @@ def _up_pair(keepalive=25, dead_after=3, lease_edit=None):  # type: ignore[no-un
     server = session.ServerSession(KEY, SESSION, 0.0, 50000, 1400, 25, 90)
     hello = _msgs(client.start())[0]
     server.on_message(hello[0], hello[1])
-    lease = _msgs(server.leased(["10.77.0.2/16", "fd77::2/64"]))[0]
+    lease = _msgs(server.leased(["10.77.0.2/16", "fd77::2/64"],
+                                sources=["10.77.0.0/16", "fd77::/64"]))[0]
     if lease_edit is not None:
         lease_edit(lease[1])
     acts = client.on_message(lease[0], lease[1], 0.0)
@@ -312,7 +313,9 @@ def bad_lease_fields_are_a_remote_error() -> bool:
     ok = True
     for edit in ({"data_port": 70000}, {"data_port": "50000"}, {"mtu": 10},
                  {"keepalive": 0}, {"addr4": 7}, {"addr4": "fd77::2/64"},
-                 {"addr6": "fd77::2"}, {"addr4": "10.77.0.300/24"}):
+                 {"addr6": "fd77::2"}, {"addr4": "10.77.0.300/24"},
+                 {"sources": "10.77.0.0/16"}, {"sources": ["10.77.0.1/16"]},
+                 {"sources": [7]}, {"sources": ["10.0.0.0/8"] * 9}):
         client, _, acts = _up_pair(lease_edit=lambda body, e=edit: body.update(e))
         close = acts[-1] if acts else None
         name = list(edit)[0]
@@ -326,7 +329,8 @@ def bad_lease_fields_are_a_remote_error() -> bool:
     configure = acts[0]
     return (isinstance(configure, session.Configure)
             and configure.fields == {"data_port": 50000, "mtu": 1400, "keepalive": 25,
-                                     "addr4": "10.77.0.2/16", "addr6": "fd77::2/64"})
+                                     "addr4": "10.77.0.2/16", "addr6": "fd77::2/64",
+                                     "sources": ["10.77.0.0/16", "fd77::/64"]})
 
 
 @check
