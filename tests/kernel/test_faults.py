@@ -1,6 +1,7 @@
 """The everyday faults of a community network, end to end (issue 27's suite):
-a server that falls silent without FIN, clients that lose power and
-rejoin before their old session timed out, a revocation during a session.  A CPython client behind a
+a spoofer of the server's address, wall clocks stepping an hour, a server
+that falls silent without FIN, clients that lose power and rejoin before
+their old session timed out, a revocation during a session.  A CPython client behind a
 masquerading NAT and a MicroPython node, side by side, against one server.
 
 Every wait ends on an event; the ceilings are generous (scaled on the debug
@@ -22,7 +23,7 @@ from lvn.netlink import Ipudp
 
 from . import packets
 from .netns import Netns, veth, wait_for
-from .test_agent import CLIENT_CONF, Agents, agents, nat_site, overlay4  # noqa: F401
+from .test_agent import CLIENT_CONF, FAKETIME, Agents, agents, nat_site, overlay4  # noqa: F401
 
 pytestmark = pytest.mark.newest
 
@@ -86,13 +87,19 @@ def test_silent_server_power_loss_and_revocation(netns: type[Netns], agents: Age
     pki.init(ca)
     for name in ("srv", "node-a", "node-b"):
         pki.issue(ca, name, role="server" if name == "srv" else "node")
-    agents.start("srv", s, SERVER_CONF.format(state=tmp_path / "srv-state", pki=ca))
+    # every agent's wall clock can be stepped (libfaketime; monotonic clocks are real)
+    clock = tmp_path / "clock"
+    clock.write_text("+0\n")
+    fake = {"LD_PRELOAD": FAKETIME, "FAKETIME_TIMESTAMP_FILE": str(clock),
+            "FAKETIME_NO_CACHE": "1", "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+    agents.start("srv", s, SERVER_CONF.format(state=tmp_path / "srv-state", pki=ca), env=fake)
 
     def client(name: str, ns: Netns, server: str, cert: str, micropython: bool) -> None:
         agents.start(name, ns, CLIENT_CONF.format(
             server=server, ifname="lvn0", ca=ca / "ca.pem", cert=ca / f"issued/{cert}.pem",
             key=ca / f"issued/{cert}.key", state=tmp_path / name / "state",
-            extra=f"\toption dead_after '{DEAD_AFTER}'\n"), micropython=micropython)
+            extra=f"\toption dead_after '{DEAD_AFTER}'\n"), micropython=micropython,
+            env=fake)
 
     # A: CPython behind the NAT; B: the MicroPython node, direct
     clients = {"a": (a, "10.99.0.1", "node-a", False), "b": (b, "10.98.0.1", "node-b", True)}
@@ -117,7 +124,24 @@ def test_silent_server_power_loss_and_revocation(netns: type[Netns], agents: Age
             spoofer.sendto(packets.ipv4_udp("192.0.2.99", str(overlay4(b)), 4000, 9, b"x"),
                            ("10.98.0.2", b_port))
     wait_for(lambda: rx_spoofed(b) >= before + 5, 60, "the spoofed packets to be dropped")
-    assert pings(b)  # from the overlay: delivered (no FIN): both clients notice within a bound
+    assert pings(b)  # from the overlay: delivered
+
+    # 0b. the wall clocks of server and clients step an hour back, then
+    # forward (NTP after a wrong start): timers run on monotonic clocks, so
+    # keepalives go on and nothing expires or rejoins (the node's used
+    # the wall clock: a step back froze its keepalives)
+    for step in ("-3600", "+3600"):
+        joins = {n: agents.log(n).count("tunnel up") for n in clients}
+        clock.write_text(step + "\n")
+        t0 = time.monotonic()
+        wait_for(lambda t0=t0: time.monotonic() - t0 > IDLE + 2 * KEEPALIVE, IDLE + 60,
+                 f"an idle timeout to pass with the clocks stepped {step} s")
+        assert pings(a) and pings(b)
+        assert {n: agents.log(n).count("tunnel up") for n in clients} == joins, step
+        assert DEAD_TEXT not in agents.log("a") + agents.log("b"), step
+    clock.write_text("+0\n")
+
+    # 1. the server falls silent (no FIN): both clients notice within a bound
     # of keepalive periods, and join again once it answers
     blackhole(s, True)
     t0 = time.monotonic()
