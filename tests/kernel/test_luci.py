@@ -229,20 +229,22 @@ def test_config_form_applies_and_refuses(site: Site, browser: Browser) -> None:
                  "LuCI to mark the address invalid")
     remote.clear()
     remote.send_keys("10.99.0.2")
-    # what only the service knows (the role's files do not exist): refused
-    # with lvn config validate's message, nothing staged
-    from selenium.webdriver.support.ui import Select
-    Select(browser.css('[id="widget.cbid.lvn.agent.role"]')).select_by_value("client")
+    # what LuCI's datatype lets through and the service refuses (port 0):
+    # refused with lvn config validate's message, nothing staged
+    port = browser.css('[id="widget.cbid.lvn.peer.remote_port"]')
+    port.clear()
+    port.send_keys("0")
     browser.css(".cbi-page-actions .cbi-button-apply").click()
     errors = browser.css("#lvn-errors")
-    browser.wait(lambda d: "does not exist" in errors.text, 60, "the refusal")
-    assert "lvn.client.ca: file /etc/lvn/ca.pem does not exist" in errors.text
+    browser.wait(lambda d: "remote_port" in errors.text, 60, "the refusal")
+    assert "lvn.peer.remote_port: " in errors.text and "'0'" in errors.text, errors.text
     browser.d.execute_script("window.scrollTo(0, 0)")  # LuCI's notifications are on top
     browser.shot("config-refused")
-    assert site.router.sh("uci get lvn.agent.role").strip() == "none"
+    assert site.router.sh("uci get lvn.peer.remote_port").strip() == "50003"
     # nothing was staged in the session either: a fresh page shows the old value
     browser.d.get(f"{URL}/cgi-bin/luci/admin/services/lvn/config")
-    assert browser.css('[id="widget.cbid.lvn.agent.role"]').get_attribute("value") == "none"
+    assert browser.css('[id="widget.cbid.lvn.peer.remote_port"]').get_attribute(
+        "value") == "50003"
     # a valid change: Save & Apply, procd's reload trigger, the kernel follows
     port = browser.css('[id="widget.cbid.lvn.peer.remote_port"]')
     port.clear()
@@ -258,18 +260,19 @@ def test_config_form_applies_and_refuses(site: Site, browser: Browser) -> None:
 
 
 def test_markup_from_the_service_is_shown_as_text(site: Site, browser: Browser) -> None:
-    """A section type with markup (a login with only the write ACL can store
-    one): the service's refusal quotes it, and the status page shows that
-    as text; no element is made of it (LuCI inserts bare strings as HTML)."""
+    """Markup in the configuration (a login with only the write ACL can
+    store it): the service's refusal quotes the value, and the status page
+    shows that as text; no element is made of it (LuCI inserts bare
+    strings as HTML)."""
     site.router.sh("cp /etc/config/lvn /tmp/lvn.good && "
-                   "printf '%s\\n' \"config '<b id=x>' 'evil'\" >> /etc/config/lvn && "
+                   "uci set lvn.peer.remote='<b id=x>' && uci commit lvn && "
                    "{ ubus call lvn reload || true; }")
     try:
         browser.login("root")
         browser.d.get(f"{URL}/cgi-bin/luci/admin/services/lvn/status")
         browser.wait(lambda d: "<b id=x>" in d.find_element(
             "css selector", "#lvn-status [data-name=config]").text, 90,
-            "the refusal, quoting the section type as text")
+            "the refusal, quoting the value as text")
         assert browser.d.find_elements("css selector", "#x") == []
     finally:
         site.router.sh("cp /tmp/lvn.good /etc/config/lvn && ubus call lvn reload")
