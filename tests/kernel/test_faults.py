@@ -27,7 +27,7 @@ from .test_agent import CLIENT_CONF, FAKETIME, Agents, agents, nat_site, overlay
 
 pytestmark = pytest.mark.newest
 
-KEEPALIVE, IDLE, DEAD_AFTER = 2, 30, 3
+KEEPALIVE, IDLE, DEAD_AFTER = 2, 12, 3
 
 SERVER_CONF = f"""
 config agent 'agent'
