@@ -422,7 +422,7 @@ class Node:
 
     def _retry(self, why: str) -> None:
         delay = self.rejoin.failed(self.clock())
-        log("warning", why + "; retrying in " + str(int(delay * 10) / 10) + " s")
+        log("warning", f"{why}; retrying in {delay:.1f} s")
 
     def _readable(self) -> None:
         msgs: list[tuple[int, dict[str, object]]] = []
