@@ -528,15 +528,21 @@ class Server(Agent):
         """A new session of ``name`` ends its older ones (a client that
         rebooted before its old, half-open session timed out): they go
         without touching the tunnel, which the new session takes over."""
-        for old, conn, n in list(self.sessions.values()):
-            if n != name:
-                continue
+        if self._end_sessions_of(name, "replaced", "a newer session of this identity took over"):
             log.info("%r: session replaced by a new one of the same identity", name)
-            del self.sessions[old.session]
-            old.state = session.CLOSED
-            conn.send(protocol.encode(protocol.ERROR, {
-                "code": "replaced", "text": "a newer session of this identity took over"}))
-            self._close_conn(conn)
+
+    def _end_sessions_of(self, name: str, code: str, text: str) -> int:
+        """End ``name``'s sessions with ERROR ``code``, leaving its tunnel to
+        the caller; how many there were."""
+        ended = 0
+        for s, conn, n in list(self.sessions.values()):
+            if n == name:
+                del self.sessions[s.session]
+                s.state = session.CLOSED
+                conn.send(protocol.encode(protocol.ERROR, {"code": code, "text": text}))
+                self._close_conn(conn)
+                ended += 1
+        return ended
 
     def _drop(self, conn: TlsConn, holder: dict[str, Any]) -> None:
         s = holder.get("session")
@@ -729,13 +735,7 @@ class Server(Agent):
         assert self.crl is not None
         revoked = {n for n, serial in self.serial_of.items() if serial in self.crl.serials}
         for name in revoked:
-            for s, conn, n in list(self.sessions.values()):
-                if n == name:
-                    del self.sessions[s.session]
-                    s.state = session.CLOSED
-                    conn.send(protocol.encode(protocol.ERROR, {
-                        "code": "revoked", "text": "this certificate has been revoked"}))
-                    self._close_conn(conn)
+            self._end_sessions_of(name, "revoked", "this certificate has been revoked")
             log.warning("%r: certificate revoked: session ended, tunnel removed, "
                         "lease released", name)
             self.detached.attach(name)
