@@ -35,6 +35,8 @@ class AgentConfig:
     role: str = "none"
     log_level: str = "info"
     state_dir: str = "/var/lib/lvn"
+    # kept for hooks besides capabilities.NEEDED; read at start only
+    capabilities: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

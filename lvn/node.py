@@ -31,12 +31,14 @@ import time
 
 from . import (
     __version__,
+    capabilities,
     controlwire,
     errors,
     files,
     ipudp_abi,
     nlcodec,
     nodecontrol,
+    nodeprivilege,
     protocol,
     rawnl,
     rejoin,
@@ -334,6 +336,10 @@ class Node:
             return {"ok": False, "errors": list(self.config_errors)}
         self.config_errors = []
         self.last_reload = time.time()
+        if conf.get("capabilities") != self.conf.get("capabilities"):
+            log("warning", "lvn.agent.capabilities changed: it takes effect at the next "
+                "start (service lvn restart)")
+            conf["capabilities"] = self.conf.get("capabilities")
         if conf == self.conf and creds == [self.ca, self.cert, self.key]:
             return {"ok": True, "changes": []}
         self.conf = conf
@@ -752,6 +758,13 @@ def main(argv: list[str]) -> int:
         where = "control socket " + control if command == "run" else command
         log("error", where + ": " + _reason(e))
         return 1
+    try:
+        kept = nodeprivilege.drop(conf.get("capabilities") or ())
+        log("info", "capabilities kept: " + (", ".join(capabilities.names(kept)) or "none"))
+    except OSError as e:
+        # OpenWrt's micropython has ffi: this is another build
+        log("warning", "running with all of root's capabilities: cannot drop them: "
+            + _reason(e))
     log("info", "client " + conf["ifname"] + " for " + conf["server"])
     node.run()
     return 0

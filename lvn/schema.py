@@ -15,7 +15,7 @@ that need evaluating; addresses are parsed by lvn.nlcodec.
 import os
 from collections import namedtuple
 
-from . import nlcodec, uci
+from . import capabilities, nlcodec, uci
 from .ipudp_abi import DEFAULT_PORT, MODES
 
 try:
@@ -215,6 +215,25 @@ def _hook(text: str) -> str:
     return text
 
 
+# The agent's state (status, leases) lives in a directory of its own under
+# one of these: a login allowed to edit the configuration cannot make the
+# service write elsewhere.  LVN_STATE_ROOTS (":"-separated, the service's
+# environment) names others, for tests.
+STATE_ROOTS = ("/var/lib/", "/var/run/", "/run/", "/tmp/", "/etc/lvn/")
+
+
+def _state_dir(text: str) -> str:
+    _path(text)
+    roots = os.getenv("LVN_STATE_ROOTS")
+    allowed = tuple(roots.split(":")) if roots else STATE_ROOTS
+    parts = text.split("/")
+    if ".." in parts or "." in parts or not any(
+            text.startswith(r) and len(text) > len(r) for r in allowed):
+        raise ValueError(repr(text) + " is not a directory under " + ", ".join(allowed)
+                         + " (the agent writes its state there as root)")
+    return text
+
+
 _PORT = _uint(1, 65535)
 _ANY_PORT = _uint(0, 65535)
 _MTU = _uint(576, 9000)
@@ -225,7 +244,8 @@ SCHEMA = {
         "enabled": _opt(_bool, "0"),
         "role": _opt(_enum(*ROLES), "none"),
         "log_level": _opt(_enum(*LOG_LEVELS), "info"),
-        "state_dir": _opt(_path, "/var/lib/lvn"),
+        "state_dir": _opt(_state_dir, "/var/lib/lvn"),
+        "capabilities": _opt(capabilities.parse_name, is_list=True),
     },
     "server": {
         "listen_port": _opt(_PORT, str(DEFAULT_PORT)),

@@ -23,7 +23,7 @@ import time
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from . import config, static, ubus_api, uci
+from . import config, privilege, static, ubus_api, uci
 from .control import ControlServer
 from .errors import LvnError
 from .files import write_atomic
@@ -49,6 +49,8 @@ class Service:
         self.pending_events: list[tuple[str, dict[str, Any]]] = []
         self.agent: Any = None  # lvn.agent.Server / Client when the agent role is on
         self.agent_conf: Any = None  # the section it runs with
+        # agent.capabilities as the service started with it (None: not yet dropped)
+        self.capabilities: tuple[str, ...] | None = None
 
     def reload(self) -> dict[str, Any]:
         """Validate, then apply by diff; a bad file changes nothing."""
@@ -65,12 +67,22 @@ class Service:
             return {"ok": False, "errors": [str(e)]}
         self.config, self.config_errors = conf, ()
         log.setLevel(conf.agent.log_level.upper())
+        if self.capabilities is not None and conf.agent.capabilities != self.capabilities:
+            log.warning("agent.capabilities changed: it takes effect when the service "
+                        "restarts (service lvn restart)")
         self.last_reload = time.time()
         self.pending_events += ubus_api.events(acts)
         for a in acts:
             log.info("%s", a)
         self._reload_agent(conf)
         return {"ok": True, "changes": [str(a) for a in acts]}
+
+    def drop_capabilities(self) -> None:
+        """At start (run): keep only what the service and the hooks need
+        (agent.capabilities of the file read at start; none with an
+        invalid one).  A later change of the list takes effect at a restart."""
+        self.capabilities = self.config.agent.capabilities if self.config else ()
+        privilege.drop(self.capabilities)
 
     def _reload_agent(self, conf: config.Config) -> None:
         role = conf.agent.role if conf.agent.enabled else "none"
@@ -186,6 +198,7 @@ def run(service: Service, control_path: str | None, ubus_socket: str | None) -> 
     control = ControlServer(control_path) if control_path else None
     sender = EventSender(ubus_socket) if ubus_socket else None
     service.reload()
+    service.drop_capabilities()
     log.info("lvn service running (config %s/lvn, control %s, ubus events %s)",
              service.confdir, control_path or "off", ubus_socket or "off")
     served_agent = None

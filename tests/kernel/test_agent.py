@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import upy
 
-from lvn import controlwire, nodecontrol, pki
+from lvn import capabilities, controlwire, nodecontrol, pki
 from lvn.netlink import Ipudp
 
 from .netns import Netns, scaled, veth, wait_for
@@ -409,7 +409,8 @@ def test_field_realities(netns: type[Netns], agents: Agents, tmp_path: Path, kin
     hooks.mkdir()
     hook = tmp_path / "hook.sh"
     hook.write_text(f'#!/bin/sh\nf="{hooks}/$LVN_ROLE-$1-$LVN_PEER"\n'
-                    'env | grep ^LVN_ > "$f.tmp" && mv "$f.tmp" "$f"\n')
+                    '{ env | grep ^LVN_; sed -n "s/^CapBnd:\\t/CAPBND=/p" /proc/self/status; } '
+                    '> "$f.tmp" && mv "$f.tmp" "$f"\n')
     hook.chmod(0o755)
     server_extra = (f"\toption up_hook '{hook}'\n\toption down_hook '{hook}'\n"
                     "\toption conn_rate '1'\n\toption conn_burst '5'\n")
@@ -450,6 +451,10 @@ def test_field_realities(netns: type[Netns], agents: Agents, tmp_path: Path, kin
     assert up["LVN_EVENT"] == "up" and up["LVN_IFNAME"] == "lvn0"
     assert up["LVN_ENDPOINT_ADDRESS"] == "10.98.0.2" and up["LVN_ADDRESS4"] == f"{addr_c}/24"
     assert env_file(hooks / "client-up-srv")["LVN_ENDPOINT_ADDRESS"] == "10.98.0.1"
+    # the agents and their hooks hold net_admin and net_bind_service only
+    # (lvn/capabilities.py), in the bounding set too
+    for f in ("server-up-node-c", "client-up-srv"):
+        assert env_file(hooks / f)["CAPBND"] == f"{capabilities.keep_mask():016x}", f
 
     # certificate matrix, the rest: self-signed, wrong key usage, wrong identity
     client("selfish", x, *odd["selfish"], ifname="lvs")
