@@ -853,6 +853,27 @@ def footprint() -> dict[str, Any]:
     return out
 
 
+# the fault suite's scenarios and the figures each writes (docs/testing.md)
+RELIABILITY = {"tests/kernel/test_faults.py": "faults.json",
+               "tests/kernel/test_floods.py": "floods.json"}
+
+
+def reliability() -> dict[str, Any]:
+    """The fault scenarios, once each, side by side as in make test: the
+    times to detect and recover, the joins and answers under the floods."""
+    out = ROOT / "build" / "vm" / platform.release()
+    for name in RELIABILITY.values():
+        (out / name).unlink(missing_ok=True)
+    res = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+                          "-n", str(len(RELIABILITY)), *RELIABILITY], cwd=ROOT)
+    figures = {Path(name).stem: json.loads((out / name).read_text())
+               for name in RELIABILITY.values() if (out / name).exists()}
+    if res.returncode != 0:
+        raise RuntimeError(f"the fault scenarios failed (pytest exit {res.returncode}); "
+                           f"figures of: {', '.join(figures) or 'none'}")
+    return figures
+
+
 # the modules a MicroPython node imports (lvn.node and what it needs)
 def _node_modules() -> list[str]:
     """The node package's modules: LVN_NODE_MODULES of feed/lvn/Makefile."""
@@ -1000,13 +1021,15 @@ def main() -> int:
         summarize(chosen, entries, local, forward, nic, result)
         result["rounds_done"] = rnd + 1
         save()  # the rounds so far, summarized
-    if not args.no_profile and (not args.quick or args.profile):
+    if chosen and not args.no_profile and (not args.quick or args.profile):
         stage("profile", lambda: profile_all(chosen, entries), store=False)
         summarize(chosen, entries, local, forward, nic, result)
     if not only:
         stage("scale", lambda: scale(counts, seconds, 1))
         stage("footprint", footprint)
         stage("control_plane", lambda: control_plane(joins))
+    if not only or "reliability" in only:
+        stage("reliability", reliability)
     save()
     failed = result.get("failed_stages", {})
     print(f"bench: wrote {args.out}" + (f"; failed stages: {', '.join(failed)}" if failed

@@ -426,10 +426,48 @@ def markdown(r: dict[str, Any], result_name: str, pngs: list[str], plot_dir: str
                   f"{node['heap_peak']:,} B, in use {node['heap_used']:,} B (RSS "
                   f"{node['rss_kib_in_cpython'] / 1024:.1f} MiB is that of the PyPI build, "
                   "which runs inside a CPython process: not a router's micropython)."]
+    L += reliability_section(r.get("reliability", {}))
     L.append("")
     if pngs:
         L += ["## Plots", ""] + [f"![{p}]({plot_dir}/{p})" for p in pngs] + [""]
     return "\n".join(L)
+
+
+# the fault scenarios' figures (tests/kernel/test_faults.py, test_floods.py)
+RELIABILITY_ROWS = [
+    ("faults", "detect_silent_server_s", "a silent server (no FIN) detected by both clients", "s"),
+    ("faults", "rejoin_after_server_answers_s", "both joined again after it answered", "s"),
+    ("faults", "rejoin_after_power_loss_s", "clients back after a power loss (new addresses)",
+     "s"),
+    ("faults", "replaced", "old sessions replaced by the rejoin (others expired first)", ""),
+    ("faults", "revocation_effective_s", "a revocation ends the live session", "s"),
+    ("floods", "tcp_join_s", "both clients joined under 1,000 connections from one /64", "s"),
+    ("floods", "tcp_status_answer_s", "`status` answered under that flood (slowest of 3)", "s"),
+    ("floods", "tcp_server_cpu_share", "server CPU under that flood (cores)", ""),
+    ("floods", "udp_junk_pps", "junk datagrams at the data port (one sender)", "pps"),
+    ("floods", "udp_join_s", "both clients joined under that flood", "s"),
+    ("floods", "udp_status_answer_s", "`status` answered under that flood (slowest of 3)", "s"),
+    ("floods", "udp_server_cpu_share", "server CPU under that flood (cores)", ""),
+]
+
+
+def reliability_section(rel: dict[str, dict[str, Any]]) -> list[str]:
+    """make bench's reliability section: one run of each fault scenario."""
+    if not rel:
+        return []
+    L = ["", "## Reliability", "",
+         "One run of each fault scenario of make test (a CPython client and a "
+         "MicroPython node; keepalive {k} s, idle timeout {i} s, dead after {d} "
+         "unanswered keepalives): times from the fault to the event.".format(
+             k=rel.get("faults", {}).get("keepalive_s", "?"),
+             i=rel.get("faults", {}).get("idle_timeout_s", "?"),
+             d=rel.get("faults", {}).get("dead_after", "?")),
+         "", "| scenario | figure |", "|---|---|"]
+    for part, key, what, unit in RELIABILITY_ROWS:
+        value = rel.get(part, {}).get(key)
+        if value is not None:
+            L.append(f"| {what} | {value:,}{' ' + unit if unit else ''} |")
+    return L
 
 
 def main() -> int:

@@ -82,9 +82,12 @@ class Agents:
         self.nodes: dict[str, tuple[Netns, dict[str, str]]] = {}
 
     def start(self, name: str, ns: Netns, conf: str,
-              env: dict[str, str] | None = None, micropython: bool = False) -> None:
+              env: dict[str, str] | None = None, micropython: bool = False,
+              args: tuple[str, ...] = (), prefix: tuple[str, ...] = ()) -> None:
         """An agent with config ``conf``; ``micropython``: the node's client
-        agent (lvn.node) under MicroPython instead of CPython's lvn agent."""
+        agent (lvn.node) under MicroPython instead of CPython's lvn agent;
+        ``args`` after the CPython agent's, ``prefix`` before the command
+        (e.g. prlimit)."""
         d = self.tmp / name
         d.mkdir(exist_ok=True)
         (d / "lvn").write_text(conf)
@@ -97,9 +100,9 @@ class Agents:
                    str(d / "control.sock"), str(d / "lvn")]
         else:
             cmd = [sys.executable, "-m", "lvn", "agent", "-c", str(d), "--state",
-                   str(d / "static.json")]
+                   str(d / "static.json"), *args]
         with open(log, "ab") as out:
-            proc = ns.popen(*cmd, stdout=out, stderr=out, env=env)
+            proc = ns.popen(*prefix, *cmd, stdout=out, stderr=out, env=env)
         self.procs[name] = (proc, log)
         if micropython:
             self.nodes[name] = (ns, env)

@@ -106,3 +106,20 @@ def test_a_failed_stage_is_reported_not_fatal() -> None:
     assert bench_report.validate(r) == []
     del r["failed_stages"]
     assert bench_report.validate(r) == ["control_plane: missing or not dict"]
+
+
+def test_reliability_section_lists_the_fault_figures() -> None:
+    """make bench's reliability section: the fault scenarios' own figures
+    (faults.json, floods.json), each with its unit; none when not run."""
+    import bench_report
+    assert bench_report.reliability_section({}) == []
+    text = "\n".join(bench_report.reliability_section({
+        "faults": {"detect_silent_server_s": 7.1, "keepalive_s": 2, "idle_timeout_s": 12,
+                   "dead_after": 3},
+        "floods": {"udp_junk_pps": 23456, "tcp_join_s": 4.2}}))
+    assert "keepalive 2 s, idle timeout 12 s, dead after 3" in text
+    assert "| a silent server (no FIN) detected by both clients | 7.1 s |" in text
+    assert "| junk datagrams at the data port (one sender) | 23,456 pps |" in text
+    assert "| both clients joined under 1,000 connections from one /64 | 4.2 s |" in text
+    assert "revocation" not in text  # not measured: no row
+    assert set(bench.RELIABILITY.values()) == {"faults.json", "floods.json"}
