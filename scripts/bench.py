@@ -855,6 +855,7 @@ def footprint() -> dict[str, Any]:
 
 # the fault suite's scenarios and the figures each writes (docs/testing.md)
 RELIABILITY = {"tests/kernel/test_faults.py": "faults.json",
+               "tests/kernel/test_nat.py": "nat.json",
                "tests/kernel/test_floods.py": "floods.json"}
 
 

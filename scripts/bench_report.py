@@ -441,6 +441,9 @@ RELIABILITY_ROWS = [
      "s"),
     ("faults", "replaced", "old sessions replaced by the rejoin (others expired first)", ""),
     ("faults", "revocation_effective_s", "a revocation ends the live session", "s"),
+    ("nat", "rebinding_followed_s", "a NAT's new ports: the tunnels followed", "s"),
+    ("nat", "rebinding_pings_lost", "pings lost meanwhile (5/s, CPython client, node)", ""),
+    ("nat", "adopted_tunnel", "a reused CGNAT port's tunnel adopted by the newcomer", ""),
     ("floods", "tcp_join_s", "both clients joined under 1,000 connections from one /64", "s"),
     ("floods", "tcp_status_answer_s", "`status` answered under that flood (slowest of 3)", "s"),
     ("floods", "tcp_server_cpu_share", "server CPU under that flood (cores)", ""),
@@ -466,7 +469,9 @@ def reliability_section(rel: dict[str, dict[str, Any]]) -> list[str]:
     for part, key, what, unit in RELIABILITY_ROWS:
         value = rel.get(part, {}).get(key)
         if value is not None:
-            L.append(f"| {what} | {value:,}{' ' + unit if unit else ''} |")
+            shown = (", ".join(map(str, value)) if isinstance(value, list)
+                     else ("yes" if value else "no") if isinstance(value, bool) else f"{value:,}")
+            L.append(f"| {what} | {shown}{' ' + unit if unit else ''} |")
     return L
 
 

@@ -122,4 +122,4 @@ def test_reliability_section_lists_the_fault_figures() -> None:
     assert "| junk datagrams at the data port (one sender) | 23,456 pps |" in text
     assert "| both clients joined under 1,000 connections from one /64 | 4.2 s |" in text
     assert "revocation" not in text  # not measured: no row
-    assert set(bench.RELIABILITY.values()) == {"faults.json", "floods.json"}
+    assert set(bench.RELIABILITY.values()) == {"faults.json", "nat.json", "floods.json"}
