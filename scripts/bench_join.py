@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 import selectors
 import socket
+import struct
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,11 +26,22 @@ if TYPE_CHECKING:
     from lvn.session import Action
 
 
-class FakeClient:
-    """One client: TLS, HELLO, LEASE, probe from its UDP socket, READY."""
+# where a saboteur resets its connection (RST, as a client that loses
+# power and whose NAT answers for it): during the TLS handshake, after its
+# HELLO (the server's LEASE meets the reset), after the LEASE (the server
+# waits for READY, then its timer's ERROR meets the reset)
+SABOTAGE_POINTS = ("handshake", "hello", "lease")
 
-    def __init__(self, name: str, ctx: Any, server: str, port: int) -> None:
+
+class FakeClient:
+    """One client: TLS, HELLO, LEASE, probe from its UDP socket, READY;
+    a saboteur resets its connection at ``sabotage`` instead."""
+
+    def __init__(self, name: str, ctx: Any, server: str, port: int,
+                 sabotage: str | None = None) -> None:
         self.name = name
+        self.sabotage = sabotage
+        self.sabotaged = False
         tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         tcp.setblocking(False)
         tcp.connect_ex((server, port))
@@ -44,11 +56,18 @@ class FakeClient:
 
     def pump(self, now: float) -> None:
         msgs = self.conn.pump()
+        if self.sabotage == "handshake" and not self.conn.ready:
+            return self.reset()  # the ClientHello is out
         if self.conn.ready and self.session is None:
             self.session = ClientSession(now, ["ipv4", "ipv6"])
             self._act(self.session.start(), now)
+            if self.sabotage == "hello":
+                self.conn.flush()
+                return self.reset()
         for mtype, body in msgs:
             if self.session is not None:
+                if self.sabotage == "lease":
+                    return self.reset()  # the LEASE came: no probe, no READY
                 self._act(self.session.on_message(mtype, body, now), now)
         if self.conn.closed and self.up_at is None and not self.error:
             self.error = "closed by the server"
@@ -73,6 +92,12 @@ class FakeClient:
             elif isinstance(act, session.Close):
                 self.error = act.reason
 
+    def reset(self) -> None:
+        """Close with an RST (SO_LINGER 0): the server's next send or read fails."""
+        self.conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.sabotaged = True
+        self.close()
+
     def close(self) -> None:
         self.conn.close()
         self.udp.close()
@@ -83,21 +108,27 @@ def issue_clients(ca: Path, n: int, start: int = 0) -> list[tuple[Path, Path]]:
 
 
 def join(ca: Path, certs: list[tuple[Path, Path]], server: str, port: int,
-         timeout: float) -> dict[str, Any]:
+         timeout: float, sabotage_every: int = 0) -> dict[str, Any]:
     """Start every client at once; seconds until all are up.  A client that
     fails (a timeout while the server is busy) tries again after 1-3 s,
-    as real clients do with their backoff."""
+    as real clients do with their backoff.  With ``sabotage_every`` k,
+    every k-th client resets its connection at one of SABOTAGE_POINTS in
+    turn, once, and is not waited for."""
     sel = selectors.DefaultSelector()
     t0 = time.monotonic()
     ctxs = [tls_context(str(ca / "ca.pem"), str(cert), str(key), None, server=False)
             for cert, key in certs]
 
+    saboteurs = {i: SABOTAGE_POINTS[(i // sabotage_every) % len(SABOTAGE_POINTS)]
+                 for i in range(0, len(certs), sabotage_every)} if sabotage_every else {}
+
     def start(i: int) -> FakeClient:
-        c = FakeClient(f"load-{i}", ctxs[i], server, port)
+        c = FakeClient(f"load-{i}", ctxs[i], server, port, saboteurs.pop(i, None))
         sel.register(c.conn.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, c)
         return c
 
     clients = [start(i) for i in range(len(certs))]
+    sabotaged = {i for i, c in enumerate(clients) if c.sabotage}
     retry_at: dict[int, float] = {}
     retries = 0
     errors: set[str] = set()
@@ -106,10 +137,18 @@ def join(ca: Path, certs: list[tuple[Path, Path]], server: str, port: int,
     while waiting and time.monotonic() - t0 < timeout:
         for ready, _ in sel.select(0.1):
             c = ready.data
+            if c.sabotaged:
+                continue
             try:
                 c.pump(time.monotonic())
             except Exception as e:  # a TLS or protocol failure of one client
                 c.error = f"{type(e).__name__}: {e}"
+            if c.sabotaged:
+                try:
+                    sel.unregister(c.conn.sock)
+                except (KeyError, ValueError):
+                    pass
+                continue
             if c.conn.ready:
                 try:
                     sel.modify(c.conn.sock, selectors.EVENT_READ, c)
@@ -141,15 +180,19 @@ def join(ca: Path, certs: list[tuple[Path, Path]], server: str, port: int,
                 del retry_at[i]
                 clients[i] = start(i)
                 retries += 1
-        waiting = {i for i in waiting if clients[i].up_at is None}
+        waiting = {i for i in waiting if clients[i].up_at is None and i not in sabotaged}
     up = [c.up_at - t0 for c in clients if c.up_at is not None]
+    wanted = len(clients) - len(sabotaged)
     for c in clients:
         c.close()
     sel.close()
-    return {"clients": len(clients), "joined": len(up),
-            "all_joined_s": max(up) if len(up) == len(clients) else None,
-            "median_join_s": sorted(up)[len(up) // 2] if up else None,
-            "retries": retries, "errors": sorted(errors)[:5]}
+    out = {"clients": len(clients), "joined": len(up),
+           "all_joined_s": max(up) if len(up) == wanted else None,
+           "median_join_s": sorted(up)[len(up) // 2] if up else None,
+           "retries": retries, "errors": sorted(errors)[:5]}
+    if sabotaged:
+        out["sabotaged"] = len(sabotaged)
+    return out
 
 
 def proc_stats(pid: int) -> dict[str, float]:
