@@ -169,8 +169,8 @@ def payload(rnd: random.Random) -> bytes:
     if kind == 3:                                           # IPv6 header, odd fields
         pkt = ipv6_header(rnd, len(body)) + body
         return pkt[:rnd.randrange(1, len(pkt) + 1)]
-    if kind == 4:                                           # not IP: control traffic
-        return bytes([rnd.choice([0x00, 0x10, 0xff, 0x7f])]) + body
+    if kind == 4:                                           # not IP: control, or junk
+        return rnd.choice([b"\xff\xff\xff\xff", b"\x00", b"\x10", b"\xff", b"\x7f"]) + body
     if kind == 5:                                           # whole IPv4 header
         return ipv4_header(rnd, 20 + len(body)) + body
     return ipv6_header(rnd, len(body)) + body               # whole IPv6 header

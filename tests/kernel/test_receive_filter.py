@@ -1,5 +1,6 @@
 """Receive accepts data only from the tunnel's remote endpoint; control
-datagrams (first nibble not 4/6) go to a userspace socket on the same port."""
+datagrams (the 0xFFFFFFFF prefix) go to a userspace socket on the same
+port, other payloads that are not IP nowhere."""
 
 from __future__ import annotations
 
@@ -107,6 +108,34 @@ def test_control_datagram_reaches_userspace_socket(netns: type[Netns]) -> None:
             dev = k.device("lvn0")
         assert dev.sockets == ("ipv4/user",)
         assert dev.drops.rx_unknown_endpoint == 0
+    finally:
+        sa.close()
+        sb.close()
+
+
+def test_junk_never_reaches_the_userspace_socket(netns: type[Netns]) -> None:
+    """Only control datagrams (the prefix, at most 512 bytes) reach the
+    agent's socket; other payloads that are not IP are malformed: dropped
+    and counted, so a junk flood costs the agent nothing (issue 27)."""
+    a, b, sa, sb = fd_pair(netns)
+    try:
+        from lvn.netlink import Ipudp
+        with Ipudp(netns=a.name) as k:
+            before = k.device("lvn0").drops
+        anyone = udp_sock(b, socket.AF_INET, ("10.99.0.2", 41000))
+        junk = [b"", b"\x00", b"\xff\xff\xff", b"\x10" * 40, b"\xff\xff\xfe\xff" + b"x" * 33,
+                b"\xff\xff\xff\xff" + b"x" * 509]
+        for data in junk:
+            anyone.sendto(data, ("10.99.0.1", 50000))
+        largest = b"\xff\xff\xff\xff" + b"y" * 508  # 512 bytes: still control
+        anyone.sendto(largest, ("10.99.0.1", 50000))
+        assert sa.recvfrom(2048) == (largest, ("10.99.0.2", 41000))
+        expect_nothing(sa)
+        with Ipudp(netns=a.name) as k:
+            after = k.device("lvn0").drops
+        assert after.rx_malformed - before.rx_malformed == len(junk)
+        assert after.rx_unknown_endpoint == before.rx_unknown_endpoint
+        anyone.close()
     finally:
         sa.close()
         sb.close()

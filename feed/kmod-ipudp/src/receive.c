@@ -5,7 +5,8 @@
  * socket's owner.
  *
  * Wire format: outer IPv4|IPv6 | UDP | inner IPv4|IPv6 packet. A payload
- * whose first nibble is not 4 or 6 is control traffic.
+ * whose first nibble is not 4 or 6 is control traffic if it starts with
+ * the control prefix, else malformed.
  */
 
 #include <linux/ip.h>
@@ -31,6 +32,20 @@ static bool ipudp_payload_is_ip(struct sk_buff *skb)
 		return false;
 	version = skb->data[sizeof(struct udphdr)] >> 4;
 	return version == 4 || version == 6;
+}
+
+/*
+ * Is @skb's payload after the UDP header an L-VN control datagram: the
+ * prefix (four 0xff bytes), at most IPUDP_CONTROL_MAX_LEN bytes in all?
+ */
+static bool ipudp_payload_is_control(struct sk_buff *skb)
+{
+	static const u8 prefix[IPUDP_CONTROL_PREFIX_LEN] = { 0xff, 0xff, 0xff, 0xff };
+	unsigned int len = skb->len - sizeof(struct udphdr);
+
+	return len >= IPUDP_CONTROL_PREFIX_LEN && len <= IPUDP_CONTROL_MAX_LEN &&
+	       pskb_may_pull(skb, sizeof(struct udphdr) + IPUDP_CONTROL_PREFIX_LEN) &&
+	       !memcmp(skb->data + sizeof(struct udphdr), prefix, sizeof(prefix));
 }
 
 /* Point the network header at the inner packet and check it is whole. */
@@ -95,6 +110,11 @@ int ipudp_encap_recv(struct sock *sk, struct sk_buff *skb)
 	dev = ipd->dev;
 
 	if (!ipudp_payload_is_ip(skb)) {
+		/* Junk never reaches the socket's owner: a flood of it costs
+		 * the agent nothing.
+		 */
+		if (!ipudp_payload_is_control(skb))
+			goto malformed;
 		/* Control traffic: a userspace socket's owner reads it, also
 		 * after IPUDP_A_RETURN_FD retired the socket.
 		 */

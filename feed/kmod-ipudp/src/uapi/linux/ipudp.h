@@ -81,6 +81,13 @@
 #define IPUDP_GENL_VERSION	1
 #define IPUDP_DEFAULT_PORT	50000
 
+/* A control datagram: its payload starts with four 0xff bytes and has at
+ * most IPUDP_CONTROL_MAX_LEN bytes; any other payload that is not IP is
+ * malformed (docs/wire-format.md).
+ */
+#define IPUDP_CONTROL_PREFIX_LEN	4
+#define IPUDP_CONTROL_MAX_LEN		512
+
 enum ipudp_mode {
 	IPUDP_MODE_FIXED,
 	IPUDP_MODE_MULTI,
@@ -165,7 +172,9 @@ enum ipudp_stats_attr {
 	IPUDP_STATS_A_TX_PACKETS,
 	IPUDP_STATS_A_TX_BYTES,
 	IPUDP_STATS_A_RX_UNKNOWN_ENDPOINT,	/* IP payload from a stranger */
-	IPUDP_STATS_A_RX_MALFORMED,		/* truncated inner header */
+	IPUDP_STATS_A_RX_MALFORMED,		/* truncated inner header, or
+						 * neither IP nor control
+						 */
 	IPUDP_STATS_A_RX_CONTROL_DROPPED,	/* control datagram, no listener */
 	IPUDP_STATS_A_TX_NO_TUNNEL,		/* nothing to send it to */
 	IPUDP_STATS_A_TX_NO_ROUTE,		/* outer route lookup failed */
