@@ -762,6 +762,95 @@ def node_idle(d: Path) -> dict[str, Any]:
         log.close()
 
 
+# OpenWrt's own MicroPython builds (scripts/setup-deps.sh; tests/upy.py):
+# 24.10's 1.23.0, and main's 1.28.0 without its TLS-breaking define
+NODE_RUNTIMES = {"1.23.0": "host-mbedtls", "1.28.0": "host-mbedtls-nocfgdefine"}
+NODE_HEAPS = ("1M", "256K", "192K", "160K")
+
+
+def _memory(pid: int) -> dict[str, int]:
+    """VmRSS, VmHWM and RssAnon (private) of a process, KiB."""
+    status = dict(line.split(":", 1) for line in
+                  Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return {k: int(status[k].split()[0]) for k in ("VmRSS", "VmHWM", "RssAnon")}
+
+
+def node_memory(d: Path) -> dict[str, Any]:
+    """The node on each OpenWrt release's MicroPython, with each heap size:
+    whether it joins, its memory idle after the join and after a rejoin
+    (a changed configuration), and the node package's installed size."""
+    from lvn import nodecontrol
+
+    out: dict[str, Any] = {"runs": []}
+    conf_text = NODE_CONF.format(d=d, server=UNDER4[0])
+    for release, variant in NODE_RUNTIMES.items():
+        binary = ROOT / "build" / "upy" / release / variant / "micropython"
+        if not binary.exists():
+            out["runs"].append({"release": release, "error": f"{binary} not built"})
+            continue
+        for heap in NODE_HEAPS:
+            run = d / f"node-{release}-{heap}"
+            run.mkdir()
+            conf = run / "lvn"
+            conf.write_text(conf_text.replace(f"{d}/node-state", f"{run}/state"))
+            control = str(run / "control.sock")
+            log = open(run / "log", "wb")
+            node = subprocess.Popen(["ip", "netns", "exec", B, str(binary), "-X",
+                                     f"heapsize={heap}", "-m", "lvn.node", "--control", control,
+                                     str(conf)],
+                                    env=dict(os.environ, MICROPYPATH=f".frozen:{ROOT}"),
+                                    stdout=log, stderr=log)
+            row: dict[str, Any] = {"release": release, "heap": heap}
+            try:
+                row["joined"] = _joins(run / "log", node, 1)
+                if row["joined"]:
+                    time.sleep(NODE_KEEPALIVE)  # a keepalive after the join
+                    row["idle"] = _memory(node.pid)
+                    conf.write_text(conf_text.replace(f"{d}/node-state", f"{run}/state")
+                                    + "\toption keepalive '7'\n")
+                    nodecontrol.call(control, "reload", {})
+                    row["rejoined"] = _joins(run / "log", node, 2)
+                    row["after_rejoin"] = _memory(node.pid)
+                else:
+                    row["log_tail"] = (run / "log").read_text(errors="replace")[-300:]
+            finally:
+                node.terminate()
+                node.wait(timeout=30)
+                log.close()
+            out["runs"].append(row)
+            print(f"bench: node memory: {row}", flush=True)
+    for release in ("24.10", "main"):
+        ipk = ROOT / "build" / "owrt-feed" / release / "ipk" / "lvn_0.1.0-r1_all.ipk"
+        if ipk.exists():
+            out[f"installed_size_{release}"] = _installed_size(ipk)
+    return out
+
+
+def _joins(log: Path, node: subprocess.Popen[bytes], n: int) -> bool:
+    """Whether the node's log says "tunnel up" ``n`` times within 120 s."""
+    deadline = time.monotonic() + 120
+    while log.read_bytes().count(b"tunnel up") < n:
+        if time.monotonic() > deadline or node.poll() is not None:
+            return False
+        time.sleep(0.5)
+    return True
+
+
+def _installed_size(ipk: Path) -> int:
+    """The Installed-Size field of an ipk built by OpenWrt's rules."""
+    import io
+    import tarfile
+
+    with tarfile.open(ipk) as outer:
+        member = outer.extractfile("./control.tar.gz")
+        assert member is not None
+        with tarfile.open(fileobj=io.BytesIO(member.read())) as ctrl:
+            control = ctrl.extractfile("./control")
+            assert control is not None
+            text = control.read().decode()
+    return int(re.search(r"^Installed-Size: (\d+)", text, re.M).group(1))  # type: ignore[union-attr]
+
+
 def control_plane(counts: list[int]) -> dict[str, Any]:
     """N clients join one server agent; its RSS, CPU and idle wake-ups."""
     import resource
@@ -802,6 +891,7 @@ def control_plane(counts: list[int]) -> dict[str, Any]:
         out["idle_cpu_s_per_min"] = (s1["cpu_s"] - s0["cpu_s"]) * 6
         out["node_idle"] = node_idle(d)
         print(f"bench: idle node: {out['node_idle']}", flush=True)
+        out["node_memory"] = node_memory(d)
         start = 0
         for n in counts:
             before = bench_join.proc_stats(pid)

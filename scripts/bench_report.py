@@ -426,11 +426,43 @@ def markdown(r: dict[str, Any], result_name: str, pngs: list[str], plot_dir: str
                   f"{node['heap_peak']:,} B, in use {node['heap_used']:,} B (RSS "
                   f"{node['rss_kib_in_cpython'] / 1024:.1f} MiB is that of the PyPI build, "
                   "which runs inside a CPython process: not a router's micropython)."]
+    L += node_memory_section(cp.get("node_memory", {}))
     L += reliability_section(r.get("reliability", {}))
     L.append("")
     if pngs:
         L += ["## Plots", ""] + [f"![{p}]({plot_dir}/{p})" for p in pngs] + [""]
     return "\n".join(L)
+
+
+def node_memory_section(nm: dict[str, Any]) -> list[str]:
+    """The node on each OpenWrt release's MicroPython: memory per heap size."""
+    if not nm:
+        return []
+    L = ["", "## The node's memory (OpenWrt's MicroPython builds)", "",
+         "`lvn.node` joined to the bench's server, on OpenWrt's own MicroPython "
+         "of each release (built from its sources with its patches and mbedTLS; "
+         "x86_64 glibc here, so absolute figures differ on a router), idle after "
+         "the join and after a rejoin (a changed configuration). VmHWM is the "
+         "process's peak RSS; RssAnon its private memory.", "",
+         "| release | heap | joined | idle RSS (KiB) | idle private (KiB) | after rejoin: "
+         "RSS / peak / private (KiB) |", "|---|---|---|---|---|---|"]
+    for x in nm.get("runs", []):
+        if "error" in x:
+            L.append(f"| {x['release']} | | {x['error']} | | | |")
+            continue
+        idle, after = x.get("idle", {}), x.get("after_rejoin", {})
+        L.append(f"| {x['release']} | {x['heap']} | "
+                 f"{'yes' if x['joined'] else 'no'}"
+                 f"{'' if x.get('rejoined', True) else ' (no rejoin)'} | "
+                 f"{idle.get('VmRSS', '–')} | {idle.get('RssAnon', '–')} | "
+                 + (f"{after['VmRSS']} / {after['VmHWM']} / {after['RssAnon']} |" if after
+                    else "– |"))
+    sizes = [f"OpenWrt {rel}: {nm[f'installed_size_{rel}']:,} bytes"
+             for rel in ("24.10", "main") if f"installed_size_{rel}" in nm]
+    if sizes:
+        L += ["", "Installed size of the `lvn` package (OpenWrt's Installed-Size): "
+              + "; ".join(sizes) + "."]
+    return L
 
 
 # the fault scenarios' figures (tests/kernel/test_faults.py, test_floods.py)

@@ -123,3 +123,19 @@ def test_reliability_section_lists_the_fault_figures() -> None:
     assert "| both clients joined under 1,000 connections from one /64 | 4.2 s |" in text
     assert "revocation" not in text  # not measured: no row
     assert set(bench.RELIABILITY.values()) == {"faults.json", "nat.json", "floods.json"}
+
+
+def test_node_memory_section_per_release_and_heap() -> None:
+    import bench_report
+    assert bench_report.node_memory_section({}) == []
+    text = "\n".join(bench_report.node_memory_section({
+        "runs": [{"release": "1.23.0", "heap": "1M", "joined": True, "rejoined": True,
+                  "idle": {"VmRSS": 4100, "VmHWM": 4200, "RssAnon": 900},
+                  "after_rejoin": {"VmRSS": 4150, "VmHWM": 4300, "RssAnon": 950}},
+                 {"release": "1.23.0", "heap": "160K", "joined": False},
+                 {"release": "1.28.0", "error": "not built"}],
+        "installed_size_24.10": 92160}))
+    assert "| 1.23.0 | 1M | yes | 4100 | 900 | 4150 / 4300 / 950 |" in text
+    assert "| 1.23.0 | 160K | no | – | – | – |" in text
+    assert "| 1.28.0 | | not built |" in text
+    assert "OpenWrt 24.10: 92,160 bytes" in text
