@@ -235,6 +235,8 @@ def test_rpcd_grants_lvn_acl(site: Site) -> None:
 
 
 def test_upgrade_keeps_config_and_disable(site: Site) -> None:
+    old_pid = site.service().get("pid")
+    assert old_pid, site.service()
     site.router.sh("/etc/init.d/lvn disable")
     out = site.router.sh(f"opkg install {site.ipk}/lvn_*-2_all.ipk "
                          f"{site.ipk}/lvn-server_*-2_all.ipk 2>&1")
@@ -247,6 +249,8 @@ def test_upgrade_keeps_config_and_disable(site: Site) -> None:
     # OpenWrt's scripts stop the old version and start the new one
     site.wait(lambda: site.service().get("running") is True and site.remote() == "10.99.0.2",
               60, "the new version to run")
+    # the running service was restarted: the new code runs (docs/openwrt.md)
+    assert site.service().get("pid") not in (None, old_pid), (old_pid, site.service())
     site.ping()
 
 
