@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Build ipudp.ko for another architecture against Debian 12's kernel headers
 # for it, W=1 (any warning fails) and sparse (C=2, debug sources too).
-# Usage: scripts/cross-build.sh ARCH...      ARCH: armhf | s390x
+# Usage: scripts/cross-build.sh ARCH...      ARCH: armhf | s390x | mipsel
 #   armhf: 32-bit ARM (armmp), the router class: 32-bit words, 64-bit
 #          counters that need u64_stats seqcounts, little-endian
 #   s390x: the big-endian kernel Debian 12 has
+#   mipsel: 32-bit MIPS (4kc-malta), the CPU family of most community
+#          routers (ramips is little-endian; ath79 big-endian, which
+#          Debian 12 no longer builds)
 # The headers' .debs are downloaded (apt-get download) and unpacked under
 # build/cross/ARCH/headers once: installing them would pull the target's native
 # compiler, which cannot be co-installed.  The kbuild tools are the host's
@@ -20,7 +23,8 @@ headers() { # ARCH -> the unpacked kernel build tree (echoed)
 	case $arch in
 	armhf) flavour=armmp ;;
 	s390x) flavour=s390x ;;
-	*) echo "cross-build: unknown architecture $arch (armhf, s390x)" >&2; return 1 ;;
+	mipsel) flavour=4kc-malta ;;
+	*) echo "cross-build: unknown architecture $arch (armhf, s390x, mipsel)" >&2; return 1 ;;
 	esac
 	# its own directory: build/cross/ARCH also holds the guest's root
 	# (scripts/cross-root.sh), which a fresh unpack must not remove
@@ -56,7 +60,11 @@ headers() { # ARCH -> the unpacked kernel build tree (echoed)
 }
 
 triple() {
-	case $1 in armhf) echo arm arm-linux-gnueabihf ;; s390x) echo s390 s390x-linux-gnu ;; esac
+	case $1 in
+	armhf) echo arm arm-linux-gnueabihf ;;
+	s390x) echo s390 s390x-linux-gnu ;;
+	mipsel) echo mips mipsel-linux-gnu ;;
+	esac
 }
 
 rc=0
