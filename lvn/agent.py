@@ -379,6 +379,7 @@ class Server(Agent):
         self.crl = crl.read(conf.crl) if conf.crl else None
         self.next_crl_check = 0.0
         self.crl_warned = 0.0        # monotonic time of the last warning logged
+        self.crl_warned_expired = False  # whether that one said "expired"
         self.serial_of: dict[str, int] = {}  # identity -> its certificate's serial
         self.next_lease_check = 0.0
         self.leases = Leases(Path(state_dir) / "leases.json", conf.pool4, conf.pool6)
@@ -725,8 +726,11 @@ class Server(Agent):
                 log.info("revocation list %s read: %d revoked", path, len(new.serials))
                 self._end_revoked()
         warn = crl.warning(self.crl, time.time())
-        if warn and (not self.crl_warned or now - self.crl_warned > 86400):
-            self.crl_warned = now
+        # daily, and at once when "expires in" turns into "expired"
+        expired = bool(warn) and crl.expired(self.crl, time.time())
+        if warn and (not self.crl_warned or now - self.crl_warned > 86400
+                     or expired != self.crl_warned_expired):
+            self.crl_warned, self.crl_warned_expired = now, expired
             log.warning("%s", warn)
 
     def _end_revoked(self) -> None:

@@ -52,6 +52,11 @@ def read(path: str) -> Crl:
                frozenset(r.serial_number for r in crl))
 
 
+def expired(crl: Crl, now: float) -> bool:
+    """Whether the list's next update is past (every client is refused)."""
+    return crl.next_update is not None and crl.next_update <= now
+
+
 def warning(crl: Crl, now: float, warn_days: float = WARN_DAYS) -> str | None:
     """What to tell the operator about the list's age, or None."""
     if crl.next_update is None:
@@ -59,7 +64,7 @@ def warning(crl: Crl, now: float, warn_days: float = WARN_DAYS) -> str | None:
     left = crl.next_update - now
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(crl.next_update))
     fix = f"run 'lvn pki crl' on the CA and copy its crl.pem to {crl.path}"
-    if left <= 0:
+    if expired(crl, now):
         return f"the revocation list {crl.path} expired at {when}: every client is " \
                f"refused until it is renewed ({fix})"
     if left < warn_days * 86400:

@@ -1,7 +1,8 @@
 """The everyday faults of a community network, end to end (issue 27's suite):
 a spoofer of the server's address, wall clocks stepping an hour, a server
 that falls silent without FIN, clients that lose power and rejoin before
-their old session timed out, a revocation during a session.  A CPython client behind a
+their old session timed out, a revocation during a session, a revocation
+list that ages, expires and is renewed.  A CPython client behind a
 masquerading NAT and a MicroPython node, side by side, against one server.
 
 Every wait ends on an event; the ceilings are generous (scaled on the debug
@@ -88,7 +89,7 @@ def test_silent_server_power_loss_and_revocation(netns: type[Netns], agents: Age
     s, r, a, b = nat_site(netns)
     ca = tmp_path / "pki"
     pki.init(ca)
-    for name in ("srv", "node-a", "node-b"):
+    for name in ("srv", "node-a", "node-b", "node-d"):
         pki.issue(ca, name, role="server" if name == "srv" else "node")
     # every agent's wall clock can be stepped (libfaketime; monotonic clocks are real)
     clock = tmp_path / "clock"
@@ -208,6 +209,38 @@ def test_silent_server_power_loss_and_revocation(netns: type[Netns], agents: Age
     figures["revocation_effective_s"] = round(time.monotonic() - t2, 1)
     assert "'node-b': certificate revoked" in agents.log("srv")
     assert pings(a2) and not pings(b2)
+
+    # 4. the revocation list ages (every wall clock stepped): the server
+    # warns a week ahead, says at once when it expired (every new client
+    # is refused then; the live session goes on), and reads the list that
+    # `lvn pki crl` re-signs without a restart
+    agents.stop("b2")
+    status = tmp_path / "srv-state" / "status.json"
+
+    def warnings() -> str:
+        try:
+            return " ".join(json.loads(status.read_text()).get("warnings", []))
+        except (OSError, ValueError):
+            return ""
+
+    clock.write_text("+25d\n")  # the list was signed for 30 days by revoke()
+    wait_for(lambda: "expires in" in agents.log("srv") and "expires in" in warnings(), 60,
+             "the warning that the revocation list expires soon")
+    clock.write_text("+31d\n")
+    wait_for(lambda: "crl.pem expired at" in agents.log("srv") and "expired at" in warnings(),
+             60, "the server to say at once that the revocation list expired")
+    seen = len(agents.log("srv"))
+    client("d", b2, "10.97.0.1", "node-d", False)
+    wait_for(lambda: "revocation list expired" in agents.log("srv")[seen:], 120,
+             "a new client to be refused while the list is expired")
+    assert pings(a2)
+    t3 = time.monotonic()
+    pki.refresh_crl(ca, days=60)  # `lvn pki crl DIR --days 60`
+    wait_for(lambda: "'node-d': tunnel up" in agents.log("srv"), 240,
+             "the client to join once the list is renewed")
+    figures["join_after_crl_renewed_s"] = round(time.monotonic() - t3, 1)
+    assert not warnings() and pings(a2)
+    clock.write_text("+0\n")
     assert "Traceback" not in agents.log("srv")
     figures.update(keepalive_s=KEEPALIVE, idle_timeout_s=IDLE, dead_after=DEAD_AFTER,
                    kernel=os.uname().release)
