@@ -15,7 +15,11 @@ while read -r rel; do
 	make -j"$(nproc)" -C "${LVN_KDIR:-/lib/modules/$rel/build}" M="$out" C=2 W=1 IPUDP_DEBUG=y \
 		${LVN_KMOD_MAKEFLAGS:-} modules >"$log" 2>&1 ||
 		{ cat "$log" >&2; rc=1; }
-	if grep -E '(warning|error):' "$log" >&2; then
+	# arch/mips/Makefile hands sparse gcc's predefined macros, which sparse
+	# defines itself: "builtin:1:9: warning: preprocessor token
+	# __ATOMIC_RELEASE redefined" per file, about no source of ours
+	if grep -E '(warning|error):' "$log" |
+		grep -Ev '^builtin:1:9: warning: preprocessor token __ATOMIC_[A-Z_]+ redefined$' >&2; then
 		echo "sparse: reports against $rel" >&2
 		rc=1
 	fi
