@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
-# make test-cross: the module on 32-bit router-class architectures (armhf,
-# and mipsel: the MIPS family of most community routers) and a big-endian
-# one (s390x), each under qemu (TCG) with Debian 12's own kernel and a
-# Debian root of that architecture: built W=1 + sparse clean
+# make test-cross: the module on a 32-bit router-class architecture (armhf)
+# and a big-endian one (s390x), each under qemu (TCG) with Debian 12's own
+# kernel and a Debian root of that architecture: built W=1 + sparse clean
 # (scripts/cross-build.sh), then the kernel tests whose outcome can depend
-# on word size or byte order run inside (docs/testing.md).  On mipsel the
-# node agent, on OpenWrt 24.10's MicroPython cross-built for it, also joins
-# a CPython server through NAT and passes traffic.
-# Env: LVN_CROSS_ARCHS (default "armhf s390x mipsel"), LVN_TIME_SCALE
-#      (default 6: emulating another ISA is several times slower than x86).
+# on word size or byte order run inside (docs/testing.md).
+# mipsel (Debian's 4kc-malta kernel: the MIPS family of most community
+# routers) is built W=1 + sparse clean too; it has no guest yet: on qemu's
+# Malta board every exec from the 9p root fails (docs/testing.md).
+# Env: LVN_CROSS_ARCHS (default "armhf s390x"), LVN_CROSS_BUILD_ONLY
+#      (default "mipsel"), LVN_TIME_SCALE (default 6: emulating another
+#      ISA is several times slower than x86 on x86).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-archs=${LVN_CROSS_ARCHS:-armhf s390x mipsel}
+archs=${LVN_CROSS_ARCHS:-armhf s390x}
 # shellcheck disable=SC2086 # a list of words
-scripts/cross-build.sh $archs
+scripts/cross-build.sh $archs ${LVN_CROSS_BUILD_ONLY-mipsel}
 # shellcheck disable=SC2086
 scripts/cross-root.sh $archs
 
@@ -28,23 +29,12 @@ TESTS=(
 	tests/kernel/test_receive_filter.py
 	tests/kernel/test_ecn.py
 )
-# the node's scenario where the node's MicroPython is built for the guest
-NODE_TEST="tests/kernel/test_agent.py::test_server_and_clients_join_through_nat[micropython]"
-NODE_RELEASE=$(.venv/bin/python -c 'import sys; sys.path.insert(0, "tests"); import upy; print(upy.NODE_RELEASE)')
 rc=0
 for arch in $archs; do
 	start=$(date +%s)
-	run="python3 -m pytest -p no:cacheprovider -q"
-	cmd="$run -m 'not long and not newest' --junitxml=build/cross/$arch/junit.xml ${TESTS[*]}"
-	if [ "$arch" = mipsel ]; then
-		upy=build/upy/$NODE_RELEASE/mipsel-mbedtls/micropython
-		[ -x "$upy" ] || ../shared/third_party/micropython/build.sh --release "$NODE_RELEASE" \
-			--arch mipsel build/upy >"build/upy-$NODE_RELEASE-mipsel.log" 2>&1 || {
-			tail -n 30 "build/upy-$NODE_RELEASE-mipsel.log" >&2; exit 1; }
-		cmd="$cmd; r=\$?; LVN_NODE_MICROPYTHON=$PWD/$upy $run --junitxml=build/cross/$arch/node.xml \
-'$NODE_TEST'; exit \$(( r | \$? ))"
-	fi
-	if vm/cross-run.sh "$arch" "export LVN_TIME_SCALE=${LVN_TIME_SCALE:-6} PYTHONPATH=build/cross/site; $cmd"; then
+	if vm/cross-run.sh "$arch" "LVN_TIME_SCALE=${LVN_TIME_SCALE:-6} PYTHONPATH=build/cross/site \
+python3 -m pytest -p no:cacheprovider -q -m 'not long and not newest' \
+--junitxml=build/cross/$arch/junit.xml ${TESTS[*]}"; then
 		echo "test-cross: $arch passed in $(( $(date +%s) - start )) s"
 	else
 		echo "test-cross: $arch FAILED after $(( $(date +%s) - start )) s" >&2

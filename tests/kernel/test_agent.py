@@ -31,7 +31,7 @@ from .netns import Netns, scaled, veth, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 # the node runs on OpenWrt 24.10's own MicroPython (1.23.0, built by scripts/setup-deps.sh)
-MICROPYTHON = str(upy.node())
+MICROPYTHON = str(upy.openwrt(upy.NODE_RELEASE))
 CLIENTS = ["cpython", "micropython"]
 
 SERVER_CONF = """
