@@ -21,7 +21,8 @@ from .netns import scaled
 from .router import ENV, ROOT
 from .site import UCI_TUNNEL, Site, router_site
 
-pytestmark = pytest.mark.newest
+# one worker runs them in order: they share one router (module fixture)
+pytestmark = [pytest.mark.newest, pytest.mark.xdist_group("luci")]
 
 PORT = 8080
 URL = f"http://127.0.0.1:{PORT}"
@@ -96,7 +97,12 @@ class Browser:
         opts.binary_location = shutil.which("chromium") or "chromium"
         opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
         self.d = webdriver.Chrome(options=opts, service=Service(shutil.which("chromedriver")))
-        self.d.set_page_load_timeout(scaled(120))
+        # a busy TCG guest has taken over 120 s for one page: the page load
+        # may take 300 s, and selenium's own request to chromedriver longer
+        # still (its default, 120 s, ended the wait first; no public setter
+        # in selenium 4.51's Chrome)
+        self.d.set_page_load_timeout(scaled(300))
+        self.d.command_executor._client_config.timeout = scaled(400)
         self.errors: list[str] = []
         self.forbidden_expected = False  # a test that expects HTTP 403 pages
 

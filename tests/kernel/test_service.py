@@ -8,9 +8,14 @@ import signal
 import sys
 from pathlib import Path
 
+import pytest
+
 from lvn.netlink import Ipudp
 
 from .netns import Netns, scaled, veth, wait_for
+
+# userspace scenarios: the newest kernel's VM runs them (docs/testing.md)
+pytestmark = pytest.mark.newest
 
 CONF = """
 config agent 'agent'
