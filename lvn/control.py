@@ -10,6 +10,7 @@ the I/O.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import socket
@@ -63,14 +64,16 @@ class ControlServer:
             os.umask(old)
         self.listener.listen(8)
         self.listener.setblocking(False)
+        # a descriptor kept in reserve: a service out of them (a flood of
+        # connections) still answers rpcd, closing this one to accept
+        self.spare: int | None = os.open(os.devnull, os.O_RDONLY)
 
     def fileno(self) -> int:
         return self.listener.fileno()
 
     def serve_one(self, call: Call) -> None:
-        try:
-            conn, _ = self.listener.accept()
-        except (BlockingIOError, InterruptedError):
+        conn = self._accept()
+        if conn is None:
             return
         with conn:
             conn.settimeout(REQUEST_TIMEOUT)
@@ -79,9 +82,32 @@ class ControlServer:
                 conn.sendall(answer(call, request))
             except (OSError, ValueError) as e:
                 log.warning("control socket: %s", e)
+        if self.spare is None:
+            try:
+                self.spare = os.open(os.devnull, os.O_RDONLY)
+            except OSError:
+                pass  # still none free: the next caller waits for one
+
+    def _accept(self) -> socket.socket | None:
+        """The next caller, or None; out of descriptors, the reserve is used."""
+        for _ in range(2):
+            try:
+                return self.listener.accept()[0]
+            except (BlockingIOError, InterruptedError):
+                return None
+            except OSError as e:
+                if e.errno not in (errno.EMFILE, errno.ENFILE) or self.spare is None:
+                    log.warning("control socket: accepting a caller: %s", e.strerror)
+                    return None
+                os.close(self.spare)
+                self.spare = None
+        return None
 
     def close(self) -> None:
         self.listener.close()
+        if self.spare is not None:
+            os.close(self.spare)
+            self.spare = None
         try:
             os.unlink(self.path)
         except FileNotFoundError:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,8 @@ import pytest
 
 from lvn import control, controlwire, nodecontrol, ubus_api
 from lvn.errors import LvnError
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def call(method: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -75,6 +79,45 @@ def test_server_answers_one_caller(tmp_path: Path) -> None:
     finally:
         server.close()
     assert not Path(path).exists()
+
+
+OUT_OF_FDS = """
+import os, resource, sys
+from lvn import control
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+server = control.ControlServer(sys.argv[1])
+held = []
+try:
+    while True:
+        held.append(os.open(os.devnull, os.O_RDONLY))
+except OSError:
+    pass  # EMFILE: every descriptor is taken
+print("full", flush=True)
+server.serve_one(lambda method, args: {"method": method, "fds": len(held)})
+print("answered", flush=True)
+"""
+
+
+def test_server_answers_when_out_of_descriptors(tmp_path: Path) -> None:
+    """A service out of file descriptors (a flood) still answers rpcd: the
+    control server keeps one in reserve for that (issue 27)."""
+    path = str(tmp_path / "control.sock")
+    child = subprocess.Popen([sys.executable, "-c", OUT_OF_FDS, path], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True,
+                             env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline() == "full\n", child.stderr.read() if child.stderr else ""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+            c.settimeout(30)
+            c.connect(path)
+            c.sendall(b'{"method": "status", "args": {}}\n')
+            answer = json.loads(c.makefile("rb").readline())
+        assert answer["status"] == 0 and answer["data"]["method"] == "status", answer
+        assert child.stdout.readline() == "answered\n"
+    finally:
+        child.kill()
+        child.wait()
 
 
 NODE_SERVER = """
