@@ -315,9 +315,15 @@ class Agent:
         now = time.monotonic()
         if now >= self.next_tick:
             self.next_tick = now + TICK
-            self.tick(now)
+            try:
+                self.tick(now)
+            except Exception:  # e.g. out of descriptors (EMFILE) under a flood
+                log.exception("internal error in the periodic work (continuing)")
             self.hooks.reap(now)
-            self.write_status()
+            try:
+                self.write_status()
+            except OSError as e:  # written at the next tick that can
+                log.warning("writing %s: %s", self.state_dir / STATUS_FILE, e.strerror)
 
     def tick(self, now: float) -> None:
         raise NotImplementedError
