@@ -251,6 +251,7 @@ class Agent:
         self.sel = selectors.DefaultSelector()
         self.next_tick = time.monotonic()
         self._written: dict[str, Any] | None = None
+        self.status_error = ""  # the last failure writing status.json (said once)
         self.hooks = Hooks(up_hook, down_hook)
         self.udp: dict[int, socket.socket] = {}  # family -> data socket given to the kernel
         # ubus events (name, data) for the service to send
@@ -322,8 +323,12 @@ class Agent:
             self.hooks.reap(now)
             try:
                 self.write_status()
-            except OSError as e:  # written at the next tick that can
-                log.warning("writing %s: %s", self.state_dir / STATUS_FILE, e.strerror)
+                self.status_error = ""
+            except OSError as e:  # written at the next tick that can; said once
+                if e.strerror != self.status_error:
+                    self.status_error = e.strerror or str(e)
+                    log.warning("writing %s: %s (again at every tick until it works)",
+                                self.state_dir / STATUS_FILE, self.status_error)
 
     def tick(self, now: float) -> None:
         raise NotImplementedError

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 from pathlib import Path
 
 from .errors import LvnError
 from .files import write_atomic
 
 Address = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+
+log = logging.getLogger("lvn")
 
 
 class PoolExhausted(LvnError):
@@ -52,10 +55,16 @@ class Leases:
                 if isinstance(v, (int, float))}
 
     def touch(self, identity: str, wall: float) -> None:
-        """``identity`` is connected at ``wall`` (at a session's start and end)."""
+        """``identity`` is connected at ``wall`` (at a session's start and end).
+        The times are kept in memory first: a file that cannot be written now
+        (out of descriptors under a flood) is written by a later touch."""
         self.seen[identity] = wall
-        write_atomic(self.seen_path, json.dumps(self.seen, indent=1, sort_keys=True).encode(),
-                     0o600)
+        try:
+            write_atomic(self.seen_path,
+                         json.dumps(self.seen, indent=1, sort_keys=True).encode(), 0o600)
+        except OSError as e:
+            log.warning("writing %s: %s (written again at the next join)", self.seen_path,
+                        e.strerror)
 
     def expire(self, wall: float, ttl: float, active: set[str]) -> list[str]:
         """Release the leases of identities not in ``active`` and not seen

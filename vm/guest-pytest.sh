@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Inside the VM: the kernel tests in two parts, one JUnit report.
 #  1. every test not marked "serial", in LVN_VM_WORKERS pytest-xdist workers
-#     (default 2, test by test; a file whose tests share a router stays on
-#     one worker, xdist_group): the scenarios mostly wait
+#     (default 2, one file per worker at a time): the scenarios mostly wait
 #     on agents, timers and browsers, and one stream of tests kept the
 #     guest's two vCPUs less than one host core busy (docs/testing.md);
 #  2. then the "serial" tests alone: they unload the module, read
@@ -21,8 +20,9 @@ if [ -n "$marks" ]; then marks="($marks) and "; fi
 rm -f "$junit" "$junit.parallel" "$junit.serial"
 
 par=()
-# test by test, except the groups that share a module fixture (xdist_group)
-[ "$workers" -le 1 ] || par=(-n "$workers" --dist loadgroup)
+# file by file (pytest 9 and xdist 3.8: --dist loadgroup no longer groups,
+# it sends the tests of a file that share a router to both workers)
+[ "$workers" -le 1 ] || par=(-n "$workers" --dist loadfile)
 "${pytest[@]}" -m "${marks}not serial" "${par[@]}" --junitxml="$junit.parallel" "$@"
 prc=$?
 "${pytest[@]}" -m "${marks}serial" --junitxml="$junit.serial" "$@"

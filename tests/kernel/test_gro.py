@@ -43,8 +43,9 @@ def test_outer_datagrams_of_a_tcp_stream_are_merged(netns: type[Netns], outer: s
 
 
 def test_control_datagrams_are_not_merged(netns: type[Netns]) -> None:
-    """With GRO on the underlay, datagrams that carry no inner IP packet are
-    still each dropped as control traffic on the kernel's socket, counted."""
+    """With GRO on the underlay, control datagrams (the 0xFFFFFFFF prefix,
+    no inner IP packet) are still each dropped as control traffic on the
+    kernel's socket, counted."""
     pair = build_pair(netns, "ipv4")
     nic_like_underlay(pair.a.ns, pair.b.ns)
     with pair.b.lvn() as k:
@@ -56,7 +57,7 @@ def test_control_datagrams_are_not_merged(netns: type[Netns]) -> None:
         "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
         "s.bind(('10.99.0.1', 50001))\n"
         "for i in range(20):\n"
-        "    s.sendto(b'\\x00ctl' + bytes([i]) * 100, ('10.99.0.2', 50000))\n"))
+        "    s.sendto(b'\\xff\\xff\\xff\\xff' + bytes([i]) * 100, ('10.99.0.2', 50000))\n"))
 
     def dropped() -> int:
         with pair.b.lvn() as k:

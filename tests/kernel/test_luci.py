@@ -21,8 +21,7 @@ from .netns import scaled
 from .router import ENV, ROOT
 from .site import UCI_TUNNEL, Site, router_site
 
-# one worker runs them in order: they share one router (module fixture)
-pytestmark = [pytest.mark.newest, pytest.mark.xdist_group("luci")]
+pytestmark = pytest.mark.newest
 
 PORT = 8080
 URL = f"http://127.0.0.1:{PORT}"

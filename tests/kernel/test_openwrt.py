@@ -24,8 +24,7 @@ from .site import KERNEL, UCI_TUNNEL, Site, router_site
 from .test_agent import SERVER_CONF, Agents
 
 # userspace scenarios: the newest kernel's VM runs them (docs/testing.md)
-# one worker runs them in order: they share one router (module fixture)
-pytestmark = [pytest.mark.newest, pytest.mark.xdist_group("openwrt")]
+pytestmark = pytest.mark.newest
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
