@@ -228,10 +228,7 @@ def test_server_and_clients_join_through_nat(netns: type[Netns], agents: Agents,
     """Against the CPython server, with CPython clients or MicroPython nodes."""
     s, r, a, b = nat_site(netns)
 
-    ca = tmp_path / "pki"
-    pki.init(ca)
-    for name in ("srv", "node-a", "node-b"):
-        pki.issue(ca, name, role="server" if name == "srv" else "node")
+    ca = site_pki(tmp_path, "node-a", "node-b")
     cert, key = pki.issue(ca, "evil")
     evil, evil_key = tmp_path / "evil.pem", tmp_path / "evil.key"
     evil.write_bytes(cert.read_bytes())
@@ -389,6 +386,16 @@ def captured_control_datagram(ns: Netns, dev: str, timeout: float) -> bytes:
                     return payload
 
 
+def site_pki(tmp_path: Path, *nodes: str) -> Path:
+    """A CA under ``tmp_path``/pki with the server "srv" and ``nodes``."""
+    ca = tmp_path / "pki"
+    pki.init(ca)
+    pki.issue(ca, "srv", role="server")
+    for name in nodes:
+        pki.issue(ca, name, role="node")
+    return ca
+
+
 def env_file(path: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in path.read_text().splitlines())
 
@@ -405,10 +412,7 @@ def test_field_realities(netns: type[Netns], agents: Agents, tmp_path: Path, kin
     s.ip("addr", "add", "10.97.0.1/24", "dev", "ul1")
     c.ip("addr", "add", "10.98.0.2/24", "dev", "ul0")
     x.ip("addr", "add", "10.97.0.66/24", "dev", "ul0")
-    ca = tmp_path / "pki"
-    pki.init(ca)
-    for name in ("srv", "node-c"):
-        pki.issue(ca, name, role="server" if name == "srv" else "node")
+    ca = site_pki(tmp_path, "node-c")
     odd = odd_certificates(ca, tmp_path)
     hooks = tmp_path / "hooks"
     hooks.mkdir()

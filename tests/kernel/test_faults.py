@@ -27,7 +27,7 @@ from lvn.netlink import Ipudp
 from . import packets
 from .netns import Netns, veth, wait_for
 from .router import ROOT
-from .test_agent import CLIENT_CONF, FAKETIME, Agents, agents, nat_site, overlay4  # noqa: F401
+from .test_agent import CLIENT_CONF, FAKETIME, Agents, agents, nat_site, overlay4, site_pki  # noqa: F401
 
 pytestmark = pytest.mark.newest
 
@@ -87,10 +87,7 @@ def pings(ns: Netns, dest: str = "10.77.0.1") -> bool:
 def test_silent_server_power_loss_and_revocation(netns: type[Netns], agents: Agents,  # noqa: F811
                                              tmp_path: Path) -> None:
     s, r, a, b = nat_site(netns)
-    ca = tmp_path / "pki"
-    pki.init(ca)
-    for name in ("srv", "node-a", "node-b", "node-d"):
-        pki.issue(ca, name, role="server" if name == "srv" else "node")
+    ca = site_pki(tmp_path, "node-a", "node-b", "node-d")
     # every agent's wall clock can be stepped (libfaketime; monotonic clocks are real)
     clock = tmp_path / "clock"
     clock.write_text("+0\n")

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from lvn import nodecontrol, pki
+from lvn import nodecontrol
 
 from .netns import Netns, veth, wait_for
 from .router import ROOT
-from .test_agent import CLIENT_CONF, Agents, agents  # noqa: F401
+from .test_agent import CLIENT_CONF, Agents, agents, site_pki  # noqa: F401
 from .test_faults import SERVER_CONF
 
 pytestmark = pytest.mark.newest
@@ -88,10 +88,7 @@ def test_one_prefix_floods_the_server(netns: type[Netns], agents: Agents,  # noq
     a.ip("addr", "add", "10.98.0.2/24", "dev", "ul0")
     s.ip("addr", "add", "10.97.0.1/24", "dev", "ul2")
     b.ip("addr", "add", "10.97.0.2/24", "dev", "ul0")
-    ca = tmp_path / "pki"
-    pki.init(ca)
-    for name in ("srv", "node-a", "node-b"):
-        pki.issue(ca, name, role="server" if name == "srv" else "node")
+    ca = site_pki(tmp_path, "node-a", "node-b")
     control = str(tmp_path / "srv-control.sock")
     agents.start("srv", s, SERVER_CONF.format(state=tmp_path / "srv-state", pki=ca),
                  args=("--control", control))

@@ -15,12 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from lvn import pki
 from lvn.netlink import Ipudp
 
 from .netns import Netns, veth, wait_for
 from .router import ROOT
-from .test_agent import CLIENT_CONF, Agents, agents, nat_site, overlay4  # noqa: F401
+from .test_agent import CLIENT_CONF, Agents, agents, nat_site, overlay4, site_pki  # noqa: F401
 from .test_faults import SERVER_CONF, pings, server_tunnels_full
 
 pytestmark = pytest.mark.newest
@@ -47,10 +46,7 @@ def test_nat_rebinding_and_port_reuse(netns: type[Netns], agents: Agents,  # noq
     r.ip("addr", "add", "192.168.8.1/24", "dev", "lan2")
     n.ip("addr", "add", "192.168.8.2/24", "dev", "ul0")
     n.ip("route", "add", "default", "via", "192.168.8.1")
-    ca = tmp_path / "pki"
-    pki.init(ca)
-    for name in ("srv", "node-a", "node-n", "node-c"):
-        pki.issue(ca, name, role="server" if name == "srv" else "node")
+    ca = site_pki(tmp_path, "node-a", "node-n", "node-c")
     srv_conf = SERVER_CONF.format(state=tmp_path / "srv-state", pki=ca)
     agents.start("srv", s, srv_conf)
 
