@@ -82,7 +82,7 @@ def test_server_answers_one_caller(tmp_path: Path) -> None:
 
 
 OUT_OF_FDS = """
-import os, resource, sys
+import os, resource, select, sys
 from lvn import control
 resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
 server = control.ControlServer(sys.argv[1])
@@ -93,6 +93,7 @@ try:
 except OSError:
     pass  # EMFILE: every descriptor is taken
 print("full", flush=True)
+select.select([server.fileno()], [], [], 30)  # as the service does: a caller waits
 server.serve_one(lambda method, args: {"method": method, "fds": len(held)})
 print("answered", flush=True)
 """
