@@ -28,7 +28,15 @@ newest=${releases[${#releases[@]}-1]}
 jobs=${LVN_VM_JOBS:-1}
 run_one() {
 	local rel=$1 junit=build/vm/$1/junit.xml marks=${LVN_MARKS-not long}
-	[ -n "${LVN_MARKS+set}" ] || [ "$1" = "$newest" ] || marks="not long and not newest"
+	# userspace scenarios run once: "newest" in the newest kernel's VM,
+	# "oldest" in the oldest one's (one kernel alone runs both)
+	if [ -z "${LVN_MARKS+set}" ] && [ ${#releases[@]} -gt 1 ]; then
+		case $1 in
+		"$newest") marks="not long and not oldest" ;;
+		"${releases[0]}") marks="not long and not newest" ;;
+		*) marks="not long and not newest and not oldest" ;;
+		esac
+	fi
 	marks=$(printf '%q' "$marks")
 	rm -f "$junit"
 	vm/run.sh "$rel" "${envs}LVN_IPK_DIR=$PWD/build/vm/$1/ipk LVN_TESTS=$(printf '%q' "${LVN_TESTS:-tests/kernel}") vm/guest-pytest.sh $junit $marks$pyargs"
