@@ -32,6 +32,27 @@ if [ -d "/lib/modules/$rel" ]; then
 fi
 export LVN_KMOD="$work/build/kmod/$rel/ipudp.ko"
 
+# Keep the static keys that the tests would flip all day on for the whole
+# boot: each flip patches kernel text, and qemu's multi-threaded TCG has let
+# a vCPU run a stale int3 of such a patch (Oops: int3 in netif_rx_internal,
+# the timestamp key every ping flips, 2026-12-07; in ip_rcv, the netfilter
+# hook keys every nftables table flips, 2026-12-06).  Not ipudp's code.
+python3 -c 'import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_TIMESTAMP, 1)
+time.sleep(10 ** 9)' &
+if command -v nft >/dev/null; then
+	nft -f - <<'EOF' || echo "vm: pinning the netfilter hook keys failed"
+table inet lvn_vm_pin {
+	chain pre { type filter hook prerouting priority 0; }
+	chain in { type filter hook input priority 0; }
+	chain fwd { type filter hook forward priority 0; }
+	chain out { type filter hook output priority 0; }
+	chain post { type filter hook postrouting priority 0; }
+}
+EOF
+fi
+
 cd "$work" || exit 1
 echo "vm: command starts at $(cut -d' ' -f1 /proc/uptime) s uptime"
 echo "lvn-vm: command starts" >/dev/kmsg
