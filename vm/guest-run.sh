@@ -44,11 +44,11 @@ time.sleep(10 ** 9)' &
 if command -v nft >/dev/null; then
 	nft -f - <<'EOF' || echo "vm: pinning the netfilter hook keys failed"
 table inet lvn_vm_pin {
-	chain pre { type filter hook prerouting priority 0; }
-	chain in { type filter hook input priority 0; }
-	chain fwd { type filter hook forward priority 0; }
-	chain out { type filter hook output priority 0; }
-	chain post { type filter hook postrouting priority 0; }
+	chain p_pre { type filter hook prerouting priority 0; }
+	chain p_in { type filter hook input priority 0; }
+	chain p_fwd { type filter hook forward priority 0; }
+	chain p_out { type filter hook output priority 0; }
+	chain p_post { type filter hook postrouting priority 0; }
 }
 EOF
 fi
