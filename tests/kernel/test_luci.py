@@ -157,27 +157,15 @@ class Browser:
         self.d.quit()
 
 
-@pytest.fixture(scope="module")
-def chromium(site: Site) -> Iterator[Browser]:
-    """One browser for the module's tests (under TCG a start takes tens of
-    seconds), in the router's netns for as long as it is used."""
+@pytest.fixture
+def browser(site: Site) -> Iterator[Browser]:
     with site.r.entered():
         b = Browser()
         try:
             yield b
+            assert b.console_errors() == [], "JavaScript console errors"
         finally:
             b.quit()
-
-
-@pytest.fixture
-def browser(chromium: Browser) -> Iterator[Browser]:
-    """The browser, logged out, with no console errors counted yet; a test
-    that leaves one fails."""
-    chromium.console_errors()  # drains what the last test left
-    chromium.errors, chromium.forbidden_expected = [], False
-    chromium.d.delete_all_cookies()
-    yield chromium
-    assert chromium.console_errors() == [], "JavaScript console errors"
 
 
 def rx_packets(b: Browser) -> int | None:
