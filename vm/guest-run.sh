@@ -39,7 +39,7 @@ export LVN_KMOD="$work/build/kmod/$rel/ipudp.ko"
 # hook keys every nftables table flips, 2026-12-06).  Not ipudp's code.
 python3 -c 'import socket, time
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_TIMESTAMP, 1)
+s.setsockopt(socket.SOL_SOCKET, 29, 1)  # SO_TIMESTAMP (asm-generic, x86)
 time.sleep(10 ** 9)' &
 if command -v nft >/dev/null; then
 	nft -f - <<'EOF' || echo "vm: pinning the netfilter hook keys failed"
