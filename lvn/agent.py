@@ -707,6 +707,9 @@ class Server(Agent):
         """Carry out one session's actions; an error there ends that session only."""
         try:
             self._act(s, conn, name, actions)
+        except (OSError, LvnError) as e:  # e.g. out of descriptors under a flood
+            log.warning("%r: %s: ending this session only", name, e)
+            self._end_session(s, conn, name)
         except Exception:
             log.exception("%r: internal error: ending this session only", name)
             self._end_session(s, conn, name)

@@ -59,7 +59,7 @@ def test_resets_at_every_point_of_a_join(netns: type[Netns], agents: Agents,  # 
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     print(r)
     assert r["sabotaged"] == clients // SABOTAGE_EVERY
-    assert r["joined"] == clients - r["sabotaged"], r
+    assert r["all_joined_s"] is not None, r  # every client that did not reset joined
     assert agents.procs["srv"][0].poll() is None, "the server died"
     log = agents.log("srv")
     assert "Traceback" not in log, log[-3000:]
