@@ -33,8 +33,10 @@ PASSWORD = "lvn-test"
 # web stack built here has no cgi-io (a separate OpenWrt package): a 404
 CGI_IO_404 = "/cgi-bin/cgi-exec?"
 # LuCI serves its login form with status 403 (not a JavaScript error)
-LOGIN_403 = (f"{URL}/cgi-bin/luci/ - Failed to load resource: the server responded "
-             "with a status of 403 (Forbidden)")
+LOGIN_403 = "- Failed to load resource: the server responded with a status of 403 (Forbidden)"
+# what LuCI throws when the browser cancels its pending requests because the
+# test navigates to another page (the status page polls every 5 s)
+NAVIGATION_ABORT = "Uncaught Error: XHR request aborted by browser"
 
 # the first boot of an image with uhttpd and luci-base (as selftest.sh does);
 # LuCI's requests get ten minutes, not uhttpd's 60 s: with another test file
@@ -97,6 +99,11 @@ class Browser:
             opts.add_argument(arg)
         opts.binary_location = shutil.which("chromium") or "chromium"
         opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+        # get() returns at once; open() waits for the new document itself.
+        # With chromedriver's own wait ("normal"), a page of a TCG guest
+        # beside the host stages exceeded 300 s in CI ("Timed out receiving
+        # message from renderer") while the page was still loading its scripts
+        opts.page_load_strategy = "none"
         self.d = webdriver.Chrome(options=opts, service=Service(shutil.which("chromedriver")))
         # a busy TCG guest has taken over 120 s for one page: the page load
         # may take 300 s, and selenium's own request to chromedriver longer
@@ -109,7 +116,10 @@ class Browser:
 
     def console_errors(self) -> list[str]:
         self.errors += [e["message"] for e in self.d.get_log("browser")
-                        if e["level"] == "SEVERE" and e["message"] != LOGIN_403
+                        if e["level"] == "SEVERE"
+                        and not (e["message"].startswith(f"{URL}/cgi-bin/luci/")
+                                 and e["message"].endswith(LOGIN_403))
+                        and NAVIGATION_ABORT not in e["message"]
                         and not (self.forbidden_expected and "status of 403" in e["message"])
                         and CGI_IO_404 not in e["message"]]
         return self.errors
@@ -130,11 +140,24 @@ class Browser:
 
     def css(self, selector: str) -> Any:
         from selenium.webdriver.common.by import By
-        return self.wait(lambda d: d.find_element(By.CSS_SELECTOR, selector), 120, selector)
+        return self.wait(lambda d: d.find_element(By.CSS_SELECTOR, selector), 300, selector)
 
-    def login(self, user: str, expect_session: bool = True) -> None:
+    def open(self, path: str) -> None:
+        """Navigate and wait until the new document has been parsed (the
+        old one is marked first, so its elements are never mistaken for
+        the new page's)."""
+        self.d.execute_script("window.lvnOldPage = true")
+        self.d.get(f"{URL}{path}")
+        self.wait(lambda d: d.execute_script(
+            "return !window.lvnOldPage && document.readyState !== 'loading'"), 300,
+            f"the page {path}")
+
+    def login(self, user: str, path: str = "/cgi-bin/luci/",
+              expect_session: bool = True) -> None:
+        """Log in on the page at path: LuCI answers it with its login form
+        and, once logged in, with the page itself."""
         self.d.delete_all_cookies()
-        self.d.get(f"{URL}/cgi-bin/luci/")
+        self.open(path)
         self.css("#luci_username").clear()
         self.css("#luci_username").send_keys(user)
         self.css("#luci_password").send_keys(PASSWORD)
@@ -178,8 +201,7 @@ def rx_packets(b: Browser) -> int | None:
 
 
 def test_status_page_shows_live_counters(site: Site, browser: Browser) -> None:
-    browser.login("root")
-    browser.d.get(f"{URL}/cgi-bin/luci/admin/services/lvn/status")
+    browser.login("root", "/cgi-bin/luci/admin/services/lvn/status")
     first = browser.wait(lambda d: rx_packets(browser), 120, "the tunnel row")
     browser.wait(lambda d: "valid" in d.find_element("css selector",
                                                      "#lvn-status [data-name=config]").text,
@@ -202,7 +224,7 @@ def test_login_without_lvn_acl_gets_neither_page_nor_calls(site: Site, browser: 
     and rpcd refuses its calls to the lvn object through uhttpd."""
     browser.forbidden_expected = True
     browser.login("guest", expect_session=False)
-    browser.d.get(f"{URL}/cgi-bin/luci/admin/services/lvn/status")
+    browser.open("/cgi-bin/luci/admin/services/lvn/status")
     assert "lvn-tunnels" not in browser.d.page_source
     assert "instantiateView('lvn/status')" not in browser.d.page_source
     browser.shot("guest")
@@ -223,8 +245,7 @@ def test_login_without_lvn_acl_gets_neither_page_nor_calls(site: Site, browser: 
 
 
 def test_config_form_applies_and_refuses(site: Site, browser: Browser) -> None:
-    browser.login("root")
-    browser.d.get(f"{URL}/cgi-bin/luci/admin/services/lvn/config")
+    browser.login("root", "/cgi-bin/luci/admin/services/lvn/config")
     port = browser.css('[id="widget.cbid.lvn.peer.remote_port"]')
     assert port.get_attribute("value") == "50003"
     browser.shot("config")
@@ -249,7 +270,7 @@ def test_config_form_applies_and_refuses(site: Site, browser: Browser) -> None:
     browser.shot("config-refused")
     assert site.router.sh("uci get lvn.peer.remote_port").strip() == "50003"
     # nothing was staged in the session either: a fresh page shows the old value
-    browser.d.get(f"{URL}/cgi-bin/luci/admin/services/lvn/config")
+    browser.open("/cgi-bin/luci/admin/services/lvn/config")
     assert browser.css('[id="widget.cbid.lvn.peer.remote_port"]').get_attribute(
         "value") == "50003"
     # a valid change: Save & Apply, procd's reload trigger, the kernel follows
@@ -275,8 +296,7 @@ def test_markup_from_the_service_is_shown_as_text(site: Site, browser: Browser) 
                    "uci set lvn.peer.remote='<b id=x>' && uci commit lvn && "
                    "{ ubus call lvn reload || true; }")
     try:
-        browser.login("root")
-        browser.d.get(f"{URL}/cgi-bin/luci/admin/services/lvn/status")
+        browser.login("root", "/cgi-bin/luci/admin/services/lvn/status")
         browser.wait(lambda d: "<b id=x>" in d.find_element(
             "css selector", "#lvn-status [data-name=config]").text, 90,
             "the refusal, quoting the value as text")
