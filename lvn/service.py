@@ -58,7 +58,11 @@ class Service:
             conf = config.build(config.load(self.confdir), check_files=False)
         except LvnError as e:
             self.config_errors = tuple(str(e).splitlines())
-            log.error("reload refused, keeping the running configuration: %s", e)
+            if self.config is None:
+                log.error("configuration refused, running without tunnels or agent "
+                          "until a valid one is loaded: %s", e)
+            else:
+                log.error("reload refused, keeping the running configuration: %s", e)
             return {"ok": False, "errors": list(self.config_errors)}
         try:
             acts = static.apply(self.kernel, conf.tunnels, self.state_file)

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -269,7 +270,8 @@ def static_port(site: Site) -> int | None:
     return tunnels[0].remote_port if tunnels else None
 
 
-def test_a_node_without_lvn_server_runs_the_micropython_agent(site: Site) -> None:
+def test_a_node_without_lvn_server_runs_the_micropython_agent(site: Site,
+                                                              tmp_path: Path) -> None:
     """lvn alone, as a node installs it: removing lvn-server switches the
     service to the MicroPython client agent, which joins a server and
     answers the lvn ubus object through rpcd's plugin, and to `lvn-node
@@ -285,7 +287,7 @@ def test_a_node_without_lvn_server_runs_the_micropython_agent(site: Site) -> Non
         pki.issue(pkidir, name, role="server" if name == "srv" else "node")
     agents = Agents(pkidir)
     try:
-        agents.start("srv", site.peer, SERVER_CONF.format(state=pkidir / "srv-state",
+        agents.start("srv", site.peer, SERVER_CONF.format(state=tmp_path / "srv-state",
                                                           pki=pkidir, extra=""))
         out = site.router.sh("opkg remove lvn-server 2>&1")
         assert "Removing package lvn-server" in out, out

@@ -79,3 +79,34 @@ def test_service_reload_and_stop(netns: type[Netns], tmp_path: Path) -> None:
             proc.kill()
             proc.wait()
         k.close()
+
+
+def test_service_started_with_an_invalid_file(netns: type[Netns], tmp_path: Path) -> None:
+    """procd starts the service whatever the file holds: a bad one at start
+    is logged as such (there is no running configuration to keep), and the
+    first good one after it is applied."""
+    a, b = netns(), netns()
+    veth(a, b)
+    a.ip("addr", "add", "10.99.0.1/24", "dev", "ul0")
+    (tmp_path / "lvn").write_text(CONF.replace("10.99.0.2", "10.99.0.256"))
+    log = tmp_path / "log"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    with open(log, "wb") as out:
+        proc = a.popen(sys.executable, "-m", "lvn", "agent", "-c", str(tmp_path),
+                       "--state", str(tmp_path / "state.json"), stdout=out, stderr=out,
+                       env=env)
+    k = Ipudp(netns=a.name)
+    try:
+        wait_for(lambda: b"configuration refused, running without tunnels or agent"
+                 in log.read_bytes(), 60, "the refusal in the log")
+        assert b"keeping the running configuration" not in log.read_bytes()
+        assert b"'10.99.0.256' is not an IPv4 or IPv6 address" in log.read_bytes()
+        assert proc.poll() is None and k.devices() == []
+        (tmp_path / "lvn").write_text(CONF)
+        proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: [d.ifname for d in k.devices()] == ["lvn1"], 30, "the good file")
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=scaled(30))
+        k.close()
