@@ -133,9 +133,6 @@ def client_conf(typed: "schema.Typed") -> dict[str, Any]:
         raise NodeError("lvn.client.crl: the node's TLS (MicroPython's ssl) cannot check a "
                         "revocation list; remove the option (the server checks the node's "
                         "certificate against its own list) or run lvn-server's CPython agent")
-    if conf.get("capabilities"):
-        raise NodeError("lvn.agent.capabilities: the node's agent keeps root's capabilities "
-                        "(docs/threat-model.md); remove the option")
     conf["server_name"] = conf.get("server_name") or conf["server"]
     return conf
 
