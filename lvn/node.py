@@ -31,12 +31,14 @@ import time
 
 from . import (
     __version__,
+    capabilities,
     controlwire,
     errors,
     files,
     ipudp_abi,
     nlcodec,
     nodecontrol,
+    nodeprivilege,
     protocol,
     rawnl,
     rejoin,
@@ -756,6 +758,13 @@ def main(argv: list[str]) -> int:
         where = "control socket " + control if command == "run" else command
         log("error", where + ": " + _reason(e))
         return 1
+    try:
+        kept = nodeprivilege.drop(conf.get("capabilities") or ())
+        log("info", "capabilities kept: " + (", ".join(capabilities.names(kept)) or "none"))
+    except OSError as e:
+        # OpenWrt's micropython has ffi: this is another build
+        log("warning", "running with all of root's capabilities: cannot drop them: "
+            + _reason(e))
     log("info", "client " + conf["ifname"] + " for " + conf["server"])
     node.run()
     return 0
