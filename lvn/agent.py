@@ -37,6 +37,7 @@ from .ratelimit import RateLimiter, source_key
 from .rejoin import Rejoin
 from .rulebook import RuleBook
 from .session import HANDSHAKE_TIMEOUT, ClientSession, ServerSession
+from .tunnelids import TunnelIds
 
 if TYPE_CHECKING:
     from .session import Action
@@ -395,7 +396,7 @@ class Server(Agent):
         self.next_lease_check = 0.0
         self.leases = Leases(Path(state_dir) / "leases.json", conf.pool4, conf.pool6)
         self.sessions: dict[bytes, tuple[ServerSession, TlsConn, str]] = {}
-        self.tunnel_ids: dict[str, int] = {}
+        self.tunnel_ids = TunnelIds()
         # clients whose control channel is gone: their tunnel lives until idle
         self.detached = DetachedTunnels(conf.idle_timeout)
         self.rules = RuleBook()  # which tunnel owns which prefix, as in the kernel
@@ -413,9 +414,8 @@ class Server(Agent):
         # adopt what an earlier run left: tunnel ids stay with their clients
         # (they expire like detached ones unless their client comes back)
         for t in k.tunnels(ifname):
-            name = self.detached.left_by_earlier_run(t.id, (t.remote, t.remote_port),
-                                                     time.monotonic())
-            self.tunnel_ids.setdefault(name, t.id)
+            self.detached.left_by_earlier_run(self.tunnel_ids.leftover(t.id),
+                                              t.id, (t.remote, t.remote_port), time.monotonic())
         # the device is ours: its rules are known from here on without
         # asking the kernel (a dump per join would make joining O(N^2))
         self.rules.load((r.prefix, r.tunnel_id) for r in k.rules(ifname))
@@ -575,9 +575,10 @@ class Server(Agent):
     def _end_session(self, s: ServerSession, conn: TlsConn, name: str) -> None:
         """The control channel is gone; the tunnel stays until it is idle."""
         live = any(n == name and c is not conn for _, c, n in self.sessions.values())
-        if self.sessions.pop(s.session, None) is not None and name in self.tunnel_ids \
+        tid = self.tunnel_ids.get(name)
+        if self.sessions.pop(s.session, None) is not None and tid is not None \
                 and not live:  # (a newer session of the same client keeps it attached)
-            self.detached.detach(name, self.tunnel_ids[name], s.last_seen)
+            self.detached.detach(name, tid, s.last_seen)
             log.info("%r: control channel closed; tunnel kept until idle", name)
         self._close_conn(conn)
 
@@ -598,14 +599,6 @@ class Server(Agent):
                 continue
             s, conn, name = entry
             self._guarded(s, conn, name, s.on_datagram(addr[0], addr[1], data, time.monotonic()))
-
-    def _tunnel_id(self, name: str) -> int:
-        tid = self.tunnel_ids.get(name)
-        if tid is None:
-            used = set(self.tunnel_ids.values())
-            tid = next(i for i in range(1, 1 << 20) if i not in used)
-            self.tunnel_ids[name] = tid
-        return tid
 
     def _act(self, s: ServerSession, conn: TlsConn, name: str, actions: list[Action]) -> None:
         for act in actions:
@@ -643,12 +636,9 @@ class Server(Agent):
 
     def _set_tunnel(self, name: str, address: str, port: int, addrs: list[str]) -> None:
         k, ifname = self.kernel, self.conf.ifname
-        if name not in self.tunnel_ids:
-            # a tunnel an earlier run of the server left for this endpoint: adopt it
-            old = self.detached.adopt((address, port))
-            if old is not None and self.tunnel_ids.pop(f"#{old}", None) == old:
-                self.tunnel_ids[name] = old
-        tid = self._tunnel_id(name)
+        # a tunnel an earlier run of the server left for this endpoint is adopted
+        adopted = None if name in self.tunnel_ids else self.detached.adopt((address, port))
+        tid = self.tunnel_ids.take(name, adopted)
         k.set_tunnel(ifname, address, remote_port=port, tunnel_id=tid, replace=True)
         want = [str(ipaddress.ip_interface(a).ip) + ("/32" if ":" not in a else "/128")
                 for a in addrs]
@@ -668,7 +658,7 @@ class Server(Agent):
     def _remove_tunnel(self, name: str, endpoint: tuple[str, int] | None = None) -> None:
         if name in self.leases.table:
             self.leases.touch(name, time.time())  # last here now: the lease TTL starts
-        tid = self.tunnel_ids.pop(name, None)
+        tid = self.tunnel_ids.release(name)
         self.detached.attach(name)
         if tid is not None:
             self.rules.forget_tunnel(tid)  # the kernel deletes a tunnel's rules with it
@@ -765,7 +755,7 @@ class Server(Agent):
         if now < self.next_lease_check:
             return
         self.next_lease_check = now + LEASE_CHECK
-        active = {n for _, _, n in self.sessions.values()} | set(self.tunnel_ids)
+        active = {n for _, _, n in self.sessions.values()} | self.tunnel_ids.names()
         for name in self.leases.expire(time.time(), self.conf.lease_ttl * 86400.0, active):
             log.info("%r: not seen for %d days: lease released", name, self.conf.lease_ttl)
 

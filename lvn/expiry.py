@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .tunnelids import leftover_name
+
 
 @dataclass(frozen=True)
 class CheckRx:
@@ -56,22 +58,21 @@ class DetachedTunnels:
         self.heard[name] = last_heard
         self.tunnel_ids[name] = tunnel_id
 
-    def left_by_earlier_run(self, tunnel_id: int, endpoint: tuple[str, int],
-                            now: float) -> str:
-        """A tunnel found at start-up: detached under the name ``#ID`` until
-        its client comes back from ``endpoint`` (adopt()) or it is silent."""
-        name = "#" + str(tunnel_id)
+    def left_by_earlier_run(self, name: str, tunnel_id: int, endpoint: tuple[str, int],
+                            now: float) -> None:
+        """A tunnel found at start-up: detached under ``name`` (lvn/tunnelids.py's
+        ``#ID``) until its client comes back from ``endpoint`` (adopt()) or
+        it is silent."""
         self.detach(name, tunnel_id, now)
         self.adoptable[endpoint] = tunnel_id
-        return name
 
     def adopt(self, endpoint: tuple[str, int]) -> int | None:
         """The tunnel an earlier run left for a client now at ``endpoint``
         (None: none, or it expired): it is the client's from now on."""
         tid = self.adoptable.pop(endpoint, None)
-        if tid is None or self.tunnel_ids.get("#" + str(tid)) != tid:
+        if tid is None or self.tunnel_ids.get(leftover_name(tid)) != tid:
             return None
-        self.attach("#" + str(tid))
+        self.attach(leftover_name(tid))
         return tid
 
     def attach(self, name: str) -> None:

@@ -60,8 +60,8 @@ def test_a_tunnel_gone_from_the_kernel_is_removed() -> None:
 
 def test_adoption_after_a_restart() -> None:
     d = DetachedTunnels(IDLE)
-    assert d.left_by_earlier_run(5, ("198.51.100.7", 40001), 0.0) == "#5"
-    d.left_by_earlier_run(6, ("198.51.100.8", 40001), 0.0)
+    d.left_by_earlier_run("#5", 5, ("198.51.100.7", 40001), 0.0)
+    d.left_by_earlier_run("#6", 6, ("198.51.100.8", 40001), 0.0)
     assert d.adopt(("203.0.113.1", 1)) is None       # unknown endpoint
     assert d.adopt(("198.51.100.7", 40001)) == 5 and "#5" not in d
     assert d.adopt(("198.51.100.7", 40001)) is None  # once only
