@@ -325,7 +325,8 @@ def run_apply(args: argparse.Namespace, kernel: static.Kernel,
         conf = config.build(config.load(args.confdir), check_files=False)
     acts = static.apply(kernel, conf.tunnels, args.state, dry_run=args.dry_run)
     if args.json:
-        out(json.dumps([{"op": a.op, "ifname": a.ifname, "args": list(a.args)} for a in acts]))
+        out(json.dumps([{"op": a.op, "ifname": a.ifname, "args": list(static.args_of(a))}
+                        for a in acts]))
     elif not acts:
         out("nothing to change")
     else:

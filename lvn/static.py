@@ -119,16 +119,155 @@ class Actual(namedtuple("Actual", ["device", "rules", "mtu", "up", "addresses"])
     addresses: "frozenset[str]"
 
 
-class Action(namedtuple("Action", ["op", "ifname", "args"])):
-    """``op``: the Kernel method (see ``execute``) that carries it out."""
+def _text(act: "Action") -> str:
+    return " ".join([act.op.replace("_", " "), act.ifname] + [str(a) for a in args_of(act)])
+
+
+def args_of(act: "Action") -> "tuple[object, ...]":
+    """An action's fields after ``ifname`` (lvn apply --json prints them)."""
+    return tuple(act)[1:]
+
+
+# The actions of a plan, one class each; ``run`` carries one out on a Kernel.
+
+class AddDevice(namedtuple("AddDevice", ["ifname", "mtu", "mode", "port"])):
+    __slots__ = ()
+    op = "add_device"
+    ifname: str
+    mtu: "int | None"
+    mode: str
+    port: int
+    __str__ = _text
+
+    def run(self, kernel: "Kernel") -> None:
+        kernel.add_device(self.ifname, mtu=self.mtu, mode=self.mode, port=self.port)
+
+
+class DelDevice(namedtuple("DelDevice", ["ifname"])):
+    __slots__ = ()
+    op = "del_device"
+    ifname: str
+    __str__ = _text
+
+    def run(self, kernel: "Kernel") -> None:
+        kernel.del_device(self.ifname)
+
+
+class SetPort(namedtuple("SetPort", ["ifname", "port"])):
+    __slots__ = ()
+    op = "set_port"
+    ifname: str
+    port: int
+    __str__ = _text
+
+    def run(self, kernel: "Kernel") -> None:
+        kernel.set_device(self.ifname, port=self.port)
+
+
+class SetTunnel(namedtuple("SetTunnel", ["ifname", "tunnel_id", "remote", "remote_port",
+                                         "local", "replace", "keepalive"])):
+    """Add tunnel ``tunnel_id`` (``replace``: change the existing one)."""
 
     __slots__ = ()
-    op: str
+    op = "set_tunnel"
     ifname: str
-    args: "tuple[object, ...]"
+    tunnel_id: int
+    remote: str
+    remote_port: int
+    local: "str | None"
+    replace: bool
+    keepalive: int
+    __str__ = _text
 
-    def __str__(self) -> str:
-        return " ".join([self.op.replace("_", " "), self.ifname] + [str(a) for a in self.args])
+    def run(self, kernel: "Kernel") -> None:
+        kernel.set_tunnel(self.ifname, self.remote, remote_port=self.remote_port,
+                          local=self.local, tunnel_id=self.tunnel_id, replace=self.replace,
+                          keepalive=self.keepalive)
+
+
+class DelTunnel(namedtuple("DelTunnel", ["ifname", "tunnel_id"])):
+    __slots__ = ()
+    op = "del_tunnel"
+    ifname: str
+    tunnel_id: int
+    __str__ = _text
+
+    def run(self, kernel: "Kernel") -> None:
+        kernel.del_tunnel(self.ifname, self.tunnel_id)
+
+
+class AddRule(namedtuple("AddRule", ["ifname", "prefix", "tunnel_id", "kind"])):
+    __slots__ = ()
+    op = "add_rule"
+    ifname: str
+    prefix: str
+    tunnel_id: int
+    kind: str
+    __str__ = _text
+
+    def run(self, kernel: "Kernel") -> None:
+        kernel.add_rule(self.ifname, self.prefix, self.tunnel_id, self.kind)
+
+
+class DelRule(namedtuple("DelRule", ["ifname", "prefix", "tunnel_id", "kind"])):
+    __slots__ = ()
+    op = "del_rule"
+    ifname: str
+    prefix: str
+    tunnel_id: int
+    kind: str
+    __str__ = _text
+
+    def run(self, kernel: "Kernel") -> None:
+        kernel.del_rule(self.ifname, self.prefix, self.tunnel_id, self.kind)
+
+
+class AddAddress(namedtuple("AddAddress", ["ifname", "address"])):
+    __slots__ = ()
+    op = "add_address"
+    ifname: str
+    address: str
+    __str__ = _text
+
+    def run(self, kernel: "Kernel") -> None:
+        kernel.add_address(self.ifname, self.address)
+
+
+class DelAddress(namedtuple("DelAddress", ["ifname", "address"])):
+    __slots__ = ()
+    op = "del_address"
+    ifname: str
+    address: str
+    __str__ = _text
+
+    def run(self, kernel: "Kernel") -> None:
+        kernel.del_address(self.ifname, self.address)
+
+
+class SetMtu(namedtuple("SetMtu", ["ifname", "mtu"])):
+    __slots__ = ()
+    op = "set_mtu"
+    ifname: str
+    mtu: int
+    __str__ = _text
+
+    def run(self, kernel: "Kernel") -> None:
+        kernel.set_link(self.ifname, mtu=self.mtu)
+
+
+class SetUp(namedtuple("SetUp", ["ifname"])):
+    __slots__ = ()
+    op = "set_up"
+    ifname: str
+    __str__ = _text
+
+    def run(self, kernel: "Kernel") -> None:
+        kernel.set_link(self.ifname, up=True)
+
+
+if TYPE_CHECKING:
+    Action = (AddDevice | DelDevice | SetPort | SetTunnel | DelTunnel | AddRule | DelRule
+              | AddAddress | DelAddress | SetMtu | SetUp)
 
 
 def groups(tunnels: "Sequence[StaticTunnel]") -> "dict[str, list[tuple[int, StaticTunnel]]]":
@@ -162,7 +301,7 @@ def desired(tunnels: "Sequence[StaticTunnel]") -> "dict[str, DeviceSpec]":
 
 
 def _create(spec: DeviceSpec) -> "list[Action]":
-    return [Action("add_device", spec.ifname, (spec.mtu, spec.mode, spec.port))]
+    return [AddDevice(spec.ifname, spec.mtu, spec.mode, spec.port)]
 
 
 def _fill(spec: DeviceSpec, actual: "Actual | None") -> "list[Action]":
@@ -172,23 +311,23 @@ def _fill(spec: DeviceSpec, actual: "Actual | None") -> "list[Action]":
                     for t in (actual.device.tunnels if actual else ())}
     have_rules = {(r.prefix, r.tunnel_id, r.kind) for r in (actual.rules if actual else ())}
     have_addrs = actual.addresses if actual else frozenset()
-    acts = [Action("del_tunnel", ifname, (tid,))
-            for tid in sorted(set(have_tunnels) - set(spec.tunnels))]
+    acts: list[Action] = [DelTunnel(ifname, tid)
+                          for tid in sorted(set(have_tunnels) - set(spec.tunnels))]
     # a deleted tunnel takes its rules along
     have_rules = {r for r in have_rules if r[1] in spec.tunnels}
-    acts += [Action("del_rule", ifname, r) for r in sorted(have_rules - spec.rules)]
+    acts += [DelRule(ifname, *r) for r in sorted(have_rules - spec.rules)]
     for tid, t in sorted(spec.tunnels.items()):
         old = have_tunnels.get(tid)
         if old != t:
-            acts.append(Action("set_tunnel", ifname, (tid, t.remote, t.remote_port, t.local,
-                                                      old is not None, t.keepalive)))
-    acts += [Action("add_rule", ifname, r) for r in sorted(spec.rules - have_rules)]
-    acts += [Action("del_address", ifname, (a,)) for a in sorted(have_addrs - spec.addresses)]
-    acts += [Action("add_address", ifname, (a,)) for a in sorted(spec.addresses - have_addrs)]
+            acts.append(SetTunnel(ifname, tid, t.remote, t.remote_port, t.local,
+                                  old is not None, t.keepalive))
+    acts += [AddRule(ifname, *r) for r in sorted(spec.rules - have_rules)]
+    acts += [DelAddress(ifname, a) for a in sorted(have_addrs - spec.addresses)]
+    acts += [AddAddress(ifname, a) for a in sorted(spec.addresses - have_addrs)]
     if actual is not None and spec.mtu is not None and actual.mtu != spec.mtu:
-        acts.append(Action("set_mtu", ifname, (spec.mtu,)))
+        acts.append(SetMtu(ifname, spec.mtu))
     if actual is None or not actual.up:
-        acts.append(Action("set_up", ifname, ()))
+        acts.append(SetUp(ifname))
     return acts
 
 
@@ -200,18 +339,18 @@ def plan(specs: "dict[str, DeviceSpec]", actual: "dict[str, Actual]",
     configured are deleted.  Unchanged tunnels are left alone, so their
     traffic and counters carry on.
     """
-    acts = [Action("del_device", name, ()) for name in sorted(managed - set(specs))
-            if name in actual]
+    acts: list[Action] = [DelDevice(name) for name in sorted(managed - set(specs))
+                          if name in actual]
     for ifname, spec in sorted(specs.items()):
         cur = actual.get(ifname)
         if cur is not None and cur.device.mode != spec.mode:
             # the kernel changes the mode only of a device without tunnels
-            acts.append(Action("del_device", ifname, ()))
+            acts.append(DelDevice(ifname))
             cur = None
         if cur is None:
             acts += _create(spec)
         elif cur.device.port != spec.port:
-            acts.append(Action("set_port", ifname, (spec.port,)))
+            acts.append(SetPort(ifname, spec.port))
         acts += _fill(spec, cur)
     return acts
 
@@ -258,35 +397,6 @@ def read_actual(kernel: "Kernel") -> "dict[str, Actual]":
     return out
 
 
-def execute(kernel: "Kernel", act: Action) -> None:
-    n, a = act.ifname, act.args
-    if act.op == "add_device":
-        kernel.add_device(n, mtu=a[0], mode=a[1], port=a[2])  # type: ignore[arg-type]
-    elif act.op == "del_device":
-        kernel.del_device(n)
-    elif act.op == "set_port":
-        kernel.set_device(n, port=a[0])  # type: ignore[arg-type]
-    elif act.op == "set_tunnel":
-        kernel.set_tunnel(n, a[1], remote_port=a[2], local=a[3],  # type: ignore[arg-type]
-                          tunnel_id=a[0], replace=a[4], keepalive=a[5])  # type: ignore[arg-type]
-    elif act.op == "del_tunnel":
-        kernel.del_tunnel(n, a[0])  # type: ignore[arg-type]
-    elif act.op == "add_rule":
-        kernel.add_rule(n, a[0], a[1], a[2])  # type: ignore[arg-type]
-    elif act.op == "del_rule":
-        kernel.del_rule(n, a[0], a[1], a[2])  # type: ignore[arg-type]
-    elif act.op == "add_address":
-        kernel.add_address(n, a[0])  # type: ignore[arg-type]
-    elif act.op == "del_address":
-        kernel.del_address(n, a[0])  # type: ignore[arg-type]
-    elif act.op == "set_mtu":
-        kernel.set_link(n, mtu=a[0])  # type: ignore[arg-type]
-    elif act.op == "set_up":
-        kernel.set_link(n, up=True)
-    else:
-        raise LvnError("unknown action " + act.op)
-
-
 def load_managed(path: str) -> "set[str]":
     try:
         with open(path) as f:
@@ -318,10 +428,10 @@ def apply(kernel: "Kernel", tunnels: "Sequence[StaticTunnel]", state_file: str =
     acts = plan(specs, actual, managed)
     if dry_run:
         return acts
-    created = {a.ifname for a in acts if a.op == "add_device"}
+    created = {a.ifname for a in acts if isinstance(a, AddDevice)}
     # record new devices first, so an interrupted apply still cleans them up later
     save_managed(state_file, managed | created)
     for act in acts:
-        execute(kernel, act)
+        act.run(kernel)
     save_managed(state_file, (managed | created) & set(specs))
     return acts

@@ -143,14 +143,13 @@ def events(actions: list[static.Action]) -> list[tuple[str, dict[str, Any]]]:
     """The ubus events announcing what an apply changed."""
     out = []
     for a in actions:
-        if a.op == "set_tunnel":
-            tid, remote, port, _, replaced, _ = a.args
-            kind = "lvn.tunnel.update" if replaced else "lvn.tunnel.add"
-            out.append((kind, {"ifname": a.ifname, "id": tid, "remote": remote,
-                               "remote_port": port}))
-        elif a.op == "del_tunnel":
-            out.append(("lvn.tunnel.del", {"ifname": a.ifname, "id": a.args[0]}))
-        elif a.op == "del_device":
+        if isinstance(a, static.SetTunnel):
+            kind = "lvn.tunnel.update" if a.replace else "lvn.tunnel.add"
+            out.append((kind, {"ifname": a.ifname, "id": a.tunnel_id, "remote": a.remote,
+                               "remote_port": a.remote_port}))
+        elif isinstance(a, static.DelTunnel):
+            out.append(("lvn.tunnel.del", {"ifname": a.ifname, "id": a.tunnel_id}))
+        elif isinstance(a, static.DelDevice):
             out.append(("lvn.tunnel.del", {"ifname": a.ifname}))
     return out
 

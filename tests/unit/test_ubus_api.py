@@ -83,10 +83,11 @@ def test_tunnel_del_unknown() -> None:
 
 
 def test_events() -> None:
-    acts = [static.Action("set_tunnel", "lvm", (2, "fd00::3", 50020, None, False, 0)),
-            static.Action("set_tunnel", "lvm", (1, "192.0.2.9", 50000, None, True, 0)),
-            static.Action("del_tunnel", "lvm", (3,)), static.Action("add_rule", "lvm", ()),
-            static.Action("del_device", "old", ())]
+    acts: list[static.Action] = [
+        static.SetTunnel("lvm", 2, "fd00::3", 50020, None, False, 0),
+        static.SetTunnel("lvm", 1, "192.0.2.9", 50000, None, True, 0),
+        static.DelTunnel("lvm", 3), static.AddRule("lvm", "10.0.0.0/8", 3, "dest"),
+        static.DelDevice("old")]
     assert ubus_api.events(acts) == [
         ("lvn.tunnel.add", {"ifname": "lvm", "id": 2, "remote": "fd00::3",
                             "remote_port": 50020}),
