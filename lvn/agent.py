@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from cryptography import x509
 from OpenSSL import SSL, crypto
 
-from . import compat, crl, datagram, identity, protocol, session, static
+from . import compat, crl, datagram, identity, protocol, replies, session, static
 from .config import ClientConfig, ServerConfig
 from .errors import LvnError
 from .expiry import DetachedTunnels
@@ -971,9 +971,8 @@ class Client(Agent):
         state = self.session.state if self.session is not None else "connecting"
         if self.rejoin.waiting_for_clock:
             state = "waiting for a valid clock"
-        return [{"name": self.conf.server, "state": state, "addresses": self.addresses,
-                 "endpoint": [self.server_ip, self.data_port] if self.data_port else None,
-                 "tunnel_id": 0}]
+        return [replies.client_peer(self.conf.server, state, self.addresses, self.server_ip,
+                                    self.data_port)]
 
     def tick(self, now: float) -> None:
         if self.conn is None:

@@ -30,7 +30,6 @@ import sys
 import time
 
 from . import (
-    __version__,
     capabilities,
     controlwire,
     errors,
@@ -42,6 +41,7 @@ from . import (
     protocol,
     rawnl,
     rejoin,
+    replies,
     schema,
     session,
     static,
@@ -139,9 +139,11 @@ def client_conf(typed: "schema.Typed") -> dict[str, Any]:
     return conf
 
 
-def load_config(path: str) -> dict[str, Any]:
-    """The client's options from the UCI file at ``path``, checked."""
-    return client_conf(read_config(path))
+def load_config(path: str) -> "tuple[dict[str, Any], dict[str, str]]":
+    """The client's options from the UCI file at ``path``, checked, and the
+    names of its static tunnels (lvn.replies.static_names)."""
+    typed = read_config(path)
+    return client_conf(typed), replies.static_names(schema.tunnels(typed))
 
 
 def pem_der(path: str) -> bytes:
@@ -231,9 +233,11 @@ def _sockaddr(host: str, port: int) -> Any:
 
 class Node:
     def __init__(self, conf: dict[str, Any], kernel: rawnl.Kernel,
-                 config_path: str = "/etc/config/lvn") -> None:
+                 config_path: str = "/etc/config/lvn",
+                 static_names: "dict[str, str] | None" = None) -> None:
         self.conf = conf
         self.config_path = config_path
+        self.static_names = static_names or {}  # "ifname/id" -> its config tunnel section
         self.config_errors: list[str] = []  # why the last reload was refused
         self.last_reload: float | None = None
         self.listener: socket.socket | None = None
@@ -272,10 +276,8 @@ class Node:
         if hasattr(gc, "mem_alloc"):
             node["heap_used"] = gc.mem_alloc()
             node["heap_peak"] = self.heap_peak
-        return {"role": "client", "node": node, "peers": [{
-            "name": self.conf["server"], "state": state, "addresses": self.addresses,
-            "endpoint": [self.server_ip, self.data_port] if self.data_port else None,
-            "tunnel_id": 0}]}
+        return {"role": "client", "node": node, "peers": [replies.client_peer(
+            self.conf["server"], state, self.addresses, self.server_ip, self.data_port)]}
 
     def write_status(self) -> None:
         st = self.status()
@@ -305,27 +307,22 @@ class Node:
         if method == "peers":
             return {"peers": self.status()["peers"]}
         try:
-            dev = self.kernel.device(self.ifname)
-            tunnels = self.kernel.tunnels(self.ifname) if dev is not None else []
+            devices = [(d.ifname, d.mode, d.port, self.kernel.tunnels(d.ifname))
+                       for d in self.kernel.devices()]
         except rawnl.KernelRefused as e:
             raise controlwire.CallError(controlwire.UNKNOWN_ERROR, str(e)) from None
         if method == "tunnels":
-            if args.get("ifname", self.ifname) != self.ifname or dev is None:
-                return {"tunnels": []}
-            for t in tunnels:
-                t.update(ifname=self.ifname, mode="fixed", port=dev["port"], static=None)
-            return {"tunnels": tunnels}
-        return {"version": __version__, "role": "client", "agent_enabled": True,
-                "config": {"path": self.config_path, "valid": not self.config_errors,
-                           "errors": list(self.config_errors)},
-                "last_reload": self.last_reload, "devices": 0 if dev is None else 1,
-                "tunnels": len(tunnels), "peers": 1, "warnings": []}
+            ifname = args.get("ifname")
+            return replies.tunnels(devices, self.static_names,
+                                   None if ifname is None else str(ifname))
+        return replies.status("client", True, self.config_path, self.config_errors,
+                              self.last_reload, devices, self.status()["peers"], [])
 
     def reload(self) -> dict[str, Any]:
         """Read the configuration again; a changed client section reconnects.
         An invalid file is refused and the running session stays."""
         try:
-            conf = load_config(self.config_path)
+            conf, names = load_config(self.config_path)
             creds = [pem_der(conf[k]) for k in ("ca", "cert", "key")]
             if conf["ifname"] != self.ifname or conf["data_port"] != self.conf["data_port"]:
                 raise NodeError("lvn.client: a new ifname or data_port takes effect at the "
@@ -336,6 +333,7 @@ class Node:
             return {"ok": False, "errors": list(self.config_errors)}
         self.config_errors = []
         self.last_reload = time.time()
+        self.static_names = names
         if conf.get("capabilities") != self.conf.get("capabilities"):
             log("warning", "lvn.agent.capabilities changed: it takes effect at the next "
                 "start (service lvn restart)")
@@ -745,11 +743,11 @@ def main(argv: list[str]) -> int:
             return apply(path, kernel, state, dry_run, flush)
         if command == "show":
             return show(kernel)
-        conf = load_config(path)
+        conf, names = load_config(path)
         if command == "release":
             release(conf, kernel)
             return 0
-        node = Node(conf, kernel, path)
+        node = Node(conf, kernel, path, names)
         node.serve_control(control)
     except (NodeError, rawnl.KernelRefused, errors.LvnError) as e:
         log("error", str(e))

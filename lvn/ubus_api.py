@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import __version__, config, schema, static, uci
+from . import config, replies, schema, static, uci
 from .errors import LvnError
 from .model import Device
 
@@ -51,33 +51,18 @@ class Snapshot:
     warnings: tuple[str, ...] = ()  # the agent's (e.g. an ageing revocation list)
 
 
+def _facts(s: Snapshot) -> list[replies.DeviceFacts]:
+    return [(d.ifname, d.mode, d.port, [asdict(t) for t in d.tunnels]) for d in s.devices]
+
+
 def status(s: Snapshot) -> dict[str, Any]:
-    return {
-        "version": __version__,
-        "role": s.role,
-        "agent_enabled": s.agent_enabled,
-        "config": {"path": f"{s.confdir}/{config.PACKAGE}", "valid": s.config_valid,
-                   "errors": list(s.config_errors)},
-        "last_reload": s.last_reload,
-        "devices": len(s.devices),
-        "tunnels": sum(len(d.tunnels) for d in s.devices),
-        "peers": len(s.peers),
-        "warnings": list(s.warnings),
-    }
+    return replies.status(s.role, s.agent_enabled, f"{s.confdir}/{config.PACKAGE}",
+                          s.config_errors, s.last_reload, _facts(s), s.peers, s.warnings)
 
 
 def tunnels(s: Snapshot, ifname: str | None = None) -> dict[str, Any]:
     """Every tunnel, or those of the device ``ifname``."""
-    out = []
-    for d in s.devices:
-        if ifname is not None and d.ifname != ifname:
-            continue
-        for t in d.tunnels:
-            entry = asdict(t)
-            entry.update(ifname=d.ifname, mode=d.mode, port=d.port,
-                         static=s.static.get(f"{d.ifname}/{t.id}"))
-            out.append(entry)
-    return {"tunnels": out}
+    return replies.tunnels(_facts(s), s.static, ifname)
 
 
 def peers(s: Snapshot) -> dict[str, Any]:
@@ -156,5 +141,4 @@ def events(actions: list[static.Action]) -> list[tuple[str, dict[str, Any]]]:
 
 def static_names(conf: config.Config) -> dict[str, str]:
     """"ifname/id" -> the name of the tunnel section that configures it."""
-    return {f"{ifname}/{tid}": t.name.split(".", 1)[1]
-            for ifname, group in static.groups(conf.tunnels).items() for tid, t in group}
+    return replies.static_names(conf.tunnels)

@@ -13,11 +13,12 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import upy
 
-from lvn import capabilities, controlwire, nodecontrol, pki
+from lvn import capabilities, config, controlwire, nodecontrol, pki, ubus_api
 from lvn.netlink import Ipudp
 
 from .netns import Netns, scaled, veth, wait_for
@@ -176,6 +177,55 @@ def check_node_control(agents: Agents, name: str, ns: Netns, ifname: str, server
         {".type": "tunnel", ".name": "t", "ifname": "lvn7", "remote": "10.0.0.300"}]})
     assert (status, data) == (controlwire.OK, {"valid": False, "errors": [
         "lvn.t.remote: '10.0.0.300' is not an IPv4 or IPv6 address"]})
+    check_node_answers_as_the_service(agents, name, ns, conf, good)
+
+
+VOLATILE = ("stats", "last_rx_ms", "last_tx_ms")
+
+
+def check_node_answers_as_the_service(agents: Agents, name: str, ns: Netns, conf: Path,
+                                      good: str) -> None:
+    """For the same kernel state and file, the node's status and tunnels
+    replies are the CPython service's (lvn.ubus_api from the same devices):
+    every ipudp device counted and listed, a static tunnel with its section
+    (the node once listed its agent's device only, as FIXED, unnamed)."""
+    conf.write_text(good + "\nconfig tunnel 'side'\n\toption ifname 'lvm9'\n"
+                    "\toption mode 'multi'\n\toption port '50019'\n"
+                    "\toption remote '192.0.2.9'\n\toption remote_port '50019'\n")
+    try:
+        node_env = agents.nodes[name][1]
+        res = subprocess.run(["ip", "netns", "exec", ns.name, MICROPYTHON, "-m", "lvn.node",
+                              "apply", "--state", str(conf.parent / "static.json"), str(conf)],
+                             capture_output=True, text=True, env=node_env, timeout=scaled(60))
+        assert res.returncode == 0 and "set tunnel lvm9 1 192.0.2.9" in res.stdout, res
+        assert agents.node_cli(name, "reload").returncode == 0
+        control = str(conf.parent / "control.sock")
+        _, node_status = nodecontrol.call(control, "status", {})
+        _, node_tunnels = nodecontrol.call(control, "tunnels", {})
+        _, node_peers = nodecontrol.call(control, "peers", {})
+        with Ipudp(netns=ns.name) as k:
+            snap = ubus_api.Snapshot(
+                confdir=str(conf.parent), role="client", agent_enabled=True,
+                last_reload=node_status["last_reload"], devices=tuple(k.devices()),
+                static=ubus_api.static_names(config.build(config.load(str(conf.parent)),
+                                                          check_files=False)),
+                peers=tuple(node_peers["peers"]))
+        assert node_status == ubus_api.status(snap)
+        assert node_status["devices"] == 2 and node_status["tunnels"] == 2
+
+        def steady(reply: dict[str, Any]) -> list[dict[str, Any]]:
+            return [{k: v for k, v in t.items() if k not in VOLATILE} for t in reply["tunnels"]]
+        assert steady(node_tunnels) == steady(ubus_api.tunnels(snap))
+        side = [t for t in node_tunnels["tunnels"] if t["ifname"] == "lvm9"]
+        assert [(t["mode"], t["static"], t["id"]) for t in side] == [("multi", "side", 1)]
+        _, only = nodecontrol.call(control, "tunnels", {"ifname": "lvm9"})
+        assert steady(only) == steady({"tunnels": side})
+    finally:
+        conf.write_text(good)
+        subprocess.run(["ip", "netns", "exec", ns.name, MICROPYTHON, "-m", "lvn.node",
+                        "apply", "--state", str(conf.parent / "static.json"), str(conf)],
+                       capture_output=True, env=agents.nodes[name][1], timeout=scaled(60))
+        agents.node_cli(name, "reload")
 
 
 @pytest.fixture

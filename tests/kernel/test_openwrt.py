@@ -311,10 +311,14 @@ def test_a_node_without_lvn_server_runs_the_micropython_agent(site: Site,
             site.wait(lambda p=port: static_port(site) == p, 60, f"remote_port {port} applied")
         site.ping()
         assert peer_state(site) == "up"
+        # the agent's tunnel and the static one, as the CPython service lists them
         status = site.ubus("status")
-        assert status["role"] == "client" and status["tunnels"] == 1, status
-        (tunnel,) = site.ubus("tunnels")["tunnels"]
-        assert tunnel["remote"] == "10.99.0.2" and tunnel["stats"]["rx_packets"] >= 2, tunnel
+        assert status["role"] == "client" and status["devices"] == 2, status
+        assert status["tunnels"] == 2, status
+        tunnels = {t["ifname"]: t for t in site.ubus("tunnels")["tunnels"]}
+        assert tunnels["lvn0"]["remote"] == "10.99.0.2" and tunnels["lvn0"]["static"] is None
+        assert tunnels["lvn0"]["stats"]["rx_packets"] >= 2, tunnels
+        assert tunnels["lvn1"]["static"] == "peer" and tunnels["lvn1"]["mode"] == "fixed"
         failed, _ = site.call("tunnel_add", {"name": "x", "tunnel": {"ifname": "lvn5"}})
         assert failed.endswith("(Operation not supported)"), failed
         # lvn-server again: the CPython service takes over the same config
