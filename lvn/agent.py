@@ -40,6 +40,7 @@ from .session import HANDSHAKE_TIMEOUT, ClientSession, ServerSession
 from .tunnelids import TunnelIds
 
 if TYPE_CHECKING:
+    from .netlink import Ipudp
     from .session import Action
 
 log = logging.getLogger("lvn")
@@ -240,7 +241,7 @@ class Agent:
     # options that a reload applies to the running agent; others restart it
     LIVE_OPTIONS: frozenset[str] = frozenset()
 
-    def __init__(self, kernel: Any, state_dir: str, ifname: str,
+    def __init__(self, kernel: Ipudp, state_dir: str, ifname: str,
                  up_hook: str | None, down_hook: str | None) -> None:
         self.kernel = kernel
         self.ifname = ifname
@@ -379,7 +380,7 @@ class Server(Agent):
     LIVE_OPTIONS = frozenset({"mtu", "keepalive", "idle_timeout", "conn_rate", "conn_burst",
                               "up_hook", "down_hook", "lease_ttl"})
 
-    def __init__(self, conf: ServerConfig, kernel: Any, state_dir: str) -> None:
+    def __init__(self, conf: ServerConfig, kernel: Ipudp, state_dir: str) -> None:
         super().__init__(kernel, state_dir, conf.ifname, conf.up_hook, conf.down_hook)
         self.conf = conf
         self.limiter = RateLimiter(conf.conn_rate, conf.conn_burst)
@@ -808,7 +809,7 @@ class Client(Agent):
     role = "client"
     LIVE_OPTIONS = frozenset({"up_hook", "down_hook", "keepalive", "dead_after"})
 
-    def __init__(self, conf: ClientConfig, kernel: Any, state_dir: str) -> None:
+    def __init__(self, conf: ClientConfig, kernel: Ipudp, state_dir: str) -> None:
         super().__init__(kernel, state_dir, conf.ifname, conf.up_hook, conf.down_hook)
         self.addresses: list[str] = []
         self.sources: list[str] = []  # inner sources accepted from the server (LEASE)

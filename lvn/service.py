@@ -30,6 +30,7 @@ from .files import write_atomic
 from .ubus import EventSender
 
 if TYPE_CHECKING:
+    from . import agent
     from .netlink import Ipudp
 
 log = logging.getLogger("lvn")
@@ -47,8 +48,8 @@ class Service:
         self.config_errors: tuple[str, ...] = ()
         self.last_reload: float | None = None
         self.pending_events: list[tuple[str, dict[str, Any]]] = []
-        self.agent: Any = None  # lvn.agent.Server / Client when the agent role is on
-        self.agent_conf: Any = None  # the section it runs with
+        self.agent: agent.Server | agent.Client | None = None  # when the agent role is on
+        self.agent_conf: config.ServerConfig | config.ClientConfig | None = None  # its section
         # agent.capabilities as the service started with it (None: not yet dropped)
         self.capabilities: tuple[str, ...] | None = None
 
@@ -108,6 +109,8 @@ class Service:
 
     def _remove_agent_device(self) -> None:
         """The agent was switched off: its device goes too."""
+        if self.agent_conf is None:
+            return
         ifname = self.agent_conf.ifname
         try:
             self.kernel.del_device(ifname)
@@ -115,8 +118,8 @@ class Service:
         except LvnError as e:
             log.warning("agent disabled, but removing %s failed: %s", ifname, e)
 
-    def _start_agent(self, conf: config.Config) -> Any:
-        from . import agent
+    def _start_agent(self, conf: config.Config) -> agent.Server | agent.Client | None:
+        from . import agent  # pyOpenSSL: imported only where an agent runs
         try:
             if conf.agent.role == "server" and conf.server is not None:
                 return agent.Server(conf.server, self.kernel, conf.agent.state_dir)
