@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from cryptography import x509
 from OpenSSL import SSL, crypto
 
-from . import compat, crl, datagram, identity, protocol, replies, session, static
+from . import compat, crl, datagram, identity, messages, replies, session, static
 from .config import ClientConfig, ServerConfig
 from .errors import LvnError
 from .expiry import DetachedTunnels
@@ -106,7 +106,7 @@ def _x509_reason(code: int) -> str:
 
 
 class TlsConn:
-    """A non-blocking TLS connection with message framing."""
+    """A non-blocking TLS connection (its session frames what it reads)."""
 
     def __init__(self, sock: socket.socket, ctx: SSL.Context, server: bool) -> None:
         self.sock = sock
@@ -116,7 +116,6 @@ class TlsConn:
         else:
             self.conn.set_connect_state()
         self.ready = False
-        self.framer = protocol.Framer()
         self.out = b""
         self.closed = False
         self.source = ""  # the rate limiter's key for the peer (server side)
@@ -124,9 +123,9 @@ class TlsConn:
     def fileno(self) -> int:
         return self.sock.fileno()
 
-    def pump(self) -> list[tuple[int, dict[str, object]]]:
-        """Advance the handshake, read what arrived; messages received."""
-        msgs: list[tuple[int, dict[str, object]]] = []
+    def pump(self) -> bytes:
+        """Advance the handshake, read what arrived; the bytes received."""
+        got = b""
         try:
             if not self.ready:
                 self.conn.do_handshake()
@@ -136,13 +135,13 @@ class TlsConn:
                 if not data:
                     self.closed = True
                     break
-                msgs += self.framer.feed(data)
+                got += data
         except (SSL.WantReadError, SSL.WantWriteError):
             pass
         except (SSL.ZeroReturnError, SSL.SysCallError):
             self.closed = True
         self.flush()
-        return msgs
+        return got
 
     def send(self, data: bytes) -> None:
         self.out += data
@@ -490,11 +489,7 @@ class Server(Agent):
 
     def _readable(self, conn: TlsConn, holder: dict[str, Any], peer: str) -> None:
         try:
-            msgs = conn.pump()
-        except protocol.ProtocolError as e:
-            log.warning("%s: %s: closing", peer, e)
-            self._drop(conn, holder)
-            return
+            data = conn.pump()
         except SSL.Error as e:
             log.warning("TLS with %s failed: %s", peer, e)
             self._drop(conn, holder)
@@ -523,10 +518,8 @@ class Server(Agent):
             self.detached.attach(name)
             log.info("%s: authenticated as %r", peer, name)
         s = holder["session"]
-        for mtype, body in msgs:
-            if s is None or self.sessions.get(s.session) is None:
-                break
-            self._guarded(s, conn, holder["name"], s.on_message(mtype, body))
+        if data and s is not None and self.sessions.get(s.session) is not None:
+            self._guarded(s, conn, holder["name"], s.receive(data, time.monotonic()))
         if conn.closed:
             self._drop(conn, holder)
 
@@ -552,7 +545,7 @@ class Server(Agent):
             if n == name:
                 del self.sessions[s.session]
                 s.state = session.CLOSED
-                conn.send(protocol.encode(protocol.ERROR, {"code": code, "text": text}))
+                conn.send(messages.encode(messages.Error(code, text)))
                 self._close_conn(conn)
                 ended += 1
         return ended
@@ -605,7 +598,7 @@ class Server(Agent):
         for act in actions:
             if isinstance(act, session.Send):
                 conn.send(act.data)
-            elif isinstance(act, session.Lease):
+            elif isinstance(act, session.Allocate):
                 try:
                     addrs = self.leases.lease(name)
                 except LvnError as e:
@@ -886,8 +879,8 @@ class Client(Agent):
         if conn is None:
             return
         try:
-            msgs = conn.pump()
-        except (protocol.ProtocolError, SSL.Error) as e:
+            data = conn.pump()
+        except SSL.Error as e:
             self._lost(f"session with the server failed: {e}")
             return
         if conn.ready and self.session is None:
@@ -904,10 +897,8 @@ class Client(Agent):
             self.session = ClientSession(time.monotonic(), ["ipv4", "ipv6"],
                                          self.conf.keepalive, self.conf.dead_after)
             self._act(self.session.start())
-        for mtype, body in msgs:
-            if self.session is None:
-                break
-            self._act(self.session.on_message(mtype, body, time.monotonic()))
+        if data and self.session is not None:
+            self._act(self.session.receive(data, time.monotonic()))
         if conn.closed and self.conn is conn:
             self._lost("the server closed the connection")
 
@@ -932,18 +923,10 @@ class Client(Agent):
                 if self.conn is not None:
                     self.conn.send(act.data)
             elif isinstance(act, session.Configure):
-                fields: dict[str, Any] = act.fields
-                self.data_port = int(fields["data_port"])
-                want = [a for a in (fields.get("addr4"), fields.get("addr6")) if a]
-                delete, add = static.lease_changes(k.addresses(ifname), want)
-                for a in delete:
-                    k.del_address(ifname, a)
-                for a in add:
-                    k.add_address(ifname, a)
-                k.set_link(ifname, mtu=int(fields["mtu"]), up=True)
-                self.addresses = sorted(want)
-                self.sources = list(fields.get("sources", []))
-                log.info("lease: %s, mtu %s", ", ".join(sorted(want)), fields["mtu"])
+                self.data_port = act.lease.data_port
+                self.addresses = static.apply_lease(k, ifname, act.lease)
+                self.sources = list(act.lease.sources)
+                log.info("lease: %s, mtu %d", ", ".join(self.addresses), act.lease.mtu)
             elif isinstance(act, session.SendDatagram):
                 if self.udp and self.data_port:
                     try:

@@ -35,10 +35,10 @@ from . import (
     errors,
     files,
     ipudp_abi,
+    messages,
     nlcodec,
     nodecontrol,
     nodeprivilege,
-    protocol,
     rawnl,
     rejoin,
     replies,
@@ -253,7 +253,6 @@ class Node:
         self.tls: Any = None  # ssl.SSLSocket (MicroPython's has read/write)
         self.raw: socket.socket | None = None
         self.session: session.ClientSession | None = None
-        self.framer = protocol.Framer()
         self.server_ip = ""
         self.data_port = 0
         self.addresses: list[str] = []
@@ -421,7 +420,6 @@ class Node:
         self.session = session.ClientSession(self.clock(), ["ipv4", "ipv6"],
                                              int(self.conf["keepalive"]),
                                              int(self.conf["dead_after"]))
-        self.framer = protocol.Framer()
         self._act(self.session.start())
 
     def _retry(self, why: str) -> None:
@@ -429,7 +427,6 @@ class Node:
         log("warning", f"{why}; retrying in {delay:.1f} s")
 
     def _readable(self) -> None:
-        msgs: list[tuple[int, dict[str, object]]] = []
         while self.tls is not None:
             try:
                 data = self.tls.read(4096)
@@ -441,15 +438,8 @@ class Node:
             if not data:
                 self._lost("the server closed the connection")
                 return
-            try:
-                msgs += self.framer.feed(data)
-            except protocol.ProtocolError as e:
-                self._lost("session with the server failed: " + str(e))
-                return
-        for mtype, body in msgs:
-            if self.session is None:
-                break
-            self._act(self.session.on_message(mtype, body, self.clock()))
+            if self.session is not None:
+                self._act(self.session.receive(data, self.clock()))
 
     def _datagrams(self) -> None:
         """Answers to our keepalives (the server lives), at most a budget a wake-up."""
@@ -492,7 +482,7 @@ class Node:
                     except OSError as e:
                         self._lost("writing to the server: " + str(e))
             elif isinstance(act, session.Configure):
-                self._configure(act.fields)
+                self._configure(act.lease)
             elif isinstance(act, session.SendDatagram):
                 if self.udp is not None and self.data_port:
                     try:
@@ -510,19 +500,12 @@ class Node:
             elif isinstance(act, session.Close):
                 self._lost(act.reason)
 
-    def _configure(self, fields: Any) -> None:
-        self.data_port = int(fields["data_port"])
+    def _configure(self, lease: "messages.Lease") -> None:
+        self.data_port = lease.data_port
         self._device()
-        want = [a for a in (fields.get("addr4"), fields.get("addr6")) if a]
-        delete, add = static.lease_changes(self.kernel.addresses(self.ifname), want)
-        for a in delete:
-            self.kernel.del_address(self.ifname, a)
-        for a in add:
-            self.kernel.add_address(self.ifname, a)
-        self.kernel.set_link(self.ifname, mtu=int(fields["mtu"]), up=True)
-        self.addresses = sorted(want)
-        self.sources = list(fields.get("sources", []))
-        log("info", "lease: " + ", ".join(self.addresses) + ", mtu " + str(fields["mtu"]))
+        self.addresses = static.apply_lease(self.kernel, self.ifname, lease)
+        self.sources = list(lease.sources)
+        log("info", "lease: " + ", ".join(self.addresses) + ", mtu " + str(lease.mtu))
 
     def _due(self, now: float) -> float:
         """When the loop must run next without I/O (the session's next timer)."""

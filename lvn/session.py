@@ -1,10 +1,12 @@
 """Client and server session state machines (sans-I/O).
 
-A session is fed events (a control message, a datagram from the data
-socket, the clock, the shell's answer to a lease) and answers with a list
-of actions, the small immutable classes below, that the agent's I/O
+A session is fed events (the bytes of its TLS stream, which it frames and
+decodes into lvn/messages.py's typed messages itself, a datagram from the
+data socket, the clock, the shell's answer to a lease) and answers with a
+list of actions, the small immutable classes below, that the agent's I/O
 shell carries out in order.  States are named values; the transitions
-each machine may take are listed in one table per side.
+each machine may take are listed in one table per side, keyed by the
+message class or the name of the other event.
 
 Faults are told apart as h11 does: a peer that breaks the protocol or
 falls silent ends its session with ``Close`` carrying a ``RemoteError``
@@ -18,7 +20,7 @@ classes are namedtuples, which both interpreters have.
 
 from collections import namedtuple
 
-from . import datagram, protocol, schema
+from . import datagram, messages, protocol
 
 try:
     from typing import TYPE_CHECKING
@@ -28,7 +30,6 @@ except ImportError:  # MicroPython
 HANDSHAKE_TIMEOUT = 30.0
 PROBE_INTERVAL = 1.0
 DEAD_AFTER = 3  # keepalives the server leaves unanswered before the client rejoins
-MAX_SOURCES = 8  # prefixes in a LEASE's "sources"
 
 
 # -- errors ---------------------------------------------------------------
@@ -76,7 +77,7 @@ class Answer(namedtuple("Answer", ["address", "port", "data"])):
     data: bytes
 
 
-class Lease(namedtuple("Lease", ["want"])):
+class Allocate(namedtuple("Allocate", ["want"])):
     """Server: allocate addresses of the families in ``want``, then call leased()."""
 
     __slots__ = ()
@@ -92,11 +93,12 @@ class MoveTunnel(namedtuple("MoveTunnel", ["address", "port"])):
     port: int
 
 
-class Configure(namedtuple("Configure", ["fields"])):
-    """Client: apply the LEASE's fields (addresses, MTU, data port)."""
+class Configure(namedtuple("Configure", ["lease"])):
+    """Client: apply the lease (addresses, MTU, data port; the sources
+    once the tunnel opens): lvn.static.apply_lease."""
 
     __slots__ = ()
-    fields: dict[str, object]
+    lease: messages.Lease
 
 
 class OpenTunnel(namedtuple("OpenTunnel", [])):
@@ -128,8 +130,8 @@ class Close(namedtuple("Close", ["reason", "error"])):
 
 
 if TYPE_CHECKING:
-    Action = (Send | SendDatagram | Answer | Lease | MoveTunnel | Configure | OpenTunnel | Up
-              | Expire | Close)
+    Action = (Send | SendDatagram | Answer | Allocate | MoveTunnel | Configure | OpenTunnel
+              | Up | Expire | Close)
 
 
 # -- states and transitions -----------------------------------------------
@@ -154,37 +156,56 @@ class ClientState:
     CLOSED = CLOSED
 
 
-# events: message types (ints) from the peer, names (str) of other events
+# events: the classes of the peer's messages, names (str) of other events
 SERVER_TRANSITIONS = {
-    (ServerState.HELLO, protocol.HELLO): ServerState.LEASING,
+    (ServerState.HELLO, messages.Hello): ServerState.LEASING,
     (ServerState.LEASING, "leased"): ServerState.PROBE,
     (ServerState.PROBE, "probe"): ServerState.READY,
-    (ServerState.READY, protocol.READY): ServerState.UP,
+    (ServerState.READY, messages.Ready): ServerState.UP,
 }
 
 CLIENT_TRANSITIONS = {
     (ClientState.START, "start"): ClientState.LEASE,
-    (ClientState.LEASE, protocol.LEASE): ClientState.PROBE,
-    (ClientState.PROBE, protocol.ENDPOINT): ClientState.UP,
+    (ClientState.LEASE, messages.Lease): ClientState.PROBE,
+    (ClientState.PROBE, messages.Endpoint): ClientState.UP,
 }
 
 
 def _fail(code: str, text: str) -> "list[Action]":
     """The peer is at fault: tell it, then close."""
-    return [Send(protocol.encode(protocol.ERROR, {"code": code, "text": text})),
+    return [Send(messages.encode(messages.Error(code, text))),
             Close(code + ": " + text, RemoteError(code, text))]
-
-
-def _hex(value: object) -> bytes:
-    try:
-        return bytes.fromhex(str(value))
-    except ValueError:
-        return b""
 
 
 class _Machine:
     state = ""
     transitions: dict[tuple[str, object], str] = {}
+    framer: protocol.Framer
+
+    def receive(self, data: bytes, now: float) -> "list[Action]":
+        """Bytes of the TLS stream: the actions of each whole message in
+        them.  A malformed message or field ends the session ("protocol")."""
+        try:
+            frames = self.framer.feed(data)
+        except protocol.ProtocolError as e:
+            return self._closing(_fail("protocol", str(e)))
+        actions: list[Action] = []
+        for mtype, body in frames:
+            if self.state == CLOSED:
+                break
+            try:
+                event = messages.decode(mtype, body)
+            except protocol.ProtocolError as e:
+                return actions + self._closing(_fail("protocol", str(e)))
+            actions += self.on_message(event, now)
+        return actions
+
+    def on_message(self, event: "messages.Message", now: float) -> "list[Action]":
+        raise NotImplementedError
+
+    def _unexpected(self, event: "messages.Message") -> "list[Action]":
+        return self._closing(_fail("unexpected", protocol.NAMES[event.mtype] + " in state "
+                                   + self.state))
 
     def _may(self, event: object) -> bool:
         return (self.state, event) in self.transitions
@@ -203,9 +224,8 @@ class _Machine:
             self.state = CLOSED
         return actions
 
-    def _peer_ended(self, body: dict[str, object], who: str) -> "list[Action]":
-        text = body.get("text", "bye")
-        return self._closing([Close(who + ": " + str(text), None)])
+    def _peer_ended(self, event: "messages.Error | messages.Bye", who: str) -> "list[Action]":
+        return self._closing([Close(who + ": " + event.text, None)])
 
 
 class ServerSession(_Machine):
@@ -222,6 +242,7 @@ class ServerSession(_Machine):
         self.keepalive = keepalive
         self.idle_timeout = idle_timeout
         self.state = ServerState.HELLO
+        self.framer = protocol.Framer()
         self.started = now
         self.last_seen = now
         self.counter = 0          # highest datagram counter accepted
@@ -232,19 +253,16 @@ class ServerSession(_Machine):
         self.endpoint: tuple[str, int] | None = None
         self.addresses: list[str] = []  # the lease, once granted
 
-    def on_message(self, mtype: int, body: dict[str, object]) -> "list[Action]":
+    def on_message(self, event: "messages.Message", now: float) -> "list[Action]":
         if self.state == ServerState.CLOSED:
             return []
-        if mtype in (protocol.BYE, protocol.ERROR):
-            return self._peer_ended(body, "peer")
-        if not self._may(mtype):
-            return self._closing(_fail("unexpected", protocol.NAMES[mtype] + " in state "
-                                       + self.state))
-        self._move(mtype)
-        if mtype == protocol.HELLO:
-            want = body["want"]
-            return [Lease([w for w in want if isinstance(w, str)]
-                          if isinstance(want, list) else [])]
+        if isinstance(event, (messages.Bye, messages.Error)):
+            return self._peer_ended(event, "peer")
+        if not self._may(type(event)):
+            return self._unexpected(event)
+        self._move(type(event))
+        if isinstance(event, messages.Hello):
+            return [Allocate(event.want)]
         return [Up()]
 
     def leased(self, addresses: list[str], error: str = "",
@@ -258,14 +276,11 @@ class ServerSession(_Machine):
             return self._closing(_fail("lease", error))
         self._local("leased")
         self.addresses = list(addresses)
-        fields: dict[str, object] = {"session": self.session.hex(), "key": self.key.hex(),
-                                     "data_port": self.data_port, "mtu": self.mtu,
-                                     "keepalive": self.keepalive, "answers": True}
-        if sources:
-            fields["sources"] = list(sources)
-        for a in addresses:
-            fields["addr6" if ":" in a else "addr4"] = a
-        return [Send(protocol.encode(protocol.LEASE, fields))]
+        addr4 = [a for a in addresses if ":" not in a]
+        addr6 = [a for a in addresses if ":" in a]
+        return [Send(messages.encode(messages.Lease(
+            self.session, self.key, self.data_port, self.mtu, self.keepalive, True,
+            addr4[0] if addr4 else None, addr6[0] if addr6 else None, list(sources or ()))))]
 
     def on_datagram(self, address: str, port: int, data: bytes, now: float) -> "list[Action]":
         """A datagram for this session; forged or replayed ones change nothing.
@@ -294,7 +309,7 @@ class ServerSession(_Machine):
             self._move("probe")
             self.endpoint = here
             return [MoveTunnel(address, port),
-                    Send(protocol.encode(protocol.ENDPOINT, {"address": address, "port": port}))]
+                    Send(messages.encode(messages.Endpoint(address, port)))]
         if self.state not in (ServerState.READY, ServerState.UP):
             return []
         if mtype == datagram.RESPONSE:
@@ -347,6 +362,7 @@ class ClientSession(_Machine):
         self.key = b""  # the datagram key, from LEASE
         self.want = want
         self.state = ClientState.START
+        self.framer = protocol.Framer()
         self.started = now
         self.counter = 0
         self.session = b""
@@ -369,44 +385,31 @@ class ClientSession(_Machine):
 
     def start(self) -> "list[Action]":
         self._local("start")
-        return [Send(protocol.encode(protocol.HELLO, {"want": self.want}))]
+        return [Send(messages.encode(messages.Hello(self.want)))]
 
     def _datagram(self, mtype: int, now: float, interval: float) -> SendDatagram:
         self.counter += 1
         self.next_datagram = now + interval
         return SendDatagram(datagram.seal(mtype, self.session, self.counter, self.key))
 
-    def on_message(self, mtype: int, body: dict[str, object], now: float) -> "list[Action]":
+    def on_message(self, event: "messages.Message", now: float) -> "list[Action]":
         if self.state == ClientState.CLOSED:
             return []
-        if mtype in (protocol.BYE, protocol.ERROR):
-            return self._peer_ended(body, "server")
-        if not self._may(mtype):
-            return self._closing(_fail("unexpected", protocol.NAMES[mtype] + " in state "
-                                       + self.state))
-        if mtype == protocol.LEASE:
-            session = _hex(body["session"])
-            if len(session) != datagram.SESSION_SIZE:
-                return self._closing(_fail("protocol", "bad session id"))
-            key = _hex(body["key"])
-            if len(key) != datagram.KEY_SIZE:
-                return self._closing(_fail("protocol", "bad datagram key"))
-            try:
-                fields = lease_fields(body)
-            except ValueError as e:
-                return self._closing(_fail("protocol", "LEASE " + str(e)))
-            self._move(mtype)
-            self.session, self.key = session, key
-            keepalive = fields["keepalive"]
-            assert isinstance(keepalive, int)
-            self.server_keepalive = keepalive
+        if isinstance(event, (messages.Bye, messages.Error)):
+            return self._peer_ended(event, "server")
+        if not self._may(type(event)):
+            return self._unexpected(event)
+        self._move(type(event))
+        if isinstance(event, messages.Lease):
+            self.session, self.key = event.session, event.key
+            self.server_keepalive = event.keepalive
             self.set_limits(self.max_keepalive, self.dead_after)
-            self.answers = body.get("answers") is True
-            return [Configure(fields), self._datagram(datagram.PROBE, now, PROBE_INTERVAL)]
-        self._move(mtype)   # ENDPOINT: the server saw our probe
+            self.answers = event.answers
+            return [Configure(event), self._datagram(datagram.PROBE, now, PROBE_INTERVAL)]
+        # ENDPOINT: the server saw our probe
         self.next_datagram = now + self.keepalive
         self.last_heard = now
-        return [OpenTunnel(), Send(protocol.encode(protocol.READY)), Up()]
+        return [OpenTunnel(), Send(messages.encode(messages.Ready())), Up()]
 
     def on_datagram(self, data: bytes, now: float) -> "list[Action]":
         """A datagram from the server's data port: an ACK or a CHALLENGE
@@ -451,42 +454,3 @@ class ClientSession(_Machine):
         elif self.state == ClientState.LEASE and now - self.started > HANDSHAKE_TIMEOUT:
             return self._closing(_fail("timeout", "no lease from the server"))
         return []
-
-
-def _field(body: "dict[str, object]", name: str, low: int, high: int) -> int:
-    value = body.get(name)
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise ValueError("field " + repr(name) + ": " + repr(value) + " is not in "
-                         + str(low) + "-" + str(high))
-    return value
-
-
-def lease_fields(body: "dict[str, object]") -> "dict[str, object]":
-    """A LEASE's tunnel parameters, checked for type and range (ValueError
-    names the field): ``data_port``, ``mtu``, ``keepalive``, the ``addr4``
-    / ``addr6`` present, in canonical form, and ``sources`` (prefixes; an
-    empty list when the server sends none)."""
-    out: dict[str, object] = {"data_port": _field(body, "data_port", 1, 65535),
-                                "mtu": _field(body, "mtu", 576, 9000),
-                                "keepalive": _field(body, "keepalive", 1, 3600)}
-    for name, v6 in (("addr4", False), ("addr6", True)):
-        value = body.get(name)
-        if value is None:
-            continue
-        try:
-            if not isinstance(value, str) or (":" in value) != v6:
-                raise ValueError("")
-            out[name] = schema.parse_interface_address(value)
-        except ValueError:
-            raise ValueError("field " + repr(name) + ": " + repr(value) + " is not an IPv"
-                             + ("6" if v6 else "4") + " address with prefix length") from None
-    sources = body.get("sources", [])
-    if not isinstance(sources, list) or len(sources) > MAX_SOURCES \
-            or not all(isinstance(p, str) for p in sources):
-        raise ValueError("field 'sources': not a list of at most " + str(MAX_SOURCES)
-                         + " prefixes")
-    try:
-        out["sources"] = [schema.parse_prefix(p) for p in sources]
-    except ValueError as e:
-        raise ValueError("field 'sources': " + str(e)) from None
-    return out

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Protocol
 
+    from .messages import Lease
     from .schema import StaticTunnel
 
     class TunnelView(Protocol):
@@ -375,6 +376,20 @@ def source_changes(rules: "Sequence[RuleView]", want: "list[str]") -> "tuple[lis
     (``rules`` as the kernel lists them) made ``want``, the server's pools."""
     have = [r.prefix for r in rules if r.kind == "source"]
     return [p for p in have if p not in want], [p for p in want if p not in have]
+
+
+def apply_lease(kernel: "Kernel", ifname: str, lease: "Lease") -> "list[str]":
+    """A client's device made what its lease says (both clients): its
+    addresses (the kernel's link-local ones stay), MTU, link up.  Returns
+    the leased addresses, sorted."""
+    want = lease.addresses()
+    delete, add = lease_changes(kernel.addresses(ifname), want)
+    for a in delete:
+        kernel.del_address(ifname, a)
+    for a in add:
+        kernel.add_address(ifname, a)
+    kernel.set_link(ifname, mtu=lease.mtu, up=True)
+    return sorted(want)
 
 
 def apply_sources(kernel: "Kernel", ifname: str, want: "list[str]") -> None:

@@ -55,7 +55,7 @@ class FakeClient:
         self.error = ""
 
     def pump(self, now: float) -> None:
-        msgs = self.conn.pump()
+        data = self.conn.pump()
         if self.sabotage == "handshake" and not self.conn.ready:
             return self.reset()  # the ClientHello is out
         if self.conn.ready and self.session is None:
@@ -64,11 +64,10 @@ class FakeClient:
             if self.sabotage == "hello":
                 self.conn.flush()
                 return self.reset()
-        for mtype, body in msgs:
-            if self.session is not None:
-                if self.sabotage == "lease":
-                    return self.reset()  # the LEASE came: no probe, no READY
-                self._act(self.session.on_message(mtype, body, now), now)
+        if data and self.session is not None:
+            if self.sabotage == "lease":
+                return self.reset()  # the LEASE came: no probe, no READY
+            self._act(self.session.receive(data, now), now)
         if self.conn.closed and self.up_at is None and not self.error:
             self.error = "closed by the server"
 
@@ -81,7 +80,7 @@ class FakeClient:
             if isinstance(act, session.Send):
                 self.conn.send(act.data)
             elif isinstance(act, session.Configure):
-                self.data_port = int(str(act.fields["data_port"]))
+                self.data_port = act.lease.data_port
             elif isinstance(act, session.SendDatagram) and self.data_port:
                 try:
                     self.udp.sendto(act.data, (self.server, self.data_port))

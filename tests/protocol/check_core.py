@@ -12,7 +12,7 @@ import sys
 HERE = sys.argv[0].rsplit("/", 1)[0] if "/" in sys.argv[0] else "."
 sys.path.insert(0, HERE + "/../..")
 
-from lvn import controlwire, datagram, nlcodec, protocol, rejoin, session  # noqa: E402
+from lvn import controlwire, datagram, messages, nlcodec, protocol, rejoin, session  # noqa: E402
 
 # RFC 4231 test cases 1, 2 and 6 (key longer than the block)
 HMAC_VECTORS = [
@@ -131,23 +131,24 @@ def client_refuses_a_lease_without_a_usable_key() -> bool:
     for key in ("", "00" * 31, "zz" * 32):
         client = session.ClientSession(0.0, ["ipv4"])
         client.start()
-        acts = client.on_message(protocol.LEASE, {
+        acts = client.receive(protocol.encode(protocol.LEASE, {
             "session": "0102030405060708", "key": key, "data_port": 1, "mtu": 1400,
-            "keepalive": 25}, 0.0)
+            "keepalive": 25}), 0.0)
         close = acts[-1]
-        ok = ok and isinstance(close, session.Close) and close.reason == (
-            "protocol: bad datagram key") and isinstance(close.error, session.RemoteError)
+        ok = ok and isinstance(close, session.Close) and close.reason.startswith(
+            "protocol: lease: field 'key': ") and close.reason.endswith(
+            " is not 32 bytes in hex") and isinstance(close.error, session.RemoteError)
         ok = ok and client.key == b"" and client.state == session.ClientState.CLOSED
     return ok
 
 
 def _msgs(actions):  # type: ignore[no-untyped-def]
-    f = protocol.Framer()
-    out = []
-    for a in actions:
-        if isinstance(a, session.Send):
-            out += f.feed(a.data)
-    return out
+    return protocol.Framer().feed(_sent(actions))
+
+
+def _sent(actions):  # type: ignore[no-untyped-def]
+    """The bytes the actions write to the TLS stream: the peer's receive()."""
+    return b"".join([a.data for a in actions if isinstance(a, session.Send)])
 
 
 def _datagrams(actions):  # type: ignore[no-untyped-def]
@@ -158,18 +159,15 @@ def _datagrams(actions):  # type: ignore[no-untyped-def]
 def session_handshake_and_roaming() -> bool:
     client = session.ClientSession(0.0, ["ipv4"])
     server = session.ServerSession(KEY, SESSION, 0.0, 50000, 1400, 25, 90)
-    msgs = _msgs
 
     def datagram_of(actions):  # type: ignore[no-untyped-def]
         return _datagrams(actions)[0]
 
-    hello = msgs(client.start())[0]
-    server.on_message(hello[0], hello[1])
-    lease = msgs(server.leased(["10.77.0.2/16"]))[0]
-    probe = datagram_of(client.on_message(lease[0], lease[1], 0.0))
-    endpoint = msgs(server.on_datagram("198.51.100.7", 4000, probe, 0.0))[0]
-    ready = msgs(client.on_message(endpoint[0], endpoint[1], 0.0))[0]
-    up = server.on_message(ready[0], ready[1]) == [session.Up()]
+    server.receive(_sent(client.start()), 0.0)
+    probe = datagram_of(client.receive(_sent(server.leased(["10.77.0.2/16"])), 0.0))
+    endpoint = _sent(server.on_datagram("198.51.100.7", 4000, probe, 0.0))
+    ready = _sent(client.receive(endpoint, 0.0))
+    up = server.receive(ready, 0.0) == [session.Up()]
     ka = datagram_of(client.on_timer(25.0))
     # NAT rebinding: the new address is challenged, the client answers from there
     acts = server.on_datagram("203.0.113.9", 1, ka, 25.0)
@@ -184,22 +182,21 @@ def session_handshake_and_roaming() -> bool:
 
 
 def _up_pair(keepalive=25, dead_after=3, lease_edit=None):  # type: ignore[no-untyped-def]
-    """A client and a server session brought up without sockets; ``lease_edit``
-    changes the LEASE's fields before the client sees them."""
+    """A client and a server session brought up in memory, each one's bytes
+    fed to the other (as h11's tests do); ``lease_edit`` changes the LEASE's
+    fields before the client sees them."""
     client = session.ClientSession(0.0, ["ipv4", "ipv6"], keepalive, dead_after)
     server = session.ServerSession(KEY, SESSION, 0.0, 50000, 1400, 25, 90)
-    hello = _msgs(client.start())[0]
-    server.on_message(hello[0], hello[1])
+    server.receive(_sent(client.start()), 0.0)
     lease = _msgs(server.leased(["10.77.0.2/16", "fd77::2/64"],
                                 sources=["10.77.0.0/16", "fd77::/64"]))[0]
     if lease_edit is not None:
         lease_edit(lease[1])
-    acts = client.on_message(lease[0], lease[1], 0.0)
+    acts = client.receive(protocol.encode(lease[0], lease[1]), 0.0)
     if client.state == session.CLOSED:
         return client, server, acts
-    endpoint = _msgs(server.on_datagram("198.51.100.7", 4000, _datagrams(acts)[0], 0.0))[0]
-    ready = _msgs(client.on_message(endpoint[0], endpoint[1], 0.0))[0]
-    server.on_message(ready[0], ready[1])
+    endpoint = _sent(server.on_datagram("198.51.100.7", 4000, _datagrams(acts)[0], 0.0))
+    server.receive(_sent(client.receive(endpoint, 0.0)), 0.0)
     return client, server, acts
 
 
@@ -311,26 +308,29 @@ def client_keepalive_option_shortens_the_interval() -> bool:
 @check
 def bad_lease_fields_are_a_remote_error() -> bool:
     ok = True
-    for edit in ({"data_port": 70000}, {"data_port": "50000"}, {"mtu": 10},
+    for edit in ({"data_port": 70000}, {"data_port": 0}, {"mtu": 10},
                  {"keepalive": 0}, {"addr4": 7}, {"addr4": "fd77::2/64"},
                  {"addr6": "fd77::2"}, {"addr4": "10.77.0.300/24"},
                  {"sources": "10.77.0.0/16"}, {"sources": ["10.77.0.1/16"]},
-                 {"sources": [7]}, {"sources": ["10.0.0.0/8"] * 9}):
+                 {"sources": [7]}, {"sources": ["10.0.0.0/8"] * 9}, {"answers": 1},
+                 {"session": "0102"}):
         client, _, acts = _up_pair(lease_edit=lambda body, e=edit: body.update(e))
         close = acts[-1] if acts else None
         name = list(edit)[0]
         ok = ok and isinstance(close, session.Close) and client.state == session.CLOSED
         ok = ok and isinstance(close.error, session.RemoteError)
         ok = ok and close.error.code == "protocol" and repr(name) in close.reason
+        ok = ok and isinstance(acts[0], session.Send)  # the server is told why
         if not ok:
             print("lease edit", edit, "->", acts)
             return False
     client, _, acts = _up_pair()
     configure = acts[0]
     return (isinstance(configure, session.Configure)
-            and configure.fields == {"data_port": 50000, "mtu": 1400, "keepalive": 25,
-                                     "addr4": "10.77.0.2/16", "addr6": "fd77::2/64",
-                                     "sources": ["10.77.0.0/16", "fd77::/64"]})
+            and configure.lease == messages.Lease(
+                SESSION, KEY, 50000, 1400, 25, True, "10.77.0.2/16", "fd77::2/64",
+                ["10.77.0.0/16", "fd77::/64"])
+            and configure.lease.addresses() == ["10.77.0.2/16", "fd77::2/64"])
 
 
 @check

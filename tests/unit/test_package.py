@@ -111,8 +111,8 @@ def test_control_fields_and_scripts(ipk: Path) -> None:
         assert res.returncode == 0, res.stdout.decode()
 
 
-NODE_MODULES = ("__init__", "node", "nodecontrol", "controlwire", "session", "protocol",
-                "datagram", "schema", "static", "nlcodec", "ipudp_abi", "rawnl", "uci",
+NODE_MODULES = ("__init__", "node", "nodecontrol", "controlwire", "session", "messages",
+                "protocol", "datagram", "schema", "static", "nlcodec", "ipudp_abi", "rawnl", "uci",
                 "hookenv", "files", "errors", "jsonlimit", "rejoin", "replies", "capabilities",
                 "nodeprivilege")
 

@@ -6,15 +6,15 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from lvn import datagram, protocol, session
+from lvn import datagram, messages, protocol, session
 from lvn.session import (
     HANDSHAKE_TIMEOUT,
+    Allocate,
     Answer,
     ClientSession,
     Close,
     Configure,
     Expire,
-    Lease,
     LocalError,
     MoveTunnel,
     OpenTunnel,
@@ -33,13 +33,14 @@ SESSION = bytes.fromhex("0011223344556677")
 CLIENT_NAT = ("198.51.100.7", 40001)
 
 
-def messages(actions: list[Action]) -> list[tuple[int, dict[str, object]]]:
-    framer = protocol.Framer()
-    out = []
-    for a in actions:
-        if isinstance(a, Send):
-            out += framer.feed(a.data)
-    return out
+def frames(actions: list[Action]) -> list[tuple[int, dict[str, object]]]:
+    """What the actions put on the wire, as protocol.Framer reads it."""
+    return protocol.Framer().feed(sent(actions))
+
+
+def sent(actions: list[Action]) -> bytes:
+    """The bytes the actions write to the TLS stream (the peer's receive())."""
+    return b"".join(a.data for a in actions if isinstance(a, Send))
 
 
 def datagrams(actions: list[Action]) -> list[bytes]:
@@ -50,21 +51,21 @@ def established(now: float = 0.0) -> tuple[ClientSession, ServerSession]:
     client = ClientSession(now, ["ipv4", "ipv6"])
     server = ServerSession(KEY, SESSION, now, data_port=50000, mtu=1400, keepalive=25,
                            idle_timeout=90)
-    (hello,) = messages(client.start())
-    assert server.on_message(*hello) == [Lease(["ipv4", "ipv6"])]
-    (lease,) = messages(server.leased(["10.77.0.2/16", "fd77::2/64"]))
+    assert server.receive(sent(client.start()), now) == [Allocate(["ipv4", "ipv6"])]
+    acts = server.leased(["10.77.0.2/16", "fd77::2/64"])
+    (lease,) = frames(acts)
     assert lease[0] == protocol.LEASE and lease[1]["addr4"] == "10.77.0.2/16"
-    acts = client.on_message(*lease, now)
-    assert acts[0] == Configure(session.lease_fields(lease[1]))
+    acts = client.receive(sent(acts), now)
+    assert acts[0] == Configure(messages.Lease(SESSION, KEY, 50000, 1400, 25, True,
+                                               "10.77.0.2/16", "fd77::2/64", []))
     (probe,) = datagrams(acts)
     acts = server.on_datagram(*CLIENT_NAT, probe, now)
     assert acts[0] == MoveTunnel(*CLIENT_NAT)
-    (endpoint,) = messages(acts)
+    (endpoint,) = frames(acts)
     assert endpoint == (protocol.ENDPOINT, {"address": CLIENT_NAT[0], "port": CLIENT_NAT[1]})
-    acts = client.on_message(*endpoint, now)
+    acts = client.receive(sent(acts), now)
     assert acts[0] == OpenTunnel() and acts[-1] == Up() and client.state == "up"
-    (ready,) = messages(acts)
-    assert server.on_message(*ready) == [Up()] and server.state == "up"
+    assert server.receive(sent(acts), now) == [Up()] and server.state == "up"
     return client, server
 
 
@@ -106,10 +107,10 @@ def test_forged_and_replayed_datagrams_move_nothing() -> None:
 def test_client_probes_until_answered_then_times_out() -> None:
     client = ClientSession(0.0, ["ipv4"])
     client.start()
-    lease = protocol.Framer().feed(protocol.encode(protocol.LEASE, {
+    client.receive(protocol.encode(protocol.LEASE, {
         "session": SESSION.hex(), "key": KEY.hex(), "data_port": 50000, "mtu": 1400,
-        "keepalive": 25}))[0]
-    client.on_message(*lease, 0.0)
+        "keepalive": 25}), 0.0)
+    assert client.state == "probe"
     assert client.on_timer(0.5) == []
     assert len(datagrams(client.on_timer(1.0))) == 1
     assert len(datagrams(client.on_timer(2.0))) == 1
@@ -121,22 +122,44 @@ def test_client_probes_until_answered_then_times_out() -> None:
 
 
 @pytest.mark.parametrize("mtype, body", [(protocol.READY, {}), (protocol.ENDPOINT, {
-    "address": "x", "port": 1})])
+    "address": "192.0.2.1", "port": 1})])
 def test_unexpected_message_ends_only_that_session(mtype: int, body: dict[str, object]) -> None:
     server = ServerSession(KEY, SESSION, 0.0, 50000, 1400, 25, 90)
-    acts = server.on_message(mtype, body)
-    (err,) = messages(acts)
+    acts = server.receive(protocol.encode(mtype, body), 0.0)
+    (err,) = frames(acts)
     assert err[0] == protocol.ERROR and err[1]["code"] == "unexpected"
     close = acts[-1]
     assert isinstance(close, Close) and isinstance(close.error, RemoteError)
     assert close.reason == "unexpected: " + protocol.NAMES[mtype] + " in state hello"
-    assert server.on_message(protocol.HELLO, {"want": []}) == []   # closed: ignored
+    # closed: ignored
+    assert server.receive(protocol.encode(protocol.HELLO, {"want": []}), 0.0) == []
+
+
+@pytest.mark.parametrize("data, why", [
+    (b"\x02\x01\x00\x02[]", "hello: payload is not an object"),
+    (b"\x01\x01\x00\x02{}", "version 1"),
+    (protocol.encode(protocol.HELLO, {"want": [7]}), "hello: field 'want': [7] is not"),
+    (protocol.encode(protocol.ENDPOINT, {"address": "x", "port": 1}),
+     "endpoint: field 'address': 'x' is not an IP address"),
+])
+def test_a_malformed_message_is_answered_with_an_error_then_closed(data: bytes,
+                                                                   why: str) -> None:
+    """The session frames its stream itself: a bad frame or field is the
+    peer's fault (ERROR "protocol", then Close), never an exception."""
+    server = ServerSession(KEY, SESSION, 0.0, 50000, 1400, 25, 90)
+    acts = server.receive(data, 0.0)
+    (err,) = frames(acts)
+    assert err[0] == protocol.ERROR and err[1]["code"] == "protocol", err
+    close = acts[-1]
+    assert isinstance(close, Close) and isinstance(close.error, RemoteError)
+    assert why in close.reason, close.reason
+    assert server.state == "closed"
 
 
 def test_lease_failure_and_handshake_timeout() -> None:
     server = ServerSession(KEY, SESSION, 0.0, 50000, 1400, 25, 90)
-    server.on_message(protocol.HELLO, {"want": ["ipv4"]})
-    (err,) = messages(server.leased([], error="address pool 10.77.0.0/30 is exhausted"))
+    server.receive(protocol.encode(protocol.HELLO, {"want": ["ipv4"]}), 0.0)
+    (err,) = frames(server.leased([], error="address pool 10.77.0.0/30 is exhausted"))
     assert err[1] == {"code": "lease", "text": "address pool 10.77.0.0/30 is exhausted"}
     late = ServerSession(KEY, SESSION, 0.0, 50000, 1400, 25, 90)
     assert late.on_timer(HANDSHAKE_TIMEOUT - 1) == []
@@ -146,9 +169,9 @@ def test_lease_failure_and_handshake_timeout() -> None:
 
 def test_peer_goodbye_is_no_fault() -> None:
     client, server = established()
-    bye = protocol.Framer().feed(protocol.encode(protocol.BYE, {"text": "restarting"}))[0]
-    assert server.on_message(*bye) == [Close("peer: restarting", None)]
-    assert client.on_message(*bye, 1.0) == [Close("server: restarting", None)]
+    bye = protocol.encode(protocol.BYE, {"text": "restarting"})
+    assert server.receive(bye, 1.0) == [Close("peer: restarting", None)]
+    assert client.receive(bye, 1.0) == [Close("server: restarting", None)]
 
 
 def test_the_shell_driving_a_session_wrongly_is_a_local_error() -> None:
