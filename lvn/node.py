@@ -251,6 +251,9 @@ class Node:
         self.poll = select.poll()
         self.udp: socket.socket | None = None
         self.tls: Any = None  # ssl.SSLSocket (MicroPython's has read/write)
+        self.out = b""  # bytes for the server that the socket did not take yet
+        self.tcp_up = False  # the TCP connect finished (poll said so)
+        self.tls_up = False  # the TLS handshake finished (a write went through)
         self.raw: socket.socket | None = None
         self.session: session.ClientSession | None = None
         self.server_ip = ""
@@ -385,53 +388,74 @@ class Node:
         self.poll.register(s, select.POLLIN)
 
     def connect(self) -> None:
+        """Start joining: the TCP connect and the TLS handshake go on without
+        blocking (the loop drives them by poll), so the control socket is
+        answered meanwhile; the session's handshake timer ends an attempt
+        that brings no LEASE."""
         try:
             info = socket.getaddrinfo(self.conf["server"], int(self.conf["server_port"]))[0]
             family, addr = info[0], info[-1]
             self.server_ip = _addr_text(addr)
             if self.udp is None:
                 self._attach(family)
-            raw = socket.socket(family, socket.SOCK_STREAM)
-            raw.settimeout(session.HANDSHAKE_TIMEOUT)
-            raw.connect(addr)
-            log("info", "connecting to " + self.server_ip + " port "
-                + str(self.conf["server_port"]))
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            ctx.verify_mode = ssl.CERT_REQUIRED
-            ctx.load_verify_locations(cadata=self.ca)
-            load_cert_chain(ctx, self.cert, self.key, self.conf["cert"], self.conf["key"])
-            try:
-                tls = ctx.wrap_socket(raw, server_hostname=self.conf["server_name"])
-            except Exception:
-                raw.close()
-                raise
+            raw, tls = open_tls(family, addr, self.ca, (self.cert, self.key, self.conf["cert"],
+                                                        self.conf["key"]),
+                                self.conf["server_name"])
         except (OSError, ValueError, rawnl.KernelRefused) as e:
-            why = _reason(e)
-            if "CN" in why or "Common Name" in why:  # mbedTLS's name check
-                log("error", "the server's certificate is not for " +
-                    repr(self.conf["server_name"]) + ": refusing it (set "
-                    "lvn.client.server_name if the name is right; " + why + ")")
-                why = "wrong server identity"
-            self._retry("cannot reach " + self.conf["server"] + ": " + why)
+            self._retry("cannot reach " + self.conf["server"] + ": " + self._why(e))
             return
-        raw.setblocking(False)
-        self.tls, self.raw = tls, raw
-        self.poll.register(raw, select.POLLIN)
+        log("info", "connecting to " + self.server_ip + " port " + str(self.conf["server_port"]))
+        self.tls, self.raw, self.out = tls, raw, b""
+        self.tcp_up = self.tls_up = False
+        self.poll.register(raw, select.POLLIN | select.POLLOUT)
         self.session = session.ClientSession(self.clock(), ["ipv4", "ipv6"],
                                              int(self.conf["keepalive"]),
                                              int(self.conf["dead_after"]))
         self._act(self.session.start())
+
+    def _why(self, e: Exception) -> str:
+        """The reason of a failed connection; mbedTLS's refusal of the
+        server's name is logged as such."""
+        why = _reason(e)
+        if "CN" in why or "Common Name" in why:  # mbedTLS's name check
+            log("error", "the server's certificate is not for " +
+                repr(self.conf["server_name"]) + ": refusing it (set "
+                "lvn.client.server_name if the name is right; " + why + ")")
+            why = "wrong server identity"
+        return why
+
+    def _flush(self) -> None:
+        """Write what is queued for the server, as far as the socket takes
+        it; nothing goes while the TCP connect or the TLS handshake is
+        under way (each call drives the handshake on).  POLLOUT is asked
+        for until the connect finishes, and after the handshake while
+        bytes are left; during the handshake the server's answers (POLLIN)
+        drive it, so an idle socket never wakes the loop in vain."""
+        while self.out and self.tls is not None:
+            try:
+                n = self.tls.write(self.out)
+            except (OSError, ValueError) as e:
+                self._lost("session with the server failed: " + self._why(e))
+                return
+            if not n:
+                break
+            self.tls_up = True
+            self.out = self.out[n:]
+        if self.raw is not None:
+            more = not self.tcp_up or (self.tls_up and self.out)
+            self.poll.modify(self.raw, select.POLLIN | (select.POLLOUT if more else 0))
 
     def _retry(self, why: str) -> None:
         delay = self.rejoin.failed(self.clock())
         log("warning", f"{why}; retrying in {delay:.1f} s")
 
     def _readable(self) -> None:
+        self._flush()  # the handshake may need a write first, and HELLO waits
         while self.tls is not None:
             try:
                 data = self.tls.read(4096)
-            except OSError as e:
-                self._lost("session with the server failed: " + str(e))
+            except (OSError, ValueError) as e:
+                self._lost("session with the server failed: " + self._why(e))
                 return
             if data is None:
                 break
@@ -475,12 +499,12 @@ class Node:
 
     def _act(self, actions: "list[session.Action]") -> None:
         for act in actions:
+            if self.session is None:
+                return  # the connection was lost while carrying them out
             if isinstance(act, session.Send):
                 if self.tls is not None:
-                    try:
-                        self.tls.write(act.data)
-                    except OSError as e:
-                        self._lost("writing to the server: " + str(e))
+                    self.out += act.data
+                    self._flush()
             elif isinstance(act, session.Configure):
                 self._configure(act.lease)
             elif isinstance(act, session.SendDatagram):
@@ -539,6 +563,7 @@ class Node:
                 elif self.udp is not None and fd == self.udp.fileno():
                     self._datagrams()
                 else:
+                    self.tcp_up = True  # the connect finished (or failed: read says)
                     self._readable()
 
 
@@ -574,6 +599,31 @@ def run_hook(script: str, env: dict[str, str]) -> None:
     cmd = "env " + assigns + " " + _quote(script) + " " + env["LVN_EVENT"]
     if os.system(cmd + " </dev/null >/dev/null 2>&1 &") != 0:
         log("warning", env["LVN_EVENT"] + " hook " + script + ": cannot start")
+
+
+def open_tls(family: int, addr: "Any", ca: bytes, creds: "tuple[bytes, bytes, str, str]",
+             server_name: str) -> "tuple[socket.socket, Any]":
+    """A non-blocking TCP connect to ``addr`` and a TLS client over it that
+    has not shaken hands yet: the handshake goes on in the socket's reads
+    and writes, which return None until it is done (MicroPython's ssl).
+    ``creds``: certificate and key as DER, and their files (for messages)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.load_verify_locations(cadata=ca)
+    load_cert_chain(ctx, *creds)
+    raw = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        raw.setblocking(False)
+        try:
+            raw.connect(addr)
+        except OSError as e:
+            if e.args[0] != errno.EINPROGRESS:
+                raise
+        return raw, ctx.wrap_socket(raw, server_hostname=server_name,
+                                    do_handshake_on_connect=False)
+    except Exception:
+        raw.close()
+        raise
 
 
 def _addr_text(addr: object) -> str:
