@@ -118,3 +118,27 @@ def test_retired_socket_keeps_its_control_datagrams(pair: Pair) -> None:
         s.close()
     # the port's group hashes 64 source ports over both sockets
     assert got > 0, "no control datagram reached the retired socket"
+
+
+def test_port_change_to_a_taken_port_changes_nothing(pair: Pair) -> None:
+    """DEV_SET to a port another socket holds: EADDRINUSE with the reason,
+    and the device keeps its port and sockets (the old sockets went first:
+    the device had none and claimed the new port). A free port works."""
+    family = socket.AF_INET if pair.outer == "ipv4" else socket.AF_INET6
+    with pair.b.ns.entered():
+        squatter = socket.socket(family, socket.SOCK_DGRAM)
+    with squatter, pair.b.lvn() as k:
+        squatter.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 50009))
+        with pytest.raises(KernelError) as exc:
+            k.set_device("lvn0", port=50009)
+        assert "UDP port already in use" in str(exc.value), exc.value
+        dev = k.device("lvn0")
+        assert dev.port == 50000 and dev.sockets == (pair.outer,), dev
+        pair.a.ping(pair.b.overlay4, count=2)
+        # a free port: both ends move, traffic follows
+        k.set_device("lvn0", port=50010)
+        assert k.device("lvn0").port == 50010
+    with pair.a.lvn() as k:
+        (t,) = k.device("lvn0").tunnels
+        k.set_tunnel("lvn0", t.remote, remote_port=50010, local=t.local, replace=True)
+    pair.a.ping(pair.b.overlay4, count=2)

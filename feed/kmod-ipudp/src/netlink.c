@@ -325,17 +325,9 @@ static int ipudp_nl_dev_set_doit(struct sk_buff *skb, struct genl_info *info)
 		if (err)
 			return err;
 	}
-	if (attrs[IPUDP_A_PORT] && nla_get_u16(attrs[IPUDP_A_PORT]) != ipd->port) {
-		u32 had = ipudp_socket_flags(ipd);
-
-		/* Re-create the module's own sockets on the new port. */
-		WRITE_ONCE(ipd->port, nla_get_u16(attrs[IPUDP_A_PORT]));
-		ipudp_socket_release_kernel(ipd);
-		if ((had & IPUDP_SOCK_F_V4) && !(had & IPUDP_SOCK_F_V4_USER))
-			err = ipudp_socket_ensure(ipd, AF_INET, info->extack);
-		if (!err && (had & IPUDP_SOCK_F_V6) && !(had & IPUDP_SOCK_F_V6_USER))
-			err = ipudp_socket_ensure(ipd, AF_INET6, info->extack);
-	}
+	if (attrs[IPUDP_A_PORT] && nla_get_u16(attrs[IPUDP_A_PORT]) != ipd->port)
+		err = ipudp_socket_set_port(ipd, nla_get_u16(attrs[IPUDP_A_PORT]),
+					    info->extack);
 	return err;
 }
 

@@ -144,16 +144,6 @@ void ipudp_socket_release_all(struct ipudp_dev *ipd)
 	}
 }
 
-/* Drop module-made sockets (port change); userspace ones stay. */
-void ipudp_socket_release_kernel(struct ipudp_dev *ipd)
-{
-	int i;
-
-	for (i = 0; i < IPUDP_NSK; i++)
-		if (!READ_ONCE(ipd->sk_user[i]))
-			ipudp_socket_release(ipd, i);
-}
-
 /* @ss := the wildcard address of @family with @port; returns its length. */
 static int ipudp_wildcard(struct sockaddr_storage *ss, sa_family_t family,
 			  u16 port)
@@ -247,6 +237,39 @@ int ipudp_socket_ensure(struct ipudp_dev *ipd, sa_family_t family,
 	if (!err)
 		ipudp_socket_swap(ipd, idx, sock->sk, false);
 	return err;
+}
+
+/*
+ * Move the module's own sockets to @port. The new sockets are made before
+ * the old ones go, so a port that is taken changes nothing: the device
+ * keeps its port and its working sockets. Userspace-owned sockets stay
+ * where their owner bound them. Caller holds rtnl.
+ */
+int ipudp_socket_set_port(struct ipudp_dev *ipd, u16 port,
+			  struct netlink_ext_ack *extack)
+{
+	static const sa_family_t families[] = { AF_INET, AF_INET6 };
+	struct socket *fresh[IPUDP_NSK] = {};
+	unsigned int i;
+	int idx, err = 0;
+
+	for (i = 0; i < ARRAY_SIZE(families) && !err; i++) {
+		idx = ipudp_sk_index(families[i]);
+		if (rcu_access_pointer(ipd->sk[idx]) && !READ_ONCE(ipd->sk_user[idx]))
+			err = ipudp_socket_create(ipd, families[i], port, false,
+						  &fresh[idx], extack);
+	}
+	if (err) {
+		for (idx = 0; idx < IPUDP_NSK; idx++)
+			if (fresh[idx])
+				ipudp_sock_free(fresh[idx]->sk, false);
+		return err;
+	}
+	WRITE_ONCE(ipd->port, port);
+	for (idx = 0; idx < IPUDP_NSK; idx++)
+		if (fresh[idx])
+			ipudp_socket_swap(ipd, idx, fresh[idx]->sk, false);
+	return 0;
 }
 
 /*

@@ -20,7 +20,8 @@ int ipudp_socket_return_fd(struct ipudp_dev *ipd, struct netlink_ext_ack *extack
 int ipudp_socket_attach_fd(struct ipudp_dev *ipd, int fd,
 			   struct netlink_ext_ack *extack);
 void ipudp_socket_release_all(struct ipudp_dev *ipd);
-void ipudp_socket_release_kernel(struct ipudp_dev *ipd);
+int ipudp_socket_set_port(struct ipudp_dev *ipd, u16 port,
+			  struct netlink_ext_ack *extack);
 u32 ipudp_socket_flags(struct ipudp_dev *ipd);
 
 #endif /* _IPUDP_SOCKET_H */
