@@ -142,3 +142,34 @@ def test_port_change_to_a_taken_port_changes_nothing(pair: Pair) -> None:
         (t,) = k.device("lvn0").tunnels
         k.set_tunnel("lvn0", t.remote, remote_port=50010, local=t.local, replace=True)
     pair.a.ping(pair.b.overlay4, count=2)
+
+
+def test_a_socket_of_another_netns_is_refused(pair: Pair) -> None:
+    family = socket.AF_INET if pair.outer == "ipv4" else socket.AF_INET6
+    with pair.a.ns.entered():
+        alien = socket.socket(family, socket.SOCK_DGRAM)
+    with alien, pair.b.lvn() as k:
+        with pytest.raises(KernelError) as exc:
+            k.set_device("lvn0", fd=alien.fileno())
+        assert "not in the device's underlay netns" in str(exc.value), exc.value
+        assert k.device("lvn0").sockets == (pair.outer,)
+    pair.a.ping(pair.b.overlay4, count=2)
+
+
+def test_new_sockets_route_afresh(pair: Pair) -> None:
+    """Routes a tunnel cached through the old socket go with it: a policy
+    rule on the new source port applies at once (the cached route of the
+    old port carried the replies on)."""
+    pair.a.ping(pair.b.overlay4, count=2)  # b's tunnel caches its route
+    ip = ["ip", "-6"] if pair.outer == "ipv6" else ["ip"]
+    pair.b.ns.run(*ip, "rule", "add", "sport", "50010", "prohibit")
+    with pair.b.lvn() as k:
+        k.set_device("lvn0", port=50010)
+    with pair.a.lvn() as k:
+        (t,) = k.device("lvn0").tunnels
+        k.set_tunnel("lvn0", t.remote, remote_port=50010, local=t.local, replace=True)
+    out = pair.a.ns.run("ping", "-c", "2", "-i", "0.2", "-W", "1", pair.b.overlay4,
+                        check=False)
+    assert " 0 received" in out, out  # b's replies meet the rule
+    pair.b.ns.run(*ip, "rule", "del", "sport", "50010", "prohibit")
+    pair.a.ping(pair.b.overlay4, count=2)

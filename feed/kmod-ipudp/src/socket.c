@@ -18,6 +18,7 @@
 #include "gro.h"
 #include "receive.h"
 #include "socket.h"
+#include "tunnel.h"
 
 /*
  * Userspace closed a socket it handed to us: forget it. The device keeps
@@ -115,6 +116,8 @@ static void ipudp_slot_swap(struct ipudp_dev *ipd, struct sock __rcu **slot,
 	if (!old)
 		return;
 	synchronize_net();
+	/* routes cached through the old socket (its port, mark, netns) go */
+	ipudp_tunnel_reset_routes(ipd);
 	ipudp_sock_free(old, old_user);
 }
 
@@ -365,6 +368,11 @@ int ipudp_socket_attach_fd(struct ipudp_dev *ipd, int fd,
 	if (sk->sk_protocol != IPPROTO_UDP || sk->sk_type != SOCK_DGRAM ||
 	    (sk->sk_family != AF_INET && sk->sk_family != AF_INET6)) {
 		NL_SET_ERR_MSG(extack, "IPUDP_A_FD must be an IPv4 or IPv6 UDP socket");
+		goto out;
+	}
+	if (!ipd->src_net || !net_eq(sock_net(sk), ipd->src_net)) {
+		NL_SET_ERR_MSG(extack,
+			       "IPUDP_A_FD socket is not in the device's underlay netns");
 		goto out;
 	}
 	err = -EBUSY;

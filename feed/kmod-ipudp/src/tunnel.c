@@ -257,6 +257,17 @@ void ipudp_tunnel_del_all(struct ipudp_dev *ipd)
 		ipudp_tunnel_remove(ipd, t);
 }
 
+/* The device's sockets changed: every tunnel looks its route up anew. */
+void ipudp_tunnel_reset_routes(struct ipudp_dev *ipd)
+{
+	struct ipudp_tunnel *t;
+	unsigned long id;
+
+	ASSERT_RTNL();
+	xa_for_each(&ipd->tunnels, id, t)
+		dst_cache_reset(&t->dst_cache);
+}
+
 /* The tunnel whose remote is the outer source of @skb, or NULL. RCU. */
 struct ipudp_tunnel *ipudp_tunnel_by_endpoint(struct ipudp_dev *ipd,
 					      const struct sk_buff *skb,

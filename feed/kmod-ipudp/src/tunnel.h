@@ -63,6 +63,7 @@ int ipudp_tunnel_add(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
 		     bool replace, struct netlink_ext_ack *extack);
 int ipudp_tunnel_del(struct ipudp_dev *ipd, u32 id);
 void ipudp_tunnel_del_all(struct ipudp_dev *ipd);
+void ipudp_tunnel_reset_routes(struct ipudp_dev *ipd);
 struct ipudp_tunnel *ipudp_tunnel_by_endpoint(struct ipudp_dev *ipd,
 					      const struct sk_buff *skb,
 					      __be16 sport);
