@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import time
@@ -89,6 +90,9 @@ def test_device_outlives_its_socket_netns(netns: type[Netns]) -> None:
     home.delete()  # the sockets' netns goes away, the device lives on
     with Ipudp(netns=away.name) as k:
         wait_for(lambda: k.device("lvn0").sockets == (), what="sockets closed")
+        # and it says so to routing daemons, as WireGuard does: no carrier
+        link = away.ip("-j", "link", "show", "lvn0")
+        assert "NO-CARRIER" in json.loads(link)[0]["flags"], link
         away.run("ping", "-c", "1", "-W", "1", "192.168.99.2", check=False)
         assert k.device("lvn0").drops.tx_no_route >= 1
         k.del_device("lvn0")

@@ -367,6 +367,8 @@ static void __net_exit ipudp_netns_pre_exit(struct net *net)
 			continue;
 		ipd->src_net = NULL;
 		ipudp_socket_release_all(ipd);
+		/* nothing can be sent or received any more: tell routing daemons */
+		netif_carrier_off(ipd->dev);
 	}
 	rtnl_unlock();
 }
