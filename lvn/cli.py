@@ -380,7 +380,8 @@ def run(args: argparse.Namespace, kernel: Kernel, out: Callable[[str], None]) ->
             else:
                 where = (f" remote {format_endpoint(ev.remote, ev.remote_port or 0)}"
                          if ev.remote else "")
-                out(f"{ev.kind} {ev.ifname} id {ev.tunnel_id}{where}")
+                why = f" ({ev.reason})" if ev.reason else " (replaced)" if ev.replaced else ""
+                out(f"{ev.kind} {ev.ifname} id {ev.tunnel_id}{where}{why}")
             if args.count is not None and n >= args.count:
                 break
     elif args.cmd == "route":

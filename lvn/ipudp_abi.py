@@ -25,6 +25,12 @@ MODE_MULTI = 1
 DEFAULT_PORT = 50000  # IPUDP_DEFAULT_PORT
 MODES = ("fixed", "multi")  # enum ipudp_mode, by value
 RULE_KINDS = ("dest", "source")  # enum ipudp_rule_type, by value
+DEL_REASONS = ("request", "device")  # enum ipudp_del_reason, by value
+
+
+def name_of(names: "tuple[str, ...]", value: int) -> str:
+    """The name of an enum ``value`` (its number, one this code does not know)."""
+    return names[value] if 0 <= value < len(names) else str(value)
 RULE_DEST = 0
 RULE_SOURCE = 1
 F_REPLACE = 1 << 0
@@ -90,6 +96,7 @@ ATTRS = (
     ("IPUDP_A_N_RULES", "uint32"),
     ("IPUDP_A_IDLE_TIMEOUT", "uint16"),
     ("IPUDP_A_RETURN_FD", "flag"),
+    ("IPUDP_A_REASON", "uint8"),
 )
 
 # IFLA_INFO_DATA of link kind "ipudp" (enum ipudp_link_attr)

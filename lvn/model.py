@@ -81,3 +81,8 @@ class Event:
     tunnel_id: int
     remote: str | None = None
     remote_port: int | None = None
+    # tunnel-del: why ("request": a TUNNEL_DEL command; "device": its device
+    # went, the module's unload included); tunnel-new: whether it replaced
+    # the tunnel of that id in place
+    reason: str | None = None
+    replaced: bool = False

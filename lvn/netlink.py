@@ -147,7 +147,7 @@ def _parse_rule(msg: Any) -> Rule:
     kind = r.get_attr("IPUDP_RULE_A_TYPE") or 0
     return Rule(prefix=f"{addr}/{r.get_attr('IPUDP_RULE_A_PREFIX_LEN')}",
                 tunnel_id=r.get_attr("IPUDP_RULE_A_TUNNEL_ID"),
-                kind=RULE_KINDS[kind] if kind < len(RULE_KINDS) else str(kind))
+                kind=abi.name_of(RULE_KINDS, kind))
 
 
 def _prefix_attrs(prefix: str, strict: bool = False) -> list[Any]:
@@ -196,7 +196,10 @@ def _parse_event(msg: Any) -> Event | None:
                  tunnel_id=tun.get_attr("IPUDP_TUNNEL_A_ID") or 0,
                  remote=tun.get_attr("IPUDP_TUNNEL_A_REMOTE4")
                  or tun.get_attr("IPUDP_TUNNEL_A_REMOTE6"),
-                 remote_port=tun.get_attr("IPUDP_TUNNEL_A_REMOTE_PORT"))
+                 remote_port=tun.get_attr("IPUDP_TUNNEL_A_REMOTE_PORT"),
+                 reason=None if msg.get_attr("IPUDP_A_REASON") is None
+                 else abi.name_of(abi.DEL_REASONS, msg.get_attr("IPUDP_A_REASON")),
+                 replaced=bool((msg.get_attr("IPUDP_A_FLAGS") or 0) & abi.F_REPLACE))
 
 
 def _parse_device(msg: Any) -> Device:
@@ -211,7 +214,7 @@ def _parse_device(msg: Any) -> Device:
     return Device(
         ifname=msg.get_attr("IPUDP_A_IFNAME"),
         ifindex=msg.get_attr("IPUDP_A_IFINDEX"),
-        mode=MODES[mode] if mode < len(MODES) else str(mode),
+        mode=abi.name_of(MODES, mode),
         port=msg.get_attr("IPUDP_A_PORT") or DEFAULT_PORT,
         sockets=_sockets(msg.get_attr("IPUDP_A_SOCK_FLAGS") or 0),
         n_tunnels=msg.get_attr("IPUDP_A_N_TUNNELS") or 0,

@@ -255,10 +255,6 @@ class Rule(namedtuple("Rule", ["prefix", "tunnel_id", "kind"])):
     kind: str
 
 
-def _name(names: "tuple[str, ...]", value: int) -> str:
-    return names[value] if value < len(names) else str(value)
-
-
 class Kernel:
     """ipudp devices, their tunnels and rules, and their interfaces, in this
     netns: what the node's agent and ``lvn-node apply`` (lvn.static) need."""
@@ -308,7 +304,7 @@ class Kernel:
             tunnels = tuple(Tunnel(t["id"], t["remote"], t["remote_port"], t["local"],
                                    t["keepalive"]) for t in self.tunnels(name))
             out.append(Device(name, d.get("IPUDP_A_IFINDEX", 0),
-                              _name(abi.MODES, d.get("IPUDP_A_MODE", 0)),
+                              abi.name_of(abi.MODES, d.get("IPUDP_A_MODE", 0)),
                               d.get("IPUDP_A_PORT", abi.DEFAULT_PORT), tunnels))
         return out
 
@@ -320,7 +316,7 @@ class Kernel:
             addr = r.get("IPUDP_RULE_A_PREFIX4") or r.get("IPUDP_RULE_A_PREFIX6")
             out.append(Rule(str(addr) + "/" + str(r.get("IPUDP_RULE_A_PREFIX_LEN", 0)),
                             r.get("IPUDP_RULE_A_TUNNEL_ID", 0),
-                            _name(abi.RULE_KINDS, r.get("IPUDP_RULE_A_TYPE", 0))))
+                            abi.name_of(abi.RULE_KINDS, r.get("IPUDP_RULE_A_TYPE", 0))))
         return out
 
     def add_device(self, ifname: str, mtu: "int | None" = None, mode: "str | None" = None,

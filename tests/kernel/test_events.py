@@ -74,10 +74,23 @@ def test_new_active_after_idle_and_del(pair: Pair) -> None:
     assert next_event(q).kind == "tunnel-active"
     with a.lvn() as k:
         k.set_tunnel("lvn0", b.underlay, local=a.underlay, replace=True)
-        assert next_event(q).kind == "tunnel-new"
+        ev = next_event(q)
+        assert (ev.kind, ev.replaced, ev.reason) == ("tunnel-new", True, None)
         k.del_tunnel("lvn0")
     ev = next_event(q)
-    assert (ev.kind, ev.tunnel_id) == ("tunnel-del", 0)
+    assert (ev.kind, ev.tunnel_id, ev.reason) == ("tunnel-del", 0, "request")
+    # a device that goes takes its tunnels, and says so for each
+    with a.lvn() as k:
+        k.add_device("lvm5", mode="multi", port=50005)
+        for tid in (1, 2):
+            k.set_tunnel("lvm5", f"10.99.0.{10 + tid}", tunnel_id=tid)
+    assert [(e.kind, e.replaced) for e in (next_event(q), next_event(q))] == \
+        [("tunnel-new", False)] * 2
+    a.ip("link", "del", "lvm5")
+    gone = sorted((e.kind, e.ifname, e.tunnel_id, e.reason)
+                  for e in (next_event(q), next_event(q)))
+    assert gone == [("tunnel-del", "lvm5", 1, "device"), ("tunnel-del", "lvm5", 2, "device")]
+    nothing_more(q)
 
 
 def test_kernel_keepalive_on_the_wire(netns: type[Netns]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import select
 import subprocess
 import time
 
@@ -12,7 +13,7 @@ import pytest
 from lvn.netlink import Ipudp
 
 from .conftest import Pair, build_pair, load_module, module_loaded, run_bg
-from .netns import Netns, sh, wait_for
+from .netns import Netns, scaled, sh, wait_for
 
 # serial: unloads the module and counts its prints in the kernel-wide log
 pytestmark = pytest.mark.serial
@@ -52,7 +53,14 @@ def test_rmmod_with_live_devices_and_traffic(netns: type[Netns]) -> None:
     flood6 = run_bg(pair.b.ns, "ping", "-f", "-q", "-w", "30", pair.a.overlay6)
     try:
         time.sleep(1.5)
-        sh("rmmod", "ipudp")
+        # listeners hear every tunnel go, the module's own unload included
+        with Ipudp(netns=pair.a.ns.name) as k, k.event_source() as events:
+            sh("rmmod", "ipudp")
+            gone = []
+            while not gone and select.select([events], [], [], scaled(10))[0]:
+                gone = [(e.ifname, e.tunnel_id, e.reason) for e in events.read()
+                        if e.kind == "tunnel-del"]
+        assert gone == [("lvn0", 0, "device")]
         assert not module_loaded()
         assert "lvn0" not in pair.a.ns.ip("link", "show")
         assert "lvn0" not in pair.b.ns.ip("link", "show")

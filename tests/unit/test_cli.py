@@ -88,7 +88,8 @@ class Recorder:
         self._rec("events")
         yield Event("tunnel-new", "lvn0", 4, 1, "fd00::2", 50000)
         yield Event("tunnel-active", "lvn0", 4, 1, "fd00::2", 50000)
-        yield Event("tunnel-del", "lvn0", 4, 1)
+        yield Event("tunnel-new", "lvn0", 4, 1, "fd00::3", 50000, replaced=True)
+        yield Event("tunnel-del", "lvn0", 4, 1, reason="device")
 
     def close(self) -> None:
         self.closed = True
@@ -288,11 +289,13 @@ def test_monitor_prints_events(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["monitor"])[0] == 0
     assert capsys.readouterr().out.splitlines() == [
         "tunnel-new lvn0 id 1 remote [fd00::2]:50000",
-        "tunnel-active lvn0 id 1 remote [fd00::2]:50000", "tunnel-del lvn0 id 1"]
+        "tunnel-active lvn0 id 1 remote [fd00::2]:50000",
+        "tunnel-new lvn0 id 1 remote [fd00::3]:50000 (replaced)",
+        "tunnel-del lvn0 id 1 (device)"]
     assert run(["-j", "monitor", "--count", "1"])[0] == 0
     assert json.loads(capsys.readouterr().out) == {
         "kind": "tunnel-new", "ifname": "lvn0", "ifindex": 4, "tunnel_id": 1,
-        "remote": "fd00::2", "remote_port": 50000}
+        "remote": "fd00::2", "remote_port": 50000, "reason": None, "replaced": False}
 
 
 def test_dev_set_idle_timeout() -> None:

@@ -43,8 +43,9 @@ err_cache:
 
 static void __exit ipudp_mod_exit(void)
 {
-	ipudp_genetlink_uninit();
+	/* devices first: their tunnels' TUNNEL_DEL events need the family */
 	ipudp_device_uninit();	/* ends with rcu_barrier() */
+	ipudp_genetlink_uninit();
 	ipudp_tunnel_cache_destroy();
 }
 

@@ -50,6 +50,7 @@ static const struct nla_policy ipudp_policy[IPUDP_A_MAX + 1] = {
 	[IPUDP_A_N_RULES] = { .type = NLA_REJECT },
 	[IPUDP_A_IDLE_TIMEOUT] = NLA_POLICY_MIN(NLA_U16, 1),
 	[IPUDP_A_RETURN_FD] = { .type = NLA_FLAG },
+	[IPUDP_A_REASON] = { .type = NLA_REJECT },
 };
 
 static struct genl_family ipudp_family;
@@ -392,9 +393,11 @@ static int ipudp_parse_tunnel(struct nlattr *nest, struct ipudp_tunnel *t,
 /*
  * Tell listeners of the events group that a tunnel came, went, or received
  * its first packet after being idle (from the receive path: @gfp atomic).
+ * @flags: IPUDP_A_FLAGS of a TUNNEL_NEW (0: none); @reason: IPUDP_A_REASON
+ * of a TUNNEL_DEL (-1: none).
  */
-void ipudp_notify_tunnel(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
-			 u8 cmd, gfp_t gfp)
+static void ipudp_notify(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
+			 u8 cmd, u32 flags, int reason, gfp_t gfp)
 {
 	struct net *net = dev_net(ipd->dev);
 	struct sk_buff *msg;
@@ -410,7 +413,9 @@ void ipudp_notify_tunnel(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
 	if (!hdr)
 		goto err_free;
 	if (nla_put_u32(msg, IPUDP_A_IFINDEX, ipd->dev->ifindex) ||
-	    nla_put_string(msg, IPUDP_A_IFNAME, ipd->dev->name))
+	    nla_put_string(msg, IPUDP_A_IFNAME, ipd->dev->name) ||
+	    (flags && nla_put_u32(msg, IPUDP_A_FLAGS, flags)) ||
+	    (reason >= 0 && nla_put_u8(msg, IPUDP_A_REASON, reason)))
 		goto err_free;
 	nest = nla_nest_start(msg, IPUDP_A_TUNNEL);
 	if (!nest ||
@@ -426,6 +431,19 @@ void ipudp_notify_tunnel(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
 
 err_free:
 	nlmsg_free(msg);
+}
+
+void ipudp_notify_tunnel(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
+			 u8 cmd, u32 flags, gfp_t gfp)
+{
+	ipudp_notify(ipd, t, cmd, flags, -1, gfp);
+}
+
+/* @t is being removed (rtnl): its TUNNEL_DEL, with why. */
+void ipudp_notify_tunnel_del(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
+			     enum ipudp_del_reason reason)
+{
+	ipudp_notify(ipd, t, IPUDP_CMD_TUNNEL_DEL, 0, reason, GFP_KERNEL);
 }
 
 static int ipudp_nl_tunnel_new_doit(struct sk_buff *skb, struct genl_info *info)
@@ -453,7 +471,8 @@ static int ipudp_nl_tunnel_new_doit(struct sk_buff *skb, struct genl_info *info)
 	if (err)
 		goto err_free;
 	ipudp_device_adjust_mtu(ipd, t);
-	ipudp_notify_tunnel(ipd, t, IPUDP_CMD_TUNNEL_NEW, GFP_KERNEL);
+	ipudp_notify_tunnel(ipd, t, IPUDP_CMD_TUNNEL_NEW, replace ? IPUDP_F_REPLACE : 0,
+			    GFP_KERNEL);
 	return 0;
 
 err_free:
@@ -518,7 +537,6 @@ static int ipudp_nl_tunnel_del_doit(struct sk_buff *skb, struct genl_info *info)
 
 	if (IS_ERR(t))
 		return PTR_ERR(t);
-	ipudp_notify_tunnel(ipd, t, IPUDP_CMD_TUNNEL_DEL, GFP_KERNEL);
 	return ipudp_tunnel_del(ipd, t->id);
 }
 

@@ -159,7 +159,7 @@ int ipudp_encap_recv(struct sock *sk, struct sk_buff *skb)
 
 	len = skb->len;
 	if (ipudp_tunnel_count_rx(t, len, READ_ONCE(ipd->idle_jiffies)))
-		ipudp_notify_tunnel(ipd, t, IPUDP_CMD_TUNNEL_ACTIVE, GFP_ATOMIC);
+		ipudp_notify_tunnel(ipd, t, IPUDP_CMD_TUNNEL_ACTIVE, 0, GFP_ATOMIC);
 	dev_sw_netstats_rx_add(dev, len);
 	ipudp_deliver(ipd, skb);
 	return 0;

@@ -13,6 +13,7 @@
 #include <uapi/linux/ipudp.h>
 
 #include "device.h"
+#include "netlink.h"
 #include "send.h"
 #include "tunnel.h"
 
@@ -221,8 +222,10 @@ int ipudp_tunnel_add(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
 	return 0;
 }
 
-static void ipudp_tunnel_remove(struct ipudp_dev *ipd, struct ipudp_tunnel *t)
+static void ipudp_tunnel_remove(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
+				enum ipudp_del_reason reason)
 {
+	ipudp_notify_tunnel_del(ipd, t, reason);
 	ipudp_prefixes_remove_list(&ipd->rules, &t->rules);
 	ipudp_prefixes_remove_list(&ipd->sources, &t->sources);
 	rhashtable_remove_fast(&ipd->endpoints, &t->hash_node, ipudp_endpoint_params);
@@ -243,7 +246,7 @@ int ipudp_tunnel_del(struct ipudp_dev *ipd, u32 id)
 	t = xa_load(&ipd->tunnels, id);
 	if (!t)
 		return -ENOENT;
-	ipudp_tunnel_remove(ipd, t);
+	ipudp_tunnel_remove(ipd, t, IPUDP_DEL_REQUEST);
 	return 0;
 }
 
@@ -254,7 +257,7 @@ void ipudp_tunnel_del_all(struct ipudp_dev *ipd)
 
 	ASSERT_RTNL();
 	xa_for_each(&ipd->tunnels, id, t)
-		ipudp_tunnel_remove(ipd, t);
+		ipudp_tunnel_remove(ipd, t, IPUDP_DEL_DEVICE);
 }
 
 /* The device's sockets changed: every tunnel looks its route up anew. */

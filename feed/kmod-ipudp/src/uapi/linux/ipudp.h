@@ -47,7 +47,10 @@
  *
  * Multicast group IPUDP_MCGRP_EVENTS: TUNNEL_NEW / TUNNEL_DEL / TUNNEL_ACTIVE
  * (first packet received after IPUDP_A_IDLE_TIMEOUT of silence) messages
- * (IFINDEX, TUNNEL { ID, REMOTE*, REMOTE_PORT }) on every change.
+ * (IFINDEX, IFNAME, TUNNEL { ID, REMOTE*, REMOTE_PORT }) on every change:
+ * TUNNEL_NEW carries IPUDP_A_FLAGS IPUDP_F_REPLACE when it changed a tunnel
+ * in place; TUNNEL_DEL carries IPUDP_A_REASON (enum ipudp_del_reason) and
+ * is sent on every removal, the device's and the module's included.
  *
  * Replies to DEV_GET carry this tree:
  *
@@ -121,6 +124,12 @@ enum ipudp_sock_flag {
 	__IPUDP_SOCK_F_ALL = (1U << 4) - 1
 };
 
+enum ipudp_del_reason {
+	IPUDP_DEL_REQUEST,	/* an IPUDP_CMD_TUNNEL_DEL */
+	IPUDP_DEL_DEVICE,	/* its device went (deleted, netns gone, module unloaded) */
+	__IPUDP_DEL_LAST
+};
+
 enum ipudp_flag {
 	IPUDP_F_REPLACE = 1U << 0,	/* TUNNEL_NEW: replace an existing tunnel */
 	__IPUDP_F_ALL = (1U << 1) - 1
@@ -142,6 +151,7 @@ enum ipudp_attr {
 	IPUDP_A_N_RULES,
 	IPUDP_A_IDLE_TIMEOUT,
 	IPUDP_A_RETURN_FD,
+	IPUDP_A_REASON,		/* u8, enum ipudp_del_reason: TUNNEL_DEL events only */
 	__IPUDP_A_LAST
 };
 
