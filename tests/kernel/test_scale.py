@@ -106,3 +106,32 @@ def test_ten_thousand_tunnels_hundred_thousand_rules(netns: type[Netns]) -> None
     print(json.dumps(report))
     # deleting the device returns (nearly) all of it: less than 10 % stays
     assert end - base < 0.1 * (after_rules - base), report
+
+
+@pytest.mark.long
+def test_rule_dump_of_one_tunnel_is_linear(netns: type[Netns]) -> None:
+    """The rules of one tunnel dumped at 10,000 and at 100,000: each part
+    resumes where the last stopped, so ten times the rules take about ten
+    times as long (walking to a position each part made it quadratic).
+    Reported in build/vm/rule-dump-<kernel>.json."""
+    ns = netns()
+    ns.ip("link", "add", "lvm", "type", "ipudp")
+    seconds = {}
+    with Ipudp(netns=ns.name) as k:
+        k.set_mode("lvm", "multi")
+        k.set_tunnel("lvm", "100.64.0.1", tunnel_id=1)
+        have = 0
+        for n in (10_000, 100_000):
+            k.add_rules("lvm", [Rule(f"{ipaddress.IPv4Address('10.0.0.0') + i}/32", 1)
+                                for i in range(have, n)])
+            have = n
+            t0 = time.monotonic()
+            listed = k.rules("lvm")
+            seconds[n] = time.monotonic() - t0
+            assert len(listed) == n and len({r.prefix for r in listed}) == n
+    report = {"kernel": os.uname().release, "dump_s": seconds,
+              "ratio_100k_to_10k": round(seconds[100_000] / seconds[10_000], 1)}
+    out = ROOT / "build" / "vm" / f"rule-dump-{os.uname().release}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1) + "\n")
+    print(json.dumps(report))

@@ -771,18 +771,41 @@ cancel:
 }
 
 /*
- * cb->args[0]: tunnel id, [1]: rule type, [2]: index in that tunnel's list.
- * A change between two parts can shift the index: the generation marks
- * such a dump NLM_F_DUMP_INTR (rtnl is held while walking).
+ * The first rule of @head a dump part emits: where the last part stopped.
+ * While the device's generation is unchanged no rule was added or freed,
+ * so the node the last part stopped at (cb->args[3]) is still there and
+ * the walk goes on from it: a dump of N rules costs O(N). After a change
+ * the index (cb->args[2]) is walked to instead, and the generation marks
+ * the dump NLM_F_DUMP_INTR. rtnl is held.
+ */
+static struct ipudp_prefix_node *ipudp_dump_resume(struct ipudp_dev *ipd,
+						   struct list_head *head,
+						   struct netlink_callback *cb)
+{
+	struct ipudp_prefix_node *node;
+	long idx = 0;
+
+	if (cb->args[3] && (u32)cb->args[4] == ipd->gen)
+		return (struct ipudp_prefix_node *)cb->args[3];
+	list_for_each_entry(node, head, tunnel_list)
+		if (idx++ == cb->args[2])
+			return node;
+	return NULL;
+}
+
+/*
+ * cb->args[0]: tunnel id, [1]: rule type, [2]: index in that tunnel's list,
+ * [3]: the node at that index, [4]: the device's generation when it was
+ * taken (see ipudp_dump_resume()).
  */
 static int ipudp_nl_rule_get_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
 {
 	struct ipudp_prefix_node *node;
+	struct list_head *head;
 	struct ipudp_tunnel *t;
 	struct ipudp_dev *ipd;
 	unsigned long id;
 	int err = 0;
-	long idx;
 	u8 type;
 
 	rtnl_lock();
@@ -797,19 +820,24 @@ static int ipudp_nl_rule_get_dumpit(struct sk_buff *skb, struct netlink_callback
 			cb->args[0] = id;
 			cb->args[1] = 0;
 			cb->args[2] = 0;
+			cb->args[3] = 0;
 		}
 		for (type = cb->args[1]; type <= IPUDP_RULE_MAX; type++) {
-			idx = 0;
-			list_for_each_entry(node, type == IPUDP_RULE_SOURCE ?
-					    &t->sources : &t->rules, tunnel_list) {
-				if (idx++ < cb->args[2])
-					continue;
-				if (ipudp_fill_rule(skb, ipd, t, node, type, cb))
-					goto out;
-				cb->args[2] = idx;
+			head = type == IPUDP_RULE_SOURCE ? &t->sources : &t->rules;
+			node = ipudp_dump_resume(ipd, head, cb);
+			if (node) {
+				list_for_each_entry_from(node, head, tunnel_list) {
+					if (ipudp_fill_rule(skb, ipd, t, node, type, cb)) {
+						cb->args[3] = (long)node;
+						cb->args[4] = ipd->gen;
+						goto out;
+					}
+					cb->args[2]++;
+				}
 			}
 			cb->args[1] = type + 1;
 			cb->args[2] = 0;
+			cb->args[3] = 0;
 		}
 		cb->args[0] = id + 1;
 		cb->args[1] = 0;
