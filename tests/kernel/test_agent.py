@@ -71,7 +71,7 @@ config client 'client'
 
 def lvn(ns: Netns, *args: str) -> str:
     res = subprocess.run([sys.executable, "-m", "lvn", "-n", ns.name, *args],
-                         capture_output=True, text=True, timeout=60,
+                         capture_output=True, text=True, timeout=scaled(300),
                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert res.returncode == 0, res.stderr
     return res.stdout

@@ -14,7 +14,7 @@ import upy
 from lvn import cli
 from lvn.netlink import Ipudp
 
-from .netns import Netns, veth
+from .netns import Netns, scaled, veth
 
 B_SIDE = """
 config tunnel 'to_a'
@@ -51,7 +51,7 @@ def lvn(ns: Netns, *args: str, subprocess_: bool = False) -> subprocess.Complete
     argv = ["-n", ns.name, *args]
     if subprocess_:
         return subprocess.run([sys.executable, "-m", "lvn", *argv],
-                              capture_output=True, text=True, timeout=60)
+                              capture_output=True, text=True, timeout=scaled(300))
     out, err = io.StringIO(), io.StringIO()
     with redirect_stdout(out), redirect_stderr(err):
         rc = cli.main(argv)
