@@ -301,6 +301,14 @@ def test_markup_from_the_service_is_shown_as_text(site: Site, browser: Browser) 
             "css selector", "#lvn-status [data-name=config]").text, 90,
             "the refusal, quoting the value as text")
         assert browser.d.find_elements("css selector", "#x") == []
+        # a section type with markup (root can write one into the file; uci
+        # through rpcd cannot): refused as uci refuses it, nothing made of it
+        site.router.sh("printf \"\\nconfig '<b id=y>' 'z'\\n\" >> /etc/config/lvn && "
+                       "{ ubus call lvn reload || true; }")
+        browser.wait(lambda d: "invalid character in type field" in d.find_element(
+            "css selector", "#lvn-status [data-name=config]").text, 90,
+            "the refusal of the section type")
+        assert browser.d.find_elements("css selector", "#y") == []
     finally:
         site.router.sh("cp /tmp/lvn.good /etc/config/lvn && ubus call lvn reload")
 
