@@ -4,6 +4,7 @@
 # Usage: vm/run.sh RELEASE 'command ...'
 # Env: LVN_VM_TIMEOUT (s, default 3600), LVN_VM_MEM (MiB, default 2048),
 #      LVN_VM_KERNEL (image, default /boot/vmlinuz-RELEASE),
+#      LVN_VM_CPU (qemu -cpu model under TCG, default max),
 #      LVN_VM_APPEND (extra kernel arguments),
 #      LVN_VM_BOOT_TRIES (boots when the kernel dies before the command, default 2),
 #      LVN_VM_BOOT_WAIT (s a boot may take to start the command, default 300)
@@ -23,7 +24,7 @@ if [ ! -e "$initrd" ] || [ vm/initramfs-init -nt "$initrd" ] || [ vm/mkinitramfs
 fi
 
 accel=tcg,thread=multi
-cpu=max
+cpu=${LVN_VM_CPU:-max}
 if [ "${LVN_VM_KVM:-0}" = 1 ]; then accel=kvm; cpu=host; fi
 
 start=$(date +%s)
