@@ -988,7 +988,8 @@ def node_footprint() -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory() as run:
         (Path(tmp) / "lvn").mkdir()
         for m in NODE_MODULES:
-            sh(str(bindir / "mpy-cross"), "-o", f"{tmp}/lvn/{m}.mpy", str(ROOT / "lvn" / f"{m}.py"))
+            sh(str(bindir / "mpy-cross"), "-O3", "-o", f"{tmp}/lvn/{m}.mpy",  # as packaged
+               str(ROOT / "lvn" / f"{m}.py"))
         out["node_py_bytes"] = sum((ROOT / "lvn" / f"{m}.py").stat().st_size for m in NODE_MODULES)
         out["node_mpy_bytes"] = sum((Path(tmp) / "lvn" / f"{m}.mpy").stat().st_size
                                     for m in NODE_MODULES)
