@@ -10,6 +10,7 @@ import socket
 import struct
 import subprocess
 import sys
+from collections.abc import Callable
 
 from lvn.ipudp_abi import CMD_RULE_GET, GENL_VERSION
 from lvn.model import Rule
@@ -63,37 +64,32 @@ def read_dump(sock: socket.socket, between_parts: list[object]) -> tuple[list[st
             off += (length + 3) & ~3
 
 
-def rule_dump(k: Ipudp, sock: socket.socket) -> None:
-    body = struct.pack("=BBH", CMD_RULE_GET, GENL_VERSION, 0)
-    body += encode_attrs(ipudp_msg, [("IPUDP_A_IFNAME", "lvn0")])
-    sock.send(HDR.pack(HDR.size + len(body), k.family_id, NLM_F_REQUEST | NLM_F_DUMP, 1, 0)
-              + body)
+def dumped(ns: Netns, between: Callable[[Ipudp], list[object]]) -> tuple[list[str], bool]:
+    """A rule dump of the MULTI device made in ``ns``, read part by part;
+    ``between(k)`` gives the steps run after its first part."""
+    multi_device(ns)
+    with Ipudp(netns=ns.name) as k, ns.entered():
+        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 16)
+        with sock:
+            body = struct.pack("=BBH", CMD_RULE_GET, GENL_VERSION, 0)
+            body += encode_attrs(ipudp_msg, [("IPUDP_A_IFNAME", "lvn0")])
+            sock.send(HDR.pack(HDR.size + len(body), k.family_id,
+                               NLM_F_REQUEST | NLM_F_DUMP, 1, 0) + body)
+            return read_dump(sock, between(k))
 
 
 def test_rule_dump_in_parts_lists_each_rule_once_in_order(netns: type[Netns]) -> None:
     """Unchanged between its parts, a dump resumes at the rule where the
     last part stopped (a reference, not a position walked to again): every
     rule once, in the tunnel's order, nothing marked interrupted."""
-    ns = netns()
-    multi_device(ns)
-    with Ipudp(netns=ns.name) as k, ns.entered():
-        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 16)
-        with sock:
-            rule_dump(k, sock)
-            got, interrupted = read_dump(sock, [])
+    got, interrupted = dumped(netns(), lambda k: [])
     assert got == CHURN + STABLE and not interrupted
 
 
 def test_rule_dump_changed_midway_is_marked(netns: type[Netns]) -> None:
-    ns = netns()
-    multi_device(ns)
-    with Ipudp(netns=ns.name) as k, ns.entered():
-        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 16)
-        with sock:
-            rule_dump(k, sock)
-            # rules ahead of the dump's position go away between its parts
-            steps = [lambda p=p: k.del_rule("lvn0", p) for p in CHURN[:10]]
-            got, interrupted = read_dump(sock, steps)
+    # rules ahead of the dump's position go away between its parts
+    got, interrupted = dumped(netns(), lambda k: [lambda p=p: k.del_rule("lvn0", p)
+                                                   for p in CHURN[:10]])
     assert len(got) == len(set(got)), "a rule was listed twice"
     missing = set(STABLE) - set(got)
     assert interrupted, f"the dump was not marked interrupted (missing {len(missing)} rules)"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -30,18 +31,30 @@ config tunnel 'peer'
 """
 
 
-def test_service_reload_and_stop(netns: type[Netns], tmp_path: Path) -> None:
+def site(netns: type[Netns]) -> Netns:
+    """The service's netns, with an underlay to its peer."""
     a, b = netns(), netns()
     veth(a, b)
     a.ip("addr", "add", "10.99.0.1/24", "dev", "ul0")
-    a.ip("link", "add", "byhand", "type", "ipudp")
-    (tmp_path / "lvn").write_text(CONF)
+    return a
+
+
+def start(ns: Netns, tmp_path: Path, conf: str) -> tuple[subprocess.Popen[bytes], Path]:
+    """`lvn agent` as procd starts it, with ``conf`` as its file; its log."""
+    (tmp_path / "lvn").write_text(conf)
     log = tmp_path / "log"
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
     with open(log, "wb") as out:
-        proc = a.popen(sys.executable, "-m", "lvn", "agent", "-c", str(tmp_path),
-                       "--state", str(tmp_path / "state.json"), stdout=out, stderr=out,
-                       env=env)
+        proc = ns.popen(sys.executable, "-m", "lvn", "agent", "-c", str(tmp_path),
+                        "--state", str(tmp_path / "state.json"), stdout=out, stderr=out,
+                        env=env)
+    return proc, log
+
+
+def test_service_reload_and_stop(netns: type[Netns], tmp_path: Path) -> None:
+    a = site(netns)
+    a.ip("link", "add", "byhand", "type", "ipudp")
+    proc, log = start(a, tmp_path, CONF)
     k = Ipudp(netns=a.name)
     try:
         def tunnel_remote() -> str | None:
@@ -85,16 +98,8 @@ def test_service_started_with_an_invalid_file(netns: type[Netns], tmp_path: Path
     """procd starts the service whatever the file holds: a bad one at start
     is logged as such (there is no running configuration to keep), and the
     first good one after it is applied."""
-    a, b = netns(), netns()
-    veth(a, b)
-    a.ip("addr", "add", "10.99.0.1/24", "dev", "ul0")
-    (tmp_path / "lvn").write_text(CONF.replace("10.99.0.2", "10.99.0.256"))
-    log = tmp_path / "log"
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
-    with open(log, "wb") as out:
-        proc = a.popen(sys.executable, "-m", "lvn", "agent", "-c", str(tmp_path),
-                       "--state", str(tmp_path / "state.json"), stdout=out, stderr=out,
-                       env=env)
+    a = site(netns)
+    proc, log = start(a, tmp_path, CONF.replace("10.99.0.2", "10.99.0.256"))
     k = Ipudp(netns=a.name)
     try:
         wait_for(lambda: b"configuration refused, running without tunnels or agent"
