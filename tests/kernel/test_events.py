@@ -86,7 +86,7 @@ def test_new_active_after_idle_and_del(pair: Pair) -> None:
             k.set_tunnel("lvm5", f"10.99.0.{10 + tid}", tunnel_id=tid)
     assert [(e.kind, e.replaced) for e in (next_event(q), next_event(q))] == \
         [("tunnel-new", False)] * 2
-    a.ip("link", "del", "lvm5")
+    a.ns.ip("link", "del", "lvm5")
     gone = sorted((e.kind, e.ifname, e.tunnel_id, e.reason)
                   for e in (next_event(q), next_event(q)))
     assert gone == [("tunnel-del", "lvm5", 1, "device"), ("tunnel-del", "lvm5", 2, "device")]
