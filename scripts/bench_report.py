@@ -468,6 +468,8 @@ def node_memory_section(nm: dict[str, Any]) -> list[str]:
 # the fault scenarios' figures (tests/kernel/test_faults.py, test_floods.py)
 RELIABILITY_ROWS = [
     ("faults", "detect_silent_server_s", "a silent server (no FIN) detected by both clients", "s"),
+    ("faults", "node_status_slowest_answer_s",
+     "the node's ubus status meanwhile, slowest answer (rpcd gives up at 3 s)", "s"),
     ("faults", "rejoin_after_server_answers_s", "both joined again after it answered", "s"),
     ("faults", "rejoin_after_power_loss_s", "clients back after a power loss (new addresses)",
      "s"),
