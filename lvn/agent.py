@@ -49,6 +49,7 @@ TICK = 1.0
 DATAGRAM_BUDGET = 256        # datagrams read per wake-up (timers and TLS get their turn)
 MAX_PENDING = 512            # TLS handshakes in progress, all sources (oldest dropped)
 MAX_PENDING_PER_SOURCE = 32  # per IPv4 address or IPv6 /64
+SHED_FOR = 60.0  # s a lowered per-source cap stays after the last EMFILE
 CRL_CHECK = 5.0    # s between looks at the revocation list's file
 LEASE_CHECK = 3600.0  # s between looks for leases of long-departed identities
 
@@ -387,6 +388,9 @@ class Server(Agent):
         self.pending: dict[TlsConn, float] = {}
         self.pending_from: dict[str, int] = {}  # source_key -> handshakes in progress
         self.accept_paused = False
+        # handshakes one source may hold: lowered when descriptors run out
+        self.source_cap = MAX_PENDING_PER_SOURCE
+        self.shed_at = 0.0
         self.ctx = tls_context(conf.ca, conf.cert, conf.key, conf.crl, server=True)
         self.crl = crl.read(conf.crl) if conf.crl else None
         self.next_crl_check = 0.0
@@ -459,20 +463,12 @@ class Server(Agent):
             return
         except OSError as e:
             if e.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                # the connection stays queued and the listener readable: stop
-                # looking at it until the next tick instead of spinning, and
-                # free a descriptor held by the oldest handshake
-                log.warning("accepting a connection: %s: pausing accepts for %.0f s",
-                            e.strerror, TICK)
-                self.sel.unregister(self.listener)
-                self.accept_paused = True
-                if self.pending:
-                    self._close_conn(next(iter(self.pending)))
+                self._shed(e.strerror or str(e))
             return
         source = source_key(_source(addr[0]))
         now = time.monotonic()
         if not self.limiter.allow(source, now) or \
-                self.pending_from.get(source, 0) >= MAX_PENDING_PER_SOURCE:
+                self.pending_from.get(source, 0) >= self.source_cap:
             sock.close()  # before any TLS work: a flood costs an accept and a close
             return
         if len(self.pending) >= MAX_PENDING:
@@ -486,6 +482,27 @@ class Server(Agent):
         holder: dict[str, Any] = {"session": None}
         self.sel.register(sock, selectors.EVENT_READ,
                           lambda: self._readable(conn, holder, addr[0]))
+
+    def _shed(self, why: str) -> None:
+        """Out of descriptors: from now on one source may hold a quarter of
+        the handshakes in progress (its further connections cost an accept
+        and a close), and the heaviest source's handshakes beyond that go,
+        so that others' connections get descriptors.  Only when nothing can
+        be freed does the listener rest until the next tick (no spinning)."""
+        self.source_cap = max(1, min(self.source_cap, len(self.pending) // 4))
+        self.shed_at = time.monotonic()
+        heaviest = max(self.pending_from, key=self.pending_from.__getitem__, default=None)
+        if heaviest is not None:
+            excess = max(1, self.pending_from[heaviest] - self.source_cap)
+            for conn in [c for c in self.pending if c.source == heaviest][:excess]:
+                self._close_conn(conn)
+            log.warning("accepting a connection: %s: closed %d handshake(s) from %s; "
+                        "at most %d per source for %.0f s", why, excess, heaviest,
+                        self.source_cap, SHED_FOR)
+            return
+        log.warning("accepting a connection: %s: pausing accepts for %.0f s", why, TICK)
+        self.sel.unregister(self.listener)
+        self.accept_paused = True
 
     def _readable(self, conn: TlsConn, holder: dict[str, Any], peer: str) -> None:
         try:
@@ -756,6 +773,8 @@ class Server(Agent):
     def tick(self, now: float) -> None:
         self._check_crl(now)
         self._expire_leases(now)
+        if self.source_cap < MAX_PENDING_PER_SOURCE and now - self.shed_at > SHED_FOR:
+            self.source_cap = MAX_PENDING_PER_SOURCE
         if self.accept_paused:
             self.accept_paused = False
             self.sel.register(self.listener, selectors.EVENT_READ, self._accept)
