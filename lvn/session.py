@@ -179,6 +179,7 @@ def _fail(code: str, text: str) -> "list[Action]":
 
 class _Machine:
     state = ""
+    peer = ""
     transitions: dict[tuple[str, object], str] = {}
     framer: protocol.Framer
 
@@ -201,11 +202,20 @@ class _Machine:
         return actions
 
     def on_message(self, event: "messages.Message", now: float) -> "list[Action]":
-        raise NotImplementedError
+        """One message from the peer: its goodbye, a move the table allows
+        (then _moved() says what to do), or the end of the session."""
+        if self.state == CLOSED:
+            return []
+        if isinstance(event, (messages.Bye, messages.Error)):
+            return self._closing([Close(self.peer + ": " + event.text, None)])
+        if not self._may(type(event)):
+            return self._closing(_fail("unexpected", protocol.NAMES[event.mtype]
+                                       + " in state " + self.state))
+        self._move(type(event))
+        return self._moved(event, now)
 
-    def _unexpected(self, event: "messages.Message") -> "list[Action]":
-        return self._closing(_fail("unexpected", protocol.NAMES[event.mtype] + " in state "
-                                   + self.state))
+    def _moved(self, event: "messages.Message", now: float) -> "list[Action]":
+        raise NotImplementedError
 
     def _may(self, event: object) -> bool:
         return (self.state, event) in self.transitions
@@ -224,14 +234,12 @@ class _Machine:
             self.state = CLOSED
         return actions
 
-    def _peer_ended(self, event: "messages.Error | messages.Bye", who: str) -> "list[Action]":
-        return self._closing([Close(who + ": " + event.text, None)])
-
 
 class ServerSession(_Machine):
     """One client, from TLS handshake to tunnel, keepalives and idle removal."""
 
     transitions = SERVER_TRANSITIONS
+    peer = "peer"  # how a goodbye's Close names the other side
 
     def __init__(self, key: bytes, session: bytes, now: float, data_port: int, mtu: int,
                  keepalive: int, idle_timeout: int) -> None:
@@ -253,21 +261,14 @@ class ServerSession(_Machine):
         self.endpoint: tuple[str, int] | None = None
         self.addresses: list[str] = []  # the lease, once granted
 
-    def on_message(self, event: "messages.Message", now: float) -> "list[Action]":
-        if self.state == ServerState.CLOSED:
-            return []
-        if isinstance(event, (messages.Bye, messages.Error)):
-            return self._peer_ended(event, "peer")
-        if not self._may(type(event)):
-            return self._unexpected(event)
-        self._move(type(event))
+    def _moved(self, event: "messages.Message", now: float) -> "list[Action]":
         if isinstance(event, messages.Hello):
             return [Allocate(event.want)]
         return [Up()]
 
     def leased(self, addresses: list[str], error: str = "",
                sources: "list[str] | None" = None) -> "list[Action]":
-        """The shell's answer to a ``Lease`` action (or why it failed);
+        """The shell's answer to an ``Allocate`` action (or why it failed);
         ``sources``: the overlay's prefixes (the server's pools), the only
         inner sources the client is to accept from its tunnel."""
         if error:
@@ -356,6 +357,7 @@ class ClientSession(_Machine):
     """The client's side: HELLO, apply the lease, probe, keep alive."""
 
     transitions = CLIENT_TRANSITIONS
+    peer = "server"
 
     def __init__(self, now: float, want: list[str], keepalive: int = 25,
                  dead_after: int = DEAD_AFTER) -> None:
@@ -392,14 +394,7 @@ class ClientSession(_Machine):
         self.next_datagram = now + interval
         return SendDatagram(datagram.seal(mtype, self.session, self.counter, self.key))
 
-    def on_message(self, event: "messages.Message", now: float) -> "list[Action]":
-        if self.state == ClientState.CLOSED:
-            return []
-        if isinstance(event, (messages.Bye, messages.Error)):
-            return self._peer_ended(event, "server")
-        if not self._may(type(event)):
-            return self._unexpected(event)
-        self._move(type(event))
+    def _moved(self, event: "messages.Message", now: float) -> "list[Action]":
         if isinstance(event, messages.Lease):
             self.session, self.key = event.session, event.key
             self.server_keepalive = event.keepalive
