@@ -6,8 +6,10 @@ they start has no more; the system calls run for real in a child process
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -34,8 +36,8 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (capabilit
 
 
 def run_child(interpreter: str, kind: str, extra: list[str],
-              prefix: tuple[str, ...] = ()) -> tuple[int, dict[str, int]]:
-    code = CHILD.format(root=str(ROOT), imp=DROP[kind], extra=extra)
+              prefix: tuple[str, ...] = (), root: Path = ROOT) -> tuple[int, dict[str, int]]:
+    code = CHILD.format(root=str(root), imp=DROP[kind], extra=extra)
     res = subprocess.run([*prefix, interpreter, "-c", code], capture_output=True, text=True,
                          timeout=60)
     assert res.returncode == 0, res.stderr
@@ -73,8 +75,19 @@ def test_node_keeps_only_the_needed_in_every_set(micropython: str) -> None:
 
 @needs_root
 def test_a_process_without_capabilities_is_left_as_it_is() -> None:
-    kept, hook = run_child(sys.executable, "cpython", [],
-                           ("setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups"))
+    # nobody may not reach a checkout in a private directory (mktemp -d is
+    # 0700): the package and the interpreter it needs, where anyone can
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chmod(tmp, 0o755)
+        shutil.copytree(ROOT / "lvn", Path(tmp) / "lvn",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        for d, _, files in os.walk(tmp):
+            os.chmod(d, 0o755)
+            for f in files:
+                os.chmod(os.path.join(d, f), 0o644)
+        kept, hook = run_child(os.path.realpath(sys.executable), "cpython", [],
+                               ("setpriv", "--reuid", "65534", "--regid", "65534",
+                                "--clear-groups"), root=Path(tmp))
     assert kept == 0 and hook["CapEff"] == 0
 
 
