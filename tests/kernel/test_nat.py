@@ -24,7 +24,10 @@ from .test_faults import SERVER_CONF, pings, server_tunnels_full
 
 pytestmark = pytest.mark.newest
 
-REUSED_PORT = 41000
+# below the kernel's ephemeral range (32768-60999), where the clients' own
+# ports are, so neither can be a port the clients already had
+NEW_PORTS = range(20000, 21000)
+REUSED_PORT = 22000
 
 
 def nat_rule(r: Netns, rule: str) -> None:
@@ -63,17 +66,18 @@ def test_nat_rebinding_and_port_reuse(netns: type[Netns], agents: Agents,  # noq
     assert pings(a) and pings(n)
     figures: dict[str, object] = {"kernel": os.uname().release}
 
-    # 1. the NAT forgets its bindings and maps to new ports (40000-40999),
+    # 1. the NAT forgets its bindings and maps to new ports (20000-20999),
     # with pings flowing: the server's tunnels follow the new endpoints
     # (path validation, or a rejoin where the NAT reset the TLS channel)
     before = endpoints(s)
-    assert {p for _, p in before}.isdisjoint(range(40000, 41000))
+    assert {p for _, p in before}.isdisjoint(NEW_PORTS), before
     flows = [ns.popen("ping", "-i", "0.2", "-w", "30", "-W", "1", "10.77.0.1",
                       stdout=subprocess.PIPE, text=True) for ns in (a, n)]
     t0 = time.monotonic()
-    nat_rule(r, "meta l4proto { tcp, udp } masquerade to :40000-40999 random")
+    nat_rule(r, "meta l4proto { tcp, udp } masquerade to "
+                f":{NEW_PORTS[0]}-{NEW_PORTS[-1]} random")
     wait_for(lambda: len(after := endpoints(s)) == 2 and all(
-        40000 <= p <= 40999 for _, p in after), 240, "the tunnels to follow the new ports")
+        p in NEW_PORTS for _, p in after), 240, "the tunnels to follow the new ports")
     figures["rebinding_followed_s"] = round(time.monotonic() - t0, 1)
     lost = []
     for p in flows:
