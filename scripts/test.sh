@@ -6,26 +6,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
+# a stage's header, with the minutes since the start
+stage() { echo "=== [$(( ($(date +%s) - start) / 60 )) min] $*"; }
 
-echo "=== setup"
+stage "setup"
 scripts/setup-deps.sh
 
-echo "=== static checks"
-.venv/bin/ruff check lvn tests scripts
-.venv/bin/mypy lvn
-sh -n vm/guest-run.sh vm/initramfs-init
-shellcheck -s bash scripts/*.sh vm/*.sh .ci/run
-shellcheck -s sh vm/initramfs-init files/etc/init.d/lvn
-.venv/bin/mypy --strict scripts/build-ipk.py scripts/test_summary.py scripts/bench.py scripts/bench_join.py scripts/bench_report.py \
-	scripts/junit_merge.py
-
-echo "=== checkpatch --strict, sparse (kernel module)"
-scripts/checkpatch.sh
-scripts/sparse.sh
-
 # OpenWrt's userland first: the LuCI scenario, which the older kernel's VM
-# runs, needs it (its host tests come later)
-echo "=== OpenWrt userland: build (scripts/owrt-userland.sh)"
+# runs, needs it (its host tests come later); the static checks run after
+# the VM has booted, beside it
+stage "OpenWrt userland: build (scripts/owrt-userland.sh)"
 rc=0; scripts/owrt-userland.sh || rc=$?
 if [ "$rc" -ne 0 ] && [ "$rc" -ne 3 ]; then exit "$rc"; fi
 
@@ -39,7 +29,7 @@ newest=${series[${#series[@]}-1]}
 older=("${series[@]:0:${#series[@]}-1}")
 older_pid=
 if [ ${#older[@]} -gt 0 ]; then
-	echo "=== VM stage, older kernels (${older[*]}), beside the host stages (build/vm/older.log)"
+	stage "VM stage, older kernels (${older[*]}), beside the host stages (build/vm/older.log)"
 	mkdir -p build/vm
 	rm -f build/vm/older.rc
 	# shellcheck disable=SC2016 # expanded by the inner bash
@@ -50,37 +40,50 @@ if [ ${#older[@]} -gt 0 ]; then
 	trap '[ -z "$older_pid" ] || kill -- "-$older_pid" 2>/dev/null || true' EXIT
 fi
 
-echo "=== host unit tests"
+stage "static checks"
+.venv/bin/ruff check lvn tests scripts
+.venv/bin/mypy lvn
+sh -n vm/guest-run.sh vm/initramfs-init
+shellcheck -s bash scripts/*.sh vm/*.sh .ci/run
+shellcheck -s sh vm/initramfs-init files/etc/init.d/lvn
+.venv/bin/mypy --strict scripts/build-ipk.py scripts/test_summary.py scripts/bench.py scripts/bench_join.py scripts/bench_report.py \
+	scripts/junit_merge.py
+
+stage "checkpatch --strict, sparse (kernel module)"
+scripts/checkpatch.sh
+scripts/sparse.sh
+
+stage "host unit tests"
 # pytest exits 5 when it collects nothing: that fails here like any error.
 mkdir -p build/junit
 .venv/bin/python -m pytest -p no:cacheprovider -q tests/unit --junitxml=build/junit/unit.xml
 
-echo "=== host unit tests with OpenWrt 24.10's dependency versions (.venv-floor)"
+stage "host unit tests with OpenWrt 24.10's dependency versions (.venv-floor)"
 PATH="$PWD/.venv/bin:$PATH" .venv-floor/bin/python -m pytest -p no:cacheprovider -q tests/unit \
 	--junitxml=build/junit/unit-floor.xml
 
-echo "=== OpenWrt's own package rules: the feed built for 24.10 and main (scripts/owrt-feed.sh)"
+stage "OpenWrt's own package rules: the feed built for 24.10 and main (scripts/owrt-feed.sh)"
 scripts/owrt-feed.sh
 
-echo "=== OpenWrt userland: the host tests of both"
+stage "OpenWrt userland: the host tests of both"
 .venv/bin/python -m pytest -p no:cacheprovider -q -rs tests/owrt --junitxml=build/junit/owrt.xml
 
 if [ -n "$older_pid" ]; then
 	wait "$older_pid" || true
 	older_pid=
-	echo "=== VM stage, older kernels (${older[*]}): its console"
+	stage "VM stage, older kernels (${older[*]}): its console"
 	cat build/vm/older.log
 	if [ "$(cat build/vm/older.rc 2>/dev/null)" != 0 ]; then
 		echo "VM stage FAILED on ${older[*]}" >&2
 		exit 1
 	fi
 fi
-echo "=== VM stage, newest kernel ($newest)"
+stage "VM stage, newest kernel ($newest)"
 marks="not long"
 [ ${#older[@]} -eq 0 ] || marks="not long and not oldest"
 LVN_KERNELS=$newest LVN_MARKS=$marks scripts/test-vm.sh
 
-echo "=== tests per component"
+stage "tests per component"
 reports=(host=build/junit/unit.xml "host (OpenWrt 24.10 versions)=build/junit/unit-floor.xml"
 	"OpenWrt userland (host)=build/junit/owrt.xml")
 for rel in $(vm/kernels.sh); do reports+=("VM $rel=build/vm/$rel/junit.xml"); done

@@ -21,8 +21,10 @@ rm -f "$junit" "$junit.parallel" "$junit.serial"
 
 par=()
 # file by file (pytest 9 and xdist 3.8: --dist loadgroup no longer groups,
-# it sends the tests of a file that share a router to both workers)
-[ "$workers" -le 1 ] || par=(-n "$workers" --dist loadfile)
+# it sends the tests of a file that share a router to both workers), in the
+# order tests/kernel/conftest.py gives: longest first (xdist's own order, by
+# number of tests, put the longest scenarios last)
+[ "$workers" -le 1 ] || par=(-n "$workers" --dist loadfile --no-loadscope-reorder)
 "${pytest[@]}" -m "${marks}not serial" "${par[@]}" --junitxml="$junit.parallel" "$@"
 prc=$?
 "${pytest[@]}" -m "${marks}serial" --junitxml="$junit.serial" "$@"

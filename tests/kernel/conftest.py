@@ -15,8 +15,10 @@ import os
 import socket
 import subprocess
 import threading
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -27,6 +29,42 @@ from .netns import Netns, scaled, veth, wait_for
 UNDERLAY = {"ipv4": ("10.99.0.1", "10.99.0.2", 24), "ipv6": ("fd99::1", "fd99::2", 64)}
 OVERLAY4 = ("192.168.99.1", "192.168.99.2")
 OVERLAY6 = ("fd98::1", "fd98::2")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def file_seconds() -> dict[str, float]:
+    """Seconds each test file took in the VM stage's last reports
+    (build/vm/*/junit.xml, the longest of the kernels), keyed by module."""
+    took: dict[str, float] = {}
+    for report in sorted(ROOT.glob("build/vm/*/junit.xml")):
+        per_file: dict[str, float] = {}
+        try:
+            cases = list(ET.parse(report).getroot().iter("testcase"))
+        except (OSError, ET.ParseError):
+            continue
+        for case in cases:
+            module = case.get("classname", "").rsplit(".", 1)[-1]
+            per_file[module] = per_file.get(module, 0.0) + float(case.get("time") or 0)
+        for module, seconds in per_file.items():
+            took[module] = max(took.get(module, 0.0), seconds)
+    return took
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Longest files first, so that the two workers (pytest-xdist, one file
+    at a time, vm/guest-pytest.sh) finish together rather than one waiting
+    on a long scenario picked up last: by the last run's times where
+    there is one, else the userspace scenarios (marked newest/oldest, the
+    long ones) before the kernel tests.  Within a file the order stays."""
+    took = file_seconds()
+
+    def weight(item: pytest.Item) -> tuple[float, bool]:
+        scenario = bool(item.get_closest_marker("newest") or item.get_closest_marker("oldest"))
+        return (-took.get(item.module.__name__.rsplit(".", 1)[-1], 0.0)
+                if item.module else 0.0, not scenario)
+
+    items.sort(key=weight)
 
 
 def module_loaded() -> bool:

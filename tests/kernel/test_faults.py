@@ -29,7 +29,7 @@ from .netns import Netns, veth, wait_for
 from .router import ROOT
 from .test_agent import CLIENT_CONF, FAKETIME, Agents, agents, nat_site, overlay4, site_pki  # noqa: F401
 
-pytestmark = pytest.mark.newest
+pytestmark = pytest.mark.oldest
 
 KEEPALIVE, IDLE, DEAD_AFTER = 2, 12, 3
 

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 
 import bench_join  # noqa: E402
 
-pytestmark = pytest.mark.newest
+pytestmark = pytest.mark.oldest
 
 SABOTAGE_EVERY = 10
 
