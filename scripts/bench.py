@@ -949,6 +949,63 @@ RELIABILITY = {"tests/kernel/test_faults.py": "faults.json",
                "tests/kernel/test_floods.py": "floods.json"}
 
 
+MOVES = 500              # endpoint moves a round
+MOVE_EVENTS = ("kmem/kmalloc", "kmem/kmem_cache_alloc", "percpu/percpu_alloc_percpu")
+
+
+def move_cost(reps: int) -> dict[str, Any]:
+    """What a NAT rebinding costs the kernel: MOVES moves of one tunnel's
+    endpoint (IPUDP_F_REPLACE, same id, a new port each time) through the
+    library, timed, with the allocations made meanwhile counted by the
+    kmem and percpu trace events: those whose call site is in ipudp, and
+    the per-CPU ones (a dst_cache's, made from dst_cache_init).  For this
+    build and, with LVN_KMOD_BASE, the base build, in interleaved rounds."""
+    if not (TRACEFS / "trace").exists():
+        sh("mount", "-t", "tracefs", "nodev", str(TRACEFS))
+    variants = [v for v in MODULES if os.environ.get(MODULES[v])]
+    runs: dict[str, dict[str, list[float]]] = {
+        v: {"move_us": [], "module_allocs_per_move": [], "percpu_allocs_per_move": []}
+        for v in variants}
+    ns = "bench-move"
+    for _ in range(reps):
+        for variant in variants:
+            use_module(variant)
+            sh("ip", "netns", "add", ns)
+            try:
+                nsx(ns, "ip", "link", "add", "u0", "type", "dummy")
+                nsx(ns, "ip", "addr", "add", "10.98.0.1/24", "dev", "u0")
+                nsx(ns, "ip", "link", "set", "u0", "up")
+                nsx(ns, "ip", "link", "add", "t0", "type", "ipudp")
+                with Ipudp(netns=ns) as k:
+                    k.set_tunnel("t0", "10.98.0.2", remote_port=40000, tunnel_id=1)
+                    _tracefs("trace", "")
+                    for event in MOVE_EVENTS:
+                        _tracefs(f"events/{event}/enable", "1")
+                    _tracefs("tracing_on", "1")
+                    t0 = time.perf_counter()
+                    for i in range(MOVES):
+                        k.set_tunnel("t0", "10.98.0.2", remote_port=40001 + i,
+                                     tunnel_id=1, replace=True)
+                    took = time.perf_counter() - t0
+                    _tracefs("tracing_on", "0")
+                    for event in MOVE_EVENTS:
+                        _tracefs(f"events/{event}/enable", "0")
+                    lines = (TRACEFS / "trace").read_text(errors="replace").splitlines()
+                    _tracefs("trace", "")
+            finally:
+                sh("ip", "netns", "del", ns)
+            r = runs[variant]
+            r["move_us"].append(took / MOVES * 1e6)
+            r["module_allocs_per_move"].append(
+                sum("[ipudp]" in ln and "call_site=" in ln for ln in lines) / MOVES)
+            r["percpu_allocs_per_move"].append(
+                sum("percpu_alloc_percpu:" in ln for ln in lines) / MOVES)
+    COMMANDS.append(f"{MOVES} endpoint moves of one tunnel a round, {reps} rounds, "
+                    "kmem/percpu trace events on")
+    return {"moves": MOVES, "rounds": reps,
+            **{"ipudp" + v: {k: summary(x) for k, x in r.items()} for v, r in runs.items()}}
+
+
 def reliability() -> dict[str, Any]:
     """The fault scenarios, once each, side by side as in make test: the
     times to detect and recover, the joins and answers under the floods."""
@@ -1116,6 +1173,8 @@ def main() -> int:
     if chosen and not args.no_profile and (not args.quick or args.profile):
         stage("profile", lambda: profile_all(chosen, entries), store=False)
         summarize(chosen, entries, local, forward, nic, result)
+    if not only or "moves" in only:
+        stage("moves", lambda: move_cost(reps))
     if not only:
         stage("scale", lambda: scale(counts, seconds, 1))
         stage("footprint", footprint)

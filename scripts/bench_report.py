@@ -427,6 +427,7 @@ def markdown(r: dict[str, Any], result_name: str, pngs: list[str], plot_dir: str
                   f"{node['rss_kib_in_cpython'] / 1024:.1f} MiB is that of the PyPI build, "
                   "which runs inside a CPython process: not a router's micropython)."]
     L += node_memory_section(cp.get("node_memory", {}))
+    L += moves_section(r.get("moves", {}))
     L += reliability_section(r.get("reliability", {}))
     L.append("")
     if pngs:
@@ -478,6 +479,7 @@ RELIABILITY_ROWS = [
     ("nat", "rebinding_followed_s", "a NAT's new ports: the tunnels followed", "s"),
     ("nat", "rebinding_pings_lost", "pings lost meanwhile (5/s, CPython client, node)", ""),
     ("nat", "adopted_tunnel", "a reused CGNAT port's tunnel adopted by the newcomer", ""),
+    ("floods", "quiet_join_s", "both clients joined without a flood (the baseline)", "s"),
     ("floods", "tcp_join_s", "both clients joined under 1,000 connections from one /64", "s"),
     ("floods", "tcp_status_answer_s", "`status` answered under that flood (slowest of 3)", "s"),
     ("floods", "tcp_server_cpu_share", "server CPU under that flood (cores)", ""),
@@ -486,6 +488,26 @@ RELIABILITY_ROWS = [
     ("floods", "udp_status_answer_s", "`status` answered under that flood (slowest of 3)", "s"),
     ("floods", "udp_server_cpu_share", "server CPU under that flood (cores)", ""),
 ]
+
+
+def moves_section(mv: dict[str, Any]) -> list[str]:
+    """The cost of an endpoint move (a NAT rebinding) per module build."""
+    builds = [b for b in ("ipudp", "ipudp-base") if b in mv]
+    if not builds:
+        return []
+    L = ["", "## Endpoint moves (NAT rebinding)", "",
+         f"{mv['moves']} moves of one tunnel's endpoint a round (IPUDP_F_REPLACE, same "
+         f"id, new port) through the library, {mv['rounds']} rounds, builds interleaved; "
+         "median (min–max). Allocations from the kmem and percpu trace events: those "
+         "made in ipudp, and every per-CPU one.", "",
+         "| build | µs a move | module allocations a move | per-CPU allocations a move |",
+         "|---|---|---|---|"]
+    for b in builds:
+        x = mv[b]
+        L.append(f"| {'this build' if b == 'ipudp' else 'base (LVN_KMOD_BASE)'} | "
+                 f"{median_cell(x['move_us'])} | {median_cell(x['module_allocs_per_move'])} | "
+                 f"{median_cell(x['percpu_allocs_per_move'])} |")
+    return L
 
 
 def reliability_section(rel: dict[str, dict[str, Any]]) -> list[str]:

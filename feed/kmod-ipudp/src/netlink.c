@@ -106,6 +106,7 @@ static int ipudp_put_age(struct sk_buff *skb, int attr, unsigned long stamp)
 
 static int ipudp_fill_tunnel(struct sk_buff *skb, const struct ipudp_tunnel *t)
 {
+	const struct ipudp_path *path = ipudp_tunnel_path(t);
 	struct ipudp_tunnel_stats st;
 	struct nlattr *nest, *stats;
 
@@ -115,10 +116,10 @@ static int ipudp_fill_tunnel(struct sk_buff *skb, const struct ipudp_tunnel *t)
 	ipudp_tunnel_get_stats(t, &st);
 	if (nla_put_u32(skb, IPUDP_TUNNEL_A_ID, t->id) ||
 	    ipudp_put_addr(skb, IPUDP_TUNNEL_A_LOCAL4, IPUDP_TUNNEL_A_LOCAL6,
-			   &t->local) ||
+			   &path->local) ||
 	    ipudp_put_addr(skb, IPUDP_TUNNEL_A_REMOTE4, IPUDP_TUNNEL_A_REMOTE6,
-			   &t->remote) ||
-	    nla_put_u16(skb, IPUDP_TUNNEL_A_REMOTE_PORT, ntohs(t->remote.port)) ||
+			   &path->remote) ||
+	    nla_put_u16(skb, IPUDP_TUNNEL_A_REMOTE_PORT, ntohs(path->remote.port)) ||
 	    ipudp_put_age(skb, IPUDP_TUNNEL_A_LAST_RX_MS, READ_ONCE(t->last_rx)) ||
 	    ipudp_put_age(skb, IPUDP_TUNNEL_A_LAST_TX_MS, READ_ONCE(t->last_tx)) ||
 	    nla_put_u16(skb, IPUDP_TUNNEL_A_KEEPALIVE, t->keepalive))
@@ -347,7 +348,7 @@ static int ipudp_parse_addr(struct nlattr *a4, struct nlattr *a6,
 	return 0;
 }
 
-static int ipudp_parse_tunnel(struct nlattr *nest, struct ipudp_tunnel *t,
+static int ipudp_parse_tunnel(struct nlattr *nest, struct ipudp_tunnel_spec *spec,
 			      struct netlink_ext_ack *extack)
 {
 	struct nlattr *tb[IPUDP_TUNNEL_A_MAX + 1];
@@ -358,35 +359,35 @@ static int ipudp_parse_tunnel(struct nlattr *nest, struct ipudp_tunnel *t,
 	if (err)
 		return err;
 	if (ipudp_parse_addr(tb[IPUDP_TUNNEL_A_REMOTE4], tb[IPUDP_TUNNEL_A_REMOTE6],
-			     &t->remote) || !t->remote.family) {
+			     &spec->remote) || !spec->remote.family) {
 		NL_SET_ERR_MSG_ATTR(extack, nest,
 				    "need exactly one of IPUDP_TUNNEL_A_REMOTE4 and _REMOTE6");
 		return -EINVAL;
 	}
 	if (ipudp_parse_addr(tb[IPUDP_TUNNEL_A_LOCAL4], tb[IPUDP_TUNNEL_A_LOCAL6],
-			     &t->local) ||
-	    (t->local.family && t->local.family != t->remote.family)) {
+			     &spec->local) ||
+	    (spec->local.family && spec->local.family != spec->remote.family)) {
 		NL_SET_ERR_MSG_ATTR(extack, nest,
 				    "local and remote address families differ");
 		return -EINVAL;
 	}
-	if ((t->remote.family == AF_INET &&
-	     (ipv4_is_multicast(t->remote.addr.v4) || ipv4_is_zeronet(t->remote.addr.v4) ||
-	      ipv4_is_lbcast(t->remote.addr.v4))) ||
-	    (t->remote.family == AF_INET6 &&
-	     (ipv6_addr_any(&t->remote.addr.v6) ||
-	      ipv6_addr_is_multicast(&t->remote.addr.v6)))) {
+	if ((spec->remote.family == AF_INET &&
+	     (ipv4_is_multicast(spec->remote.addr.v4) || ipv4_is_zeronet(spec->remote.addr.v4) ||
+	      ipv4_is_lbcast(spec->remote.addr.v4))) ||
+	    (spec->remote.family == AF_INET6 &&
+	     (ipv6_addr_any(&spec->remote.addr.v6) ||
+	      ipv6_addr_is_multicast(&spec->remote.addr.v6)))) {
 		NL_SET_ERR_MSG_ATTR(extack, nest,
 				    "remote must be a unicast address");
 		return -EINVAL;
 	}
-	t->remote.port = htons(tb[IPUDP_TUNNEL_A_REMOTE_PORT] ?
-			       nla_get_u16(tb[IPUDP_TUNNEL_A_REMOTE_PORT]) :
-			       IPUDP_DEFAULT_PORT);
+	spec->remote.port = htons(tb[IPUDP_TUNNEL_A_REMOTE_PORT] ?
+				  nla_get_u16(tb[IPUDP_TUNNEL_A_REMOTE_PORT]) :
+				  IPUDP_DEFAULT_PORT);
 	if (tb[IPUDP_TUNNEL_A_ID])
-		t->id = nla_get_u32(tb[IPUDP_TUNNEL_A_ID]);
+		spec->id = nla_get_u32(tb[IPUDP_TUNNEL_A_ID]);
 	if (tb[IPUDP_TUNNEL_A_KEEPALIVE])
-		t->keepalive = nla_get_u16(tb[IPUDP_TUNNEL_A_KEEPALIVE]);
+		spec->keepalive = nla_get_u16(tb[IPUDP_TUNNEL_A_KEEPALIVE]);
 	return 0;
 }
 
@@ -401,6 +402,7 @@ static void ipudp_notify(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
 {
 	struct net *net = dev_net(ipd->dev);
 	struct sk_buff *msg;
+	const struct ipudp_path *path;
 	struct nlattr *nest;
 	void *hdr;
 
@@ -417,12 +419,13 @@ static void ipudp_notify(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
 	    (flags && nla_put_u32(msg, IPUDP_A_FLAGS, flags)) ||
 	    (reason >= 0 && nla_put_u8(msg, IPUDP_A_REASON, reason)))
 		goto err_free;
+	path = ipudp_tunnel_path(t);
 	nest = nla_nest_start(msg, IPUDP_A_TUNNEL);
 	if (!nest ||
 	    nla_put_u32(msg, IPUDP_TUNNEL_A_ID, t->id) ||
 	    ipudp_put_addr(msg, IPUDP_TUNNEL_A_REMOTE4, IPUDP_TUNNEL_A_REMOTE6,
-			   &t->remote) ||
-	    nla_put_u16(msg, IPUDP_TUNNEL_A_REMOTE_PORT, ntohs(t->remote.port)))
+			   &path->remote) ||
+	    nla_put_u16(msg, IPUDP_TUNNEL_A_REMOTE_PORT, ntohs(path->remote.port)))
 		goto err_free;
 	nla_nest_end(msg, nest);
 	genlmsg_end(msg, hdr);
@@ -450,34 +453,28 @@ static int ipudp_nl_tunnel_new_doit(struct sk_buff *skb, struct genl_info *info)
 {
 	struct ipudp_dev *ipd = ipudp_info_dev(info);
 	struct nlattr **attrs = info->attrs;
+	struct ipudp_tunnel_spec spec = {};
 	struct ipudp_tunnel *t;
 	bool replace;
 	int err;
 
 	if (GENL_REQ_ATTR_CHECK(info, IPUDP_A_TUNNEL))
 		return -EINVAL;
-	t = ipudp_tunnel_alloc(GFP_KERNEL);
-	if (!t)
-		return -ENOMEM;
-	err = ipudp_parse_tunnel(attrs[IPUDP_A_TUNNEL], t, info->extack);
+	err = ipudp_parse_tunnel(attrs[IPUDP_A_TUNNEL], &spec, info->extack);
 	if (err)
-		goto err_free;
+		return err;
 	replace = attrs[IPUDP_A_FLAGS] &&
 		  (nla_get_u32(attrs[IPUDP_A_FLAGS]) & IPUDP_F_REPLACE);
-	err = ipudp_socket_ensure(ipd, t->remote.family, info->extack);
+	err = ipudp_socket_ensure(ipd, spec.remote.family, info->extack);
 	if (err)
-		goto err_free;
-	err = ipudp_tunnel_add(ipd, t, replace, info->extack);
+		return err;
+	err = ipudp_tunnel_set(ipd, &spec, replace, &t, info->extack);
 	if (err)
-		goto err_free;
+		return err;
 	ipudp_device_adjust_mtu(ipd, t);
 	ipudp_notify_tunnel(ipd, t, IPUDP_CMD_TUNNEL_NEW, replace ? IPUDP_F_REPLACE : 0,
 			    GFP_KERNEL);
 	return 0;
-
-err_free:
-	ipudp_tunnel_free(t);
-	return err;
 }
 
 /* The id named by TUNNEL { ID }, or in FIXED mode the one tunnel's. */

@@ -225,12 +225,3 @@ void ipudp_prefixes_remove_list(struct ipudp_prefixes *p, struct list_head *list
 	list_for_each_entry_safe(node, tmp, list, tunnel_list)
 		ipudp_node_unbind(p, node);
 }
-
-/* Point every prefix on @list at @t (a tunnel replaced by a new object). */
-void ipudp_prefixes_retarget(struct list_head *list, struct ipudp_tunnel *t)
-{
-	struct ipudp_prefix_node *node;
-
-	list_for_each_entry(node, list, tunnel_list)
-		rcu_assign_pointer(node->tunnel, t);
-}

@@ -37,6 +37,5 @@ int ipudp_prefixes_insert(struct ipudp_prefixes *p, u8 family, const void *addr,
 int ipudp_prefixes_remove(struct ipudp_prefixes *p, u8 family, const void *addr,
 			  u8 cidr, struct ipudp_tunnel *t);
 void ipudp_prefixes_remove_list(struct ipudp_prefixes *p, struct list_head *list);
-void ipudp_prefixes_retarget(struct list_head *list, struct ipudp_tunnel *t);
 
 #endif /* _IPUDP_PREFIX_H */

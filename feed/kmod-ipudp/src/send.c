@@ -86,23 +86,23 @@ static int ipudp_pmtu(struct ipudp_dev *ipd, struct sk_buff *skb,
 }
 
 /*
- * The outer route to @t from @sk, from the tunnel's cache or looked up
- * and cached; *@saddr: the outer source (in: the tunnel's, if set). BH off.
+ * The outer route along @path from @sk, from the path's cache or looked up
+ * and cached; *@saddr: the outer source (in: the path's, if set). BH off.
  * -ELOOP: the route leads back into the device.
  */
-static struct rtable *ipudp_route4(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
+static struct rtable *ipudp_route4(struct ipudp_dev *ipd, struct ipudp_path *path,
 				   struct sock *sk, __be32 *saddr)
 {
 	struct flowi4 fl4 = {
-		.daddr = t->remote.addr.v4,
+		.daddr = path->remote.addr.v4,
 		.saddr = *saddr,
 		.flowi4_proto = IPPROTO_UDP,
 		.fl4_sport = inet_sk(sk)->inet_sport,
-		.fl4_dport = t->remote.port,
+		.fl4_dport = path->remote.port,
 	};
 	struct rtable *rt;
 
-	rt = dst_cache_get_ip4(&t->dst_cache, saddr);
+	rt = dst_cache_get_ip4(&path->dst_cache, saddr);
 	if (rt)
 		return rt;
 	rt = ip_route_output_key(sock_net(sk), &fl4);
@@ -112,26 +112,26 @@ static struct rtable *ipudp_route4(struct ipudp_dev *ipd, struct ipudp_tunnel *t
 		ip_rt_put(rt);
 		return ERR_PTR(-ELOOP);
 	}
-	dst_cache_set_ip4(&t->dst_cache, &rt->dst, fl4.saddr);
+	dst_cache_set_ip4(&path->dst_cache, &rt->dst, fl4.saddr);
 	*saddr = fl4.saddr;
 	return rt;
 }
 
 #if IS_ENABLED(CONFIG_IPV6)
 static struct dst_entry *ipudp_route6(struct ipudp_dev *ipd,
-				      struct ipudp_tunnel *t, struct sock *sk,
+				      struct ipudp_path *path, struct sock *sk,
 				      struct in6_addr *saddr)
 {
 	struct flowi6 fl6 = {
-		.daddr = t->remote.addr.v6,
+		.daddr = path->remote.addr.v6,
 		.saddr = *saddr,
 		.flowi6_proto = IPPROTO_UDP,
 		.fl6_sport = inet_sk(sk)->inet_sport,
-		.fl6_dport = t->remote.port,
+		.fl6_dport = path->remote.port,
 	};
 	struct dst_entry *dst;
 
-	dst = dst_cache_get_ip6(&t->dst_cache, saddr);
+	dst = dst_cache_get_ip6(&path->dst_cache, saddr);
 	if (dst)
 		return dst;
 	dst = ipv6_stub->ipv6_dst_lookup_flow(sock_net(sk), sk, &fl6, NULL);
@@ -141,7 +141,7 @@ static struct dst_entry *ipudp_route6(struct ipudp_dev *ipd,
 		dst_release(dst);
 		return ERR_PTR(-ELOOP);
 	}
-	dst_cache_set_ip6(&t->dst_cache, dst, &fl6.saddr);
+	dst_cache_set_ip6(&path->dst_cache, dst, &fl6.saddr);
 	*saddr = fl6.saddr;
 	return dst;
 }
@@ -151,16 +151,16 @@ static struct dst_entry *ipudp_route6(struct ipudp_dev *ipd,
  * Encapsulating send over an IPv4 / IPv6 underlay. @control: @skb holds a
  * control datagram (keepalive), not an inner IP packet: no PMTU, no GSO.
  */
-static int ipudp_send4(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
+static int ipudp_send4(struct ipudp_dev *ipd, struct ipudp_path *path,
 		       struct sock *sk, struct sk_buff *skb, bool control)
 {
-	__be32 saddr = t->local.addr.v4;
+	__be32 saddr = path->local.addr.v4;
 	struct rtable *rt;
 	bool df = false;
 	int err;
 	u8 tos;
 
-	rt = ipudp_route4(ipd, t, sk, &saddr);
+	rt = ipudp_route4(ipd, path, sk, &saddr);
 	if (IS_ERR(rt))
 		return PTR_ERR(rt);
 	err = control ? 0 : ipudp_pmtu(ipd, skb, &rt->dst, IPUDP_OVERHEAD4, &df);
@@ -171,15 +171,15 @@ static int ipudp_send4(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
 		return err;
 	}
 	tos = control ? 0 : ipudp_outer_tos(skb);
-	udp_tunnel_xmit_skb(rt, sk, skb, saddr, t->remote.addr.v4, tos,
+	udp_tunnel_xmit_skb(rt, sk, skb, saddr, path->remote.addr.v4, tos,
 			    ip4_dst_hoplimit(&rt->dst), df ? htons(IP_DF) : 0,
-			    inet_sk(sk)->inet_sport, t->remote.port,
+			    inet_sk(sk)->inet_sport, path->remote.port,
 			    !net_eq(sock_net(sk), dev_net(ipd->dev)), false);
 	return 0;
 }
 
 #if IS_ENABLED(CONFIG_IPV6)
-static int ipudp_send6(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
+static int ipudp_send6(struct ipudp_dev *ipd, struct ipudp_path *path,
 		       struct sock *sk, struct sk_buff *skb, bool control)
 {
 	struct in6_addr saddr = {};
@@ -188,9 +188,9 @@ static int ipudp_send6(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
 	int err;
 	u8 prio;
 
-	if (t->local.family == AF_INET6)
-		saddr = t->local.addr.v6;
-	dst = ipudp_route6(ipd, t, sk, &saddr);
+	if (path->local.family == AF_INET6)
+		saddr = path->local.addr.v6;
+	dst = ipudp_route6(ipd, path, sk, &saddr);
 	if (IS_ERR(dst))
 		return PTR_ERR(dst);
 	err = control ? 0 : ipudp_pmtu(ipd, skb, dst, IPUDP_OVERHEAD6, &df);
@@ -207,26 +207,27 @@ static int ipudp_send6(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
 	skb_scrub_packet(skb, !net_eq(sock_net(sk), dev_net(ipd->dev)));
 	/* IPv6 routers never fragment: only we may, when DF is off. */
 	skb->ignore_df = !df;
-	udp_tunnel6_xmit_skb(dst, sk, skb, ipd->dev, &saddr, &t->remote.addr.v6,
+	udp_tunnel6_xmit_skb(dst, sk, skb, ipd->dev, &saddr, &path->remote.addr.v6,
 			     prio, ip6_dst_hoplimit(dst), 0,
-			     inet_sk(sk)->inet_sport, t->remote.port, false);
+			     inet_sk(sk)->inet_sport, path->remote.port, false);
 	return 0;
 }
 #endif
 
+/* BH off, in an RCU read-side section: @t's path stays while we use it. */
 static int ipudp_send(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
 		      struct sk_buff *skb, bool control)
 {
-	int idx = ipudp_sk_index(t->remote.family);
+	struct ipudp_path *path = rcu_dereference_bh(t->path);
 	struct sock *sk;
 
-	sk = rcu_dereference_bh(ipd->sk[idx]);
+	sk = rcu_dereference_bh(ipd->sk[ipudp_sk_index(path->remote.family)]);
 	if (unlikely(!sk))
 		return -ENOTCONN;
-	if (t->remote.family == AF_INET)
-		return ipudp_send4(ipd, t, sk, skb, control);
+	if (path->remote.family == AF_INET)
+		return ipudp_send4(ipd, path, sk, skb, control);
 #if IS_ENABLED(CONFIG_IPV6)
-	return ipudp_send6(ipd, t, sk, skb, control);
+	return ipudp_send6(ipd, path, sk, skb, control);
 #else
 	return -EAFNOSUPPORT;
 #endif
@@ -267,26 +268,30 @@ void ipudp_send_keepalive(struct ipudp_dev *ipd, struct ipudp_tunnel *t)
  */
 int ipudp_send_path_mtu(struct ipudp_dev *ipd, struct ipudp_tunnel *t)
 {
+	struct ipudp_path *path;
 	struct dst_entry *dst;
 	struct sock *sk;
+	bool v4;
 	int mtu;
 
 	rcu_read_lock_bh();
-	sk = rcu_dereference_bh(ipd->sk[ipudp_sk_index(t->remote.family)]);
+	path = rcu_dereference_bh(t->path);
+	v4 = path->remote.family == AF_INET;
+	sk = rcu_dereference_bh(ipd->sk[ipudp_sk_index(path->remote.family)]);
 	if (!sk) {
 		dst = ERR_PTR(-ENOTCONN);
-	} else if (t->remote.family == AF_INET) {
-		__be32 saddr = t->local.addr.v4;
-		struct rtable *rt = ipudp_route4(ipd, t, sk, &saddr);
+	} else if (v4) {
+		__be32 saddr = path->local.addr.v4;
+		struct rtable *rt = ipudp_route4(ipd, path, sk, &saddr);
 
 		dst = IS_ERR(rt) ? ERR_CAST(rt) : &rt->dst;
 	} else {
 #if IS_ENABLED(CONFIG_IPV6)
 		struct in6_addr saddr = {};
 
-		if (t->local.family == AF_INET6)
-			saddr = t->local.addr.v6;
-		dst = ipudp_route6(ipd, t, sk, &saddr);
+		if (path->local.family == AF_INET6)
+			saddr = path->local.addr.v6;
+		dst = ipudp_route6(ipd, path, sk, &saddr);
 #else
 		dst = ERR_PTR(-EAFNOSUPPORT);
 #endif
@@ -294,8 +299,7 @@ int ipudp_send_path_mtu(struct ipudp_dev *ipd, struct ipudp_tunnel *t)
 	rcu_read_unlock_bh();
 	if (IS_ERR(dst))
 		return PTR_ERR(dst);
-	mtu = (int)dst_mtu(dst) - (int)(t->remote.family == AF_INET ?
-					 IPUDP_OVERHEAD4 : IPUDP_OVERHEAD6);
+	mtu = (int)dst_mtu(dst) - (int)(v4 ? IPUDP_OVERHEAD4 : IPUDP_OVERHEAD6);
 	dst_release(dst);
 	return mtu;
 }

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * Tunnel objects and a device's tunnel table: by id in an xarray (for
- * netlink), by remote endpoint in an rhashtable (for the receive path).
- * Readers use RCU; writers hold rtnl.
+ * netlink), by remote endpoint in an rhashtable of their paths (for the
+ * receive path). Readers use RCU; writers hold rtnl. A tunnel keeps its
+ * counters, rules and timers for as long as it exists; when its endpoint
+ * moves, only its path (endpoint and route cache) is replaced.
  */
 
 #include <linux/ip.h>
@@ -19,16 +21,16 @@
 
 const struct rhashtable_params ipudp_endpoint_params = {
 	.key_len = sizeof(struct ipudp_endpoint),
-	.key_offset = offsetof(struct ipudp_tunnel, remote),
-	.head_offset = offsetof(struct ipudp_tunnel, hash_node),
+	.key_offset = offsetof(struct ipudp_path, remote),
+	.head_offset = offsetof(struct ipudp_path, hash_node),
 	.automatic_shrinking = true,
 };
 
 static void ipudp_keepalive_work(struct work_struct *work);
 
 /*
- * A cache of its own: struct ipudp_tunnel is a little over 256 bytes, so
- * kmalloc would put every tunnel in a 512-byte object.
+ * A cache of its own: a server has many tunnels, and kmalloc would round
+ * each up to the next power of two.
  */
 static struct kmem_cache *ipudp_tunnel_cache;
 
@@ -52,38 +54,69 @@ struct ipudp_tunnel *ipudp_tunnel_alloc(gfp_t gfp)
 	if (!t)
 		return NULL;
 	t->stats = __netdev_alloc_pcpu_stats(struct ipudp_tunnel_pcpu_stats, gfp);
-	if (!t->stats)
-		goto err_free_tunnel;
-	if (dst_cache_init(&t->dst_cache, gfp))
-		goto err_free_stats;
+	if (!t->stats) {
+		kmem_cache_free(ipudp_tunnel_cache, t);
+		return NULL;
+	}
 	INIT_LIST_HEAD(&t->rules);
 	INIT_LIST_HEAD(&t->sources);
 	INIT_DELAYED_WORK(&t->keepalive_work, ipudp_keepalive_work);
 	return t;
+}
 
-err_free_stats:
-	free_percpu(t->stats);
-err_free_tunnel:
-	kmem_cache_free(ipudp_tunnel_cache, t);
-	return NULL;
+static struct ipudp_path *ipudp_path_alloc(const struct ipudp_tunnel_spec *spec)
+{
+	struct ipudp_path *path;
+
+	path = kzalloc(sizeof(*path), GFP_KERNEL);
+	if (!path)
+		return NULL;
+	if (dst_cache_init(&path->dst_cache, GFP_KERNEL)) {
+		kfree(path);
+		return NULL;
+	}
+	path->remote = spec->remote;
+	path->local = spec->local;
+	return path;
+}
+
+static void ipudp_path_free_rcu(struct rcu_head *head)
+{
+	struct ipudp_path *path = container_of(head, struct ipudp_path, rcu);
+
+	dst_cache_destroy(&path->dst_cache);
+	kfree(path);
+}
+
+/* @path is unpublished: free it after readers are done with it. */
+static void ipudp_path_free(struct ipudp_path *path)
+{
+	if (path)
+		call_rcu(&path->rcu, ipudp_path_free_rcu);
+}
+
+/* The tunnel's path, under rtnl or an RCU read-side section of any kind. */
+struct ipudp_path *ipudp_tunnel_path(const struct ipudp_tunnel *t)
+{
+	return rcu_dereference_check(t->path, rcu_read_lock_any_held() ||
+				     lockdep_rtnl_is_held());
 }
 
 static void ipudp_tunnel_free_rcu(struct rcu_head *head)
 {
 	struct ipudp_tunnel *t = container_of(head, struct ipudp_tunnel, rcu);
 
-	dst_cache_destroy(&t->dst_cache);
-	if (!t->stats_moved)
-		free_percpu(t->stats);
+	free_percpu(t->stats);
 	kmem_cache_free(ipudp_tunnel_cache, t);
 }
 
-/* Free after an RCU grace period: readers may still hold it. */
+/* Free after an RCU grace period: readers may still hold it or its path. */
 void ipudp_tunnel_free(struct ipudp_tunnel *t)
 {
 	if (!t)
 		return;
 	cancel_delayed_work_sync(&t->keepalive_work);
+	ipudp_path_free(rcu_dereference_protected(t->path, true));
 	call_rcu(&t->rcu, ipudp_tunnel_free_rcu);
 }
 
@@ -92,64 +125,114 @@ static void ipudp_keepalive_work(struct work_struct *work)
 	struct ipudp_tunnel *t = container_of(to_delayed_work(work),
 					      struct ipudp_tunnel, keepalive_work);
 
+	u16 keepalive = READ_ONCE(t->keepalive);
+
+	if (!keepalive)
+		return;
 	ipudp_send_keepalive(t->ipd, t);
 	queue_delayed_work(system_power_efficient_wq, &t->keepalive_work,
-			   t->keepalive * HZ);
+			   keepalive * HZ);
+}
+
+/* Keepalives every @keepalive seconds from now on, the first at once. */
+static void ipudp_tunnel_set_keepalive(struct ipudp_tunnel *t, u16 keepalive)
+{
+	WRITE_ONCE(t->keepalive, keepalive);
+	if (keepalive)
+		mod_delayed_work(system_power_efficient_wq, &t->keepalive_work, 0);
+	else
+		cancel_delayed_work_sync(&t->keepalive_work);
 }
 
 /*
- * Hand @old's prefixes, counters and timestamps over to @t before @t is
- * published. @t takes @old's per-CPU counters before the first rule points
- * at it (rcu_assign_pointer() orders the stores), so no reader ever counts
- * into @t's own counters, which the caller may then free at once. Readers
- * of @old keep counting into the same counters until the grace period
- * ends; then only @t frees them.
+ * Point @t at @path: in the endpoint table first (a packet from the new
+ * endpoint finds @t at once), then for sending; the old path leaves the
+ * table and is freed after a grace period. Nothing else of @t changes.
  */
-static void ipudp_tunnel_take_over(struct ipudp_tunnel *t, struct ipudp_tunnel *old)
+static int ipudp_tunnel_move(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
+			     struct ipudp_path *path)
 {
-	t->stats = old->stats;
-	old->stats_moved = true;
-	atomic64_set(&t->rx_spoofed, atomic64_read(&old->rx_spoofed));
-	atomic64_set(&t->rx_malformed, atomic64_read(&old->rx_malformed));
-	t->last_rx = READ_ONCE(old->last_rx);
-	t->last_tx = READ_ONCE(old->last_tx);
-	ipudp_prefixes_retarget(&old->rules, t);
-	ipudp_prefixes_retarget(&old->sources, t);
-	list_splice_init(&old->rules, &t->rules);
-	list_splice_init(&old->sources, &t->sources);
+	struct ipudp_path *old = rtnl_dereference(t->path);
+	int err;
+
+	path->tunnel = t;
+	if (!memcmp(&old->remote, &path->remote, sizeof(path->remote))) {
+		err = rhashtable_replace_fast(&ipd->endpoints, &old->hash_node,
+					      &path->hash_node, ipudp_endpoint_params);
+	} else {
+		err = rhashtable_insert_fast(&ipd->endpoints, &path->hash_node,
+					     ipudp_endpoint_params);
+		if (!err)
+			rhashtable_remove_fast(&ipd->endpoints, &old->hash_node,
+					       ipudp_endpoint_params);
+	}
+	if (err)
+		return err;
+	rcu_assign_pointer(t->path, path);
+	ipudp_path_free(old);
+	return 0;
+}
+
+/* A new tunnel for @spec on @path, published in both tables. */
+static int ipudp_tunnel_create(struct ipudp_dev *ipd,
+			       const struct ipudp_tunnel_spec *spec,
+			       struct ipudp_path *path, struct ipudp_tunnel **out)
+{
+	struct ipudp_tunnel *t;
+	int err;
+
+	t = ipudp_tunnel_alloc(GFP_KERNEL);
+	if (!t) {
+		ipudp_path_free(path);
+		return -ENOMEM;
+	}
+	t->id = spec->id;
+	t->ipd = ipd;
+	t->keepalive = spec->keepalive;
+	path->tunnel = t;
+	RCU_INIT_POINTER(t->path, path);
+	err = rhashtable_insert_fast(&ipd->endpoints, &path->hash_node,
+				     ipudp_endpoint_params);
+	if (err)
+		goto err_free;
+	err = xa_insert(&ipd->tunnels, t->id, t, GFP_KERNEL);
+	if (err) {
+		rhashtable_remove_fast(&ipd->endpoints, &path->hash_node,
+				       ipudp_endpoint_params);
+		goto err_free;
+	}
+	ipd->n_tunnels++;
+	if (ipd->mode == IPUDP_MODE_FIXED)
+		rcu_assign_pointer(ipd->fixed, t);
+	if (t->keepalive)
+		queue_delayed_work(system_power_efficient_wq, &t->keepalive_work, 0);
+	pr_debug("%s: tunnel %u created\n", ipd->dev->name, t->id);
+	*out = t;
+	return 0;
+
+err_free:
+	/* never published: the path goes with the tunnel */
+	ipudp_tunnel_free(t);
+	return err;
 }
 
 /*
- * Undo ipudp_tunnel_take_over() when @t could not be published. Readers
- * that found @t through a rule meanwhile count into @old's counters or,
- * from here on, into @own, which ipudp_tunnel_free() releases with @t
- * after a grace period.
+ * Make the tunnel @spec describes: a new one, or with @replace, the tunnel
+ * with that id moved to @spec's endpoint in place (its counters, rules,
+ * sources and timestamps stay; one path allocated, none if the endpoint is
+ * unchanged). *@out: the tunnel.
  */
-static void ipudp_tunnel_give_back(struct ipudp_tunnel *t, struct ipudp_tunnel *old,
-				   struct ipudp_tunnel_pcpu_stats __percpu *own)
+int ipudp_tunnel_set(struct ipudp_dev *ipd, const struct ipudp_tunnel_spec *spec,
+		     bool replace, struct ipudp_tunnel **out,
+		     struct netlink_ext_ack *extack)
 {
-	ipudp_prefixes_retarget(&t->rules, old);
-	ipudp_prefixes_retarget(&t->sources, old);
-	list_splice_init(&t->rules, &old->rules);
-	list_splice_init(&t->sources, &old->sources);
-	old->stats_moved = false;
-	t->stats = own;
-}
-
-/*
- * Add @t (fully set up) to the device; with @replace, a tunnel with the same
- * id is replaced and its rules move to @t. Consumes @t on success.
- */
-int ipudp_tunnel_add(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
-		     bool replace, struct netlink_ext_ack *extack)
-{
-	struct ipudp_tunnel_pcpu_stats __percpu *own;
-	struct ipudp_tunnel *old, *clash;
+	struct ipudp_tunnel *t, *clash_t = NULL;
+	struct ipudp_path *path, *clash, *cur;
 	int err;
 
 	ASSERT_RTNL();
-	old = xa_load(&ipd->tunnels, t->id);
-	if (old && !replace) {
+	t = xa_load(&ipd->tunnels, spec->id);
+	if (t && !replace) {
 		if (ipd->mode == IPUDP_MODE_FIXED)
 			NL_SET_ERR_MSG(extack,
 				       "FIXED device already has a tunnel (use IPUDP_F_REPLACE)");
@@ -158,67 +241,48 @@ int ipudp_tunnel_add(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
 				       "a tunnel with this id exists (use IPUDP_F_REPLACE)");
 		return -EEXIST;
 	}
-	if (!old && ipd->mode == IPUDP_MODE_FIXED && ipd->n_tunnels) {
+	if (!t && ipd->mode == IPUDP_MODE_FIXED && ipd->n_tunnels) {
 		NL_SET_ERR_MSG(extack, "FIXED device already has a tunnel with another id");
 		return -EEXIST;
 	}
-	if (!old && ipd->n_tunnels >= IPUDP_MAX_TUNNELS) {
+	if (!t && ipd->n_tunnels >= IPUDP_MAX_TUNNELS) {
 		NL_SET_ERR_MSG(extack, "too many tunnels on this device");
 		return -ENOSPC;
 	}
-	clash = rhashtable_lookup_fast(&ipd->endpoints, &t->remote,
+	clash = rhashtable_lookup_fast(&ipd->endpoints, &spec->remote,
 				       ipudp_endpoint_params);
-	if (clash && clash != old) {
+	if (clash)
+		clash_t = clash->tunnel;
+	if (clash_t && clash_t != t) {
 		NL_SET_ERR_MSG(extack, "another tunnel already uses this remote endpoint");
 		return -EEXIST;
 	}
-	/*
-	 * @t takes @old's place fully before any reader can find it (no
-	 * counter of its own freed under a reader); while both are visible a
-	 * rule may give either, which is why the source check compares ids.
-	 */
-	own = t->stats;
-	t->ipd = ipd;
-	if (old)
-		ipudp_tunnel_take_over(t, old);
-	if (old && !memcmp(&old->remote, &t->remote, sizeof(t->remote))) {
-		/* Same endpoint: swap in place, readers see one or the other. */
-		err = rhashtable_replace_fast(&ipd->endpoints, &old->hash_node,
-					      &t->hash_node, ipudp_endpoint_params);
-	} else {
-		err = rhashtable_insert_fast(&ipd->endpoints, &t->hash_node,
-					     ipudp_endpoint_params);
-		if (!err && old)
-			rhashtable_remove_fast(&ipd->endpoints, &old->hash_node,
-					       ipudp_endpoint_params);
-	}
-	if (err) {
-		if (old)
-			ipudp_tunnel_give_back(t, old, own);
-		return err;
-	}
-	if (old) {
-		free_percpu(own);
-		xa_store(&ipd->tunnels, t->id, t, GFP_KERNEL);
-	} else {
-		err = xa_insert(&ipd->tunnels, t->id, t, GFP_KERNEL);
-		if (err) {
-			rhashtable_remove_fast(&ipd->endpoints, &t->hash_node,
-					       ipudp_endpoint_params);
-			return err;
+	if (t) {
+		cur = rtnl_dereference(t->path);
+		if (memcmp(&cur->remote, &spec->remote, sizeof(spec->remote)) ||
+		    memcmp(&cur->local, &spec->local, sizeof(spec->local))) {
+			path = ipudp_path_alloc(spec);
+			if (!path)
+				return -ENOMEM;
+			err = ipudp_tunnel_move(ipd, t, path);
+			if (err) {
+				ipudp_path_free(path);
+				return err;
+			}
+			pr_debug("%s: tunnel %u moved\n", ipd->dev->name, t->id);
 		}
-		ipd->n_tunnels++;
+		if (t->keepalive != spec->keepalive || spec->keepalive)
+			ipudp_tunnel_set_keepalive(t, spec->keepalive);
+	} else {
+		path = ipudp_path_alloc(spec);
+		if (!path)
+			return -ENOMEM;
+		err = ipudp_tunnel_create(ipd, spec, path, &t);
+		if (err)
+			return err;
 	}
-	if (ipd->mode == IPUDP_MODE_FIXED)
-		rcu_assign_pointer(ipd->fixed, t);
 	ipudp_device_changed(ipd);
-	if (t->keepalive)
-		queue_delayed_work(system_power_efficient_wq, &t->keepalive_work, 0);
-	pr_debug("%s: tunnel %u created\n", ipd->dev->name, t->id);
-	if (old) {
-		pr_debug("%s: tunnel %u destroyed\n", ipd->dev->name, old->id);
-		ipudp_tunnel_free(old);
-	}
+	*out = t;
 	return 0;
 }
 
@@ -228,7 +292,8 @@ static void ipudp_tunnel_remove(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
 	ipudp_notify_tunnel_del(ipd, t, reason);
 	ipudp_prefixes_remove_list(&ipd->rules, &t->rules);
 	ipudp_prefixes_remove_list(&ipd->sources, &t->sources);
-	rhashtable_remove_fast(&ipd->endpoints, &t->hash_node, ipudp_endpoint_params);
+	rhashtable_remove_fast(&ipd->endpoints, &rtnl_dereference(t->path)->hash_node,
+			       ipudp_endpoint_params);
 	if (rtnl_dereference(ipd->fixed) == t)
 		RCU_INIT_POINTER(ipd->fixed, NULL);
 	xa_erase(&ipd->tunnels, t->id);
@@ -268,7 +333,7 @@ void ipudp_tunnel_reset_routes(struct ipudp_dev *ipd)
 
 	ASSERT_RTNL();
 	xa_for_each(&ipd->tunnels, id, t)
-		dst_cache_reset(&t->dst_cache);
+		dst_cache_reset(&rtnl_dereference(t->path)->dst_cache);
 }
 
 /* The tunnel whose remote is the outer source of @skb, or NULL. RCU. */
@@ -277,6 +342,7 @@ struct ipudp_tunnel *ipudp_tunnel_by_endpoint(struct ipudp_dev *ipd,
 					      __be16 sport)
 {
 	struct ipudp_endpoint key;
+	struct ipudp_path *path;
 
 	memset(&key, 0, sizeof(key));
 	key.port = sport;
@@ -287,7 +353,8 @@ struct ipudp_tunnel *ipudp_tunnel_by_endpoint(struct ipudp_dev *ipd,
 		key.family = AF_INET6;
 		key.addr.v6 = ipv6_hdr(skb)->saddr;
 	}
-	return rhashtable_lookup(&ipd->endpoints, &key, ipudp_endpoint_params);
+	path = rhashtable_lookup(&ipd->endpoints, &key, ipudp_endpoint_params);
+	return path ? path->tunnel : NULL;
 }
 
 /*
@@ -316,9 +383,8 @@ bool ipudp_tunnel_source_ok(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
 		p = &ipd->rules;
 	else
 		return true;
-	/* a tunnel replaced in place keeps its id: either one is this tunnel */
 	found = ipudp_prefixes_lookup(p, family, src);
-	return found && found->id == t->id;
+	return found == t;
 }
 
 static void ipudp_count(struct ipudp_tunnel *t, unsigned long *stamp,

@@ -33,21 +33,40 @@ struct ipudp_tunnel_stats {
 	u64 rx_packets, rx_bytes, tx_packets, tx_bytes;
 };
 
-struct ipudp_tunnel {
-	u32 id;
+/*
+ * Where a tunnel's packets go, and the route there. Set up whole, then
+ * published; a move publishes a new one and frees the old after a grace
+ * period, so a reader sees one endpoint and the route cached for it.
+ */
+struct ipudp_path {
 	struct ipudp_endpoint remote;	/* key of ipudp_dev.endpoints */
 	struct ipudp_endpoint local;	/* optional outer source address */
 	struct rhash_head hash_node;
 	struct dst_cache dst_cache;
+	struct ipudp_tunnel *tunnel;
+	struct rcu_head rcu;
+};
+
+/* What a request asks a tunnel to be (netlink). */
+struct ipudp_tunnel_spec {
+	u32 id;
+	struct ipudp_endpoint remote;
+	struct ipudp_endpoint local;
+	u16 keepalive;			/* seconds, 0: off */
+};
+
+/* A tunnel lives as long as it is configured: a move changes its path only. */
+struct ipudp_tunnel {
+	u32 id;
+	struct ipudp_path __rcu *path;
 	struct ipudp_tunnel_pcpu_stats __percpu *stats;
-	bool stats_moved;		/* a replacement owns stats now */
 	atomic64_t rx_spoofed;		/* inner source not allowed */
 	atomic64_t rx_malformed;
 	unsigned long last_rx;		/* jiffies; 0: never */
 	unsigned long last_tx;
 	struct list_head rules;		/* destination prefixes, rtnl */
 	struct list_head sources;	/* allowed inner sources, rtnl */
-	struct ipudp_dev *ipd;		/* set when added */
+	struct ipudp_dev *ipd;
 	u16 keepalive;			/* seconds, 0: off */
 	struct delayed_work keepalive_work;
 	struct rcu_head rcu;
@@ -59,8 +78,10 @@ int ipudp_tunnel_cache_init(void);
 void ipudp_tunnel_cache_destroy(void);
 struct ipudp_tunnel *ipudp_tunnel_alloc(gfp_t gfp);
 void ipudp_tunnel_free(struct ipudp_tunnel *t);
-int ipudp_tunnel_add(struct ipudp_dev *ipd, struct ipudp_tunnel *t,
-		     bool replace, struct netlink_ext_ack *extack);
+int ipudp_tunnel_set(struct ipudp_dev *ipd, const struct ipudp_tunnel_spec *spec,
+		     bool replace, struct ipudp_tunnel **out,
+		     struct netlink_ext_ack *extack);
+struct ipudp_path *ipudp_tunnel_path(const struct ipudp_tunnel *t);
 int ipudp_tunnel_del(struct ipudp_dev *ipd, u32 id);
 void ipudp_tunnel_del_all(struct ipudp_dev *ipd);
 void ipudp_tunnel_reset_routes(struct ipudp_dev *ipd);
