@@ -452,9 +452,13 @@ class Server(Agent):
 
     def _kernel_events(self) -> None:
         now = time.monotonic()
+        overflows = self.kernel_events.overflows
         for event in self.kernel_events.read():
             if event.kind == "tunnel-active" and event.ifname == self.conf.ifname:
                 self.detached.on_active(event.tunnel_id, now)
+        if self.kernel_events.overflows != overflows:
+            log.warning("kernel events were lost (their receive buffer was full): a "
+                        "detached tunnel that received again may be removed at its expiry")
 
     def _accept(self) -> None:
         try:

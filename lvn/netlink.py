@@ -1,7 +1,11 @@
 """The kernel boundary: ipudp devices over rtnetlink and the ipudp genl family.
 
-This is the only module that imports pyroute2. It returns the plain values
-of :mod:`lvn.model` and raises :class:`lvn.errors.LvnError` subclasses.
+The ipudp family goes through the project's own codec (:mod:`lvn.nlcodec`,
+:mod:`lvn.rawnl`, which the MicroPython node uses too): requests, replies,
+batches and events.  pyroute2 does what it is good at here, links and
+addresses over rtnetlink; this is the only module that imports it, and it
+changes none of pyroute2's state.  Returns the plain values of
+:mod:`lvn.model`, raises :class:`lvn.errors.LvnError` subclasses.
 """
 
 from __future__ import annotations
@@ -19,10 +23,8 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from pyroute2 import IPRoute
-from pyroute2.netlink import NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, genlmsg, nla
+from pyroute2.netlink import NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST
 from pyroute2.netlink.exceptions import NetlinkError
-from pyroute2.netlink.generic import GenericNetlinkSocket
-from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 
 from . import ipudp_abi as abi
 from . import nlcodec, rawnl
@@ -45,41 +47,14 @@ IFF_UP = 0x1  # <linux/if.h>
 DUMP_ATTEMPTS = 20
 
 
-class ipudp_stats(nla):  # noqa: N801 - pyroute2 naming convention
-    prefix = "IPUDP_STATS_A_"
-    nla_flags = 0x8000  # NLA_F_NESTED
-    nla_map = abi.STATS_ATTRS
+# a reply: its genetlink command and its attributes (nlcodec.decode_attrs)
+Reply = tuple[int, dict[str, Any]]
 
 
-class ipudp_rule(nla):  # noqa: N801
-    prefix = "IPUDP_RULE_A_"
-    nla_flags = 0x8000  # NLA_F_NESTED
-    nla_map = abi.RULE_ATTRS
-
-
-class ipudp_link_data(nla):  # noqa: N801 - pyroute2 naming convention
+class _LinkData:
     """IFLA_INFO_DATA of link kind "ipudp" (enum ipudp_link_attr)."""
 
-    prefix = "IFLA_"
     nla_map = abi.LINK_ATTRS
-
-
-ifinfmsg.ifinfo.register_link_kind(module={abi.GENL_NAME: ipudp_link_data})
-
-
-class ipudp_msg(genlmsg):  # noqa: N801 - pyroute2 naming convention
-    prefix = "IPUDP_A_"
-    nla_map = abi.ATTRS
-
-    stats = ipudp_stats
-    rule = ipudp_rule
-
-    class tunnel(nla):  # noqa: N801
-        prefix = "IPUDP_TUNNEL_A_"
-        nla_flags = 0x8000  # NLA_F_NESTED
-        nla_map = abi.TUNNEL_ATTRS
-
-        stats = ipudp_stats
 
 
 def _kernel_error(what: str, err: NetlinkError) -> KernelError:
@@ -119,35 +94,34 @@ def _sockets(flags: int) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _parse_tunnel(t: Any) -> Tunnel:
-    st = t.get_attr("IPUDP_TUNNEL_A_STATS")
+def _parse_tunnel(t: dict[str, Any]) -> Tunnel:
+    st = t.get("IPUDP_TUNNEL_A_STATS")
     stats = TunnelStats(
-        rx_packets=st.get_attr("IPUDP_STATS_A_RX_PACKETS") or 0,
-        rx_bytes=st.get_attr("IPUDP_STATS_A_RX_BYTES") or 0,
-        tx_packets=st.get_attr("IPUDP_STATS_A_TX_PACKETS") or 0,
-        tx_bytes=st.get_attr("IPUDP_STATS_A_TX_BYTES") or 0,
-        rx_spoofed=st.get_attr("IPUDP_STATS_A_RX_SPOOFED") or 0,
-        rx_malformed=st.get_attr("IPUDP_STATS_A_RX_MALFORMED") or 0,
+        rx_packets=st.get("IPUDP_STATS_A_RX_PACKETS", 0),
+        rx_bytes=st.get("IPUDP_STATS_A_RX_BYTES", 0),
+        tx_packets=st.get("IPUDP_STATS_A_TX_PACKETS", 0),
+        tx_bytes=st.get("IPUDP_STATS_A_TX_BYTES", 0),
+        rx_spoofed=st.get("IPUDP_STATS_A_RX_SPOOFED", 0),
+        rx_malformed=st.get("IPUDP_STATS_A_RX_MALFORMED", 0),
     ) if st is not None else TunnelStats()
     return Tunnel(
-        id=t.get_attr("IPUDP_TUNNEL_A_ID") or 0,
-        remote=t.get_attr("IPUDP_TUNNEL_A_REMOTE4") or t.get_attr("IPUDP_TUNNEL_A_REMOTE6"),
-        remote_port=t.get_attr("IPUDP_TUNNEL_A_REMOTE_PORT") or DEFAULT_PORT,
-        local=t.get_attr("IPUDP_TUNNEL_A_LOCAL4") or t.get_attr("IPUDP_TUNNEL_A_LOCAL6"),
-        last_rx_ms=t.get_attr("IPUDP_TUNNEL_A_LAST_RX_MS"),
-        last_tx_ms=t.get_attr("IPUDP_TUNNEL_A_LAST_TX_MS"),
+        id=t.get("IPUDP_TUNNEL_A_ID", 0),
+        remote=t.get("IPUDP_TUNNEL_A_REMOTE4") or t.get("IPUDP_TUNNEL_A_REMOTE6") or "",
+        remote_port=t.get("IPUDP_TUNNEL_A_REMOTE_PORT") or DEFAULT_PORT,
+        local=t.get("IPUDP_TUNNEL_A_LOCAL4") or t.get("IPUDP_TUNNEL_A_LOCAL6"),
+        last_rx_ms=t.get("IPUDP_TUNNEL_A_LAST_RX_MS"),
+        last_tx_ms=t.get("IPUDP_TUNNEL_A_LAST_TX_MS"),
         stats=stats,
-        keepalive=t.get_attr("IPUDP_TUNNEL_A_KEEPALIVE") or 0,
+        keepalive=t.get("IPUDP_TUNNEL_A_KEEPALIVE", 0),
     )
 
 
-def _parse_rule(msg: Any) -> Rule:
-    r = msg.get_attr("IPUDP_A_RULE")
-    addr = r.get_attr("IPUDP_RULE_A_PREFIX4") or r.get_attr("IPUDP_RULE_A_PREFIX6")
-    kind = r.get_attr("IPUDP_RULE_A_TYPE") or 0
-    return Rule(prefix=f"{addr}/{r.get_attr('IPUDP_RULE_A_PREFIX_LEN')}",
-                tunnel_id=r.get_attr("IPUDP_RULE_A_TUNNEL_ID"),
-                kind=abi.name_of(RULE_KINDS, kind))
+def _parse_rule(msg: dict[str, Any]) -> Rule:
+    r = msg["IPUDP_A_RULE"]
+    addr = r.get("IPUDP_RULE_A_PREFIX4") or r.get("IPUDP_RULE_A_PREFIX6")
+    return Rule(prefix=f"{addr}/{r.get('IPUDP_RULE_A_PREFIX_LEN')}",
+                tunnel_id=r.get("IPUDP_RULE_A_TUNNEL_ID"),
+                kind=abi.name_of(RULE_KINDS, r.get("IPUDP_RULE_A_TYPE", 0)))
 
 
 def _prefix_attrs(prefix: str, strict: bool = False) -> list[Any]:
@@ -163,14 +137,37 @@ class EventSource:
     """The ipudp ``events`` group on its own socket: fileno() for select,
     read() for what arrived (blocks only if nothing did)."""
 
-    def __init__(self, sock: GenericNetlinkSocket) -> None:
+    def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
+        self.overflows = 0  # times the kernel dropped events (ENOBUFS): some are lost
 
     def fileno(self) -> int:
-        return int(self.sock.fileno())
+        return self.sock.fileno()
 
     def read(self) -> list[Event]:
-        return [e for e in map(_parse_event, self.sock.get()) if e is not None]
+        out: list[Event] = []
+        flags = 0
+        while True:
+            try:
+                buf = self.sock.recv(rawnl._RECV_SIZE, flags)
+            except BlockingIOError:
+                return out
+            except OSError as e:
+                if e.errno != errno.ENOBUFS:
+                    raise
+                self.overflows += 1
+                flags = socket.MSG_DONTWAIT
+                continue
+            flags = socket.MSG_DONTWAIT  # then what else is queued, without waiting
+            try:
+                messages = nlcodec.split(buf)
+            except nlcodec.NetlinkFormatError:
+                continue  # not one of the family's messages
+            for _, _, _, payload in messages:
+                if len(payload) >= 4:
+                    event = _parse_event(payload[0], nlcodec.decode_attrs(abi.Msg, payload, 4))
+                    if event is not None:
+                        out.append(event)
 
     def close(self) -> None:
         self.sock.close()
@@ -186,45 +183,64 @@ _EVENT_KINDS = {abi.CMD_TUNNEL_NEW: "tunnel-new", abi.CMD_TUNNEL_DEL: "tunnel-de
                 abi.CMD_TUNNEL_ACTIVE: "tunnel-active"}
 
 
-def _parse_event(msg: Any) -> Event | None:
-    kind = _EVENT_KINDS.get(msg["cmd"])
-    tun = msg.get_attr("IPUDP_A_TUNNEL")
+def _parse_event(cmd: int, msg: dict[str, Any]) -> Event | None:
+    kind = _EVENT_KINDS.get(cmd)
+    tun = msg.get("IPUDP_A_TUNNEL")
     if kind is None or tun is None:
         return None
-    return Event(kind=kind, ifname=msg.get_attr("IPUDP_A_IFNAME") or "",
-                 ifindex=msg.get_attr("IPUDP_A_IFINDEX") or 0,
-                 tunnel_id=tun.get_attr("IPUDP_TUNNEL_A_ID") or 0,
-                 remote=tun.get_attr("IPUDP_TUNNEL_A_REMOTE4")
-                 or tun.get_attr("IPUDP_TUNNEL_A_REMOTE6"),
-                 remote_port=tun.get_attr("IPUDP_TUNNEL_A_REMOTE_PORT"),
-                 reason=None if msg.get_attr("IPUDP_A_REASON") is None
-                 else abi.name_of(abi.DEL_REASONS, msg.get_attr("IPUDP_A_REASON")),
-                 replaced=bool((msg.get_attr("IPUDP_A_FLAGS") or 0) & abi.F_REPLACE))
+    reason = msg.get("IPUDP_A_REASON")
+    return Event(kind=kind, ifname=msg.get("IPUDP_A_IFNAME", ""),
+                 ifindex=msg.get("IPUDP_A_IFINDEX", 0),
+                 tunnel_id=tun.get("IPUDP_TUNNEL_A_ID", 0),
+                 remote=tun.get("IPUDP_TUNNEL_A_REMOTE4") or tun.get("IPUDP_TUNNEL_A_REMOTE6"),
+                 remote_port=tun.get("IPUDP_TUNNEL_A_REMOTE_PORT"),
+                 reason=None if reason is None else abi.name_of(abi.DEL_REASONS, reason),
+                 replaced=bool(msg.get("IPUDP_A_FLAGS", 0) & abi.F_REPLACE))
 
 
-def _parse_device(msg: Any) -> Device:
-    d = msg.get_attr("IPUDP_A_STATS")
-    drops = DeviceDrops(
-        **{
-            name: (d.get_attr("IPUDP_STATS_A_" + name.upper()) or 0) if d is not None else 0
-            for name in DeviceDrops.__dataclass_fields__
-        }
-    )
-    mode = msg.get_attr("IPUDP_A_MODE") or 0
+def _parse_device(msg: dict[str, Any]) -> Device:
+    d = msg.get("IPUDP_A_STATS", {})
+    drops = DeviceDrops(**{name: d.get("IPUDP_STATS_A_" + name.upper(), 0)
+                           for name in DeviceDrops.__dataclass_fields__})
+    tunnel = msg.get("IPUDP_A_TUNNEL")
     return Device(
-        ifname=msg.get_attr("IPUDP_A_IFNAME"),
-        ifindex=msg.get_attr("IPUDP_A_IFINDEX"),
-        mode=abi.name_of(MODES, mode),
-        port=msg.get_attr("IPUDP_A_PORT") or DEFAULT_PORT,
-        sockets=_sockets(msg.get_attr("IPUDP_A_SOCK_FLAGS") or 0),
-        n_tunnels=msg.get_attr("IPUDP_A_N_TUNNELS") or 0,
-        n_rules=msg.get_attr("IPUDP_A_N_RULES") or 0,
-        idle_timeout=msg.get_attr("IPUDP_A_IDLE_TIMEOUT") or 0,
+        ifname=msg["IPUDP_A_IFNAME"],
+        ifindex=msg["IPUDP_A_IFINDEX"],
+        mode=abi.name_of(MODES, msg.get("IPUDP_A_MODE", 0)),
+        port=msg.get("IPUDP_A_PORT") or DEFAULT_PORT,
+        sockets=_sockets(msg.get("IPUDP_A_SOCK_FLAGS", 0)),
+        n_tunnels=msg.get("IPUDP_A_N_TUNNELS", 0),
+        n_rules=msg.get("IPUDP_A_N_RULES", 0),
+        idle_timeout=msg.get("IPUDP_A_IDLE_TIMEOUT", 0),
         drops=drops,
-        tunnels=tuple(_parse_tunnel(t) for t in msg.get_attrs("IPUDP_A_TUNNEL")),
+        # the kernel nests the tunnel of a FIXED device only (one at most)
+        tunnels=(_parse_tunnel(tunnel),) if tunnel is not None else (),
     )
 
 
+def _events_group(genl: rawnl.Channel) -> int:
+    """The id of the ipudp family's ``events`` multicast group."""
+    body = struct.pack("=BBH", rawnl.CTRL_CMD_GETFAMILY, 1, 0) + nlcodec.attr(
+        rawnl.CTRL_ATTR_FAMILY_NAME, abi.GENL_NAME.encode() + b"\0")
+    answers = genl.request("resolving the ipudp events group", rawnl.GENL_ID_CTRL,
+                           NLM_F_ACK, body)
+    for _, _, payload in answers:
+        for atype, groups in nlcodec.attrs(payload, 4):
+            if atype != _CTRL_ATTR_MCAST_GROUPS:
+                continue
+            for _, group in nlcodec.attrs(groups):
+                fields = dict(nlcodec.attrs(group))
+                name = bytes(fields.get(_CTRL_ATTR_MCAST_GRP_NAME, b"")).split(b"\0")[0]
+                if name.decode() == abi.MCGRP_EVENTS and _CTRL_ATTR_MCAST_GRP_ID in fields:
+                    return int(struct.unpack("=I", fields[_CTRL_ATTR_MCAST_GRP_ID][:4])[0])
+    raise KernelError("resolving the ipudp events group", errno.ENOENT,
+                      f"the family has no {abi.MCGRP_EVENTS!r} group")
+
+
+_CTRL_ATTR_MCAST_GROUPS = 7   # <linux/genetlink.h>
+_CTRL_ATTR_MCAST_GRP_NAME = 1
+_CTRL_ATTR_MCAST_GRP_ID = 2
+_NETLINK_ADD_MEMBERSHIP = 1   # <linux/netlink.h>
 SO_RCVBUFFORCE = 33  # <asm-generic/socket.h>
 _NOT_LOADED = "the ipudp kernel module is not loaded (try: modprobe ipudp)"
 # Requests per sendmsg: each ack is its own skb (~1 KB of receive buffer),
@@ -232,6 +248,14 @@ _NOT_LOADED = "the ipudp kernel module is not loaded (try: modprobe ipudp)"
 _BATCH_REQUESTS = 128
 _S = TypeVar("_S")  # a socket (pyroute2's or rawnl's)
 _RCVBUF = 1 << 20
+
+
+def _grow_rcvbuf(sock: socket.socket) -> None:
+    """A megabyte of receive buffer, past rmem_max where we may."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, _RCVBUF)
+    except PermissionError:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF)
 
 
 @contextmanager
@@ -311,27 +335,6 @@ class Ipudp:
 
     # -- generic netlink --------------------------------------------------
 
-    def _bound_genl(self) -> GenericNetlinkSocket:
-        """A pyroute2 generic netlink socket bound to the ipudp family (for
-        events), made and bound in this connection's netns: pyroute2
-        0.7.9's bind() makes a new socket when the port id it tries is
-        taken, in whatever netns the thread is in."""
-        def make() -> GenericNetlinkSocket:
-            sock = GenericNetlinkSocket(ext_ack=True)
-            try:
-                sock.bind(abi.GENL_NAME, ipudp_msg)
-            except BaseException:
-                sock.close()
-                raise
-            return sock
-
-        try:
-            return self._made_here(make)
-        except NetlinkError as e:
-            if e.code == errno.ENOENT:
-                raise ModuleNotLoaded(_NOT_LOADED) from None
-            raise _kernel_error("resolving the ipudp netlink family", e) from None
-
     def _channel(self) -> tuple[rawnl.Channel, int]:
         """The request channel and the ipudp family's id, made on first use."""
         if self._genl is None:
@@ -349,8 +352,8 @@ class Ipudp:
         """The id of the ipudp genetlink family (for hand-made requests)."""
         return self._channel()[1]
 
-    def _request(self, what: str, cmd: int, attrs: list[Any], flags: int) -> list[Any]:
-        """Send one request, return the replies (decoded ``ipudp_msg``); a
+    def _request(self, what: str, cmd: int, attrs: list[Any], flags: int) -> list[Reply]:
+        """Send one request, return the replies (command, attributes); a
         dump that the kernel marks as interrupted by concurrent changes
         (NLM_F_DUMP_INTR) is done again from the start."""
         genl, family = self._channel()
@@ -362,12 +365,13 @@ class Ipudp:
                 answers = genl.request(what, family, flags, body)
             except rawnl.KernelRefused as e:
                 raise _refused(e) from None
-            replies = []
-            for mtype, mflags, payload in answers:
-                if mtype == family:
-                    msg = ipudp_msg(nlcodec.message(mtype, mflags, genl.seq, payload))
-                    msg.decode()
-                    replies.append(msg)
+            replies: list[Reply] = []
+            for mtype, _, payload in answers:
+                if mtype == family and len(payload) >= 4:
+                    try:
+                        replies.append((payload[0], nlcodec.decode_attrs(abi.Msg, payload, 4)))
+                    except nlcodec.NetlinkFormatError as e:
+                        raise KernelError(what, errno.EPROTO, f"a malformed reply: {e}") from None
             if not any(mflags & NLM_F_DUMP_INTR for _, mflags, _ in answers):
                 return replies
         raise KernelError(what, errno.EAGAIN,
@@ -381,13 +385,13 @@ class Ipudp:
         """Every ipudp device of this network namespace."""
         replies = self._request("listing ipudp devices", abi.CMD_DEV_GET, [],
                                 NLM_F_REQUEST | NLM_F_DUMP)
-        devs = sorted((_parse_device(m) for m in replies), key=lambda d: d.ifindex)
+        devs = sorted((_parse_device(m) for _, m in replies), key=lambda d: d.ifindex)
         return [self._with_tunnels(d) for d in devs]
 
     def device(self, ifname: str) -> Device:
         replies = self._request(f"showing {ifname}", abi.CMD_DEV_GET,
                                 self._dev_attr(ifname), NLM_F_REQUEST)
-        return self._with_tunnels(_parse_device(replies[0]))
+        return self._with_tunnels(_parse_device(replies[0][1]))
 
     def _with_tunnels(self, dev: Device) -> Device:
         """The kernel nests the tunnel only for FIXED devices: fetch the rest."""
@@ -398,20 +402,20 @@ class Ipudp:
     def tunnels(self, ifname: str) -> list[Tunnel]:
         replies = self._request(f"listing the tunnels of {ifname}", abi.CMD_TUNNEL_GET,
                                 self._dev_attr(ifname), NLM_F_REQUEST | NLM_F_DUMP)
-        return [_parse_tunnel(m.get_attr("IPUDP_A_TUNNEL")) for m in replies]
+        return [_parse_tunnel(m["IPUDP_A_TUNNEL"]) for _, m in replies]
 
     def tunnel(self, ifname: str, tunnel_id: int) -> Tunnel:
         """One tunnel of a device (a MULTI device's without a dump of all)."""
         attrs = self._dev_attr(ifname) + [
             ("IPUDP_A_TUNNEL", {"attrs": [("IPUDP_TUNNEL_A_ID", tunnel_id)]})]
-        (reply,) = self._request(f"showing tunnel {tunnel_id} of {ifname}", abi.CMD_TUNNEL_GET,
-                                 attrs, NLM_F_REQUEST)
-        return _parse_tunnel(reply.get_attr("IPUDP_A_TUNNEL"))
+        ((_, reply),) = self._request(f"showing tunnel {tunnel_id} of {ifname}",
+                                      abi.CMD_TUNNEL_GET, attrs, NLM_F_REQUEST)
+        return _parse_tunnel(reply["IPUDP_A_TUNNEL"])
 
     def rules(self, ifname: str) -> list[Rule]:
         replies = self._request(f"listing the rules of {ifname}", abi.CMD_RULE_GET,
                                 self._dev_attr(ifname), NLM_F_REQUEST | NLM_F_DUMP)
-        return [_parse_rule(m) for m in replies]
+        return [_parse_rule(m) for _, m in replies]
 
     def set_mode(self, ifname: str, mode: str) -> None:
         if mode not in MODES:
@@ -452,7 +456,7 @@ class Ipudp:
             if e.errno == errno.ENOENT:
                 return None
             raise
-        return int(replies[0].get_attr("IPUDP_A_TUNNEL").get_attr("IPUDP_TUNNEL_A_ID"))
+        return int(replies[0][1]["IPUDP_A_TUNNEL"]["IPUDP_TUNNEL_A_ID"])
 
     def set_device(self, ifname: str, *, port: int | None = None,
                    fd: int | None = None, idle_timeout: int | None = None,
@@ -496,14 +500,24 @@ class Ipudp:
                 yield from source.read()
 
     def event_source(self) -> EventSource:
-        """The notifications as a socket for a select loop (EventSource.read())."""
-        sock = self._bound_genl()
-        try:
-            sock.add_membership(abi.MCGRP_EVENTS)
-        except BaseException:
-            sock.close()
-            raise
-        return EventSource(sock)
+        """The notifications as a socket for a select loop (EventSource.read());
+        subscribing needs CAP_NET_ADMIN (the events carry every peer's
+        endpoint): without it, KernelError EPERM."""
+        group = _events_group(self._channel()[0])
+
+        def make() -> socket.socket:
+            sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, rawnl.NETLINK_GENERIC)
+            try:
+                sock.bind((0, 0))
+                _grow_rcvbuf(sock)  # a burst of joins is a burst of events
+                sock.setsockopt(rawnl.SOL_NETLINK, _NETLINK_ADD_MEMBERSHIP, group)
+            except OSError as e:
+                sock.close()
+                raise KernelError("subscribing to the ipudp events", e.errno or errno.EIO) \
+                    from None
+            return sock
+
+        return EventSource(self._made_here(make))
 
     # -- batches: thousands of requests per system call -----------------
 
@@ -519,10 +533,7 @@ class Ipudp:
         channel = self._made_here(lambda: rawnl.Channel(rawnl.NETLINK_GENERIC))
         sock = channel.sock
         try:
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, _RCVBUF)
-            except PermissionError:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF)
+            _grow_rcvbuf(sock)
             i = 0
             while i < len(requests):
                 data, pending = bytearray(), dict[int, str]()
@@ -606,11 +617,23 @@ class Ipudp:
 
     def link_info(self, ifname: str) -> dict[str, Any]:
         """Mode and port as rtnetlink reports them (IFLA_INFO_DATA)."""
-        link = self._ipr.get_links(self._ifindex(ifname))[0]
-        data = link.get_nested("IFLA_LINKINFO", "IFLA_INFO_DATA")
-        mode = data.get_attr("IFLA_IPUDP_MODE")
-        return {"mode": MODES[mode] if mode < len(MODES) else str(mode),
-                "port": data.get_attr("IFLA_IPUDP_PORT")}
+        route = self._made_here(lambda: rawnl.Channel(rawnl.NETLINK_ROUTE))
+        try:
+            answers = route.request(f"showing {ifname}", rawnl.RTM_GETLINK, NLM_F_ACK,
+                                    rawnl._ifinfo(0, 0, 0) + rawnl._ifname_attr(ifname))
+        except rawnl.KernelRefused as e:
+            raise _refused(e) from None
+        finally:
+            route.close()
+        data: dict[str, Any] = {}
+        for _, _, payload in answers:
+            for atype, info in nlcodec.attrs(payload, 16):  # after struct ifinfomsg
+                if atype == rawnl.IFLA_LINKINFO:
+                    for itype, value in nlcodec.attrs(info):
+                        if itype == rawnl.IFLA_INFO_DATA:
+                            data = nlcodec.decode_attrs(_LinkData, value)
+        return {"mode": abi.name_of(MODES, data.get("IFLA_IPUDP_MODE", 0)),
+                "port": data.get("IFLA_IPUDP_PORT")}
 
     def del_device(self, ifname: str) -> None:
         idx = self._ifindex(ifname)

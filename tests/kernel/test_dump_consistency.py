@@ -12,9 +12,11 @@ import subprocess
 import sys
 from collections.abc import Callable
 
+from pyroute2_oracle import ipudp_msg
+
 from lvn.ipudp_abi import CMD_RULE_GET, GENL_VERSION
 from lvn.model import Rule
-from lvn.netlink import Ipudp, ipudp_msg
+from lvn.netlink import Ipudp
 from lvn.nlcodec import encode_attrs
 
 from .netns import Netns, scaled

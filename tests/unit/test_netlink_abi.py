@@ -1,13 +1,15 @@
-"""The positional nla_maps of lvn.netlink must match uapi/linux/ipudp.h."""
+"""The positional attribute tables (lvn.ipudp_abi, which pyroute2_oracle
+wraps) must match uapi/linux/ipudp.h."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+import pyroute2_oracle as oracle
 import pytest
 
-from lvn import ipudp_abi, netlink
+from lvn import ipudp_abi
 
 HEADER = Path(__file__).parents[2] / "feed/kmod-ipudp/src/uapi/linux/ipudp.h"
 
@@ -33,11 +35,11 @@ def enum_values(name: str) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("enum, nla_class", [
-    ("ipudp_attr", netlink.ipudp_msg),
-    ("ipudp_tunnel_attr", netlink.ipudp_msg.tunnel),
-    ("ipudp_stats_attr", netlink.ipudp_stats),
-    ("ipudp_rule_attr", netlink.ipudp_rule),
-    ("ipudp_link_attr", netlink.ipudp_link_data),
+    ("ipudp_attr", oracle.ipudp_msg),
+    ("ipudp_tunnel_attr", oracle.ipudp_msg.tunnel),
+    ("ipudp_stats_attr", oracle.ipudp_stats),
+    ("ipudp_rule_attr", oracle.ipudp_rule),
+    ("ipudp_link_attr", oracle.ipudp_link_data),
 ])
 def test_nla_map_positions(enum: str, nla_class: type) -> None:
     assert [n for n, _ in nla_class.nla_map] == enum_members(enum)

@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 
 from lvn import ipudp_abi, nlcodec, rawnl
 from lvn.model import Tunnel, TunnelStats
-from lvn.netlink import ipudp_msg
 from lvn.nlcodec import (
     NLM_F_ACK_TLVS,
     NLM_F_CAPPED,
@@ -105,8 +104,8 @@ def test_short_error_message() -> None:
 
 
 def test_split_and_attrs_round_trip() -> None:
-    body = nlcodec.encode_attrs(ipudp_msg, [("IPUDP_A_IFNAME", "lvn0"), ("IPUDP_A_PORT", 5000),
-                                            ("IPUDP_A_RETURN_FD", True)])
+    body = nlcodec.encode_attrs(ipudp_abi.Msg, [("IPUDP_A_IFNAME", "lvn0"), ("IPUDP_A_PORT", 5000),
+                                                ("IPUDP_A_RETURN_FD", True)])
     buf = nlcodec.message(0x1E, 2, 4, body) + nlcodec.message(NLMSG_ERROR, 0, 5, bytes(20))
     (m1, m2) = nlcodec.split(buf)
     assert m1[:3] == (0x1E, 2, 4) and m2[:3] == (NLMSG_ERROR, 0, 5)
