@@ -2,7 +2,8 @@
 idle TCP connections from one IPv6 /64, with the server 12 descriptors
 short of running out (EMFILE), then a flood of junk datagrams at its data
 port.  Under each,
-a CPython client and a MicroPython node still join, the service's control
+a CPython client and a MicroPython node still join (the same join without
+a flood, first, is the baseline), the service's control
 socket (what rpcd's ``ubus call lvn status`` uses) still answers, and the
 agent's CPU is measured.  The figures go to build/vm/KERNEL/floods.json
 (make bench's reliability section reads them)."""
@@ -121,6 +122,11 @@ def test_one_prefix_floods_the_server(netns: type[Netns], agents: Agents,  # noq
     def leave(tag: str) -> None:
         for name in ("a" + tag, "b" + tag):
             agents.stop(name)
+
+    # 0. the same join without a flood: the baseline the floods' joins are
+    # read against (agents starting under TCG take seconds of their own)
+    join("quiet")
+    leave("quiet")
 
     # 1. a thousand idle TCP connections from one /64, more than the
     # server has descriptors: it sheds them (per-/64 rate and handshake
