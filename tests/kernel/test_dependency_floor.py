@@ -46,5 +46,9 @@ def test_agents_join_with_openwrt_24_10_versions() -> None:
         [str(FLOOR), "-m", "pytest", "-p", "no:cacheprovider", "-q", *FLOOR_TESTS],
         cwd=ROOT, capture_output=True, text=True, timeout=scaled(1800),
         env=dict(os.environ, PATH=f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}"))
-    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
+    # what failed first (the agents' logs that follow fill the output's end)
+    failed = "\n".join(line for line in res.stdout.splitlines()
+                       if line.startswith(("E   ", "FAILED", "tests/")) and "log of" not in line)
+    assert res.returncode == 0, (failed[:3000] + "\n[...]\n" + res.stdout[-2000:]
+                                 + res.stderr[-1000:])
     assert f"{len(FLOOR_TESTS)} passed" in res.stdout
