@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -20,6 +21,14 @@ def openwrt(release: str, variant: str = "mbedtls") -> Path:
     """OpenWrt's build of ``release``; variant "mbedtls-nocfgdefine": 1.28.0
     without main's MBEDTLS_CONFIG_FILE define (its TLS works)."""
     return ROOT / "build" / "upy" / release / f"host-{variant}" / "micropython"
+
+
+def node() -> Path:
+    """The MicroPython the VM scenarios run the node on: NODE_RELEASE's
+    build for the host, or LVN_NODE_MICROPYTHON (make test-cross: the
+    guest architecture's static build)."""
+    given = os.environ.get("LVN_NODE_MICROPYTHON")
+    return Path(given) if given else openwrt(NODE_RELEASE)
 
 
 def pypi() -> Path | None:

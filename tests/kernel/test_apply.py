@@ -58,7 +58,7 @@ def lvn(ns: Netns, *args: str, subprocess_: bool = False) -> subprocess.Complete
     return subprocess.CompletedProcess(argv, rc, out.getvalue(), err.getvalue())
 
 
-MICROPYTHON = str(upy.openwrt(upy.NODE_RELEASE))
+MICROPYTHON = str(upy.node())
 ROOT = Path(__file__).resolve().parents[2]
 
 
