@@ -22,10 +22,6 @@ from dataclasses import replace
 from types import TracebackType
 from typing import Any, TypeVar
 
-from pyroute2 import IPRoute
-from pyroute2.netlink import NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST
-from pyroute2.netlink.exceptions import NetlinkError
-
 from . import ipudp_abi as abi
 from . import nlcodec, rawnl
 from .errors import KernelError, LvnError, ModuleNotLoaded
@@ -40,8 +36,7 @@ from .model import (
     Tunnel,
     TunnelStats,
 )
-
-IFF_UP = 0x1  # <linux/if.h>
+from .nlcodec import NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST
 
 # A dump that tables changing under it interrupted is retried this often.
 DUMP_ATTEMPTS = 20
@@ -57,13 +52,11 @@ class _LinkData:
     nla_map = abi.LINK_ATTRS
 
 
-def _kernel_error(what: str, err: NetlinkError) -> KernelError:
-    detail = None
-    if len(err.args) > 1 and isinstance(err.args[1], str):
-        detail = err.args[1]
-        if detail == os.strerror(err.code):
-            detail = None
-    return KernelError(what, err.code, detail)
+def _interface(address: str) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface:
+    try:
+        return ipaddress.ip_interface(address)
+    except ValueError:
+        raise LvnError(f"not an address with a prefix length: {address!r}") from None
 
 
 def _addr_attrs(addr: str, v4: str, v6: str) -> tuple[str, str]:
@@ -300,6 +293,23 @@ def _refused(e: rawnl.KernelRefused) -> LvnError:
     return KernelError(e.what, e.errno, e.message)
 
 
+class _Interfaces(rawnl.Kernel):
+    """rawnl's rtnetlink side (links, addresses) on a channel made in the
+    connection's netns; Ipudp keeps its own generic netlink channel, made
+    on first use, so that links can be handled without the module."""
+
+    def __init__(self, route: rawnl.Channel) -> None:
+        self.route = route
+
+    def close(self) -> None:
+        self.route.close()
+
+
+def _refused_as(what: str, e: rawnl.KernelRefused) -> KernelError:
+    """rawnl's refusal under the library's own words for what was done."""
+    return KernelError(what, e.errno, e.message)
+
+
 class Ipudp:
     """A connection to the kernel for managing ipudp devices.
 
@@ -311,8 +321,9 @@ class Ipudp:
         self._netns = netns
         self._genl: rawnl.Channel | None = None
         self._family_id = 0
-        # ext_ack: rtnetlink errors carry the kernel's message, as genetlink's do
-        self._ipr = self._made_here(lambda: IPRoute(ext_ack=True))
+        # links and addresses; rawnl's channels ask for the kernel's
+        # extended-ack message, as with genetlink
+        self._links = _Interfaces(self._made_here(lambda: rawnl.Channel(rawnl.NETLINK_ROUTE)))
 
     def _made_here(self, make: Callable[[], _S]) -> _S:
         """A socket made in this connection's netns: the thread enters it
@@ -331,7 +342,7 @@ class Ipudp:
         if self._genl is not None:
             self._genl.close()
             self._genl = None
-        self._ipr.close()
+        self._links.close()
 
     # -- generic netlink --------------------------------------------------
 
@@ -607,24 +618,19 @@ class Ipudp:
 
     def _add_link(self, ifname: str, *, mtu: int | None = None, mode: int | None = None,
                   port: int | None = None) -> None:
-        route = self._made_here(lambda: rawnl.Channel(rawnl.NETLINK_ROUTE))
         try:
-            rawnl.create_device(route, ifname, mtu, mode, port)
+            rawnl.create_device(self._links.route, ifname, mtu, mode, port)
         except rawnl.KernelRefused as e:
             raise _refused(e) from None
-        finally:
-            route.close()
 
     def link_info(self, ifname: str) -> dict[str, Any]:
         """Mode and port as rtnetlink reports them (IFLA_INFO_DATA)."""
-        route = self._made_here(lambda: rawnl.Channel(rawnl.NETLINK_ROUTE))
         try:
-            answers = route.request(f"showing {ifname}", rawnl.RTM_GETLINK, NLM_F_ACK,
-                                    rawnl._ifinfo(0, 0, 0) + rawnl._ifname_attr(ifname))
+            answers = self._links.route.request(
+                f"showing {ifname}", rawnl.RTM_GETLINK, NLM_F_ACK,
+                rawnl._ifinfo(0, 0, 0) + rawnl._ifname_attr(ifname))
         except rawnl.KernelRefused as e:
             raise _refused(e) from None
-        finally:
-            route.close()
         data: dict[str, Any] = {}
         for _, _, payload in answers:
             for atype, info in nlcodec.attrs(payload, 16):  # after struct ifinfomsg
@@ -636,50 +642,42 @@ class Ipudp:
                 "port": data.get("IFLA_IPUDP_PORT")}
 
     def del_device(self, ifname: str) -> None:
-        idx = self._ifindex(ifname)
         try:
-            self._ipr.link("del", index=idx)
-        except NetlinkError as e:
-            raise _kernel_error(f"deleting {ifname}", e) from None
+            self._links.del_device(ifname)
+        except rawnl.KernelRefused as e:
+            raise _refused_as(f"deleting {ifname}", e) from None
 
     def link(self, ifname: str) -> tuple[int, bool]:
         """(MTU, administratively up) of any interface."""
-        links = self._ipr.get_links(self._ifindex(ifname))
-        return int(links[0].get_attr("IFLA_MTU")), bool(links[0]["flags"] & IFF_UP)
+        try:
+            return self._links.link(ifname)
+        except rawnl.KernelRefused as e:
+            raise _refused_as(f"showing {ifname}", e) from None
 
     def set_link(self, ifname: str, *, mtu: int | None = None, up: bool | None = None) -> None:
-        kw: dict[str, Any] = {}
-        if mtu is not None:
-            kw["mtu"] = mtu
-        if up is not None:
-            kw["state"] = "up" if up else "down"
+        changed = [name for name, value in (("mtu", mtu), ("state", up)) if value is not None]
         try:
-            self._ipr.link("set", index=self._ifindex(ifname), **kw)
-        except NetlinkError as e:
-            raise _kernel_error(f"setting {', '.join(kw)} of {ifname}", e) from None
+            self._links.set_link(ifname, mtu=mtu, up=up)
+        except rawnl.KernelRefused as e:
+            raise _refused_as(f"setting {', '.join(changed)} of {ifname}", e) from None
 
     def addresses(self, ifname: str) -> list[str]:
-        """The interface's addresses as "address/prefixlen"."""
-        return [f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}"
-                for a in self._ipr.get_addr(index=self._ifindex(ifname))]
-
-    def _address(self, op: str, ifname: str, address: str) -> None:
-        iface = ipaddress.ip_interface(address)
+        """The interface's addresses as "address/prefixlen" (link-local included)."""
         try:
-            self._ipr.addr(op, index=self._ifindex(ifname), address=str(iface.ip),
-                           prefixlen=iface.network.prefixlen)
-        except NetlinkError as e:
-            verb = "adding" if op == "add" else "deleting"
-            raise _kernel_error(f"{verb} address {address} on {ifname}", e) from None
+            return self._links.addresses(ifname)
+        except rawnl.KernelRefused as e:
+            raise _refused_as(f"listing the addresses of {ifname}", e) from None
 
     def add_address(self, ifname: str, address: str) -> None:
-        self._address("add", ifname, address)
+        iface = _interface(address)
+        try:
+            self._links.add_address(ifname, f"{iface.ip}/{iface.network.prefixlen}")
+        except rawnl.KernelRefused as e:
+            raise _refused_as(f"adding address {address} on {ifname}", e) from None
 
     def del_address(self, ifname: str, address: str) -> None:
-        self._address("del", ifname, address)
-
-    def _ifindex(self, ifname: str) -> int:
-        found = self._ipr.link_lookup(ifname=ifname)
-        if not found:
-            raise KernelError(f"looking up {ifname}", errno.ENODEV)
-        return int(found[0])
+        iface = _interface(address)
+        try:
+            self._links.del_address(ifname, f"{iface.ip}/{iface.network.prefixlen}")
+        except rawnl.KernelRefused as e:
+            raise _refused_as(f"deleting address {address} on {ifname}", e) from None

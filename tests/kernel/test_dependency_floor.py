@@ -1,8 +1,8 @@
 """The agent with the dependency versions of OpenWrt 24.10 (cryptography
-41.0.7, pyOpenSSL 23.3.0, pyroute2 0.7.9: scripts/openwrt-24.10-pins.txt),
+41.0.7, pyOpenSSL 23.3.0, pyroute2 0.7.9 for the tests: scripts/openwrt-24.10-pins.txt),
 in the .venv-floor that scripts/setup-deps.sh makes: the NAT join scenario
 of test_agent.py, and a library test, run again under that interpreter.  These are userspace
-versions, so one kernel is enough (marker ``newest``)."""
+versions, so one kernel is enough (marker ``oldest``)."""
 
 from __future__ import annotations
 
@@ -23,8 +23,7 @@ FLOOR = ROOT / ".venv-floor" / "bin" / "python"
 
 
 FLOOR_TESTS = [
-    # a process with several connections into one netns (pyroute2 0.7.9
-    # rebinds a socket whose port id is taken: it must stay in that netns)
+    # a process with several connections into one netns
     "tests/kernel/test_lifecycle.py::test_connections_at_once_all_stay_in_their_netns",
     # the CPython clients: the MicroPython node has none of these dependencies
     "tests/kernel/test_agent.py::test_server_and_clients_join_through_nat[cpython]",

@@ -69,7 +69,7 @@ def test_the_node_package_needs_no_python3(ipk: Path, server_ipk: Path) -> None:
     assert node["Depends"].split(", ") == [
         "micropython-mbedtls", "kmod-ipudp", "rpcd", "rpcd-mod-ucode", "ucode-mod-socket"]
     assert server["Depends"].split(", ") == [
-        "lvn", "python3-light", "python3-logging", "python3-ctypes", "python3-pyroute2",
+        "lvn", "python3-light", "python3-logging", "python3-ctypes",
         "python3-pyopenssl", "python3-cryptography"]
     assert server["Package"] == "lvn-server" and server["Version"] == f"{version()}-1"
     # the budget of docs/openwrt.md: the node package installs in <= 100 kB
