@@ -19,14 +19,26 @@ pytest=(.venv/bin/python -m pytest -p no:cacheprovider -q "${tests[@]}")
 if [ -n "$marks" ]; then marks="($marks) and "; fi
 rm -f "$junit" "$junit.parallel" "$junit.serial"
 
+# how busy the guest's CPUs were during a part (under TCG the VM stage is
+# CPU-bound when this is near 100 %): busy and all jiffies of /proc/stat
+cpu_jiffies() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat; }
+busy_since() {
+	local b0 t0 b1 t1
+	read -r b0 t0 <<<"$1"
+	read -r b1 t1 <<<"$(cpu_jiffies)"
+	echo "guest CPUs busy during $2: $(( (b1 - b0) * 100 / (t1 - t0 + 1) )) %"
+}
+
 par=()
 # file by file (pytest 9 and xdist 3.8: --dist loadgroup no longer groups,
 # it sends the tests of a file that share a router to both workers), in the
 # order tests/kernel/conftest.py gives: longest first (xdist's own order, by
 # number of tests, put the longest scenarios last)
 [ "$workers" -le 1 ] || par=(-n "$workers" --dist loadfile --no-loadscope-reorder)
+j0=$(cpu_jiffies)
 "${pytest[@]}" -m "${marks}not serial" "${par[@]}" --junitxml="$junit.parallel" "$@"
 prc=$?
+busy_since "$j0" "the parallel part"
 "${pytest[@]}" -m "${marks}serial" --junitxml="$junit.serial" "$@"
 src=$?
 

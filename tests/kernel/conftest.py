@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import resource
 import socket
 import subprocess
 import threading
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +66,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 if item.module else 0.0, not scenario)
 
     items.sort(key=weight)
+
+
+@pytest.fixture(autouse=True)
+def cpu_seconds(record_property: Callable[[str, object], None]) -> Iterator[None]:
+    """CPU seconds a test cost the guest (this worker and the processes it
+    reaped: agents, browsers, commands) as the JUnit property cpu_seconds:
+    under TCG, CPU and not waiting is what makes the VM stage long."""
+    def used() -> float:
+        return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
+                                                      resource.getrusage(resource.RUSAGE_CHILDREN)))
+    before = used()
+    yield
+    record_property("cpu_seconds", round(used() - before, 1))
 
 
 def module_loaded() -> bool:
