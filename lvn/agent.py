@@ -28,6 +28,8 @@ from OpenSSL import SSL, crypto
 from . import compat, crl, datagram, identity, messages, replies, session, static
 from .config import ClientConfig, ServerConfig
 from .errors import LvnError
+from .etcd import Etcd
+from .etcdleases import EtcdLeases
 from .expiry import DetachedTunnels
 from .files import check_private_dir, write_atomic
 from .hooks import Hooks, hook_env
@@ -398,7 +400,12 @@ class Server(Agent):
         self.crl_warned_expired = False  # whether that one said "expired"
         self.serial_of: dict[str, int] = {}  # identity -> its certificate's serial
         self.next_lease_check = 0.0
-        self.leases = Leases(Path(state_dir) / "leases.json", conf.pool4, conf.pool6)
+        self.leases: Leases | EtcdLeases
+        if conf.lease_store == "etcd":
+            # shared with the other servers (docs/servers.md)
+            self.leases = EtcdLeases(Etcd(conf.etcd), conf.etcd_prefix, conf.pool4, conf.pool6)
+        else:
+            self.leases = Leases(Path(state_dir) / "leases.json", conf.pool4, conf.pool6)
         self.sessions: dict[bytes, tuple[ServerSession, TlsConn, str]] = {}
         self.tunnel_ids = TunnelIds()
         # clients whose control channel is gone: their tunnel lives until idle
@@ -763,7 +770,10 @@ class Server(Agent):
                         "lease released", name)
             self.detached.attach(name)
             self._remove_tunnel(name)
-            self.leases.release(name)
+            try:
+                self.leases.release(name)
+            except LvnError as e:  # etcd away: the lease TTL releases it later
+                log.warning("%r: releasing the lease: %s", name, e)
             del self.serial_of[name]
 
     def _expire_leases(self, now: float) -> None:

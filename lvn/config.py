@@ -58,6 +58,9 @@ class ServerConfig:
     conn_burst: int = 20
     up_hook: str | None = None
     down_hook: str | None = None
+    lease_store: str = "file"  # or "etcd": leases shared by several servers
+    etcd: tuple[str, ...] = ()
+    etcd_prefix: str = "/lvn"
 
 
 @dataclass(frozen=True)

@@ -233,6 +233,25 @@ def _state_dir(text: str) -> str:
 
 _PORT = _uint(1, 65535)
 _ANY_PORT = _uint(0, 65535)
+
+
+def _etcd_endpoint(text: str) -> str:
+    host, _, port = text[7:].rpartition(":")
+    try:
+        if not text.startswith("http://"):
+            raise ValueError
+        _host(host[1:-1] if host.startswith("[") else host)
+        _PORT(port)
+    except ValueError:
+        raise ValueError(repr(text) + " is not an etcd endpoint (http://host:port)") from None
+    return text
+
+
+def _etcd_prefix(text: str) -> str:
+    if not (text.startswith("/") and 1 < len(text) <= 64
+            and all(" " < c < "\x7f" for c in text)):
+        raise ValueError(repr(text) + " is not a key prefix ('/', then up to 63 characters)")
+    return text
 _MTU = _uint(576, 9000)
 _SECONDS = _uint(1, 86400)
 
@@ -262,6 +281,9 @@ SCHEMA = {
         "conn_burst": _opt(_uint(1, 1000), "20"),
         "up_hook": _opt(_hook, file=True),
         "down_hook": _opt(_hook, file=True),
+        "lease_store": _opt(_enum("file", "etcd"), "file"),
+        "etcd": _opt(_etcd_endpoint, is_list=True),
+        "etcd_prefix": _opt(_etcd_prefix, "/lvn"),
     },
     "client": {
         "server": _opt(_host),
@@ -443,6 +465,10 @@ def check(pkg: "uci.Package", check_files: bool = True) -> "tuple[Typed, list[Pr
         elif not (typed["server"][0][1].get("pool4") or typed["server"][0][1].get("pool6")):
             problems.append(Problem(typed["server"][0][0] + ".pool4",
                                     "a server needs an address pool (pool4 and/or pool6)"))
+        if typed["server"] and typed["server"][0][1].get("lease_store") == "etcd" \
+                and not typed["server"][0][1].get("etcd"):
+            problems.append(Problem(typed["server"][0][0] + ".etcd", "lease_store 'etcd' "
+                                    "needs the cluster's endpoints (list etcd 'http://host:port')"))
     if agent.get("role") == "client" and not typed["client"]:
         problems.append(Problem("lvn.agent.role", "role 'client' needs a 'config client' section"))
     check_tunnels(tunnels(typed), problems)

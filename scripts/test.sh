@@ -58,6 +58,9 @@ stage "host unit tests"
 mkdir -p build/junit
 .venv/bin/python -m pytest -p no:cacheprovider -q tests/unit --junitxml=build/junit/unit.xml
 
+stage "host tests with real etcd members: several servers' shared leases (tests/etcd)"
+.venv/bin/python -m pytest -p no:cacheprovider -q tests/etcd --junitxml=build/junit/etcd.xml
+
 stage "host unit tests with OpenWrt 24.10's dependency versions (.venv-floor)"
 PATH="$PWD/.venv/bin:$PATH" .venv-floor/bin/python -m pytest -p no:cacheprovider -q tests/unit \
 	--junitxml=build/junit/unit-floor.xml
@@ -85,6 +88,7 @@ LVN_KERNELS=$newest LVN_MARKS=$marks scripts/test-vm.sh
 
 stage "tests per component"
 reports=(host=build/junit/unit.xml "host (OpenWrt 24.10 versions)=build/junit/unit-floor.xml"
+	"host with etcd=build/junit/etcd.xml"
 	"OpenWrt userland (host)=build/junit/owrt.xml")
 for rel in $(vm/kernels.sh); do reports+=("VM $rel=build/vm/$rel/junit.xml"); done
 .venv/bin/python scripts/test_summary.py "${reports[@]}"

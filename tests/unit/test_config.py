@@ -111,6 +111,30 @@ def test_required_options_per_role(tmp_path: Path) -> None:
                     + server + "\toption pool6 'fd77::/64'\n") == []
 
 
+def test_etcd_lease_store(tmp_path: Path) -> None:
+    """lease_store 'etcd' needs its endpoints; endpoints and prefix are checked."""
+    for f in ("ca", "cert", "key"):
+        (tmp_path / f).write_text("x")
+    server = ("config agent 'agent'\n\toption role 'server'\nconfig server 's'\n"
+              + "".join(f"\toption {f} '{tmp_path / f}'\n" for f in ("ca", "cert", "key"))
+              + "\toption pool4 '10.77.0.0/16'\n\toption lease_store 'etcd'\n")
+    assert problems(server) == ["lvn.s.etcd: lease_store 'etcd' needs the cluster's endpoints "
+                                "(list etcd 'http://host:port')"]
+    ok = "\tlist etcd 'http://10.0.0.5:2379'\n\tlist etcd 'http://etcd-2.example.org:2379'\n"
+    assert problems(server + ok + "\tlist etcd 'http://[fd00::5]:2379'\n") == []
+    conf = config.build(uci.parse(server + ok))
+    assert conf.server is not None and conf.server.lease_store == "etcd"
+    assert conf.server.etcd == ("http://10.0.0.5:2379", "http://etcd-2.example.org:2379")
+    assert conf.server.etcd_prefix == "/lvn"
+    for bad in ("https://10.0.0.5:2379", "http://10.0.0.5", "http://10.0.0.5:0", "10.0.0.5:2379",
+                "http://bad_host!:2379"):
+        assert problems(server + ok + f"\tlist etcd '{bad}'\n") == [
+            f"lvn.s.etcd: '{bad}' is not an etcd endpoint (http://host:port)"]
+    for bad in ("lvn", "/", "/a b", "/" + "x" * 64):
+        assert problems(server + ok + f"\toption etcd_prefix '{bad}'\n") == [
+            f"lvn.s.etcd_prefix: '{bad}' is not a key prefix ('/', then up to 63 characters)"]
+
+
 def test_files_checked_only_for_the_active_role() -> None:
     text = ("config client 'client'\n\toption server 'vpn.example.org'\n"
             "\toption ca '/x/ca'\n\toption cert '/x/c'\n\toption key '/x/k'\n")
