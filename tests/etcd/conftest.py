@@ -88,25 +88,22 @@ class Cluster:
             m.stop()
 
 
-@pytest.fixture
-def cluster1(tmp_path: Path) -> Iterator[Cluster]:
+def started(tmp: Path, size: int) -> Iterator[Cluster]:
     if not Path(ETCD).exists():
         pytest.fail("etcd is not installed (scripts/setup-deps.sh installs etcd-server)")
-    c = Cluster(tmp_path, 1)
+    c = Cluster(tmp, size)
     c.start()
     try:
         yield c
     finally:
         c.stop()
+
+
+@pytest.fixture
+def cluster1(tmp_path: Path) -> Iterator[Cluster]:
+    yield from started(tmp_path, 1)
 
 
 @pytest.fixture
 def cluster3(tmp_path: Path) -> Iterator[Cluster]:
-    if not Path(ETCD).exists():
-        pytest.fail("etcd is not installed (scripts/setup-deps.sh installs etcd-server)")
-    c = Cluster(tmp_path, 3)
-    c.start()
-    try:
-        yield c
-    finally:
-        c.stop()
+    yield from started(tmp_path, 3)
