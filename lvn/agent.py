@@ -841,7 +841,7 @@ class Client(Agent):
         self.sources: list[str] = []  # inner sources accepted from the server (LEASE)
         self.conf = conf
         self.ctx = tls_context(conf.ca, conf.cert, conf.key, conf.crl, server=False)
-        self.rejoin = Rejoin(_valid_from(conf.cert), random.random)
+        self.rejoin = Rejoin(_valid_from(conf.cert), random.random, len(conf.server))
         self.session: ClientSession | None = None
         self.conn: TlsConn | None = None
         self.connected_at = 0.0
@@ -849,8 +849,17 @@ class Client(Agent):
         self.data_port = 0
         self.up = False
 
+    @property
+    def server(self) -> str:
+        """The server the client joins now (the next one after a failure)."""
+        return str(self.conf.server[self.rejoin.current])
+
+    @property
+    def expected_name(self) -> str:
+        return str(self.conf.expected_name(self.server))
+
     def _resolve(self) -> str:
-        infos = socket.getaddrinfo(self.conf.server, self.conf.server_port,
+        infos = socket.getaddrinfo(self.server, self.conf.server_port,
                                    type=socket.SOCK_STREAM)
         return str(infos[0][4][0])
 
@@ -897,7 +906,7 @@ class Client(Agent):
                 sock.close()
                 raise OSError(err, os.strerror(err))
         except OSError as e:
-            self._retry(f"cannot reach {self.conf.server}: {e}")
+            self._retry(f"cannot reach {self.server}: {e}")
             return
         self.conn = TlsConn(sock, self.ctx, server=False)
         self.connected_at = time.monotonic()
@@ -919,11 +928,11 @@ class Client(Agent):
         if conn.ready and self.session is None:
             names = conn.peer_names()
             cert = compat.peer_certificate(conn.conn)
-            if cert is None or not identity.matches(cert, self.conf.expected_name):
+            if cert is None or not identity.matches(cert, self.expected_name):
                 log.error("the server's certificate is for %s, not %r: refusing it "
                           "(set lvn.client.server_name if the name is right)",
                           ", ".join(sorted(map(repr, names))) or "no name",
-                          self.conf.expected_name)
+                          self.expected_name)
                 self._lost("wrong server identity")
                 return
             self.sel.modify(conn.sock, selectors.EVENT_READ, self._readable)
@@ -938,7 +947,7 @@ class Client(Agent):
     def _lost(self, why: str) -> None:
         if self.up:
             self.up = False
-            self.peer_event("down", self.conf.expected_name, self.addresses,
+            self.peer_event("down", self.expected_name, self.addresses,
                             (self.server_ip, self.data_port), 0)
         if self.conn is not None:
             try:
@@ -974,7 +983,7 @@ class Client(Agent):
                 self.rejoin.joined()
                 self.up = True
                 log.info("tunnel up to %s", self.server_ip)
-                self.peer_event("up", self.conf.expected_name, self.addresses,
+                self.peer_event("up", self.expected_name, self.addresses,
                                 (self.server_ip, self.data_port), 0)
             elif isinstance(act, session.Close):
                 self._lost(act.reason)
@@ -988,7 +997,7 @@ class Client(Agent):
         state = self.session.state if self.session is not None else "connecting"
         if self.rejoin.waiting_for_clock:
             state = "waiting for a valid clock"
-        return [replies.client_peer(self.conf.server, state, self.addresses, self.server_ip,
+        return [replies.client_peer(self.server, state, self.addresses, self.server_ip,
                                     self.data_port)]
 
     def tick(self, now: float) -> None:

@@ -65,7 +65,7 @@ class ServerConfig:
 
 @dataclass(frozen=True)
 class ClientConfig:
-    server: str
+    server: tuple[str, ...]  # joined in turn: the next one after a failure
     ca: str
     cert: str
     key: str
@@ -75,13 +75,12 @@ class ClientConfig:
     ifname: str = "lvn0"
     keepalive: int = 25
     dead_after: int = 3    # unanswered keepalives before the client rejoins
-    server_name: str | None = None  # the server certificate's name; default: server
+    server_name: str | None = None  # the servers' certificate name; default: each server
     up_hook: str | None = None
     down_hook: str | None = None
 
-    @property
-    def expected_name(self) -> str:
-        return self.server_name or self.server
+    def expected_name(self, server: str) -> str:
+        return self.server_name or server
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,9 @@ The servers' shared state (docs/servers.md) lives in etcd.  The gateway
 member, speaks JSON with base64 keys and values, and needs nothing but
 ``http.client`` here.  The clients on PyPI cost more than this file
 (docs/servers.md): etcd3 (last release 2020) brings grpcio and protobuf,
-etcd3gw requests, futurist, pbr and setuptools; OpenWrt packages none.  Several endpoints (the members of a cluster) are
-tried in turn; an endpoint that fails is tried last next time.
+etcd3gw requests, futurist, pbr and setuptools; OpenWrt packages none.
+Several endpoints (the members of a cluster) are tried in turn; an
+endpoint that fails is tried last next time.
 """
 
 from __future__ import annotations

@@ -135,7 +135,6 @@ def client_conf(typed: "schema.Typed") -> dict[str, Any]:
         raise NodeError("lvn.client.crl: the node's TLS (MicroPython's ssl) cannot check a "
                         "revocation list; remove the option (the server checks the node's "
                         "certificate against its own list) or run lvn-server's CPython agent")
-    conf["server_name"] = conf.get("server_name") or conf["server"]
     return conf
 
 
@@ -246,7 +245,7 @@ class Node:
         self.ca = pem_der(conf["ca"])
         self.cert = pem_der(conf["cert"])
         self.key = pem_der(conf["key"])
-        self.rejoin = rejoin.Rejoin(valid_from(self.cert), random.random)
+        self.rejoin = rejoin.Rejoin(valid_from(self.cert), random.random, len(conf["server"]))
         self.state_dir = conf["state_dir"]
         self.poll = select.poll()
         self.udp: socket.socket | None = None
@@ -279,7 +278,7 @@ class Node:
             node["heap_used"] = gc.mem_alloc()
             node["heap_peak"] = self.heap_peak
         return {"role": "client", "node": node, "peers": [replies.client_peer(
-            self.conf["server"], state, self.addresses, self.server_ip, self.data_port)]}
+            self.server(), state, self.addresses, self.server_ip, self.data_port)]}
 
     def write_status(self) -> None:
         st = self.status()
@@ -346,9 +345,9 @@ class Node:
         self.ca, self.cert, self.key = creds
         if self.session is not None:
             self._lost("the configuration changed")
-        self.rejoin.reset(valid_from(self.cert))
-        log("info", "configuration changed: joining " + conf["server"] + " again")
-        return {"ok": True, "changes": ["client: joining " + conf["server"] + " again"]}
+        self.rejoin.reset(valid_from(self.cert), len(conf["server"]))
+        log("info", "configuration changed: joining " + self.server() + " again")
+        return {"ok": True, "changes": ["client: joining " + self.server() + " again"]}
 
     def _device(self) -> dict[str, int]:
         dev = self.kernel.device(self.ifname)
@@ -393,16 +392,16 @@ class Node:
         answered meanwhile; the session's handshake timer ends an attempt
         that brings no LEASE."""
         try:
-            info = socket.getaddrinfo(self.conf["server"], int(self.conf["server_port"]))[0]
+            info = socket.getaddrinfo(self.server(), int(self.conf["server_port"]))[0]
             family, addr = info[0], info[-1]
             self.server_ip = _addr_text(addr)
             if self.udp is None:
                 self._attach(family)
             raw, tls = open_tls(family, addr, self.ca, (self.cert, self.key, self.conf["cert"],
                                                         self.conf["key"]),
-                                self.conf["server_name"])
+                                self.server_name())
         except (OSError, ValueError, rawnl.KernelRefused) as e:
-            self._retry("cannot reach " + self.conf["server"] + ": " + self._why(e))
+            self._retry("cannot reach " + self.server() + ": " + self._why(e))
             return
         log("info", "connecting to " + self.server_ip + " port " + str(self.conf["server_port"]))
         self.tls, self.raw, self.out = tls, raw, b""
@@ -419,7 +418,7 @@ class Node:
         why = _reason(e)
         if "CN" in why or "Common Name" in why:  # mbedTLS's name check
             log("error", "the server's certificate is not for " +
-                repr(self.conf["server_name"]) + ": refusing it (set "
+                repr(self.server_name()) + ": refusing it (set "
                 "lvn.client.server_name if the name is right; " + why + ")")
             why = "wrong server identity"
         return why
@@ -444,6 +443,13 @@ class Node:
         if self.raw is not None:
             more = not self.tcp_up or (self.tls_up and self.out)
             self.poll.modify(self.raw, select.POLLIN | (select.POLLOUT if more else 0))
+
+    def server(self) -> str:
+        """The server the node joins now (the next one after a failure)."""
+        return str(self.conf["server"][self.rejoin.current])
+
+    def server_name(self) -> str:
+        return str(self.conf.get("server_name") or self.server())
 
     def _retry(self, why: str) -> None:
         delay = self.rejoin.failed(self.clock())
@@ -480,7 +486,7 @@ class Node:
     def _hook(self, event: str) -> None:
         script = self.conf.get(event + "_hook")
         if script:
-            run_hook(script, hook_env(event, "client", self.ifname, self.conf["server_name"],
+            run_hook(script, hook_env(event, "client", self.ifname, self.server_name(),
                                       self.addresses, (self.server_ip, self.data_port), 0))
 
     def _lost(self, why: str) -> None:
@@ -672,7 +678,7 @@ def validate(path: str) -> int:
         conf = client_conf(typed)
         for k in ("ca", "cert", "key"):
             pem_der(conf[k])
-        what = "client of " + conf["server"] + ", " + what
+        what = "client of " + ", ".join(conf["server"]) + ", " + what
     elif agent.get("enabled") and agent.get("role") == "server":
         what = "the server role needs lvn-server, " + what
     print(path + ": valid (" + what + ")")
@@ -796,7 +802,7 @@ def main(argv: list[str]) -> int:
         # OpenWrt's micropython has ffi: this is another build
         log("warning", "running with all of root's capabilities: cannot drop them: "
             + _reason(e))
-    log("info", "client " + conf["ifname"] + " for " + conf["server"])
+    log("info", "client " + conf["ifname"] + " for " + ", ".join(conf["server"]))
     node.run()
     return 0
 

@@ -30,12 +30,14 @@ class Rejoin:
     failed or a session ended; ``joined()`` once the tunnel is up.  ``now``
     is a monotonic clock, ``wall`` the Unix time."""
 
-    def __init__(self, valid_from: float, rand: "Callable[[], float]") -> None:
+    def __init__(self, valid_from: float, rand: "Callable[[], float]", servers: int = 1) -> None:
         self.valid_from = valid_from  # the certificate's start (Unix time)
         self.rand = rand              # uniform in [0, 1)
         self.backoff = BACKOFF_MIN
         self.retry_at = 0.0
         self.waiting_for_clock = False
+        self.servers = servers        # how many servers the client may join
+        self.current = 0              # the index of the one it joins next
 
     def failed(self, now: float) -> float:
         """The next try in BACKOFF (doubling from 1 s to 60 s) plus up to
@@ -44,15 +46,19 @@ class Rejoin:
         delay = self.backoff + self.rand() * self.backoff / 2
         self.retry_at = now + delay
         self.backoff = min(self.backoff * 2, BACKOFF_MAX)
+        # failover: the next try goes to the next server of the list
+        self.current = (self.current + 1) % self.servers
         return delay
 
     def joined(self) -> None:
         self.backoff = BACKOFF_MIN
 
-    def reset(self, valid_from: float) -> None:
-        """A new configuration (maybe a new certificate): join at once."""
+    def reset(self, valid_from: float, servers: int = 1) -> None:
+        """A new configuration (maybe a new certificate): join the first
+        server at once."""
         self.valid_from = valid_from
         self.backoff, self.retry_at = BACKOFF_MIN, 0.0
+        self.servers, self.current = servers, 0
 
     def due(self, now: float, wall: float) -> "tuple[bool, str]":
         """Whether to connect now, and a line to log ("" for none)."""

@@ -286,7 +286,7 @@ SCHEMA = {
         "etcd_prefix": _opt(_etcd_prefix, "/lvn"),
     },
     "client": {
-        "server": _opt(_host),
+        "server": _opt(_host, is_list=True),
         "server_port": _opt(_PORT, str(DEFAULT_PORT)),
         "data_port": _opt(_ANY_PORT, "0"),
         "ifname": _opt(parse_ifname, "lvn0"),

@@ -361,6 +361,22 @@ def rejoin_backoff_and_clock_gate() -> bool:
 
 
 @check
+def rejoin_fails_over_to_the_next_server() -> bool:
+    r = rejoin.Rejoin(0.0, lambda: 0.0, servers=3)
+    order = [r.current]
+    for _ in range(4):   # a failed join or a lost session: the next server
+        r.failed(0.0)
+        order.append(r.current)
+    ok = order == [0, 1, 2, 0, 1]
+    r.joined()           # staying up keeps the server it is on
+    ok = ok and r.current == 1
+    r.reset(0.0, 2)      # a new configuration starts at its first server
+    one = rejoin.Rejoin(0.0, lambda: 0.0)
+    one.failed(0.0)
+    return ok and (r.current, r.servers) == (0, 2) and one.current == 0
+
+
+@check
 def session_misuse_is_a_local_error() -> bool:
     client = session.ClientSession(0.0, ["ipv4"])
     client.start()
