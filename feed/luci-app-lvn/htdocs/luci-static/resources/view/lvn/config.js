@@ -74,10 +74,21 @@ return view.extend({
 		  [ 'pool6', _('IPv6 pool') ], [ 'mtu', _('MTU') ], [ 'keepalive', _('Keepalive (s)') ],
 		  [ 'idle_timeout', _('Idle timeout (s)') ],
 		  [ 'lease_ttl', _('Addresses kept for absent nodes (days, 0: forever)') ] ].forEach(function(x) { text(s, x[0], x[1]); });
+		o = s.option(form.ListValue, 'lease_store', _('Leases'),
+			_('etcd: shared by several servers, so that a node keeps its addresses on any of them'));
+		o.value('file', _('file (one server)'));
+		o.value('etcd', 'etcd');
+		o.default = 'file';
+		o = s.option(form.DynamicList, 'etcd', _('etcd endpoints'), 'http://host:port');
+		o.depends('lease_store', 'etcd');
+		text(s, 'etcd_prefix', _('etcd key prefix'), null, '/lvn').depends('lease_store', 'etcd');
 
 		s = m.section(form.NamedSection, 'client', 'client', _('Client role'));
 		s.addremove = true;
-		[ [ 'server', _('Server') ], [ 'server_name', _('Server certificate name') ],
+		o = s.option(form.DynamicList, 'server', _('Servers'),
+			_('Joined in turn: the next one after a failed join or a lost session'));
+		o.datatype = DATATYPES.server;
+		[ [ 'server_name', _('Server certificate name') ],
 		  [ 'server_port', _('Server port') ], [ 'data_port', _('Data port (UDP)') ],
 		  [ 'ifname', _('Device') ], [ 'ca', _('CA certificate') ], [ 'cert', _('Certificate') ],
 		  [ 'key', _('Private key') ], [ 'crl', _('Revocation list') ],
