@@ -156,7 +156,9 @@ class Browser:
               expect_session: bool = True) -> None:
         """Log in on the page at path: LuCI answers it with its login form
         and, once logged in, with the page itself."""
-        self.d.delete_all_cookies()
+        # every site's cookies: selenium's delete_all_cookies() deletes only
+        # the current page's (none on the blank page an earlier test left)
+        self.d.execute_cdp_cmd("Network.clearBrowserCookies", {})
         self.open(path)
         self.css("#luci_username").clear()
         self.css("#luci_username").send_keys(user)

@@ -1,0 +1,169 @@
+"""Several servers sharing their leases in etcd (docs/servers.md): a CPython
+client and a MicroPython node list two servers; the first loses power (no
+FIN: its namespace drops everything); both clients move to the second
+within the liveness bound and keep their overlay addresses.
+
+etcd (Debian's etcd-server) runs in a namespace of its own, reachable by
+both servers.  The times measured are printed (pytest -s, and the log of a
+failure)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lvn.etcd import Etcd, EtcdUnavailable
+
+from .netns import Netns, scaled, veth, wait_for
+from .test_agent import Agents, agents, overlay4, site_pki  # noqa: F401
+from .test_faults import blackhole, pings
+
+pytestmark = pytest.mark.oldest
+
+KEEPALIVE, DEAD_AFTER = 2, 3
+
+SERVER_CONF = f"""
+config agent 'agent'
+	option enabled '1'
+	option role 'server'
+	option state_dir '{{state}}'
+config server 'server'
+	option ca '{{pki}}/ca.pem'
+	option cert '{{pki}}/issued/srv.pem'
+	option key '{{pki}}/issued/srv.key'
+	option pool4 '10.77.0.0/24'
+	option pool6 'fd77::/64'
+	option keepalive '{KEEPALIVE}'
+	option idle_timeout '30'
+	option lease_store 'etcd'
+	list etcd '{{etcd}}'
+"""
+
+CLIENT_CONF = f"""
+config agent 'agent'
+	option enabled '1'
+	option role 'client'
+	option state_dir '{{state}}'
+config client 'client'
+	list server '{{first}}'
+	list server '{{second}}'
+	option server_name 'srv'
+	option ca '{{pki}}/ca.pem'
+	option cert '{{pki}}/issued/{{name}}.pem'
+	option key '{{pki}}/issued/{{name}}.key'
+	option dead_after '{DEAD_AFTER}'
+"""
+
+
+class EtcdMember:
+    """etcd in a namespace of its own: 10.93.0.1 towards server 1, 10.94.0.1
+    towards server 2 (the servers' links are made by the test)."""
+
+    def __init__(self, ns: Netns, data: Path) -> None:
+        self.ns, self.data = ns, data
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.client = Etcd(["http://10.93.0.1:2379"])
+
+    def start(self) -> None:
+        urls = "http://10.93.0.1:2379,http://10.94.0.1:2379"
+        with open(self.data.with_suffix(".log"), "ab") as log:
+            self.proc = self.ns.popen(
+                shutil.which("etcd") or "etcd", "--name", "e", "--data-dir", str(self.data),
+                "--listen-client-urls", urls, "--advertise-client-urls", urls,
+                "--listen-peer-urls", "http://127.0.0.1:2380",
+                "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
+                "--initial-cluster", "e=http://127.0.0.1:2380", stdout=log, stderr=log)
+        with self.ns.entered():
+            wait_for(self.answers, 120, "etcd to answer")
+
+    def answers(self) -> bool:
+        try:
+            self.client.put("/ready", "1")
+            return True
+        except EtcdUnavailable:
+            return False
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=scaled(30))
+
+
+@pytest.fixture
+def etcd_member(netns: type[Netns], tmp_path: Path) -> Iterator[EtcdMember]:
+    if shutil.which("etcd") is None:
+        pytest.fail("etcd is not installed (scripts/setup-deps.sh installs etcd-server)")
+    m = EtcdMember(netns(), tmp_path / "etcd")
+    try:
+        yield m
+    finally:
+        m.stop()
+
+
+def test_failover_to_the_second_server_keeps_the_addresses(
+        netns: type[Netns], agents: Agents, etcd_member: EtcdMember,  # noqa: F811
+        tmp_path: Path) -> None:
+    e = etcd_member.ns
+    s1, s2, c, n = netns(), netns(), netns(), netns()
+    for i, s in ((1, s1), (2, s2)):
+        veth(s, e, "ul9", f"e{i}")
+        e.ip("addr", "add", f"10.9{2 + i}.0.1/24", "dev", f"e{i}")
+        s.ip("addr", "add", f"10.9{2 + i}.0.2/24", "dev", "ul9")
+        # the CPython client on 10.91/10.92, the node on 10.95/10.96
+        veth(s, c, "ul0", f"u{i}")
+        s.ip("addr", "add", f"10.9{i}.0.1/24", "dev", "ul0")
+        c.ip("addr", "add", f"10.9{i}.0.2/24", "dev", f"u{i}")
+        veth(s, n, "ul1", f"u{i}")
+        s.ip("addr", "add", f"10.9{4 + i}.0.1/24", "dev", "ul1")
+        n.ip("addr", "add", f"10.9{4 + i}.0.2/24", "dev", f"u{i}")
+    etcd_member.start()
+    etcd = etcd_member.client
+
+    ca = site_pki(tmp_path, "node-c", "node-n")
+    for i, s in ((1, s1), (2, s2)):
+        agents.start(f"srv{i}", s, SERVER_CONF.format(
+            state=tmp_path / f"srv{i}-state", pki=ca, etcd=f"http://10.9{2 + i}.0.1:2379"))
+    agents.start("c", c, CLIENT_CONF.format(state=tmp_path / "c" / "state", pki=ca,
+                                            name="node-c", first="10.91.0.1",
+                                            second="10.92.0.1"))
+    agents.start("n", n, CLIENT_CONF.format(state=tmp_path / "n" / "state", pki=ca,
+                                            name="node-n", first="10.95.0.1",
+                                            second="10.96.0.1"), micropython=True)
+    wait_for(lambda: overlay4(c) is not None and overlay4(n) is not None, 300,
+             "both clients to join the first server")
+    addr_c, addr_n = overlay4(c), overlay4(n)
+    assert addr_c != addr_n
+    assert agents.log("srv1").count("tunnel up") == 2 and "tunnel up" not in agents.log("srv2")
+    assert pings(c) and pings(n)
+    # the leases are in etcd, one address each
+    with e.entered():
+        leases = {kv.key.rpartition("/")[2]: json.loads(kv.value)
+                  for kv in etcd.get_prefix("/lvn/lease/")}
+    assert {k: v[0].split("/")[0] for k, v in leases.items()} == {"node-c": addr_c,
+                                                                  "node-n": addr_n}
+
+    # server 1 loses power: no FIN, no RST, nothing answers
+    blackhole(s1, True)
+    lost = time.monotonic()
+    moved: dict[str, float] = {}
+
+    def on_second() -> bool:
+        log = agents.log("srv2")
+        for who in ("node-c", "node-n"):
+            if who not in moved and f"authenticated as '{who}'" in log:
+                moved[who] = time.monotonic() - lost
+        return len(moved) == 2 and log.count("tunnel up") >= 2
+
+    wait_for(on_second, 300, "both clients on the second server")
+    wait_for(lambda: pings(c) and pings(n), 60, "traffic through the second server")
+    print(f"failover after server 1 fell silent (keepalive {KEEPALIVE} s, dead_after "
+          f"{DEAD_AFTER}): CPython client {moved['node-c']:.1f} s, node {moved['node-n']:.1f} s")
+    assert overlay4(c) == addr_c and overlay4(n) == addr_n
+    assert "answered none of the last" in agents.log("c")
+
