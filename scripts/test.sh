@@ -28,7 +28,6 @@ read -r -a series <<<"${LVN_KERNELS:-6.1 6.12}"
 newest=${series[${#series[@]}-1]}
 older=("${series[@]:0:${#series[@]}-1}")
 older_pid=
-newest_pid=
 if [ ${#older[@]} -gt 0 ]; then
 	stage "VM stage, older kernels (${older[*]}), beside the host stages (build/vm/older.log)"
 	mkdir -p build/vm
@@ -72,35 +71,20 @@ scripts/owrt-feed.sh
 stage "OpenWrt userland: the host tests of both"
 .venv/bin/python -m pytest -p no:cacheprovider -q -rs tests/owrt --junitxml=build/junit/owrt.xml
 
-# The newest kernel's VM starts when the host stages are done, beside the
-# older one's: a guest's CPUs were busy about half the time (its scenarios
-# wait on agents and timers; vm/guest-pytest.sh prints the figure), so two
-# guests share the host's cores.  Its console goes to build/vm/newest.log.
+if [ -n "$older_pid" ]; then
+	wait "$older_pid" || true
+	older_pid=
+	stage "VM stage, older kernels (${older[*]}): its console"
+	cat build/vm/older.log
+	if [ "$(cat build/vm/older.rc 2>/dev/null)" != 0 ]; then
+		echo "VM stage FAILED on ${older[*]}" >&2
+		exit 1
+	fi
+fi
+stage "VM stage, newest kernel ($newest)"
 marks="not long"
 [ ${#older[@]} -eq 0 ] || marks="not long and not oldest"
-stage "VM stage, newest kernel ($newest), beside the older ones (build/vm/newest.log)"
-mkdir -p build/vm
-rm -f build/vm/newest.rc
-# shellcheck disable=SC2016 # expanded by the inner bash
-setsid bash -c 'rc=0; LVN_KERNELS="$1" LVN_MARKS="$2" scripts/test-vm.sh >build/vm/newest.log 2>&1 \
-	|| rc=$?; echo "$rc" >build/vm/newest.rc' _ "$newest" "$marks" &
-newest_pid=$!
-trap '[ -z "$older_pid" ] || kill -- "-$older_pid" 2>/dev/null; [ -z "$newest_pid" ] || kill -- "-$newest_pid" 2>/dev/null || true' EXIT
-
-failed=()
-for part in older newest; do
-	pid_var=${part}_pid
-	[ -n "${!pid_var}" ] || continue
-	wait "${!pid_var}" || true
-	printf -v "$pid_var" '%s' ""
-	stage "VM stage, $part kernel: its console"
-	cat "build/vm/$part.log"
-	[ "$(cat "build/vm/$part.rc" 2>/dev/null)" = 0 ] || failed+=("$part")
-done
-if [ ${#failed[@]} -gt 0 ]; then
-	echo "VM stage FAILED on the ${failed[*]} kernel's VM" >&2
-	exit 1
-fi
+LVN_KERNELS=$newest LVN_MARKS=$marks scripts/test-vm.sh
 
 stage "tests per component"
 reports=(host=build/junit/unit.xml "host (OpenWrt 24.10 versions)=build/junit/unit-floor.xml"
