@@ -14,7 +14,7 @@ import sys
 from lvn.netlink import Ipudp
 
 from .conftest import OVERLAY4, OVERLAY6, build_pair
-from .netns import Netns, scaled
+from .netns import Netns, scaled, wait_for
 
 # make test: 150 rounds per kernel (about 2 minutes under TCG); make
 # test-stress: 1,000 (LVN_TEARDOWN_ROUNDS)
@@ -44,6 +44,10 @@ def test_delete_and_recreate_under_receive_flood(netns: type[Netns]) -> None:
                 k.add_device("lvn0")
                 k.set_tunnel("lvn0", b.underlay, local=a.underlay)
                 k.set_link("lvn0", up=True)
+            # the last device receives the flood: receive is live (the
+            # flood's senders, starved on a busy host, may take a while)
+            wait_for(lambda: k.device("lvn0").tunnels[0].stats.rx_packets > 0, 60,
+                     "the last device to receive the flood")
             received = k.device("lvn0").tunnels[0].stats.rx_packets
             for f in floods:
                 assert f.poll() is None, f.stderr.read() if f.stderr else ""
