@@ -21,29 +21,15 @@ import pytest
 from lvn.etcd import Etcd, EtcdUnavailable
 
 from .netns import Netns, scaled, veth, wait_for
-from .test_agent import Agents, agents, overlay4, site_pki  # noqa: F401
+from .test_agent import SERVER_CONF, Agents, agents, overlay4, site_pki  # noqa: F401
 from .test_faults import blackhole, pings
 
 pytestmark = pytest.mark.oldest
 
-KEEPALIVE, DEAD_AFTER = 2, 3
+KEEPALIVE, DEAD_AFTER = 2, 3  # test_agent's server asks for 2 s keepalives
 
-SERVER_CONF = f"""
-config agent 'agent'
-	option enabled '1'
-	option role 'server'
-	option state_dir '{{state}}'
-config server 'server'
-	option ca '{{pki}}/ca.pem'
-	option cert '{{pki}}/issued/srv.pem'
-	option key '{{pki}}/issued/srv.key'
-	option pool4 '10.77.0.0/24'
-	option pool6 'fd77::/64'
-	option keepalive '{KEEPALIVE}'
-	option idle_timeout '30'
-	option lease_store 'etcd'
-	list etcd '{{etcd}}'
-"""
+# test_agent's server, its leases in etcd
+ETCD_LEASES = "\toption lease_store 'etcd'\n\tlist etcd '{etcd}'\n"
 
 CLIENT_CONF = f"""
 config agent 'agent'
@@ -128,7 +114,8 @@ def test_failover_to_the_second_server_keeps_the_addresses(
     ca = site_pki(tmp_path, "node-c", "node-n")
     for i, s in ((1, s1), (2, s2)):
         agents.start(f"srv{i}", s, SERVER_CONF.format(
-            state=tmp_path / f"srv{i}-state", pki=ca, etcd=f"http://10.9{2 + i}.0.1:2379"))
+            state=tmp_path / f"srv{i}-state", pki=ca,
+            extra=ETCD_LEASES.format(etcd=f"http://10.9{2 + i}.0.1:2379")))
     # both listening before the clients start (a client refused by the
     # first moves on to the second: that is the failover itself)
     wait_for(lambda: all("lvn service running" in agents.log(f"srv{i}") for i in (1, 2)),
