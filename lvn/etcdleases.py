@@ -40,8 +40,7 @@ class EtcdLeases(Pools):
         super().__init__(pool4, pool6, reserved)
         self.etcd = store
         self.prefix = prefix.rstrip("/") + "/"
-        # the leases this server handed out or read: what it serves from
-        # while etcd is away
+        # the leases this server handed out or read (its status shows them)
         self.table: dict[str, list[str]] = {}
         self.taken_read = False
 
@@ -146,9 +145,15 @@ class EtcdLeases(Pools):
                 if name not in seen:
                     self.touch(name, wall)
                 elif name not in active and wall - seen[name] > ttl:
-                    self.release(name)
+                    try:
+                        self.release(name)
+                    except EtcdUnavailable:
+                        raise
+                    except LvnError as e:  # a malformed lease: the others still go
+                        log.warning("releasing the lease of %r: %s", name, e)
+                        continue
                     gone.append(name)
             return gone
-        except (EtcdUnavailable, LeasesUnavailable) as e:
+        except EtcdUnavailable as e:
             log.warning("looking for expired leases: %s (again at the next check)", e)
             return []

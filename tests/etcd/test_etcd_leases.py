@@ -188,6 +188,14 @@ def test_garbage_in_etcd_is_named(cluster1: Cluster) -> None:
     with pytest.raises(LvnError, match=f"etcd key {PREFIX}/lease/bad: not a list of addresses"):
         leases.lease("bad")
     assert leases.lease("good") == ["10.77.0.2/24"]
+    # the TTL pass: the malformed lease is logged and left, the others expire
+    # (it raised out of the pass, which runs in the server's loop)
+    leases.lease("departed")
+    for name in ("bad", "departed"):
+        Etcd(cluster1.endpoints).put(f"{PREFIX}/seen/{name}", "0.0")
+    assert leases.expire(1000.0, 60.0, {"good"}) == ["departed"]
+    owners = Etcd(cluster1.endpoints).get_prefix(f"{PREFIX}/addr/")
+    assert {kv.value for kv in owners} == {"good"}
 
 
 def test_unreachable_and_misconfigured_endpoints(tmp_path: Path) -> None:
