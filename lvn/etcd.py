@@ -68,11 +68,6 @@ def unchanged(kv: KeyValue | None, key: str) -> dict[str, Any]:
             "mod_revision": str(kv.mod_revision)}
 
 
-def holds(key: str, value: str) -> dict[str, Any]:
-    """The key holds ``value``."""
-    return {"key": _b64(key), "target": "VALUE", "result": "EQUAL", "value": _b64(value)}
-
-
 def put(key: str, value: str) -> dict[str, Any]:
     return {"request_put": {"key": _b64(key), "value": _b64(value)}}
 
@@ -125,11 +120,9 @@ class Etcd:
     def put(self, key: str, value: str) -> None:
         self._post("/v3/kv/put", {"key": _b64(key), "value": _b64(value)})
 
-    def txn(self, compare: list[dict[str, Any]], success: list[dict[str, Any]],
-            failure: list[dict[str, Any]] | None = None) -> bool:
+    def txn(self, compare: list[dict[str, Any]], success: list[dict[str, Any]]) -> bool:
         """Whether every comparison held (and ``success`` was applied)."""
-        answer = self._post("/v3/kv/txn", {"compare": compare, "success": success,
-                                           "failure": failure or []})
+        answer = self._post("/v3/kv/txn", {"compare": compare, "success": success})
         return bool(answer.get("succeeded", False))
 
 
