@@ -765,7 +765,9 @@ def node_idle(d: Path) -> dict[str, Any]:
 # OpenWrt's own MicroPython builds (scripts/setup-deps.sh; tests/upy.py):
 # 24.10's 1.23.0, and main's 1.28.0 without its TLS-breaking define
 NODE_RUNTIMES = {"1.23.0": "host-mbedtls", "1.28.0": "host-mbedtls-nocfgdefine"}
-NODE_HEAPS = ("1M", "256K", "192K", "160K")
+# the OpenWrt release whose package (byte code by its own mpy-cross) each runs
+NODE_PACKAGES = {"1.23.0": "24.10", "1.28.0": "main"}
+NODE_HEAPS = ("1M", "256K", "192K", "160K", "128K")
 
 
 def _memory(pid: int) -> dict[str, int]:
@@ -788,6 +790,13 @@ def node_memory(d: Path) -> dict[str, Any]:
         if not binary.exists():
             out["runs"].append({"release": release, "error": f"{binary} not built"})
             continue
+        # the code as the package installs it: .mpy byte code (from source
+        # when OpenWrt's build of the feed has not run)
+        ipk = ROOT / "build" / "owrt-feed" / NODE_PACKAGES[release] / "ipk" / "lvn_0.1.0-r1_all.ipk"
+        code, code_path = "source", str(ROOT)
+        if ipk.exists():
+            code, code_path = "mpy", str(_unpack_data(ipk, d / f"pkg-{release}") /
+                                         "usr" / "lib" / "lvn" / "mpy")
         for heap in NODE_HEAPS:
             run = d / f"node-{release}-{heap}"
             run.mkdir()
@@ -798,9 +807,9 @@ def node_memory(d: Path) -> dict[str, Any]:
             node = subprocess.Popen(["ip", "netns", "exec", B, str(binary), "-X",
                                      f"heapsize={heap}", "-m", "lvn.node", "--control", control,
                                      str(conf)],
-                                    env=dict(os.environ, MICROPYPATH=f".frozen:{ROOT}"),
+                                    env=dict(os.environ, MICROPYPATH=f".frozen:{code_path}"),
                                     stdout=log, stderr=log)
-            row: dict[str, Any] = {"release": release, "heap": heap}
+            row: dict[str, Any] = {"release": release, "heap": heap, "code": code}
             try:
                 row["joined"] = _joins(run / "log", node, 1)
                 if row["joined"]:
@@ -836,19 +845,39 @@ def _joins(log: Path, node: subprocess.Popen[bytes], n: int) -> bool:
     return True
 
 
+def _ipk_member(ipk: Path, name: str) -> bytes:
+    """One member of an ipk (a tar.gz of tar.gz files) built by OpenWrt's rules."""
+    import tarfile
+
+    with tarfile.open(ipk) as outer:
+        member = outer.extractfile(name)
+        assert member is not None
+        return member.read()
+
+
 def _installed_size(ipk: Path) -> int:
     """The Installed-Size field of an ipk built by OpenWrt's rules."""
     import io
     import tarfile
 
-    with tarfile.open(ipk) as outer:
-        member = outer.extractfile("./control.tar.gz")
-        assert member is not None
-        with tarfile.open(fileobj=io.BytesIO(member.read())) as ctrl:
-            control = ctrl.extractfile("./control")
-            assert control is not None
-            text = control.read().decode()
+    with tarfile.open(fileobj=io.BytesIO(_ipk_member(ipk, "./control.tar.gz"))) as ctrl:
+        control = ctrl.extractfile("./control")
+        assert control is not None
+        text = control.read().decode()
     return int(re.search(r"^Installed-Size: (\d+)", text, re.M).group(1))  # type: ignore[union-attr]
+
+
+def _unpack_data(ipk: Path, root: Path) -> Path:
+    """The files an ipk installs, unpacked under ``root``."""
+    import io
+    import tarfile
+
+    with tarfile.open(fileobj=io.BytesIO(_ipk_member(ipk, "./data.tar.gz"))) as data:
+        if hasattr(tarfile, "data_filter"):  # 3.11.4 on; and the default from 3.14
+            data.extractall(root, filter="data")
+        else:
+            data.extractall(root)  # noqa: S202 (our own package)
+    return root
 
 
 def control_plane(counts: list[int]) -> dict[str, Any]:
