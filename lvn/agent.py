@@ -27,6 +27,7 @@ from OpenSSL import SSL, crypto
 
 from . import compat, crl, datagram, identity, messages, replies, session, static
 from .config import ClientConfig, ServerConfig
+from .crlshare import CrlShare
 from .errors import LvnError
 from .etcd import Etcd
 from .etcdleases import EtcdLeases
@@ -401,9 +402,12 @@ class Server(Agent):
         self.serial_of: dict[str, int] = {}  # identity -> its certificate's serial
         self.next_lease_check = 0.0
         self.leases: Leases | EtcdLeases
+        self.crl_share: CrlShare | None = None
         if conf.lease_store == "etcd":
             # shared with the other servers (docs/servers.md)
             self.leases = EtcdLeases(Etcd(conf.etcd), conf.etcd_prefix, conf.pool4, conf.pool6)
+            if conf.crl:  # and the revocation list (read from its file as without etcd)
+                self.crl_share = CrlShare(Etcd(conf.etcd), conf.etcd_prefix, conf.crl, conf.ca)
         else:
             self.leases = Leases(Path(state_dir) / "leases.json", conf.pool4, conf.pool6)
         self.sessions: dict[bytes, tuple[ServerSession, TlsConn, str]] = {}
@@ -412,6 +416,8 @@ class Server(Agent):
         self.detached = DetachedTunnels(conf.idle_timeout)
         self.rules = RuleBook()  # which tunnel owns which prefix, as in the kernel
         self._setup()
+        if self.crl_share is not None:
+            self.crl_share.start()
 
     def _setup(self) -> None:
         k, ifname = self.kernel, self.conf.ifname
@@ -822,6 +828,8 @@ class Server(Agent):
         log.info("reloaded in place: %s", ", ".join(sorted(changed)) or "nothing changed")
 
     def close(self) -> None:
+        if self.crl_share is not None:
+            self.crl_share.stop()
         for _, conn, _ in list(self.sessions.values()):
             conn.close()
         for conn in list(self.pending):

@@ -35,6 +35,14 @@ def peer_certificate(conn: SSL.Connection) -> x509.Certificate | None:
     return cert.to_cryptography() if cert is not None else None
 
 
+def crl_last_update(crl: x509.CertificateRevocationList) -> dt.datetime:
+    """When a CRL was issued, timezone-aware UTC (``last_update_utc`` is
+    cryptography >= 42)."""
+    if hasattr(crl, "last_update_utc"):
+        return crl.last_update_utc
+    return crl.last_update.replace(tzinfo=dt.UTC)
+
+
 def crl_next_update(crl: x509.CertificateRevocationList) -> dt.datetime | None:
     """A CRL's next update, timezone-aware UTC (``next_update_utc`` is
     cryptography >= 42)."""

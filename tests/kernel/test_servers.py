@@ -1,7 +1,10 @@
 """Several servers sharing their leases in etcd (docs/servers.md): a CPython
 client and a MicroPython node list two servers; the first loses power (no
 FIN: its namespace drops everything); both clients move to the second
-within the liveness bound and keep their overlay addresses.
+within the liveness bound and keep their overlay addresses.  Then
+server 1 answers again and the node's certificate is revoked by copying
+the new list to server 1 alone: through etcd it reaches server 2, which
+ends the node's session there.
 
 etcd (Debian's etcd-server) runs in a namespace of its own, reachable by
 both servers.  The times measured are printed (pytest -s, and the log of a
@@ -18,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from lvn import pki
 from lvn.etcd import Etcd, EtcdUnavailable
 
 from .netns import Netns, scaled, veth, wait_for
@@ -112,10 +116,13 @@ def test_failover_to_the_second_server_keeps_the_addresses(
     etcd = etcd_member.client
 
     ca = site_pki(tmp_path, "node-c", "node-n")
+    crls = {i: tmp_path / f"srv{i}-crl.pem" for i in (1, 2)}  # each server its own copy
     for i, s in ((1, s1), (2, s2)):
+        shutil.copy(ca / "crl.pem", crls[i])
         agents.start(f"srv{i}", s, SERVER_CONF.format(
             state=tmp_path / f"srv{i}-state", pki=ca,
-            extra=ETCD_LEASES.format(etcd=f"http://10.9{2 + i}.0.1:2379")))
+            extra=ETCD_LEASES.format(etcd=f"http://10.9{2 + i}.0.1:2379")
+        ).replace(f"'{ca}/crl.pem'", f"'{crls[i]}'"))
     # both listening before the clients start (a client refused by the
     # first moves on to the second: that is the failover itself)
     wait_for(lambda: all("lvn service running" in agents.log(f"srv{i}") for i in (1, 2)),
@@ -160,3 +167,18 @@ def test_failover_to_the_second_server_keeps_the_addresses(
     assert overlay4(c) == addr_c and overlay4(n) == addr_n
     assert "answered none of the last" in agents.log("c")
 
+    # server 1 answers again; the node's certificate is revoked, and the
+    # new list copied to server 1 only: server 2 gets it through etcd and
+    # ends the node's session; the CPython client goes on
+    blackhole(s1, False)
+    pki.revoke(ca, "node-n")
+    shutil.copy(ca / "crl.pem", crls[1])
+    copied = time.monotonic()
+    wait_for(lambda: "'node-n': certificate revoked" in agents.log("srv2"), 120,
+             "server 2 to end the revoked node's session")
+    revoked_s = time.monotonic() - copied
+    print(f"a revocation copied to server 1 ended the session on server 2 in {revoked_s:.1f} s")
+    record_property("revocation_other_server_s", round(revoked_s, 1))
+    assert crls[2].read_bytes() == crls[1].read_bytes()
+    assert "published to etcd" in agents.log("srv1")
+    assert pings(c)
