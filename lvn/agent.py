@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from cryptography import x509
 from OpenSSL import SSL, crypto
 
-from . import compat, crl, datagram, identity, messages, replies, session, static
+from . import compat, crl, datagram, drain, identity, messages, replies, session, static
 from .config import ClientConfig, ServerConfig
 from .crlshare import CrlShare
 from .errors import LvnError
@@ -381,7 +381,7 @@ class Agent:
 class Server(Agent):
     role = "server"
     LIVE_OPTIONS = frozenset({"mtu", "keepalive", "idle_timeout", "conn_rate", "conn_burst",
-                              "up_hook", "down_hook", "lease_ttl"})
+                              "up_hook", "down_hook", "lease_ttl", "drain_rate"})
 
     def __init__(self, conf: ServerConfig, kernel: Ipudp, state_dir: str) -> None:
         super().__init__(kernel, state_dir, conf.ifname, conf.up_hook, conf.down_hook)
@@ -415,6 +415,7 @@ class Server(Agent):
         # clients whose control channel is gone: their tunnel lives until idle
         self.detached = DetachedTunnels(conf.idle_timeout)
         self.rules = RuleBook()  # which tunnel owns which prefix, as in the kernel
+        self.drain = drain.Drain()
         self._setup()
         if self.crl_share is not None:
             self.crl_share.start()
@@ -537,6 +538,12 @@ class Server(Agent):
             except ValueError as e:
                 log.warning("%s: certificate refused: %s", peer, e)
                 self._drop(conn, holder)
+                return
+            if self.drain.on:
+                log.info("%r (%s): draining: sent to another server", name, peer)
+                conn.send(messages.encode(messages.Error(drain.CODE, drain.TEXT)))
+                conn.flush()
+                self._close_conn(conn)
                 return
             self.serial_of[name] = cert.serial_number
             sid = os.urandom(datagram.SESSION_SIZE)
@@ -736,7 +743,35 @@ class Server(Agent):
         st = super().status()
         warn = crl.warning(self.crl, time.time()) if self.crl is not None else None
         st["warnings"] = [warn] if warn else []
+        if self.drain.on:
+            st["warnings"].append(
+                f"draining: new clients are refused, {len(self.sessions)} connected "
+                f"client(s) leave at {self.drain.rate:g}/s ({self.drain.moved} gone); "
+                "'lvn server undrain' ends it")
+        st["draining"] = self.drain.on
         return st
+
+    def set_draining(self, on: bool, rate: int | None = None) -> dict[str, Any]:
+        """Begin or end a drain (``lvn server drain``/``undrain``, ubus)."""
+        if on:
+            self.drain.start(rate or self.conf.drain_rate, time.monotonic())
+            log.info("draining at %g client(s)/s: %d connected", self.drain.rate,
+                     len(self.sessions))
+        elif self.drain.on:
+            self.drain.stop()
+            log.info("drain ended: %d client(s) sent away; joins welcome again",
+                     self.drain.moved)
+        return {"draining": self.drain.on, "rate": self.drain.rate,
+                "clients": len(self.sessions), "moved": self.drain.moved}
+
+    def _drain_some(self, now: float) -> None:
+        for s, conn, name in list(self.sessions.values())[:self.drain.due(now, len(self.sessions))]:
+            log.info("%r: draining: sent to another server", name)
+            try:
+                conn.send(messages.encode(messages.Error(drain.CODE, drain.TEXT)))
+                conn.flush()
+            finally:
+                self._end_session(s, conn, name)
 
     def _check_crl(self, now: float, force: bool = False) -> None:
         """Read the revocation list again when its file changed (or ``force``:
@@ -793,6 +828,7 @@ class Server(Agent):
     def tick(self, now: float) -> None:
         self._check_crl(now)
         self._expire_leases(now)
+        self._drain_some(now)
         if self.source_cap < MAX_PENDING_PER_SOURCE and now - self.shed_at > SHED_FOR:
             self.source_cap = MAX_PENDING_PER_SOURCE
         if self.accept_paused:

@@ -224,6 +224,18 @@ def build_parser() -> argparse.ArgumentParser:
     app.add_argument("--flush", action="store_true",
                      help="remove every device an earlier apply created")
 
+    srv = sub.add_parser("server", help="a running server: drain it before maintenance, "
+                                        "undrain it after")
+    ssub = srv.add_subparsers(dest="action", required=True, metavar="ACTION")
+    s_drain = ssub.add_parser("drain", help="refuse new clients and send the connected ones "
+                                            "to other servers, RATE a second")
+    s_drain.add_argument("--rate", type=int, metavar="RATE",
+                         help="clients sent away a second (default: option drain_rate)")
+    s_undrain = ssub.add_parser("undrain", help="welcome clients again")
+    for s in (s_drain, s_undrain):
+        s.add_argument("--control", metavar="PATH", default=control.DEFAULT_PATH,
+                       help=f"the service's control socket (default {control.DEFAULT_PATH})")
+
     agent = sub.add_parser("agent", help="run the service (static tunnels, ubus object)")
     agent.add_argument("-c", "--confdir", default=config.DEFAULT_CONFDIR)
     agent.add_argument("--state", default=static.STATE_FILE)
@@ -394,6 +406,24 @@ def run(args: argparse.Namespace, kernel: Kernel, out: Callable[[str], None]) ->
             out(f"{args.address} via tunnel {tid}")
 
 
+def run_server(args: argparse.Namespace, out: Callable[[str], None]) -> int:
+    """``lvn server drain|undrain``: a call to the running service."""
+    from . import nodecontrol
+
+    try:
+        status, data = nodecontrol.call(args.control, args.action,
+                                        {"rate": args.rate} if args.action == "drain"
+                                        and args.rate is not None else {})
+    except OSError as e:
+        raise LvnError(f"no lvn service answers on {args.control}: "
+                       f"{e.strerror or e}") from None
+    if status != 0:
+        raise LvnError(str(data.get("error", data)))
+    out(f"draining: {'yes' if data['draining'] else 'no'}; {data['clients']} client(s) "
+        f"connected, {data['moved']} sent away at {data['rate']:g}/s")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None,
          kernel_factory: Callable[[str | None], Kernel] | None = None) -> int:
     args = build_parser().parse_args(argv)
@@ -404,6 +434,8 @@ def main(argv: Sequence[str] | None = None,
         if args.cmd == "pki":
             run_pki(args, print)
             return 0
+        if args.cmd == "server":
+            return run_server(args, print)
         if kernel_factory is None:
             from .netlink import Ipudp
             kernel_factory = Ipudp

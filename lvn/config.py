@@ -56,6 +56,7 @@ class ServerConfig:
     lease_ttl: int = 90    # days a departed identity keeps its addresses (0: forever)
     conn_rate: int = 5     # new control connections per second and source address
     conn_burst: int = 20
+    drain_rate: int = 2    # sessions a draining server ends a second
     up_hook: str | None = None
     down_hook: str | None = None
     lease_store: str = "file"  # or "etcd": leases shared by several servers

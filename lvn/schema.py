@@ -279,6 +279,7 @@ SCHEMA = {
         "lease_ttl": _opt(_uint(0, 36500), "90"),
         "conn_rate": _opt(_uint(1, 1000), "5"),
         "conn_burst": _opt(_uint(1, 1000), "20"),
+        "drain_rate": _opt(_uint(1, 1000), "2"),
         "up_hook": _opt(_hook, file=True),
         "down_hook": _opt(_hook, file=True),
         "lease_store": _opt(_enum("file", "etcd"), "file"),

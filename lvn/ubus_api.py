@@ -18,18 +18,19 @@ from .errors import LvnError
 from .model import Device
 
 READ = ("status", "tunnels", "peers", "validate")
-WRITE = ("reload", "tunnel_add", "tunnel_del")
+WRITE = ("reload", "tunnel_add", "tunnel_del", "drain", "undrain")
 
 # Argument types of each method, as rpcd's ucode plugin declares them
 # (files/usr/share/rpcd/ucode/lvn.uc; a test keeps the two in sync).
 # rpcd refuses unknown arguments and wrong types; every argument is
 # optional to rpcd, and the methods here say which ones they need.
-STRING, TABLE, ARRAY = "string", "table", "array"
+STRING, TABLE, ARRAY, INT32 = "string", "table", "array", "int32"
 SIGNATURES: dict[str, dict[str, str]] = {
     "status": {}, "tunnels": {"ifname": STRING}, "peers": {}, "reload": {},
     "validate": {"sections": ARRAY},
     "tunnel_add": {"name": STRING, "tunnel": TABLE},
     "tunnel_del": {"name": STRING},
+    "drain": {"rate": INT32}, "undrain": {},
 }
 
 

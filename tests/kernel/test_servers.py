@@ -1,10 +1,12 @@
 """Several servers sharing their leases in etcd (docs/servers.md): a CPython
 client and a MicroPython node list two servers; the first loses power (no
 FIN: its namespace drops everything); both clients move to the second
-within the liveness bound and keep their overlay addresses.  Then
-server 1 answers again and the node's certificate is revoked by copying
-the new list to server 1 alone: through etcd it reaches server 2, which
-ends the node's session there.
+within the liveness bound and keep their overlay addresses.  Server 1
+answers again, and server 2 drains (``lvn server drain``): it sends
+both clients back to server 1, one a second, keeping their addresses,
+and refuses a new session meanwhile.  Last, the node's certificate is
+revoked by copying the new list to server 2 alone: through etcd it
+reaches server 1, which ends the node's session there.
 
 etcd (Debian's etcd-server) runs in a namespace of its own, reachable by
 both servers.  The times measured are printed (pytest -s, and the log of a
@@ -13,8 +15,12 @@ failure)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import socket
+import ssl
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,9 +28,11 @@ from pathlib import Path
 import pytest
 
 from lvn import pki
+from lvn.config import DEFAULT_PORT
 from lvn.etcd import Etcd, EtcdUnavailable
 
 from .netns import Netns, scaled, veth, wait_for
+from .router import ROOT
 from .test_agent import SERVER_CONF, Agents, agents, overlay4, site_pki  # noqa: F401
 from .test_faults import blackhole, pings
 
@@ -122,7 +130,8 @@ def test_failover_to_the_second_server_keeps_the_addresses(
         agents.start(f"srv{i}", s, SERVER_CONF.format(
             state=tmp_path / f"srv{i}-state", pki=ca,
             extra=ETCD_LEASES.format(etcd=f"http://10.9{2 + i}.0.1:2379")
-        ).replace(f"'{ca}/crl.pem'", f"'{crls[i]}'"))
+        ).replace(f"'{ca}/crl.pem'", f"'{crls[i]}'"),
+            args=("--control", str(tmp_path / f"srv{i}-control.sock")))
     # both listening before the clients start (a client refused by the
     # first moves on to the second: that is the failover itself)
     wait_for(lambda: all("lvn service running" in agents.log(f"srv{i}") for i in (1, 2)),
@@ -167,18 +176,71 @@ def test_failover_to_the_second_server_keeps_the_addresses(
     assert overlay4(c) == addr_c and overlay4(n) == addr_n
     assert "answered none of the last" in agents.log("c")
 
-    # server 1 answers again; the node's certificate is revoked, and the
-    # new list copied to server 1 only: server 2 gets it through etcd and
-    # ends the node's session; the CPython client goes on
+    # server 1 answers again; server 2 drains at one client a second: both
+    # go back to server 1 (the next of their lists) with their addresses
     blackhole(s1, False)
+    back_before = agents.log("srv1").count("tunnel up")
+    out = lvn_cli("server", "drain", "--rate", "1",
+                  "--control", str(tmp_path / "srv2-control.sock"))
+    assert "draining: yes; 2 client(s) connected, 0 sent away at 1/s" in out, out
+    sent: dict[str, float] = {}
+
+    def back_on_first() -> bool:
+        log = agents.log("srv2")
+        for who in ("node-c", "node-n"):
+            if who not in sent and f"'{who}': draining: sent to another server" in log:
+                sent[who] = time.monotonic()
+        return len(sent) == 2 and agents.log("srv1").count("tunnel up") >= back_before + 2
+
+    wait_for(back_on_first, 300, "both clients back on server 1")
+    gap = abs(sent["node-c"] - sent["node-n"])
+    print(f"server 2 drained at 1/s: the two clients left {gap:.1f} s apart")
+    record_property("drain_gap_s", round(gap, 1))
+    assert gap > 0.5, sent  # one a second (a busy host only spreads them more)
+    wait_for(lambda: pings(c) and pings(n), 60, "traffic through server 1 again")
+    assert overlay4(c) == addr_c and overlay4(n) == addr_n
+    # a new session on the draining server is refused, with the reason
+    with c.entered():
+        answer = tls_first_bytes("10.92.0.1", ca, "node-c")
+    assert b"draining" in answer and b"join another" in answer, answer
+    out = lvn_cli("server", "undrain", "--control", str(tmp_path / "srv2-control.sock"))
+    assert out.startswith("draining: no; 0 client(s) connected, 2 sent away"), out
+    assert "drain ended: 2 client(s) sent away" in agents.log("srv2")
+
+    # the node's certificate is revoked, and the new list copied to server
+    # 2 only: server 1 gets it through etcd and ends the node's session;
+    # the CPython client goes on
     pki.revoke(ca, "node-n")
-    shutil.copy(ca / "crl.pem", crls[1])
+    shutil.copy(ca / "crl.pem", crls[2])
     copied = time.monotonic()
-    wait_for(lambda: "'node-n': certificate revoked" in agents.log("srv2"), 120,
-             "server 2 to end the revoked node's session")
+    wait_for(lambda: "'node-n': certificate revoked" in agents.log("srv1"), 120,
+             "server 1 to end the revoked node's session")
     revoked_s = time.monotonic() - copied
-    print(f"a revocation copied to server 1 ended the session on server 2 in {revoked_s:.1f} s")
+    print(f"a revocation copied to server 2 ended the session on server 1 in {revoked_s:.1f} s")
     record_property("revocation_other_server_s", round(revoked_s, 1))
-    assert crls[2].read_bytes() == crls[1].read_bytes()
-    assert "published to etcd" in agents.log("srv1")
+    assert crls[1].read_bytes() == crls[2].read_bytes()
+    assert "published to etcd" in agents.log("srv2")
     assert pings(c)
+
+
+def lvn_cli(*args: str) -> str:
+    """``lvn ARGS`` (no kernel needed): its output; fails on an error."""
+    res = subprocess.run([sys.executable, "-m", "lvn", *args], capture_output=True, text=True,
+                         env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=scaled(30))
+    assert res.returncode == 0, res.stderr
+    return res.stdout
+
+
+def tls_first_bytes(server: str, ca: Path, name: str) -> bytes:
+    """Join ``server`` as ``name`` as far as TLS: what the server says first."""
+    ctx = ssl.create_default_context(cafile=str(ca / "ca.pem"))
+    ctx.load_cert_chain(ca / "issued" / f"{name}.pem", ca / "issued" / f"{name}.key")
+    with socket.create_connection((server, DEFAULT_PORT), timeout=scaled(30)) as raw, \
+            ctx.wrap_socket(raw, server_hostname="srv") as tls:
+        data = b""
+        while b"join another" not in data:
+            chunk = tls.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        return data

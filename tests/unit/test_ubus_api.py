@@ -136,9 +136,10 @@ def test_ucode_plugin_declares_the_signatures() -> None:
     they must be the ones lvn/ubus_api.py SIGNATURES says."""
     import re
     text = (ROOT / "files/usr/share/rpcd/ucode/lvn.uc").read_text()
-    kinds = {"'": ubus_api.STRING, "{": ubus_api.TABLE, "[": ubus_api.ARRAY}
+    kinds = {"'": ubus_api.STRING, "{": ubus_api.TABLE, "[": ubus_api.ARRAY,
+             "3": ubus_api.INT32}  # (rpcd: an integer hint other than 8, 16, 64)
     declared = {}
     for name, args in re.findall(r"(\w+): method\('\1', \{(.*?)\}\)", text):
         declared[name] = {arg: kinds[hint[0]] for arg, hint in
-                          re.findall(r"(\w+): ('[^']*'|\{\}|\[\])", args)}
+                          re.findall(r"(\w+): ('[^']*'|\{\}|\[\]|32)", args)}
     assert declared == ubus_api.SIGNATURES

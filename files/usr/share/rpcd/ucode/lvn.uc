@@ -78,6 +78,8 @@ return {
 		validate: method('validate', { sections: [] }),
 		reload: method('reload', {}),
 		tunnel_add: method('tunnel_add', { name: 'name', tunnel: {} }),
-		tunnel_del: method('tunnel_del', { name: 'name' })
+		tunnel_del: method('tunnel_del', { name: 'name' }),
+		drain: method('drain', { rate: 32 }),
+		undrain: method('undrain', {})
 	}
 };
