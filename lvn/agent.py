@@ -36,6 +36,7 @@ from .files import check_private_dir, write_atomic
 from .hooks import Hooks, hook_env
 from .leases import Leases
 from .model import Rule
+from .presence import Presence
 from .ratelimit import RateLimiter, source_key
 from .rejoin import Rejoin
 from .rulebook import RuleBook
@@ -403,11 +404,15 @@ class Server(Agent):
         self.next_lease_check = 0.0
         self.leases: Leases | EtcdLeases
         self.crl_share: CrlShare | None = None
+        self.presence: Presence | None = None
         if conf.lease_store == "etcd":
             # shared with the other servers (docs/servers.md)
             self.leases = EtcdLeases(Etcd(conf.etcd), conf.etcd_prefix, conf.pool4, conf.pool6)
             if conf.crl:  # and the revocation list (read from its file as without etcd)
                 self.crl_share = CrlShare(Etcd(conf.etcd), conf.etcd_prefix, conf.crl, conf.ca)
+            # and which servers live, their load, which one each client is on
+            self.presence = Presence(Etcd(conf.etcd), conf.etcd_prefix,
+                                     conf.name or socket.gethostname())
         else:
             self.leases = Leases(Path(state_dir) / "leases.json", conf.pool4, conf.pool6)
         self.sessions: dict[bytes, tuple[ServerSession, TlsConn, str]] = {}
@@ -417,8 +422,9 @@ class Server(Agent):
         self.rules = RuleBook()  # which tunnel owns which prefix, as in the kernel
         self.drain = drain.Drain()
         self._setup()
-        if self.crl_share is not None:
-            self.crl_share.start()
+        for thread in (self.crl_share, self.presence):
+            if thread is not None:
+                thread.start()
 
     def _setup(self) -> None:
         k, ifname = self.kernel, self.conf.ifname
@@ -749,6 +755,8 @@ class Server(Agent):
                 f"client(s) leave at {self.drain.rate:g}/s ({self.drain.moved} gone); "
                 "'lvn server undrain' ends it")
         st["draining"] = self.drain.on
+        if self.presence is not None:
+            st["servers"] = self.presence.servers()
         return st
 
     def set_draining(self, on: bool, rate: int | None = None) -> dict[str, Any]:
@@ -829,6 +837,9 @@ class Server(Agent):
         self._check_crl(now)
         self._expire_leases(now)
         self._drain_some(now)
+        if self.presence is not None:
+            self.presence.update(frozenset(n for _, _, n in self.sessions.values()),
+                                 self.drain.on)
         if self.source_cap < MAX_PENDING_PER_SOURCE and now - self.shed_at > SHED_FOR:
             self.source_cap = MAX_PENDING_PER_SOURCE
         if self.accept_paused:
@@ -864,8 +875,9 @@ class Server(Agent):
         log.info("reloaded in place: %s", ", ".join(sorted(changed)) or "nothing changed")
 
     def close(self) -> None:
-        if self.crl_share is not None:
-            self.crl_share.stop()
+        for thread in (self.crl_share, self.presence):
+            if thread is not None:
+                thread.stop()
         for _, conn, _ in list(self.sessions.values()):
             conn.close()
         for conn in list(self.pending):

@@ -316,6 +316,11 @@ def run_status(args: argparse.Namespace, kernel: Kernel, out: Callable[[str], No
     out(f"role {status.get('role')}, device {ifname}, {len(peers)} peer(s)")
     for w in status.get("warnings", []):
         out(f"warning: {w}")
+    servers = status.get("servers")
+    if servers:  # several servers with their leases in etcd
+        out("servers: " + ", ".join(
+            f"{name} ({v.get('clients')} client(s){', draining' if v.get('draining') else ''})"
+            for name, v in sorted(servers.items())))
     for p in peers:
         ep = p.get("endpoint")
         where = format_endpoint(str(ep[0]), int(ep[1])) if ep else "-"

@@ -62,6 +62,7 @@ class ServerConfig:
     lease_store: str = "file"  # or "etcd": leases shared by several servers
     etcd: tuple[str, ...] = ()
     etcd_prefix: str = "/lvn"
+    name: str | None = None  # among the servers in etcd; default: the host name
 
 
 @dataclass(frozen=True)

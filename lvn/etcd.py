@@ -68,8 +68,16 @@ def unchanged(kv: KeyValue | None, key: str) -> dict[str, Any]:
             "mod_revision": str(kv.mod_revision)}
 
 
-def put(key: str, value: str) -> dict[str, Any]:
-    return {"request_put": {"key": _b64(key), "value": _b64(value)}}
+def holds(key: str, value: str) -> dict[str, Any]:
+    """The key exists and has ``value``."""
+    return {"key": _b64(key), "target": "VALUE", "result": "EQUAL", "value": _b64(value)}
+
+
+def put(key: str, value: str, lease: int = 0) -> dict[str, Any]:
+    body: dict[str, Any] = {"key": _b64(key), "value": _b64(value)}
+    if lease:
+        body["lease"] = str(lease)
+    return {"request_put": body}
 
 
 def delete(key: str) -> dict[str, Any]:
@@ -117,8 +125,29 @@ class Etcd:
                                              "range_end": _b64(prefix_end(prefix))})
         return [_kv(d) for d in answer.get("kvs", [])]
 
-    def put(self, key: str, value: str) -> None:
-        self._post("/v3/kv/put", {"key": _b64(key), "value": _b64(value)})
+    def put(self, key: str, value: str, lease: int = 0) -> None:
+        """Write ``key``; with ``lease``, it goes when the lease expires."""
+        self._post("/v3/kv/put", put(key, value, lease)["request_put"])
+
+    def lease_grant(self, ttl: int) -> int:
+        """A new lease of ``ttl`` seconds: its id."""
+        answer = self._post("/v3/lease/grant", {"TTL": str(ttl)})
+        try:
+            return int(answer["ID"])
+        except (KeyError, ValueError):
+            raise EtcdUnavailable(f"etcd granted no lease ({str(answer)[:200]})") from None
+
+    def lease_revoke(self, lease: int) -> None:
+        """End ``lease`` now: its keys go."""
+        self._post("/v3/lease/revoke", {"ID": str(lease)})
+
+    def lease_keepalive(self, lease: int) -> int:
+        """Renew ``lease``: the seconds it has now, 0 if it has expired."""
+        result = self._post("/v3/lease/keepalive", {"ID": str(lease)}).get("result", {})
+        try:
+            return max(0, int(result.get("TTL", 0)))
+        except (TypeError, ValueError, AttributeError):
+            return 0
 
     def txn(self, compare: list[dict[str, Any]], success: list[dict[str, Any]]) -> bool:
         """Whether every comparison held (and ``success`` was applied)."""

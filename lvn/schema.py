@@ -252,6 +252,14 @@ def _etcd_prefix(text: str) -> str:
             and all(" " < c < "\x7f" for c in text)):
         raise ValueError(repr(text) + " is not a key prefix ('/', then up to 63 characters)")
     return text
+def _server_name(text: str) -> str:
+    if not (0 < len(text) < 64 and all(c.isalnum() or c in "._-" for c in text)
+            and text.isascii()):
+        raise ValueError(repr(text) + " is not a server name (letters, digits, '.', '_', '-'; "
+                         "up to 63)")
+    return text
+
+
 _MTU = _uint(576, 9000)
 _SECONDS = _uint(1, 86400)
 
@@ -285,6 +293,7 @@ SCHEMA = {
         "lease_store": _opt(_enum("file", "etcd"), "file"),
         "etcd": _opt(_etcd_endpoint, is_list=True),
         "etcd_prefix": _opt(_etcd_prefix, "/lvn"),
+        "name": _opt(_server_name),
     },
     "client": {
         "server": _opt(_host, is_list=True),

@@ -130,6 +130,7 @@ def test_failover_to_the_second_server_keeps_the_addresses(
         agents.start(f"srv{i}", s, SERVER_CONF.format(
             state=tmp_path / f"srv{i}-state", pki=ca,
             extra=ETCD_LEASES.format(etcd=f"http://10.9{2 + i}.0.1:2379")
+            + f"\toption name 'gw{i}'\n"
         ).replace(f"'{ca}/crl.pem'", f"'{crls[i]}'"),
             args=("--control", str(tmp_path / f"srv{i}-control.sock")))
     # both listening before the clients start (a client refused by the
@@ -154,6 +155,9 @@ def test_failover_to_the_second_server_keeps_the_addresses(
                   for kv in etcd.get_prefix("/lvn/lease/")}
     assert {k: v[0].split("/")[0] for k, v in leases.items()} == {"node-c": addr_c,
                                                                   "node-n": addr_n}
+    # and where each client is (the servers publish it every 5 s)
+    wait_for(lambda: where(e, etcd) == {"node-c": "gw1", "node-n": "gw1"}, 60,
+             "etcd to say both clients are on gw1")
 
     # server 1 loses power: no FIN, no RST, nothing answers
     blackhole(s1, True)
@@ -175,6 +179,9 @@ def test_failover_to_the_second_server_keeps_the_addresses(
         record_property(f"failover_s_{who}", round(seconds, 1))
     assert overlay4(c) == addr_c and overlay4(n) == addr_n
     assert "answered none of the last" in agents.log("c")
+    # gw1 renews its keys no more: etcd drops them; the clients are on gw2
+    wait_for(lambda: where(e, etcd) == {"node-c": "gw2", "node-n": "gw2"}
+             and servers(e, etcd) == {"gw2"}, 60, "etcd to say both clients are on gw2")
 
     # server 1 answers again; server 2 drains at one client a second: both
     # go back to server 1 (the next of their lists) with their addresses
@@ -199,6 +206,8 @@ def test_failover_to_the_second_server_keeps_the_addresses(
     assert gap > 0.5, sent  # one a second (a busy host only spreads them more)
     wait_for(lambda: pings(c) and pings(n), 60, "traffic through server 1 again")
     assert overlay4(c) == addr_c and overlay4(n) == addr_n
+    wait_for(lambda: where(e, etcd) == {"node-c": "gw1", "node-n": "gw1"}
+             and servers(e, etcd) == {"gw1", "gw2"}, 60, "etcd to say both are back on gw1")
     # a new session on the draining server is refused, with the reason
     with c.entered():
         answer = tls_first_bytes("10.92.0.1", ca, "node-c")
@@ -221,6 +230,18 @@ def test_failover_to_the_second_server_keeps_the_addresses(
     assert crls[1].read_bytes() == crls[2].read_bytes()
     assert "published to etcd" in agents.log("srv2")
     assert pings(c)
+
+
+def where(ns: Netns, etcd: Etcd) -> dict[str, str]:
+    """Which server etcd says each client is on."""
+    with ns.entered():
+        return {kv.key.rpartition("/")[2]: kv.value for kv in etcd.get_prefix("/lvn/at/")}
+
+
+def servers(ns: Netns, etcd: Etcd) -> set[str]:
+    """The servers etcd holds for alive."""
+    with ns.entered():
+        return {kv.key.rpartition("/")[2] for kv in etcd.get_prefix("/lvn/server/")}
 
 
 def lvn_cli(*args: str) -> str:

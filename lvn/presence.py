@@ -1,0 +1,116 @@
+"""Which servers are alive, how loaded, and which server each client is on
+(docs/servers.md, "Presence in etcd").
+
+Each server with its leases in etcd keeps these keys under
+``<etcd_prefix>`` on one etcd lease of ``TTL`` seconds, renewed every
+``EVERY`` seconds:
+
+    server/NAME     {"clients": N, "draining": false}
+    at/IDENTITY     NAME (the server the client's session is on)
+
+A server that dies without a word stops renewing, and etcd removes its
+keys after TTL: that a server's key is there is its liveness.  A client
+that moves to another server has its ``at`` key overwritten there; the
+server it left deletes the key only while it still names itself.  As
+for the revocation list, the etcd calls run in a thread of their own;
+the server's loop hands over its clients with ``update()``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from typing import Any
+
+from .etcd import Etcd, EtcdUnavailable, delete, holds
+
+log = logging.getLogger("lvn")
+
+TTL = 15     # s a dead server's keys outlive it
+EVERY = 5.0  # s between renewals
+
+
+class Presence:
+    def __init__(self, etcd: Etcd, prefix: str, name: str, ttl: int = TTL) -> None:
+        self.etcd, self.name, self.ttl = etcd, name, ttl
+        self.prefix = prefix.rstrip("/")
+        self.lock = threading.Lock()
+        self.clients: frozenset[str] = frozenset()  # as the loop last said
+        self.draining = False
+        self.lease = 0
+        self.published: set[str] = set()  # the at/ keys this server wrote
+        self.view: dict[str, dict[str, Any]] = {}  # every live server's key, as last read
+        self.problem = ""
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="presence", daemon=True)
+
+    def update(self, clients: frozenset[str], draining: bool) -> None:
+        """The loop's clients now (cheap: the thread publishes them)."""
+        with self.lock:
+            self.clients, self.draining = clients, draining
+
+    def servers(self) -> dict[str, dict[str, Any]]:
+        """Every live server (this one too) as last read from etcd."""
+        with self.lock:
+            return dict(self.view)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        """Leave at once: the keys go now, not after TTL (best effort)."""
+        self.stopping.set()
+        if self.thread.is_alive():
+            self.thread.join(timeout=2 * self.etcd.timeout * len(self.etcd.endpoints) + 1)
+        if self.lease:
+            try:
+                self.etcd.lease_revoke(self.lease)
+            except EtcdUnavailable:
+                pass  # they expire after TTL
+
+    def _run(self) -> None:
+        while not self.stopping.is_set():
+            self.step()
+            self.stopping.wait(EVERY)
+
+    def step(self) -> None:
+        """One round: renew, publish what changed, read the other servers."""
+        try:
+            self._step()
+        except EtcdUnavailable as e:
+            if str(e) != self.problem:
+                log.warning("presence not published: %s", e)
+                self.problem = str(e)
+            return
+        if self.problem:
+            log.info("presence published in etcd again")
+            self.problem = ""
+
+    def _step(self) -> None:
+        with self.lock:
+            clients, draining = self.clients, self.draining
+        if self.lease and self.etcd.lease_keepalive(self.lease) == 0:
+            self.lease = 0  # expired (etcd was away longer than TTL): its keys are gone
+        if not self.lease:
+            self.lease = self.etcd.lease_grant(self.ttl)
+            self.published = set()
+        self.etcd.put(f"{self.prefix}/server/{self.name}",
+                      json.dumps({"clients": len(clients), "draining": draining}), self.lease)
+        for name in sorted(clients - self.published):
+            self.etcd.put(f"{self.prefix}/at/{name}", self.name, self.lease)
+            self.published.add(name)
+        for name in sorted(self.published - clients):
+            key = f"{self.prefix}/at/{name}"
+            self.etcd.txn([holds(key, self.name)], [delete(key)])  # unless it moved on
+            self.published.discard(name)
+        view = {}
+        for kv in self.etcd.get_prefix(f"{self.prefix}/server/"):
+            try:
+                value = json.loads(kv.value)
+            except ValueError:
+                continue
+            if isinstance(value, dict):
+                view[kv.key.rpartition("/")[2]] = value
+        with self.lock:
+            self.view = view
