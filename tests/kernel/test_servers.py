@@ -147,7 +147,10 @@ def test_failover_to_the_second_server_keeps_the_addresses(
              "both clients to join the first server")
     addr_c, addr_n = overlay4(c), overlay4(n)
     assert addr_c != addr_n
-    assert agents.log("srv1").count("tunnel up") == 2 and "tunnel up" not in agents.log("srv2")
+    # (a client has its address from LEASE, before its tunnel is up)
+    wait_for(lambda: agents.log("srv1").count("tunnel up") == 2, 120,
+             "both tunnels up on the first server")
+    assert "tunnel up" not in agents.log("srv2")
     assert pings(c) and pings(n)
     # the leases are in etcd, one address each
     with e.entered():
