@@ -153,12 +153,13 @@ class Service:
         if method == "reload":
             return self.reload()
         if method in ("drain", "undrain"):
-            if not isinstance(self.agent, agent.Server):
-                raise ubus_api.CallError(f"{method}: this agent is not a server")
             rate = args.get("rate")
             if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int)
                                      or not 1 <= rate <= 1000):
                 raise ubus_api.CallError("'rate' must be 1-1000 clients a second")
+            from . import agent  # loaded already where an agent runs
+            if not isinstance(self.agent, agent.Server):
+                raise ubus_api.CallError(f"{method}: this agent is not a server")
             return self.agent.set_draining(method == "drain", rate)
         if method in ("tunnel_add", "tunnel_del"):
             pkg = config.load(self.confdir)

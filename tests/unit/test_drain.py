@@ -3,6 +3,7 @@ the first at once, never more than a second's worth in one tick."""
 
 import pytest
 
+from lvn import service, ubus_api
 from lvn.drain import Drain
 
 
@@ -56,3 +57,18 @@ def test_a_rate_change_keeps_the_count() -> None:
 def test_rate_must_be_positive() -> None:
     with pytest.raises(ValueError, match="above 0"):
         Drain().start(0, 0.0)
+
+
+@pytest.mark.parametrize("method", ["drain", "undrain"])
+def test_only_a_server_drains(tmp_path, method: str) -> None:  # type: ignore[no-untyped-def]
+    """The service's ubus call names the problem (it raised NameError)."""
+    svc = service.Service(None, str(tmp_path))  # type: ignore[arg-type]  # (no kernel call)
+    with pytest.raises(ubus_api.CallError, match=f"{method}: this agent is not a server"):
+        svc.call(method, {})
+
+
+@pytest.mark.parametrize("rate", [0, 1001, "2", True, 1.5])
+def test_drain_rate_is_checked(tmp_path, rate: object) -> None:  # type: ignore[no-untyped-def]
+    svc = service.Service(None, str(tmp_path))  # type: ignore[arg-type]
+    with pytest.raises(ubus_api.CallError, match="'rate' must be 1-1000"):
+        svc.call("drain", {"rate": rate})
