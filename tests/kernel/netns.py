@@ -71,10 +71,13 @@ def veth(a: Netns, b: Netns, name_a: str = "ul0", name_b: str = "ul0") -> None:
     b.ip("link", "set", name_b, "up")
 
 
-def wait_for(cond: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+def wait_for(cond: Callable[[], bool], timeout: float = 10.0, what: str = "condition",
+             every: float = 0.05) -> None:
+    """Until ``cond()``; ``every``: seconds between looks (longer for a
+    look that costs, such as a call to another process)."""
     timeout = scaled(timeout)
     deadline = time.monotonic() + timeout
     while not cond():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
+        time.sleep(every)

@@ -160,7 +160,7 @@ def test_failover_to_the_second_server_keeps_the_addresses(
                                                                   "node-n": addr_n}
     # and where each client is (the servers publish it every 5 s)
     wait_for(lambda: where(e, etcd) == {"node-c": "gw1", "node-n": "gw1"}, 60,
-             "etcd to say both clients are on gw1")
+             "etcd to say both clients are on gw1", every=1)
 
     # server 1 loses power: no FIN, no RST, nothing answers
     blackhole(s1, True)
@@ -184,7 +184,8 @@ def test_failover_to_the_second_server_keeps_the_addresses(
     assert "answered none of the last" in agents.log("c")
     # gw1 renews its keys no more: etcd drops them; the clients are on gw2
     wait_for(lambda: where(e, etcd) == {"node-c": "gw2", "node-n": "gw2"}
-             and servers(e, etcd) == {"gw2"}, 60, "etcd to say both clients are on gw2")
+             and servers(e, etcd) == {"gw2"}, 60, "etcd to say both clients are on gw2",
+             every=1)
 
     # server 1 answers again; server 2 drains at one client a second: both
     # go back to server 1 (the next of their lists) with their addresses
@@ -210,7 +211,8 @@ def test_failover_to_the_second_server_keeps_the_addresses(
     wait_for(lambda: pings(c) and pings(n), 60, "traffic through server 1 again")
     assert overlay4(c) == addr_c and overlay4(n) == addr_n
     wait_for(lambda: where(e, etcd) == {"node-c": "gw1", "node-n": "gw1"}
-             and servers(e, etcd) == {"gw1", "gw2"}, 60, "etcd to say both are back on gw1")
+             and servers(e, etcd) == {"gw1", "gw2"}, 60, "etcd to say both are back on gw1",
+             every=1)
     # a new session on the draining server is refused, with the reason
     with c.entered():
         answer = tls_first_bytes("10.92.0.1", ca, "node-c")
