@@ -56,9 +56,11 @@ ENODEV = 19
 EEXIST = 17
 EOPNOTSUPP = 95
 # The kernel sizes a dump's messages to the largest read a socket has
-# offered (up to 32 KiB, at least a page).  MicroPython takes each read's
-# whole buffer from its heap, in one piece: the node offers 16 KiB.
-_RECV_SIZE = 16384 if sys.implementation.name == "micropython" else 65536
+# offered (up to 32 KiB; at least NLMSG_GOODSIZE, under 8 KiB whatever the
+# page size).  MicroPython takes each read's whole buffer from its heap in
+# one piece, which a small heap soon lacks (16 KiB failed in a 384 KiB
+# heap), and its readinto() waits to fill the buffer: the node reads 8 KiB.
+_RECV_SIZE = 8192 if sys.implementation.name == "micropython" else 65536
 _ERRNO_NAMES = {1: "operation not permitted", 2: "no such entry", 13: "permission denied",
                 17: "already exists", 19: "no such device", 22: "invalid argument",
                 34: "out of range", 95: "not supported", 98: "address in use"}

@@ -767,7 +767,7 @@ def node_idle(d: Path) -> dict[str, Any]:
 NODE_RUNTIMES = {"1.23.0": "host-mbedtls", "1.28.0": "host-mbedtls-nocfgdefine"}
 # the OpenWrt release whose package (byte code by its own mpy-cross) each runs
 NODE_PACKAGES = {"1.23.0": "24.10", "1.28.0": "main"}
-NODE_HEAPS = ("1M", "256K", "192K", "160K", "128K")
+NODE_HEAPS = ("1M", "512K", "384K", "256K", "192K")
 
 
 def _memory(pid: int) -> dict[str, int]:
@@ -821,7 +821,7 @@ def node_memory(d: Path) -> dict[str, Any]:
                     row["rejoined"] = _joins(run / "log", node, 2)
                     row["after_rejoin"] = _memory(node.pid)
                 else:
-                    row["log_tail"] = (run / "log").read_text(errors="replace")[-300:]
+                    row["log_tail"] = (run / "log").read_text(errors="replace")[-1200:]
             finally:
                 node.terminate()
                 node.wait(timeout=30)
