@@ -28,7 +28,16 @@ def test_node_joins_through_nat_and_passes_traffic(netns: type[Netns], agents: A
         server="10.99.0.1", ifname="lvn0", ca=ca / "ca.pem", cert=ca / "issued/node-a.pem",
         key=ca / "issued/node-a.key", state=tmp_path / "a" / "state", extra=""),
         micropython=True)
-    wait_for(lambda: overlay4(a) is not None, 600, "the node to get its address")
+
+    def joined() -> bool:
+        # an agent that exits fails the test at once, with its log (a wait
+        # for the address took the 600 s ceiling times the cross guests' scale)
+        for name in ("srv", "a"):
+            proc = agents.procs[name][0]
+            assert proc.poll() is None, f"{name} exited ({proc.returncode}):\n" \
+                                        f"{agents.log(name)[-3000:]}"
+        return overlay4(a) is not None
+    wait_for(joined, 600, "the node to get its address")
     wait_for(lambda: "tunnel up" in agents.log("a"), 300, "the node's tunnel")
     a.run("ping", "-c", "3", "-i", "0.3", "-W", "5", "10.77.0.1")
     a.run("ping", "-6", "-c", "2", "-i", "0.3", "-W", "5", "fd77::1")
