@@ -767,13 +767,18 @@ def node_idle(d: Path) -> dict[str, Any]:
 NODE_RUNTIMES = {"1.23.0": "host-mbedtls", "1.28.0": "host-mbedtls-nocfgdefine"}
 # the OpenWrt release whose package (byte code by its own mpy-cross) each runs
 NODE_PACKAGES = {"1.23.0": "24.10", "1.28.0": "main"}
-NODE_HEAPS = ("1M", "512K", "384K", "256K", "192K")
+NODE_HEAPS = ("1M", "512K", "448K", "384K", "256K")
 
 
-def _memory(pid: int) -> dict[str, int]:
-    """VmRSS, VmHWM and RssAnon (private) of a process, KiB."""
-    status = dict(line.split(":", 1) for line in
-                  Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+def _memory(pid: int) -> dict[str, int] | None:
+    """VmRSS, VmHWM and RssAnon (private) of a process, KiB; None: it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return None
+    status = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    if "VmRSS" not in status:  # a zombie
+        return None
     return {k: int(status[k].split()[0]) for k in ("VmRSS", "VmHWM", "RssAnon")}
 
 
@@ -819,8 +824,11 @@ def node_memory(d: Path) -> dict[str, Any]:
                                     + "\toption keepalive '7'\n")
                     nodecontrol.call(control, "reload", {})
                     row["rejoined"] = _joins(run / "log", node, 2)
+                    time.sleep(NODE_KEEPALIVE)  # and one after the rejoin
                     row["after_rejoin"] = _memory(node.pid)
-                else:
+                # a heap too small fails at import, at the join, or later
+                row["survived"] = node.poll() is None
+                if not row["survived"] or not row.get("rejoined"):
                     row["log_tail"] = (run / "log").read_text(errors="replace")[-1200:]
             finally:
                 node.terminate()

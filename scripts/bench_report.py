@@ -451,10 +451,12 @@ def node_memory_section(nm: dict[str, Any]) -> list[str]:
         if "error" in x:
             L.append(f"| {x['release']} | | {x['error']} | | | |")
             continue
-        idle, after = x.get("idle", {}), x.get("after_rejoin", {})
-        L.append(f"| {x['release']} | {x['heap']} | "
+        idle, after = x.get("idle") or {}, x.get("after_rejoin") or {}
+        code = "" if x.get("code", "mpy") == "mpy" else " (source)"
+        L.append(f"| {x['release']} | {x['heap']}{code} | "
                  f"{'yes' if x['joined'] else 'no'}"
-                 f"{'' if x.get('rejoined', True) else ' (no rejoin)'} | "
+                 f"{'' if x.get('rejoined', True) else ' (no rejoin)'}"
+                 f"{'' if x.get('survived', True) else ' (then died)'} | "
                  f"{idle.get('VmRSS', '–')} | {idle.get('RssAnon', '–')} | "
                  + (f"{after['VmRSS']} / {after['VmHWM']} / {after['RssAnon']} |" if after
                     else "– |"))
