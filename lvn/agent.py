@@ -93,7 +93,7 @@ def tls_context(ca: str, cert: str, key: str, crl: str | None, server: bool) -> 
         try:
             store = ctx.get_cert_store()
             assert store is not None
-            store.add_crl(x509.load_pem_x509_crl(Path(crl).read_bytes()))
+            compat.add_crl(store, x509.load_pem_x509_crl(Path(crl).read_bytes()))
             store.set_flags(crypto.X509StoreFlags.CRL_CHECK)
         except (OSError, ValueError) as e:
             raise LvnError(f"cannot load the revocation list {crl}: {e}") from None

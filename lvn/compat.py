@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 
 from cryptography import x509
-from OpenSSL import SSL
+from OpenSSL import SSL, crypto
 
 
 def not_valid_before(cert: x509.Certificate) -> dt.datetime:
@@ -50,3 +50,13 @@ def crl_next_update(crl: x509.CertificateRevocationList) -> dt.datetime | None:
         return crl.next_update_utc
     nxt = crl.next_update
     return nxt.replace(tzinfo=dt.UTC) if nxt is not None else None
+
+
+def add_crl(store: crypto.X509Store, crl: x509.CertificateRevocationList) -> None:
+    """Add a revocation list to a TLS context's store.  pyOpenSSL >= 23.1
+    takes cryptography's type; 23.0 (Debian 12's python3-openssl) only its
+    own, made with ``crypto.CRL.from_cryptography`` (gone in 24.3)."""
+    try:
+        store.add_crl(crl)
+    except AttributeError:
+        store.add_crl(crypto.CRL.from_cryptography(crl))  # type: ignore[attr-defined]

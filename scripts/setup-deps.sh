@@ -9,10 +9,11 @@ APT_PKGS=(qemu-system-x86 busybox-static kmod cpio build-essential
 	  linux-image-amd64 linux-headers-amd64 shellcheck linux-source-6.1 nftables conntrack libfaketime
 	  wireguard-tools fastd openvpn n2n linux-perf sparse chromium chromium-driver
 	  gawk rsync unzip bzip2 wget file patch git perl python3-distutils libncurses-dev fakeroot
-	  qemu-user-static etcd-server)
+	  qemu-user-static etcd-server python3-openssl python3-cryptography)
 # (the last lines: OpenWrt's build system checks these before its scan,
 # scripts/owrt-feed.sh; qemu-user runs the node on big-endian MIPS; the
-# tests start their own etcd members, tests/etcd)
+# tests start their own etcd members, tests/etcd; Debian's own pyOpenSSL and
+# cryptography: the server must run on them, tests/unit/test_debian_packages.py)
 
 apt_install() {
 	apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "$@"
