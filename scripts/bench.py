@@ -767,7 +767,7 @@ def node_idle(d: Path) -> dict[str, Any]:
 NODE_RUNTIMES = {"1.23.0": "host-mbedtls", "1.28.0": "host-mbedtls-nocfgdefine"}
 # the OpenWrt release whose package (byte code by its own mpy-cross) each runs
 NODE_PACKAGES = {"1.23.0": "24.10", "1.28.0": "main"}
-NODE_HEAPS = ("1M", "512K", "448K", "384K", "256K")
+NODE_HEAPS = ("1M", "640K", "512K", "448K", "384K", "256K")
 
 
 def _memory(pid: int) -> dict[str, int] | None:

@@ -4,6 +4,7 @@ client B direct, certificates refused, forged datagrams, idle removal."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import os
 import re
@@ -11,6 +12,8 @@ import signal
 import socket
 import subprocess
 import sys
+import tarfile
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +39,29 @@ ROOT = Path(__file__).resolve().parents[2]
 # the node runs on OpenWrt 24.10's own MicroPython (1.23.0, built by scripts/setup-deps.sh)
 MICROPYTHON = str(upy.node())
 CLIENTS = ["cpython", "micropython"]
+
+
+def node_code() -> tuple[str, str]:
+    """Where the node's code comes from, and its heap: the byte code of the
+    lvn package that the router tests install (LVN_IPK_DIR, built before the
+    boot) in the heap its ``lvn-node`` gives it, as a router runs it; else
+    the sources, which MicroPython compiles at import (a larger heap)."""
+    ipk = Path(os.environ.get("LVN_IPK_DIR", "/nonexistent")) / "lvn_0.1.0-1_all.ipk"
+    if not ipk.exists():
+        return str(ROOT), "1M"
+    dest = Path(tempfile.mkdtemp(prefix="lvn-node-code-"))
+    with tarfile.open(ipk) as outer:
+        data = outer.extractfile("./data.tar.gz")
+        assert data is not None
+        with tarfile.open(fileobj=io.BytesIO(data.read())) as files:
+            files.extractall(dest)  # noqa: S202 (our own package)
+    wrapper = (ROOT / "files/usr/sbin/lvn-node").read_text()
+    heap = re.search(r"heapsize=(\w+)", wrapper)
+    assert heap is not None, "files/usr/sbin/lvn-node gives no heap size"
+    return str(dest / "usr/lib/lvn/mpy"), heap.group(1)
+
+
+NODE_CODE, NODE_HEAP = node_code()
 
 SERVER_CONF = """
 config agent 'agent'
@@ -95,11 +121,11 @@ class Agents:
         d.mkdir(exist_ok=True)
         (d / "lvn").write_text(conf)
         log = d / "log"
-        env = dict(os.environ, PYTHONPATH=str(ROOT), MICROPYPATH=f".frozen:{ROOT}",
+        env = dict(os.environ, PYTHONPATH=str(ROOT), MICROPYPATH=f".frozen:{NODE_CODE}",
                    **(env or {}))
         if micropython:
-            # a router-sized heap: the budget of docs/openwrt.md
-            cmd = [MICROPYTHON, "-X", "heapsize=1M", "-m", "lvn.node", "--control",
+            # the package's byte code in the package's heap (node_code())
+            cmd = [MICROPYTHON, "-X", f"heapsize={NODE_HEAP}", "-m", "lvn.node", "--control",
                    str(d / "control.sock"), str(d / "lvn")]
         else:
             cmd = [sys.executable, "-m", "lvn", "agent", "-c", str(d), "--state",
