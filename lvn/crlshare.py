@@ -7,14 +7,12 @@ then reads as before (lvn/crl.py; it looks every 5 s).  Of two lists the
 one issued later wins; a list from etcd is taken only if the CA signed
 it, so whoever can write to etcd can neither bring back an older list
 (revocations undone) nor slip in one of its own.  The etcd calls run in
-a thread of their own: an etcd that does not answer never stalls the
-server's loop.
+a thread of their own (lvn/etcdthread.py).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from pathlib import Path
 
 from cryptography import x509
@@ -22,7 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from . import compat
 from .errors import LvnError
-from .etcd import Etcd, EtcdUnavailable, put, unchanged
+from .etcd import Etcd, put, unchanged
+from .etcdthread import EtcdThread
 from .files import write_atomic
 
 log = logging.getLogger("lvn")
@@ -58,43 +57,21 @@ def decide(local: Version | None, shared: Version | None) -> str:
     return ""
 
 
-class CrlShare:
+class CrlShare(EtcdThread):
     """Keeps the file at ``path`` and the key ``<prefix>/crl`` in step."""
 
+    every = SYNC_EVERY
+    failing = "revocation list not shared"
+    recovered = "revocation list shared through etcd again"
+
     def __init__(self, etcd: Etcd, prefix: str, path: str, ca_path: str) -> None:
-        self.etcd, self.key, self.path = etcd, prefix.rstrip("/") + "/crl", path
+        super().__init__(etcd, "crl-share")
+        self.key, self.path = prefix.rstrip("/") + "/crl", path
         self.ca = x509.load_pem_x509_certificate(Path(ca_path).read_bytes())
-        self.problem = ""  # the last one logged, so that each is logged once
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="crl-share", daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.stopping.set()
-        if self.thread.is_alive():
-            self.thread.join(timeout=2 * self.etcd.timeout * len(self.etcd.endpoints) + 1)
-
-    def _run(self) -> None:
-        while not self.stopping.is_set():
-            self.step()
-            self.stopping.wait(SYNC_EVERY)
 
     def step(self) -> str:
         """One round: what was done ("publish", "adopt", or "")."""
-        try:
-            done = self._step()
-        except EtcdUnavailable as e:
-            self._problem(f"revocation list not shared: {e}")
-            return ""
-        except Exception as e:  # noqa: BLE001 - the thread must go on
-            self._problem(f"revocation list not shared: {type(e).__name__}: {e}")
-            return ""
-        if self.problem:
-            log.info("revocation list shared through etcd again")
-            self.problem = ""
-        return done
+        return super().step() or ""
 
     def _step(self) -> str:
         local = shared = None
@@ -109,7 +86,7 @@ class CrlShare:
             try:
                 shared = version(kv.value.encode(), self.ca)
             except LvnError as e:
-                self._problem(f"etcd's revocation list ({self.key}): {e}: ignored")
+                self._trouble(f"etcd's revocation list ({self.key}): {e}: ignored")
         done = decide(local, shared)
         if done == "publish" and local is not None:
             if self.etcd.txn([unchanged(kv, self.key)], [put(self.key, local[1].decode())]):
@@ -121,8 +98,3 @@ class CrlShare:
             write_atomic(self.path, shared[1], 0o644)
             log.info("revocation list from etcd written to %s", self.path)
         return done
-
-    def _problem(self, text: str) -> None:
-        if text != self.problem:
-            log.warning("%s", text)
-            self.problem = text

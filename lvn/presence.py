@@ -13,27 +13,31 @@ keys after TTL: that a server's key is there is its liveness.  A client
 that moves to another server has its ``at`` key overwritten there; the
 server it left deletes the key only while it still names itself.  As
 for the revocation list, the etcd calls run in a thread of their own;
-the server's loop hands over its clients with ``update()``.
+the server's loop hands over its clients with ``update()``
+(lvn/etcdthread.py).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import threading
 from typing import Any
 
 from .etcd import Etcd, EtcdUnavailable, delete, holds
-
-log = logging.getLogger("lvn")
+from .etcdthread import EtcdThread
 
 TTL = 15     # s a dead server's keys outlive it
 EVERY = 5.0  # s between renewals
 
 
-class Presence:
+class Presence(EtcdThread):
+    every = EVERY
+    failing = "presence not published"
+    recovered = "presence published in etcd again"
+
     def __init__(self, etcd: Etcd, prefix: str, name: str, ttl: int = TTL) -> None:
-        self.etcd, self.name, self.ttl = etcd, name, ttl
+        super().__init__(etcd, "presence")
+        self.name, self.ttl = name, ttl
         self.prefix = prefix.rstrip("/")
         self.lock = threading.Lock()
         self.clients: frozenset[str] = frozenset()  # as the loop last said
@@ -41,9 +45,6 @@ class Presence:
         self.lease = 0
         self.published: set[str] = set()  # the at/ keys this server wrote
         self.view: dict[str, dict[str, Any]] = {}  # every live server's key, as last read
-        self.problem = ""
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="presence", daemon=True)
 
     def update(self, clients: frozenset[str], draining: bool) -> None:
         """The loop's clients now (cheap: the thread publishes them)."""
@@ -55,37 +56,14 @@ class Presence:
         with self.lock:
             return dict(self.view)
 
-    def start(self) -> None:
-        self.thread.start()
-
     def stop(self) -> None:
         """Leave at once: the keys go now, not after TTL (best effort)."""
-        self.stopping.set()
-        if self.thread.is_alive():
-            self.thread.join(timeout=2 * self.etcd.timeout * len(self.etcd.endpoints) + 1)
+        super().stop()
         if self.lease:
             try:
                 self.etcd.lease_revoke(self.lease)
             except EtcdUnavailable:
                 pass  # they expire after TTL
-
-    def _run(self) -> None:
-        while not self.stopping.is_set():
-            self.step()
-            self.stopping.wait(EVERY)
-
-    def step(self) -> None:
-        """One round: renew, publish what changed, read the other servers."""
-        try:
-            self._step()
-        except EtcdUnavailable as e:
-            if str(e) != self.problem:
-                log.warning("presence not published: %s", e)
-                self.problem = str(e)
-            return
-        if self.problem:
-            log.info("presence published in etcd again")
-            self.problem = ""
 
     def _step(self) -> None:
         with self.lock:

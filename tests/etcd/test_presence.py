@@ -82,7 +82,7 @@ def test_stop_leaves_at_once_and_etcd_away_is_survived(cluster1: Cluster) -> Non
             time.sleep(0.1)
         cluster1.members[0].stop()
         a.step()  # logged, no exception
-        assert a.problem.startswith("etcd unreachable")
+        assert a.problem.startswith("presence not published: etcd unreachable")
         cluster1.restart(cluster1.members[0])
         a.step()
         assert a.problem == ""
