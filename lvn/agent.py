@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from cryptography import x509
 from OpenSSL import SSL, crypto
 
-from . import compat, crl, datagram, drain, identity, messages, replies, session, static
+from . import balance, compat, crl, datagram, drain, identity, messages, replies, session, static
 from .config import ClientConfig, ServerConfig
 from .crlshare import CrlShare
 from .errors import LvnError
@@ -383,6 +383,7 @@ class Server(Agent):
     role = "server"
     LIVE_OPTIONS = frozenset({"mtu", "keepalive", "idle_timeout", "conn_rate", "conn_burst",
                               "up_hook", "down_hook", "lease_ttl", "drain_rate"})
+    # (capacity and rebalance_margin are published with the presence: a restart)
 
     def __init__(self, conf: ServerConfig, kernel: Ipudp, state_dir: str) -> None:
         super().__init__(kernel, state_dir, conf.ifname, conf.up_hook, conf.down_hook)
@@ -412,7 +413,7 @@ class Server(Agent):
                 self.crl_share = CrlShare(Etcd(conf.etcd), conf.etcd_prefix, conf.crl, conf.ca)
             # and which servers live, their load, which one each client is on
             self.presence = Presence(Etcd(conf.etcd), conf.etcd_prefix,
-                                     conf.name or socket.gethostname())
+                                     conf.name or socket.gethostname(), conf.capacity)
         else:
             self.leases = Leases(Path(state_dir) / "leases.json", conf.pool4, conf.pool6)
         self.sessions: dict[bytes, tuple[ServerSession, TlsConn, str]] = {}
@@ -421,6 +422,7 @@ class Server(Agent):
         self.detached = DetachedTunnels(conf.idle_timeout)
         self.rules = RuleBook()  # which tunnel owns which prefix, as in the kernel
         self.drain = drain.Drain()
+        self.balance = balance.Balance(conf.rebalance_margin, conf.drain_rate)
         self._setup()
         for thread in (self.crl_share, self.presence):
             if thread is not None:
@@ -547,8 +549,7 @@ class Server(Agent):
                 return
             if self.drain.on:
                 log.info("%r (%s): draining: sent to another server", name, peer)
-                conn.send(messages.encode(messages.Error(drain.CODE, drain.TEXT)))
-                conn.flush()
+                _say_error(conn, drain.CODE, drain.TEXT)
                 self._close_conn(conn)
                 return
             self.serial_of[name] = cert.serial_number
@@ -775,11 +776,21 @@ class Server(Agent):
     def _drain_some(self, now: float) -> None:
         for s, conn, name in list(self.sessions.values())[:self.drain.due(now, len(self.sessions))]:
             log.info("%r: draining: sent to another server", name)
-            try:
-                conn.send(messages.encode(messages.Error(drain.CODE, drain.TEXT)))
-                conn.flush()
-            finally:
-                self._end_session(s, conn, name)
+            _say_error(conn, drain.CODE, drain.TEXT)
+            self._end_session(s, conn, name)
+
+    def _rebalance(self, now: float) -> None:
+        """Send a client to a server with room (lvn/balance.py)."""
+        if self.presence is None or self.drain.on or not self.sessions:
+            return
+        if self.balance.due(now, len(self.sessions), self.conf.capacity,
+                            self.presence.others(now)):
+            s, conn, name = next(iter(self.sessions.values()))
+            log.info("%r: rebalance: sent to another server (%d client(s) here of %d; "
+                     "%d sent so far)", name, len(self.sessions), self.conf.capacity,
+                     self.balance.moved)
+            _say_error(conn, balance.CODE, balance.TEXT)
+            self._end_session(s, conn, name)
 
     def _check_crl(self, now: float, force: bool = False) -> None:
         """Read the revocation list again when its file changed (or ``force``:
@@ -837,6 +848,7 @@ class Server(Agent):
         self._check_crl(now)
         self._expire_leases(now)
         self._drain_some(now)
+        self._rebalance(now)
         if self.presence is not None:
             self.presence.update(frozenset(n for _, _, n in self.sessions.values()),
                                  self.drain.on)
@@ -1077,3 +1089,9 @@ def _valid_from(cert: str) -> float:
     except (OSError, ValueError) as e:
         raise LvnError(f"cannot read the certificate {cert}: {e}") from None
     return compat.not_valid_before(c).timestamp()
+
+
+def _say_error(conn: TlsConn, code: str, text: str) -> None:
+    """Tell a client why it goes (it then joins its next server)."""
+    conn.send(messages.encode(messages.Error(code, text)))
+    conn.flush()  # never raises: an error leaves the connection closed

@@ -57,6 +57,8 @@ class ServerConfig:
     conn_rate: int = 5     # new control connections per second and source address
     conn_burst: int = 20
     drain_rate: int = 2    # sessions a draining server ends a second
+    capacity: int = 1000   # clients this server is meant for (its load: clients/capacity)
+    rebalance_margin: int = 4  # clients above another server's load that start moves (0: never)
     up_hook: str | None = None
     down_hook: str | None = None
     lease_store: str = "file"  # or "etcd": leases shared by several servers

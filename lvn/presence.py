@@ -5,7 +5,7 @@ Each server with its leases in etcd keeps these keys under
 ``<etcd_prefix>`` on one etcd lease of ``TTL`` seconds, renewed every
 ``EVERY`` seconds:
 
-    server/NAME     {"clients": N, "draining": false}
+    server/NAME     {"clients": N, "capacity": C, "draining": false}
     at/IDENTITY     NAME (the server the client's session is on)
 
 A server that dies without a word stops renewing, and etcd removes its
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from typing import Any
 
 from .etcd import Etcd, EtcdUnavailable, delete, holds
@@ -28,6 +29,7 @@ from .etcdthread import EtcdThread
 
 TTL = 15     # s a dead server's keys outlive it
 EVERY = 5.0  # s between renewals
+STABLE = 30.0  # s a server is seen before clients are sent to it (one that is back)
 
 
 class Presence(EtcdThread):
@@ -35,9 +37,10 @@ class Presence(EtcdThread):
     failing = "presence not published"
     recovered = "presence published in etcd again"
 
-    def __init__(self, etcd: Etcd, prefix: str, name: str, ttl: int = TTL) -> None:
+    def __init__(self, etcd: Etcd, prefix: str, name: str, capacity: int,
+                 ttl: int = TTL) -> None:
         super().__init__(etcd, "presence")
-        self.name, self.ttl = name, ttl
+        self.name, self.capacity, self.ttl = name, capacity, ttl
         self.prefix = prefix.rstrip("/")
         self.lock = threading.Lock()
         self.clients: frozenset[str] = frozenset()  # as the loop last said
@@ -45,6 +48,7 @@ class Presence(EtcdThread):
         self.lease = 0
         self.published: set[str] = set()  # the at/ keys this server wrote
         self.view: dict[str, dict[str, Any]] = {}  # every live server's key, as last read
+        self.since: dict[str, float] = {}  # when each was first seen alive (monotonic)
 
     def update(self, clients: frozenset[str], draining: bool) -> None:
         """The loop's clients now (cheap: the thread publishes them)."""
@@ -55,6 +59,23 @@ class Presence(EtcdThread):
         """Every live server (this one too) as last read from etcd."""
         with self.lock:
             return dict(self.view)
+
+    def others(self, now: float) -> list[tuple[int, int]]:
+        """(clients, capacity) of every other live server that takes
+        clients (not draining), seen alive for STABLE seconds (a server
+        back from a power cut may be rebooting again), as last read; a
+        figure that is not a count is left out."""
+        out = []
+        with self.lock:
+            view, since = dict(self.view), dict(self.since)
+        for name, v in view.items():
+            clients, capacity = v.get("clients"), v.get("capacity", self.capacity)
+            if name != self.name and now - since.get(name, now) >= STABLE \
+                    and not v.get("draining") and isinstance(clients, int) \
+                    and isinstance(capacity, int) and _count(clients) and _count(capacity) \
+                    and capacity > 0:
+                out.append((clients, capacity))
+        return out
 
     def stop(self) -> None:
         """Leave at once: the keys go now, not after TTL (best effort)."""
@@ -74,7 +95,8 @@ class Presence(EtcdThread):
             self.lease = self.etcd.lease_grant(self.ttl)
             self.published = set()
         self.etcd.put(f"{self.prefix}/server/{self.name}",
-                      json.dumps({"clients": len(clients), "draining": draining}), self.lease)
+                      json.dumps({"clients": len(clients), "capacity": self.capacity,
+                                  "draining": draining}), self.lease)
         for name in sorted(clients - self.published):
             self.etcd.put(f"{self.prefix}/at/{name}", self.name, self.lease)
             self.published.add(name)
@@ -90,5 +112,11 @@ class Presence(EtcdThread):
                 continue
             if isinstance(value, dict):
                 view[kv.key.rpartition("/")[2]] = value
+        now = time.monotonic()
         with self.lock:
             self.view = view
+            self.since = {name: self.since.get(name, now) for name in view}
+
+
+def _count(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0

@@ -288,6 +288,8 @@ SCHEMA = {
         "conn_rate": _opt(_uint(1, 1000), "5"),
         "conn_burst": _opt(_uint(1, 1000), "20"),
         "drain_rate": _opt(_uint(1, 1000), "2"),
+        "capacity": _opt(_uint(1, 1000000), "1000"),
+        "rebalance_margin": _opt(_uint(0, 1000000), "4"),
         "up_hook": _opt(_hook, file=True),
         "down_hook": _opt(_hook, file=True),
         "lease_store": _opt(_enum("file", "etcd"), "file"),

@@ -7,7 +7,7 @@ import json
 import time
 
 from lvn.etcd import Etcd
-from lvn.presence import Presence
+from lvn.presence import STABLE, Presence
 
 from .conftest import Cluster
 
@@ -20,14 +20,21 @@ def at(etcd: Etcd) -> dict[str, str]:
 
 def test_servers_their_load_and_their_clients(cluster1: Cluster) -> None:
     etcd = Etcd(cluster1.endpoints)
-    a = Presence(Etcd(cluster1.endpoints), PREFIX, "gw1")
-    b = Presence(Etcd(cluster1.endpoints), PREFIX, "gw2")
+    a = Presence(Etcd(cluster1.endpoints), PREFIX, "gw1", 100)
+    b = Presence(Etcd(cluster1.endpoints), PREFIX, "gw2", 10)
     a.update(frozenset({"x", "y"}), False)
     b.update(frozenset({"z"}), True)
     a.step()
     b.step()
-    assert b.servers() == {"gw1": {"clients": 2, "draining": False},
-                           "gw2": {"clients": 1, "draining": True}}
+    assert b.servers() == {"gw1": {"clients": 2, "capacity": 100, "draining": False},
+                           "gw2": {"clients": 1, "capacity": 10, "draining": True}}
+    # the servers a client may be sent to: not itself, not one that
+    # drains, and only once seen alive for STABLE seconds
+    seen = time.monotonic()
+    assert b.others(seen) == []
+    assert b.others(seen + STABLE) == [(2, 100)]
+    a.step()
+    assert a.others(seen + STABLE) == []
     assert at(etcd) == {"x": "gw1", "y": "gw1", "z": "gw2"}
     # x moves from gw1 to gw2; gw2 says so first: gw1 leaves x's key alone
     b.update(frozenset({"z", "x"}), True)
@@ -40,12 +47,26 @@ def test_servers_their_load_and_their_clients(cluster1: Cluster) -> None:
     a.step()
     assert at(etcd) == {"x": "gw2", "z": "gw2"}
     assert json.loads(etcd.get(PREFIX + "/server/gw1").value) == {  # type: ignore[union-attr]
-        "clients": 0, "draining": False}
+        "clients": 0, "capacity": 100, "draining": False}
+
+
+def test_a_bad_figure_in_etcd_is_left_out(cluster1: Cluster) -> None:
+    """Whatever else writes under the prefix cannot make a server send its
+    clients anywhere (or crash its loop)."""
+    etcd = Etcd(cluster1.endpoints)
+    a = Presence(Etcd(cluster1.endpoints), PREFIX, "gw1", 100)
+    for name, value in (("gw2", {"clients": "many", "capacity": 10}),
+                        ("gw3", {"clients": 1, "capacity": 0}),
+                        ("gw4", {"clients": True}), ("gw5", [1, 2]), ("gw6", "{")):
+        etcd.put(f"{PREFIX}/server/{name}", json.dumps(value) if name != "gw6" else "{")
+    etcd.put(f"{PREFIX}/server/gw7", json.dumps({"clients": 3}))  # no capacity: as this one's
+    a.step()
+    assert a.others(time.monotonic() + STABLE) == [(3, 100)]
 
 
 def test_a_dead_server_vanishes_after_its_ttl(cluster1: Cluster) -> None:
-    a = Presence(Etcd(cluster1.endpoints), PREFIX, "gw1", ttl=3)
-    b = Presence(Etcd(cluster1.endpoints), PREFIX, "gw2", ttl=3)
+    a = Presence(Etcd(cluster1.endpoints), PREFIX, "gw1", 100, ttl=3)
+    b = Presence(Etcd(cluster1.endpoints), PREFIX, "gw2", 100, ttl=3)
     a.update(frozenset({"x"}), False)
     a.step()
     b.step()
@@ -56,12 +77,18 @@ def test_a_dead_server_vanishes_after_its_ttl(cluster1: Cluster) -> None:
         time.sleep(1)
         b.step()
     assert at(Etcd(cluster1.endpoints)) == {}  # x's key went with gw1's lease
+    # gw1 is back: no client is sent to it before it has lived STABLE s again
+    a.step()
+    before = time.monotonic()
+    b.step()
+    after = time.monotonic()
+    assert b.others(before + STABLE - 1) == [] and b.others(after + STABLE) == [(1, 100)]
 
 
 def test_an_expired_lease_is_replaced_and_everything_published_again(
         cluster1: Cluster) -> None:
     etcd = Etcd(cluster1.endpoints)
-    a = Presence(Etcd(cluster1.endpoints), PREFIX, "gw1")
+    a = Presence(Etcd(cluster1.endpoints), PREFIX, "gw1", 100)
     a.update(frozenset({"x"}), False)
     a.step()
     etcd.lease_revoke(a.lease)  # as if etcd had been away longer than the TTL
@@ -72,7 +99,7 @@ def test_an_expired_lease_is_replaced_and_everything_published_again(
 
 def test_stop_leaves_at_once_and_etcd_away_is_survived(cluster1: Cluster) -> None:
     etcd = Etcd(cluster1.endpoints)
-    a = Presence(Etcd(cluster1.endpoints, timeout=1), PREFIX, "gw1")
+    a = Presence(Etcd(cluster1.endpoints, timeout=1), PREFIX, "gw1", 100)
     a.update(frozenset({"x"}), False)
     a.start()
     try:
