@@ -4,9 +4,11 @@ FIN: its namespace drops everything); both clients move to the second
 within the liveness bound and keep their overlay addresses.  Server 1
 answers again, and server 2 drains (``lvn server drain``): it sends
 both clients back to server 1, one a second, keeping their addresses,
-and refuses a new session meanwhile.  Last, the node's certificate is
-revoked by copying the new list to server 2 alone: through etcd it
-reaches server 1, which ends the node's session there.
+and refuses a new session meanwhile.  Undrained, server 2 gets one of
+them back from server 1 (rebalancing, margin 1), and no client moves
+after that.  Last, the node's certificate is revoked by copying the new
+list to the server it is not on: through etcd it reaches the other,
+which ends the node's session there.
 
 etcd (Debian's etcd-server) runs in a namespace of its own, reachable by
 both servers.  The times measured are printed (pytest -s, and the log of a
@@ -130,7 +132,7 @@ def test_failover_to_the_second_server_keeps_the_addresses(
         agents.start(f"srv{i}", s, SERVER_CONF.format(
             state=tmp_path / f"srv{i}-state", pki=ca,
             extra=ETCD_LEASES.format(etcd=f"http://10.9{2 + i}.0.1:2379")
-            + f"\toption name 'gw{i}'\n"
+            + f"\toption name 'gw{i}'\n\toption rebalance_margin '1'\n"
         ).replace(f"'{ca}/crl.pem'", f"'{crls[i]}'"),
             args=("--control", str(tmp_path / f"srv{i}-control.sock")))
     # both listening before the clients start (a client refused by the
@@ -221,19 +223,42 @@ def test_failover_to_the_second_server_keeps_the_addresses(
     assert out.startswith("draining: no; 0 client(s) connected, 2 sent away"), out
     assert "drain ended: 2 client(s) sent away" in agents.log("srv2")
 
-    # the node's certificate is revoked, and the new list copied to server
-    # 2 only: server 1 gets it through etcd and ends the node's session;
-    # the CPython client goes on
+    # gw2 takes clients again: gw1 (2 against 0, margin 1) sends it one,
+    # and then nobody moves (1 against 1)
+    undrained = time.monotonic()
+    wait_for(lambda: sorted(where(e, etcd).values()) == ["gw1", "gw2"]
+             and loads(e, etcd) == {"gw1": 1, "gw2": 1}, 120,
+             "one client sent back to gw2", every=1)
+    print(f"after undrain, one client was back on gw2 in {time.monotonic() - undrained:.1f} s")
+    assert agents.log("srv1").count("rebalance: sent") == 1
+    split = where(e, etcd)
+    # no flapping: both servers publish four more times (20 s: longer than
+    # the time a sent client counts as on its way, lvn/balance.py)
+    published = revisions(e, etcd)
+    wait_for(lambda: all(r >= published[k] + 4 for k, r in revisions(e, etcd).items()),
+             120, "both servers to publish their load four more times", every=1)
+    assert where(e, etcd) == split
+    moves = {i: agents.log(f"srv{i}").count("rebalance: sent") for i in (1, 2)}
+    assert moves == {1: 1, 2: 0}, moves
+    wait_for(lambda: pings(c) and pings(n), 60, "traffic through both servers")
+    assert overlay4(c) == addr_c and overlay4(n) == addr_n
+
+    # the node's certificate is revoked, and the new list copied to the
+    # server the node is not on only: the other gets it through etcd and
+    # ends the node's session; the CPython client goes on
+    on = int(split["node-n"][-1])
+    other = 3 - on
     pki.revoke(ca, "node-n")
-    shutil.copy(ca / "crl.pem", crls[2])
+    shutil.copy(ca / "crl.pem", crls[other])
     copied = time.monotonic()
-    wait_for(lambda: "'node-n': certificate revoked" in agents.log("srv1"), 120,
-             "server 1 to end the revoked node's session")
+    wait_for(lambda: "'node-n': certificate revoked" in agents.log(f"srv{on}"), 120,
+             "the node's server to end its session")
     revoked_s = time.monotonic() - copied
-    print(f"a revocation copied to server 2 ended the session on server 1 in {revoked_s:.1f} s")
+    print(f"a revocation copied to server {other} ended the session on server {on} "
+          f"in {revoked_s:.1f} s")
     record_property("revocation_other_server_s", round(revoked_s, 1))
     assert crls[1].read_bytes() == crls[2].read_bytes()
-    assert "published to etcd" in agents.log("srv2")
+    assert "published to etcd" in agents.log(f"srv{other}")
     assert pings(c)
 
 
@@ -241,6 +266,19 @@ def where(ns: Netns, etcd: Etcd) -> dict[str, str]:
     """Which server etcd says each client is on."""
     with ns.entered():
         return {kv.key.rpartition("/")[2]: kv.value for kv in etcd.get_prefix("/lvn/at/")}
+
+
+def loads(ns: Netns, etcd: Etcd) -> dict[str, int]:
+    """Each live server's clients, as it last published them."""
+    with ns.entered():
+        return {kv.key.rpartition("/")[2]: json.loads(kv.value)["clients"]
+                for kv in etcd.get_prefix("/lvn/server/")}
+
+
+def revisions(ns: Netns, etcd: Etcd) -> dict[str, int]:
+    """The etcd revision of each server's last publication."""
+    with ns.entered():
+        return {kv.key: kv.mod_revision for kv in etcd.get_prefix("/lvn/server/")}
 
 
 def servers(ns: Netns, etcd: Etcd) -> set[str]:
