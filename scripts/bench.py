@@ -1113,6 +1113,8 @@ def main() -> int:
     ap.add_argument("--joins", help="comma-separated client counts for the control plane")
     ap.add_argument("--control-plane", action="store_true",
                     help="measure only the control plane, into an existing OUT")
+    ap.add_argument("--two-servers", type=int, metavar="N",
+                    help="measure only two servers sharing etcd with N clients, into OUT")
     ap.add_argument("--reps", type=int, help="rounds (default 3; --quick: 1)")
     ap.add_argument("--no-profile", action="store_true",
                     help="no per-packet profile (function_graph)")
@@ -1162,6 +1164,13 @@ def main() -> int:
             result.setdefault("failed_stages", {})[key] = f"{type(e).__name__}: {e}"
             print(f"bench: stage {key} FAILED: {type(e).__name__}: {e}", flush=True)
         save()
+    if args.two_servers:
+        import bench_servers
+        if args.out.exists():
+            result = json.loads(args.out.read_text())
+            result.get("failed_stages", {}).pop("two_servers", None)
+        stage("two_servers", lambda: bench_servers.two_servers(args.two_servers))
+        return 1 if "two_servers" in result.get("failed_stages", {}) else 0
     if args.control_plane:
         result = json.loads(args.out.read_text())
         result.get("failed_stages", {}).pop("control_plane", None)
@@ -1216,6 +1225,8 @@ def main() -> int:
         stage("scale", lambda: scale(counts, seconds, 1))
         stage("footprint", footprint)
         stage("control_plane", lambda: control_plane(joins))
+        import bench_servers
+        stage("two_servers", lambda: bench_servers.two_servers(20 if args.quick else 100))
     if not only or "reliability" in only:
         stage("reliability", reliability)
     save()

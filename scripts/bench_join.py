@@ -71,6 +71,15 @@ class FakeClient:
         if self.conn.closed and self.up_at is None and not self.error:
             self.error = "closed by the server"
 
+    def datagram(self, now: float) -> None:
+        """A datagram from the server: an ACK of a keepalive, a CHALLENGE."""
+        try:
+            data = self.udp.recv(2048)
+        except OSError:
+            return
+        if self.session is not None:
+            self._act(self.session.on_datagram(data, now), now)
+
     def tick(self, now: float) -> None:
         if self.session is not None:
             self._act(self.session.on_timer(now), now)

@@ -427,6 +427,7 @@ def markdown(r: dict[str, Any], result_name: str, pngs: list[str], plot_dir: str
                   f"{node['rss_kib_in_cpython'] / 1024:.1f} MiB is that of the PyPI build, "
                   "which runs inside a CPython process: not a router's micropython)."]
     L += node_memory_section(cp.get("node_memory", {}))
+    L += two_servers_section(r.get("two_servers", {}))
     L += moves_section(r.get("moves", {}))
     L += reliability_section(r.get("reliability", {}))
     L.append("")
@@ -494,6 +495,24 @@ RELIABILITY_ROWS = [
     ("floods", "udp_status_answer_s", "`status` answered under that flood (slowest of 3)", "s"),
     ("floods", "udp_server_cpu_share", "server CPU under that flood (cores)", ""),
 ]
+
+
+def two_servers_section(ts: dict[str, Any]) -> list[str]:
+    """Two servers sharing etcd: joins over both, then the first loses power."""
+    if not ts:
+        return []
+    j, f = ts["join_both"], ts["failover"]
+    return ["", "## Two servers (etcd)", "",
+            f"{ts['clients']} clients (`scripts/bench_servers.py`: bench_join's clients "
+            "with keepalives, each in turn to the next server of its list as lvn/rejoin.py "
+            "does) join two `lvn agent` servers sharing their leases in one etcd, half "
+            f"listing each first: all joined in {j['all_joined_s']:.1f} s "
+            f"({j['rejoins']} rejoin(s)). Then all join the first, and it loses power "
+            f"(nftables drops everything; keepalive {ts['keepalive_s']} s, `dead_after` "
+            f"{ts['dead_after']}): each client's tunnel is up on the second server "
+            f"{f['median_s']:.1f} s after the cut (median; {f['min_s']:.1f}–{f['max_s']:.1f} "
+            f"s over the clients). {ts['leases']} leases in etcd, "
+            + ("no address twice." if ts["leases_unique"] else "**an address twice**.")]
 
 
 def moves_section(mv: dict[str, Any]) -> list[str]:

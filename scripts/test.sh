@@ -46,7 +46,7 @@ stage "static checks"
 sh -n vm/guest-run.sh vm/initramfs-init
 shellcheck -s bash scripts/*.sh vm/*.sh .ci/run
 shellcheck -s sh vm/initramfs-init files/etc/init.d/lvn
-.venv/bin/mypy --strict scripts/build-ipk.py scripts/test_summary.py scripts/bench.py scripts/bench_join.py scripts/bench_report.py \
+.venv/bin/mypy --strict scripts/build-ipk.py scripts/test_summary.py scripts/bench.py scripts/bench_join.py scripts/bench_report.py scripts/bench_servers.py \
 	scripts/junit_merge.py
 
 stage "checkpatch --strict, sparse (kernel module)"

@@ -3,89 +3,11 @@ stopped by the tests: one member, or a cluster of three."""
 
 from __future__ import annotations
 
-import shutil
-import signal
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from lvn.etcd import Etcd, EtcdUnavailable
-
-ETCD = shutil.which("etcd") or "/usr/bin/etcd"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Member:
-    """One etcd member: its data stays across stop() and start()."""
-
-    def __init__(self, name: str, data: Path, client: int, peer: int) -> None:
-        self.name, self.data, self.client, self.peer = name, data, client, peer
-        self.url = f"http://127.0.0.1:{client}"
-        self.peer_url = f"http://127.0.0.1:{peer}"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log = data.with_suffix(".log")
-
-    def start(self, cluster: str, state: str = "new") -> None:
-        self.proc = subprocess.Popen(
-            [ETCD, "--name", self.name, "--data-dir", str(self.data),
-             "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
-             "--listen-peer-urls", self.peer_url, "--initial-advertise-peer-urls",
-             self.peer_url, "--initial-cluster", cluster,
-             "--initial-cluster-state", state, "--initial-cluster-token", "lvn-test"],
-            stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            self.proc.wait(30)
-        self.proc = None
-
-
-class Cluster:
-    def __init__(self, tmp: Path, size: int) -> None:
-        self.members = [Member(f"m{i}", tmp / f"m{i}", free_port(), free_port())
-                        for i in range(size)]
-        self.spec = ",".join(f"{m.name}={m.peer_url}" for m in self.members)
-
-    @property
-    def endpoints(self) -> list[str]:
-        return [m.url for m in self.members]
-
-    def start(self) -> None:
-        for m in self.members:
-            m.start(self.spec)
-        self.wait_ready()
-
-    def restart(self, member: Member) -> None:
-        member.start(self.spec, "existing")
-        self.wait_ready()
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        """Until a write goes through (the cluster has a leader)."""
-        client = Etcd([m.url for m in self.members if m.proc is not None], timeout=2)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                client.put("/ready", "1")
-                return
-            except EtcdUnavailable as e:
-                if time.monotonic() > deadline:
-                    logs = "\n".join(m.log.read_text()[-1500:] for m in self.members)
-                    raise AssertionError(f"etcd not ready after {timeout} s: {e}\n{logs}") from None
-            time.sleep(0.2)
-
-    def stop(self) -> None:
-        for m in self.members:
-            m.stop()
+from etcdcluster import ETCD, Cluster, Member  # noqa: F401  (the tests use them)
 
 
 def started(tmp: Path, size: int) -> Iterator[Cluster]:

@@ -11,12 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
+from etcdcluster import Cluster
 
 from lvn import crlshare, pki
 from lvn.crlshare import CrlShare
 from lvn.etcd import Etcd
-
-from .conftest import Cluster
 
 PREFIX = "/lvn-test"
 KEY = PREFIX + "/crl"

@@ -18,12 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from etcdcluster import Cluster
 
 from lvn.errors import LvnError
 from lvn.etcd import Etcd
 from lvn.etcdleases import EtcdLeases, LeasesUnavailable
-
-from .conftest import Cluster
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFIX = "/lvn-test"
@@ -204,7 +203,7 @@ def test_unreachable_and_misconfigured_endpoints(tmp_path: Path) -> None:
     with pytest.raises(LvnError, match="no endpoint"):
         Etcd([])
     # a port nothing listens on
-    from .conftest import free_port
+    from etcdcluster import free_port
     leases = EtcdLeases(Etcd([f"127.0.0.1:{free_port()}"], timeout=0.5), PREFIX,
                         "10.77.0.0/24", None)
     with pytest.raises(LeasesUnavailable, match="connection refused|Connection refused"):

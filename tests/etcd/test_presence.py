@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 import time
 
+from etcdcluster import Cluster
+
 from lvn.etcd import Etcd
 from lvn.presence import STABLE, Presence
-
-from .conftest import Cluster
 
 PREFIX = "/lvn-test"
 

@@ -111,3 +111,17 @@ def test_quick_bench_runs_every_scenario(tmp_path: Path) -> None:
     assert r["footprint"]["ipudp_ko_stripped_bytes"] < r["footprint"]["ipudp_ko_bytes"]
     text = report(out, tmp_path / "b.md")
     assert "## Targets" in text and "| ipudp4 |" in text and "Quick run" in text
+
+
+@pytest.mark.long
+def test_bench_two_servers(tmp_path: Path) -> None:
+    """make bench's two servers sharing etcd, with 10 clients: each joins,
+    then each fails over to the second server; the report says so."""
+    out = tmp_path / "two.json"
+    res = subprocess.run([sys.executable, str(ROOT / "scripts/bench.py"), str(out),
+                          "--two-servers", "10"], capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stdout + res.stderr
+    ts = json.loads(out.read_text())["two_servers"]
+    assert ts["clients"] == ts["leases"] == 10 and ts["leases_unique"], ts
+    assert 0 < ts["failover"]["min_s"] <= ts["failover"]["max_s"], ts
+    assert "## Two servers (etcd)" in report(out, tmp_path / "t.md")
