@@ -382,8 +382,8 @@ class Agent:
 class Server(Agent):
     role = "server"
     LIVE_OPTIONS = frozenset({"mtu", "keepalive", "idle_timeout", "conn_rate", "conn_burst",
-                              "up_hook", "down_hook", "lease_ttl", "drain_rate"})
-    # (capacity and rebalance_margin are published with the presence: a restart)
+                              "up_hook", "down_hook", "lease_ttl", "drain_rate", "capacity",
+                              "rebalance_margin"})
 
     def __init__(self, conf: ServerConfig, kernel: Ipudp, state_dir: str) -> None:
         super().__init__(kernel, state_dir, conf.ifname, conf.up_hook, conf.down_hook)
@@ -879,6 +879,9 @@ class Server(Agent):
         self._check_crl(time.monotonic(), force=True)  # a reload reads the list again
         c = self.conf
         self.limiter.rate, self.limiter.burst = c.conn_rate, c.conn_burst
+        self.balance.margin, self.balance.rate = c.rebalance_margin, c.drain_rate
+        if self.presence is not None:
+            self.presence.capacity = c.capacity  # published at its next renewal
         for s, _, _ in self.sessions.values():  # clients learn mtu/keepalive at their next lease
             s.mtu, s.keepalive, s.idle_timeout = c.mtu, c.keepalive, c.idle_timeout
         self.detached.idle_timeout = c.idle_timeout

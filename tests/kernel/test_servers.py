@@ -4,9 +4,10 @@ FIN: its namespace drops everything); both clients move to the second
 within the liveness bound and keep their overlay addresses.  Server 1
 answers again, and server 2 drains (``lvn server drain``): it sends
 both clients back to server 1, one a second, keeping their addresses,
-and refuses a new session meanwhile.  Undrained, server 2 gets one of
-them back from server 1 (rebalancing, margin 1), and no client moves
-after that.  Last, the node's certificate is revoked by copying the new
+and refuses a new session meanwhile.  Undrained, and both servers
+reloaded with a rebalancing margin of 1 client (the default, 4, keeps
+two clients where they are), server 2 gets one of them back from server
+1, and no client moves after that.  Last, the node's certificate is revoked by copying the new
 list to the server it is not on: through etcd it reaches the other,
 which ends the node's session there.
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -132,7 +134,7 @@ def test_failover_to_the_second_server_keeps_the_addresses(
         agents.start(f"srv{i}", s, SERVER_CONF.format(
             state=tmp_path / f"srv{i}-state", pki=ca,
             extra=ETCD_LEASES.format(etcd=f"http://10.9{2 + i}.0.1:2379")
-            + f"\toption name 'gw{i}'\n\toption rebalance_margin '1'\n"
+            + f"\toption name 'gw{i}'\n"
         ).replace(f"'{ca}/crl.pem'", f"'{crls[i]}'"),
             args=("--control", str(tmp_path / f"srv{i}-control.sock")))
     # both listening before the clients start (a client refused by the
@@ -223,8 +225,14 @@ def test_failover_to_the_second_server_keeps_the_addresses(
     assert out.startswith("draining: no; 0 client(s) connected, 2 sent away"), out
     assert "drain ended: 2 client(s) sent away" in agents.log("srv2")
 
-    # gw2 takes clients again: gw1 (2 against 0, margin 1) sends it one,
-    # and then nobody moves (1 against 1)
+    # gw2 takes clients again: with a margin of 1 client, gw1 (2 against
+    # 0) sends it one, and then nobody moves (1 against 1)
+    for i in (1, 2):
+        conf = agents.tmp / f"srv{i}" / "lvn"
+        conf.write_text(conf.read_text() + "\toption rebalance_margin '1'\n")
+        agents.procs[f"srv{i}"][0].send_signal(signal.SIGHUP)
+    wait_for(lambda: all("reloaded in place: rebalance_margin" in agents.log(f"srv{i}")
+                         for i in (1, 2)), 60, "both servers to reload")
     undrained = time.monotonic()
     wait_for(lambda: sorted(where(e, etcd).values()) == ["gw1", "gw2"]
              and loads(e, etcd) == {"gw1": 1, "gw2": 1}, 120,
