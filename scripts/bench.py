@@ -678,21 +678,6 @@ def scale(counts: list[int], seconds: int, reps: int) -> list[dict[str, Any]]:
     return out
 
 
-SERVER_CONF = """config agent 'agent'
-	option enabled '1'
-	option role 'server'
-	option state_dir '{d}/state'
-config server 'server'
-	option ca '{d}/pki/ca.pem'
-	option cert '{d}/pki/issued/srv.pem'
-	option key '{d}/pki/issued/srv.key'
-	option pool4 '10.78.0.0/20'
-	option pool6 'fd78::/64'
-	option idle_timeout '3600'
-	option keepalive '{keepalive}'
-	option conn_rate '1000'
-	option conn_burst '1000'
-"""
 
 NODE_CONF = """
 config agent 'agent'
@@ -904,7 +889,8 @@ def control_plane(counts: list[int]) -> dict[str, Any]:
     certs = bench_join.issue_clients(d / "pki", sum(counts))
     out: dict[str, Any] = {"issue_certificates_s_each": (time.monotonic() - t0) / len(certs),
                            "rounds": []}
-    (d / "lvn").write_text(SERVER_CONF.format(d=d, keepalive=NODE_KEEPALIVE))
+    (d / "lvn").write_text(bench_join.SERVER_CONF.format(d=d, state=d / "state",
+                                                         keepalive=NODE_KEEPALIVE, extra=""))
     topology()
     log = open(d / "log", "wb")
     COMMANDS.append(f"lvn agent -c {d} (server, in {A})")

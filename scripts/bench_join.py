@@ -26,6 +26,24 @@ if TYPE_CHECKING:
     from lvn.session import Action
 
 
+# the server agent of make bench's control plane: its rate limits raised,
+# the clients share one source address
+SERVER_CONF = """config agent 'agent'
+	option enabled '1'
+	option role 'server'
+	option state_dir '{state}'
+config server 'server'
+	option ca '{d}/pki/ca.pem'
+	option cert '{d}/pki/issued/srv.pem'
+	option key '{d}/pki/issued/srv.key'
+	option pool4 '10.78.0.0/20'
+	option pool6 'fd78::/64'
+	option idle_timeout '3600'
+	option keepalive '{keepalive}'
+	option conn_rate '1000'
+	option conn_burst '1000'
+{extra}"""
+
 # where a saboteur resets its connection (RST, as a client that loses
 # power and whose NAT answers for it): during the TLS handshake, after its
 # HELLO (the server's LEASE meets the reset), after the LEASE (the server

@@ -42,22 +42,8 @@ KEEPALIVE, DEAD_AFTER = 2, 3   # the servers ask for 2 s; clients give up after 
 ETCD = "10.96.{i}.1"           # etcd towards server i
 SERVER_ADDR = "10.95.{i}.1"    # server i towards the clients
 
-SERVER_CONF = """config agent 'agent'
-	option enabled '1'
-	option role 'server'
-	option state_dir '{d}/state{i}'
-config server 'server'
-	option ca '{d}/pki/ca.pem'
-	option cert '{d}/pki/issued/srv.pem'
-	option key '{d}/pki/issued/srv.key'
-	option pool4 '10.78.0.0/20'
-	option pool6 'fd78::/64'
-	option listen_port '{port}'
+ETCD_CONF = """	option listen_port '{port}'
 	option data_port '{port}'
-	option idle_timeout '3600'
-	option keepalive '{keepalive}'
-	option conn_rate '1000'
-	option conn_burst '1000'
 	option lease_store 'etcd'
 	list etcd 'http://{etcd}:2379'
 	option name 'gw{i}'
@@ -149,8 +135,9 @@ def two_servers(n: int) -> dict[str, Any]:
         for i, s in enumerate(SERVERS, 1):
             conf = d / f"srv{i}"
             conf.mkdir()
-            (conf / "lvn").write_text(SERVER_CONF.format(
-                d=d, i=i, port=PORT, keepalive=KEEPALIVE, etcd=ETCD.format(i=i)))
+            (conf / "lvn").write_text(bench_join.SERVER_CONF.format(
+                d=d, state=d / f"state{i}", keepalive=KEEPALIVE,
+                extra=ETCD_CONF.format(i=i, port=PORT, etcd=ETCD.format(i=i))))
             logs[i] = d / f"srv{i}.log"
             with open(logs[i], "wb") as out:
                 procs.append(subprocess.Popen(

@@ -111,19 +111,7 @@ def etcd_member(netns: type[Netns], tmp_path: Path) -> Iterator[EtcdMember]:
 def test_failover_to_the_second_server_keeps_the_addresses(
         netns: type[Netns], agents: Agents, etcd_member: EtcdMember,  # noqa: F811
         tmp_path: Path, record_property: Callable[[str, object], None]) -> None:
-    e = etcd_member.ns
-    s1, s2, c, n = netns(), netns(), netns(), netns()
-    for i, s in ((1, s1), (2, s2)):
-        veth(s, e, "ul9", f"e{i}")
-        e.ip("addr", "add", f"10.9{2 + i}.0.1/24", "dev", f"e{i}")
-        s.ip("addr", "add", f"10.9{2 + i}.0.2/24", "dev", "ul9")
-        # the CPython client on 10.91/10.92, the node on 10.95/10.96
-        veth(s, c, "ul0", f"u{i}")
-        s.ip("addr", "add", f"10.9{i}.0.1/24", "dev", "ul0")
-        c.ip("addr", "add", f"10.9{i}.0.2/24", "dev", f"u{i}")
-        veth(s, n, "ul1", f"u{i}")
-        s.ip("addr", "add", f"10.9{4 + i}.0.1/24", "dev", "ul1")
-        n.ip("addr", "add", f"10.9{4 + i}.0.2/24", "dev", f"u{i}")
+    e, (s1, s2), (c, n) = etcd_and_servers(netns, 2, etcd_member.ns)
     etcd_member.start()
     etcd = etcd_member.client
 
@@ -268,6 +256,26 @@ def test_failover_to_the_second_server_keeps_the_addresses(
     assert crls[1].read_bytes() == crls[2].read_bytes()
     assert "published to etcd" in agents.log(f"srv{other}")
     assert pings(c)
+
+
+def etcd_and_servers(netns: type[Netns], clients: int, e: Netns | None = None
+                     ) -> tuple[Netns, tuple[Netns, Netns], tuple[Netns, ...]]:
+    """etcd's namespace (``e`` or a new one), two servers' and ``clients``
+    clients' namespaces: etcd is 10.9{2+i}.0.1 towards server i
+    (10.9{2+i}.0.2); client k reaches server i at 10.9{4k+i}.0.1 from
+    10.9{4k+i}.0.2 (the first client 10.91/10.92, the second 10.95/10.96)."""
+    e = e or netns()
+    servers = (netns(), netns())
+    sites = tuple(netns() for _ in range(clients))
+    for i, s in enumerate(servers, 1):
+        veth(s, e, "ul9", f"e{i}")
+        e.ip("addr", "add", f"10.9{2 + i}.0.1/24", "dev", f"e{i}")
+        s.ip("addr", "add", f"10.9{2 + i}.0.2/24", "dev", "ul9")
+        for k, c in enumerate(sites):
+            veth(s, c, f"ul{k}", f"u{i}")
+            s.ip("addr", "add", f"10.9{4 * k + i}.0.1/24", "dev", f"ul{k}")
+            c.ip("addr", "add", f"10.9{4 * k + i}.0.2/24", "dev", f"u{i}")
+    return e, servers, sites
 
 
 def where(ns: Netns, etcd: Etcd) -> dict[str, str]:

@@ -27,9 +27,10 @@ from lvn.agent import tls_context
 from lvn.config import DEFAULT_PORT
 from lvn.etcd import Etcd, EtcdUnavailable
 
-from .netns import Netns, scaled, veth, wait_for
+from .netns import Netns, scaled, wait_for
 from .router import ROOT
 from .test_agent import Agents, agents  # noqa: F401
+from .test_servers import etcd_and_servers
 
 sys.path.insert(0, str(ROOT / "scripts"))
 
@@ -38,39 +39,17 @@ import bench_servers  # noqa: E402
 
 pytestmark = pytest.mark.newest
 
-SERVER_CONF = """
-config agent 'agent'
-	option enabled '1'
-	option role 'server'
-	option state_dir '{state}'
-config server 'server'
-	option ca '{pki}/ca.pem'
-	option cert '{pki}/issued/srv.pem'
-	option key '{pki}/issued/srv.key'
-	option pool4 '10.78.0.0/20'
-	option pool6 'fd78::/64'
-	option keepalive '5'
-	option idle_timeout '600'
-	option conn_rate '1000'
-	option conn_burst '1000'
-	option lease_store 'etcd'
+ETCD_CONF = """	option lease_store 'etcd'
 	option name 'gw{i}'
 	option rebalance_margin '0'
-{etcd}"""
+{endpoints}"""
 
 
 @pytest.mark.parametrize("clients", [pytest.param(50), pytest.param(500, marks=pytest.mark.long)])
 def test_joins_on_two_servers_while_an_etcd_member_dies(
         netns: type[Netns], agents: Agents, tmp_path: Path, clients: int,  # noqa: F811
         record_property: Callable[[str, object], None]) -> None:
-    e, s1, s2, c = netns(), netns(), netns(), netns()
-    for i, s in ((1, s1), (2, s2)):
-        veth(s, e, "ul9", f"e{i}")
-        e.ip("addr", "add", f"10.9{2 + i}.0.1/24", "dev", f"e{i}")
-        s.ip("addr", "add", f"10.9{2 + i}.0.2/24", "dev", "ul9")
-        veth(s, c, "ul0", f"u{i}")
-        s.ip("addr", "add", f"10.9{i}.0.1/24", "dev", "ul0")
-        c.ip("addr", "add", f"10.9{i}.0.2/24", "dev", f"u{i}")
+    e, (s1, s2), (c,) = etcd_and_servers(netns, 1)
     cluster = Cluster(tmp_path / "etcd", 3, listen="0.0.0.0")
     (tmp_path / "etcd").mkdir()
     with e.entered():
@@ -91,8 +70,9 @@ def run(e: Netns, s1: Netns, s2: Netns, c: Netns, cluster: Cluster, agents: Agen
     for i, s in ((1, s1), (2, s2)):
         endpoints = "".join(f"\tlist etcd 'http://10.9{2 + i}.0.1:{m.client}'\n"
                             for m in cluster.members)
-        agents.start(f"srv{i}", s, SERVER_CONF.format(state=tmp_path / f"srv{i}-state",
-                                                      pki=ca, i=i, etcd=endpoints))
+        agents.start(f"srv{i}", s, bench_join.SERVER_CONF.format(
+            d=tmp_path, state=tmp_path / f"srv{i}-state", keepalive=5,
+            extra=ETCD_CONF.format(i=i, endpoints=endpoints)))
     wait_for(lambda: all("lvn service running" in agents.log(f"srv{i}") for i in (1, 2)),
              300, "both servers to listen")
 
