@@ -507,9 +507,10 @@ def two_servers_section(ts: dict[str, Any]) -> list[str]:
             "with keepalives, each in turn to the next server of its list as lvn/rejoin.py "
             "does) join two `lvn agent` servers sharing their leases in one etcd, half "
             f"listing each first: all joined in {j['all_joined_s']:.1f} s "
-            f"({j['rejoins']} rejoin(s)). Then all join the first, and it loses power "
+            f"({j['rejoins']} rejoin(s)). Then all join the first ({f['on_cut_server']} "
+            f"are on it, after {f['rejoins_before_cut']} rejoin(s)), and it loses power "
             f"(nftables drops everything; keepalive {ts['keepalive_s']} s, `dead_after` "
-            f"{ts['dead_after']}): each client's tunnel is up on the second server "
+            f"{ts['dead_after']}): each of those clients' tunnel is up on the second server "
             f"{f['median_s']:.1f} s after the cut (median; {f['min_s']:.1f}–{f['max_s']:.1f} "
             f"s over the clients). {ts['leases']} leases in etcd, "
             + ("no address twice." if ts["leases_unique"] else "**an address twice**.")]
