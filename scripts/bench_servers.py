@@ -182,8 +182,11 @@ def run_clients(ctxs: list[Any], lists: list[list[str]], cut: tuple[str, str] | 
     """Each client joins the first server of its list (the next after a
     lost session or ``handshake_timeout`` s without TLS, 1-1.5 s later, as
     lvn/rejoin.py does) until all are up; with ``cut`` (a server's
-    namespace and address), that namespace then loses power and the
-    clients that were on it are timed until they are up again."""
+    namespace and address), the clients join the first server of their
+    list (again and again: the servers take 32 handshakes at a time from
+    one source address, and these share one), then that namespace loses
+    power and the clients that were on it are timed until they are up
+    again."""
     sel = selectors.DefaultSelector()
     current = [0] * len(ctxs)
     clients: list[bench_join.FakeClient | None] = [None] * len(ctxs)
@@ -201,6 +204,8 @@ def run_clients(ctxs: list[Any], lists: list[list[str]], cut: tuple[str, str] | 
         nonlocal moves
         c = clients[i]
         assert c is not None
+        why = c.error or ("closed by the server" if c.conn.closed else "no TLS in time")
+        errors[why[:80]] = errors.get(why[:80], 0) + 1
         for sock in (c.conn.sock, c.udp):
             try:
                 sel.unregister(sock)
@@ -208,7 +213,8 @@ def run_clients(ctxs: list[Any], lists: list[list[str]], cut: tuple[str, str] | 
                 pass
         c.close()
         clients[i] = None
-        current[i] = (current[i] + 1) % len(lists[i])
+        if cut is None or cut_at is not None:  # (before a cut: all on the first)
+            current[i] = (current[i] + 1) % len(lists[i])
         retry_at[i] = now + 1 + random.random() / 2
         moves += 1
 
@@ -219,6 +225,7 @@ def run_clients(ctxs: list[Any], lists: list[list[str]], cut: tuple[str, str] | 
     cut_at: float | None = None
     up_again: dict[int, float] = {}
     on_cut: set[int] = set()  # the clients on the server that loses power
+    errors: dict[str, int] = {}  # why clients left a server, how often
     next_tick = t0
     while time.monotonic() - t0 < timeout:
         for key, _ in sel.select(0.1):
@@ -271,11 +278,12 @@ def run_clients(ctxs: list[Any], lists: list[list[str]], cut: tuple[str, str] | 
     if cut is None:
         if not all_up():
             raise RuntimeError(f"not every client joined within {timeout:.0f} s")
-        return {"all_joined_s": round(time.monotonic() - t0, 2), "rejoins": moves}
+        return {"all_joined_s": round(time.monotonic() - t0, 2), "rejoins": moves,
+                "why": errors}
     if cut_at is None or len(up_again) < len(on_cut) or not on_cut:
         raise RuntimeError(f"failover: {len(up_again)} of {len(on_cut)} clients up again "
                            f"within {timeout:.0f} s")
     times = sorted(up_again.values())
     return {"joined_first_s": round(joined_s, 2), "rejoins_before_cut": before_cut,
             "on_cut_server": len(on_cut), "median_s": round(times[len(times) // 2], 2),
-            "max_s": round(times[-1], 2), "min_s": round(times[0], 2)}
+            "max_s": round(times[-1], 2), "min_s": round(times[0], 2), "why": errors}
