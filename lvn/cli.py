@@ -319,7 +319,9 @@ def run_status(args: argparse.Namespace, kernel: Kernel, out: Callable[[str], No
     servers = status.get("servers")
     if servers:  # several servers with their leases in etcd
         out("servers: " + ", ".join(
-            f"{name} ({v.get('clients')} client(s){', draining' if v.get('draining') else ''})"
+            f"{name} ({v.get('clients')}"
+            + (f" of {v['capacity']}" if "capacity" in v else "")
+            + f" client(s){', draining' if v.get('draining') else ''})"
             for name, v in sorted(servers.items())))
     for p in peers:
         ep = p.get("endpoint")
