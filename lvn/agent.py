@@ -553,6 +553,9 @@ class Server(Agent):
                 self._close_conn(conn)
                 return
             self.serial_of[name] = cert.serial_number
+            if self.balance.joined(name, time.monotonic()):
+                log.info("%r: back at once after a rebalance: stays for %d s", name,
+                         balance.STAY)
             sid = os.urandom(datagram.SESSION_SIZE)
             key = os.urandom(datagram.KEY_SIZE)  # sent to this client only, in LEASE
             s = ServerSession(key, sid, time.monotonic(), self.conf.data_port,
@@ -783,9 +786,11 @@ class Server(Agent):
         """Send a client to a server with room (lvn/balance.py)."""
         if self.presence is None or self.drain.on or not self.sessions:
             return
-        if self.balance.due(now, len(self.sessions), self.conf.capacity,
-                            self.presence.others(now)):
-            s, conn, name = next(iter(self.sessions.values()))
+        names = {n: (s, conn) for s, conn, n in self.sessions.values()}
+        name = self.balance.pick(now, list(names), self.conf.capacity,
+                                 self.presence.others(now))
+        if name is not None:
+            s, conn = names[name]
             log.info("%r: rebalance: sent to another server (%d client(s) here of %d; "
                      "%d sent so far)", name, len(self.sessions), self.conf.capacity,
                      self.balance.moved)

@@ -12,8 +12,10 @@ No flapping: a client is sent only while this server, one client
 lighter, stays at least as loaded as the other one client heavier, so
 that server never has a reason to send it back.  etcd's figures lag (up
 to two publishing periods and the client's rejoin): clients sent in the
-last ``SETTLE`` seconds are counted as already there.  Pure: the server
-asks ``due()`` on every tick.
+last ``SETTLE`` seconds are counted as already there.  A client that is
+back within SETTLE (it lists this server only, or cannot reach the
+other) is left alone for ``STAY`` seconds.  Pure: the server asks
+``pick()`` on every tick and tells ``joined()`` of each new session.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 CODE = "rebalance"
 TEXT = "another server has room: join the next one"
 SETTLE = 15.0  # s until a client sent away shows in etcd's figures
+STAY = 3600.0  # s a client that came straight back is not sent again
 
 
 class Balance:
@@ -30,6 +33,29 @@ class Balance:
         self.next_at = 0.0
         self.sent: list[float] = []  # when the clients of the last SETTLE seconds were sent
         self.moved = 0               # clients sent since the server started
+        self.away: dict[str, float] = {}  # client -> when it was sent (last SETTLE s)
+        self.stay: dict[str, float] = {}  # client -> until when it is left alone
+
+    def joined(self, name: str, now: float) -> bool:
+        """A new session of ``name``; True: it came back at once after it
+        was sent away, and now stays."""
+        sent = self.away.pop(name, None)
+        if sent is not None and now - sent < SETTLE:
+            self.stay[name] = now + STAY
+            return True
+        return False
+
+    def pick(self, now: float, names: list[str], capacity: int,
+             others: list[tuple[int, int]]) -> str | None:
+        """The client to send away now (of this server's ``names``, oldest
+        first), or None; ``others`` as for ``due()``."""
+        self.away = {n: t for n, t in self.away.items() if now - t < SETTLE}
+        self.stay = {n: t for n, t in self.stay.items() if t > now}
+        movable = [n for n in names if n not in self.stay]
+        if not movable or not self.due(now, len(names), capacity, others):
+            return None
+        self.away[movable[0]] = now
+        return movable[0]
 
     def due(self, now: float, clients: int, capacity: int,
             others: list[tuple[int, int]]) -> bool:

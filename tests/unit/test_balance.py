@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from lvn.balance import SETTLE, Balance
+from lvn.balance import SETTLE, STAY, Balance
 
 
 def test_off_when_the_margin_is_zero() -> None:
@@ -104,3 +104,38 @@ def test_two_servers_settle_without_flapping(seed: int) -> None:
     above = [a - b * capacity[0] / capacity[1], b - a * capacity[1] / capacity[0]]
     for me, other, mine, theirs in ((0, 1, a, b), (1, 0, b, a)):
         assert above[me] <= margin or (mine - 1) * capacity[other] < (theirs + 1) * capacity[me]
+
+
+def test_pick_sends_the_oldest_first() -> None:
+    b = Balance(1, 1)
+    assert b.pick(0.0, ["a", "b", "c", "d"], 10, [(0, 10)]) == "a"
+    assert b.pick(0.5, ["b", "c", "d"], 10, [(0, 10)]) is None   # the rate
+    assert b.pick(1.0, ["b", "c", "d"], 10, [(0, 10)]) == "b"    # 3 against 0 + 1 on its way
+    assert b.pick(2.0, ["c", "d"], 10, [(0, 10)]) is None        # 2 against 0 + 2
+
+
+def test_a_client_that_comes_straight_back_stays() -> None:
+    """It lists this server alone, or cannot reach the other: sending it
+    again and again would only cut its tunnel every few seconds."""
+    b = Balance(1, 1)
+    assert b.pick(0.0, ["a", "b", "c", "d", "e"], 10, [(0, 10)]) == "a"
+    assert b.joined("a", 2.0)                      # back after 2 s
+    assert b.pick(SETTLE + 1, ["b", "c", "d", "e", "a"], 10, [(0, 10)]) == "b"
+    assert b.pick(SETTLE + 3, ["c", "d", "e", "a"], 10, [(0, 10)]) == "c"
+    assert not b.joined("b", SETTLE + 1 + SETTLE)  # back, but too late to count
+    later = STAY + 10
+    assert b.pick(later, ["a", "c"], 10, [(0, 10)]) == "a"  # its stay is over
+
+
+def test_nobody_left_to_send() -> None:
+    b = Balance(1, 1)
+    assert b.pick(0.0, ["a", "b", "c"], 10, [(0, 10)]) == "a"
+    b.joined("a", 1.0)
+    b.pick(SETTLE + 1, ["b", "c", "a"], 10, [(0, 10)])
+    b.joined("b", SETTLE + 2)
+    b.pick(2 * SETTLE + 3, ["c", "a", "b"], 10, [(0, 10)])
+    b.joined("c", 2 * SETTLE + 4)
+    # every client here came straight back: nobody is sent, and no move is counted
+    moved = b.moved
+    assert b.pick(3 * SETTLE + 5, ["a", "b", "c"], 10, [(0, 10)]) is None
+    assert b.moved == moved
