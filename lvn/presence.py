@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from .etcd import Etcd, EtcdUnavailable, delete, holds
@@ -30,6 +31,7 @@ from .etcdthread import EtcdThread
 TTL = 15     # s a dead server's keys outlive it
 EVERY = 5.0  # s between renewals
 STABLE = 30.0  # s a server is seen before clients are sent to it (one that is back)
+STALE = 3 * EVERY  # s after the last good read of etcd: no server is taken for alive
 
 
 class Presence(EtcdThread):
@@ -38,9 +40,9 @@ class Presence(EtcdThread):
     recovered = "presence published in etcd again"
 
     def __init__(self, etcd: Etcd, prefix: str, name: str, capacity: int,
-                 ttl: int = TTL) -> None:
+                 ttl: int = TTL, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(etcd, "presence")
-        self.name, self.capacity, self.ttl = name, capacity, ttl
+        self.name, self.capacity, self.ttl, self.clock = name, capacity, ttl, clock
         self.prefix = prefix.rstrip("/")
         self.lock = threading.Lock()
         self.clients: frozenset[str] = frozenset()  # as the loop last said
@@ -49,6 +51,7 @@ class Presence(EtcdThread):
         self.published: set[str] = set()  # the at/ keys this server wrote
         self.view: dict[str, dict[str, Any]] = {}  # every live server's key, as last read
         self.since: dict[str, float] = {}  # when each was first seen alive (monotonic)
+        self.read_at = float("-inf")  # the last good read of the servers' keys (monotonic)
 
     def update(self, clients: frozenset[str], draining: bool) -> None:
         """The loop's clients now (cheap: the thread publishes them)."""
@@ -64,10 +67,13 @@ class Presence(EtcdThread):
         """(clients, capacity) of every other live server that takes
         clients (not draining), seen alive for STABLE seconds (a server
         back from a power cut may be rebooting again), as last read; a
-        figure that is not a count is left out."""
-        out = []
+        figure that is not a count is left out.  None while etcd has not
+        been read for STALE seconds (what it said may be dead by now)."""
+        out: list[tuple[int, int]] = []
         with self.lock:
             view, since = dict(self.view), dict(self.since)
+            if now - self.read_at > STALE:
+                return out
         for name, v in view.items():
             clients, capacity = v.get("clients"), v.get("capacity", self.capacity)
             if name != self.name and now - since.get(name, now) >= STABLE \
@@ -112,10 +118,11 @@ class Presence(EtcdThread):
                 continue
             if isinstance(value, dict):
                 view[kv.key.rpartition("/")[2]] = value
-        now = time.monotonic()
+        now = self.clock()
         with self.lock:
             self.view = view
             self.since = {name: self.since.get(name, now) for name in view}
+            self.read_at = now
 
 
 def _count(v: object) -> bool:

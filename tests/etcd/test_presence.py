@@ -9,7 +9,7 @@ import time
 from etcdcluster import Cluster
 
 from lvn.etcd import Etcd
-from lvn.presence import STABLE, Presence
+from lvn.presence import STABLE, STALE, Presence
 
 PREFIX = "/lvn-test"
 
@@ -20,8 +20,9 @@ def at(etcd: Etcd) -> dict[str, str]:
 
 def test_servers_their_load_and_their_clients(cluster1: Cluster) -> None:
     etcd = Etcd(cluster1.endpoints)
-    a = Presence(Etcd(cluster1.endpoints), PREFIX, "gw1", 100)
-    b = Presence(Etcd(cluster1.endpoints), PREFIX, "gw2", 10)
+    clock = [1000.0]  # the servers' monotonic clock
+    a = Presence(Etcd(cluster1.endpoints), PREFIX, "gw1", 100, clock=lambda: clock[0])
+    b = Presence(Etcd(cluster1.endpoints), PREFIX, "gw2", 10, clock=lambda: clock[0])
     a.update(frozenset({"x", "y"}), False)
     b.update(frozenset({"z"}), True)
     a.step()
@@ -30,11 +31,14 @@ def test_servers_their_load_and_their_clients(cluster1: Cluster) -> None:
                            "gw2": {"clients": 1, "capacity": 10, "draining": True}}
     # the servers a client may be sent to: not itself, not one that
     # drains, and only once seen alive for STABLE seconds
-    seen = time.monotonic()
-    assert b.others(seen) == []
-    assert b.others(seen + STABLE) == [(2, 100)]
+    assert b.others(clock[0]) == []
+    clock[0] += STABLE
+    b.step()
+    assert b.others(clock[0]) == [(2, 100)]
     a.step()
-    assert a.others(seen + STABLE) == []
+    assert a.others(clock[0]) == []  # gw2 drains
+    # etcd unread for STALE s (away): no figure is taken for alive
+    assert b.others(clock[0] + STALE + 1) == []
     assert at(etcd) == {"x": "gw1", "y": "gw1", "z": "gw2"}
     # x moves from gw1 to gw2; gw2 says so first: gw1 leaves x's key alone
     b.update(frozenset({"z", "x"}), True)
@@ -54,19 +58,23 @@ def test_a_bad_figure_in_etcd_is_left_out(cluster1: Cluster) -> None:
     """Whatever else writes under the prefix cannot make a server send its
     clients anywhere (or crash its loop)."""
     etcd = Etcd(cluster1.endpoints)
-    a = Presence(Etcd(cluster1.endpoints), PREFIX, "gw1", 100)
+    clock = [0.0]
+    a = Presence(Etcd(cluster1.endpoints), PREFIX, "gw1", 100, clock=lambda: clock[0])
     for name, value in (("gw2", {"clients": "many", "capacity": 10}),
                         ("gw3", {"clients": 1, "capacity": 0}),
                         ("gw4", {"clients": True}), ("gw5", [1, 2]), ("gw6", "{")):
         etcd.put(f"{PREFIX}/server/{name}", json.dumps(value) if name != "gw6" else "{")
     etcd.put(f"{PREFIX}/server/gw7", json.dumps({"clients": 3}))  # no capacity: as this one's
     a.step()
-    assert a.others(time.monotonic() + STABLE) == [(3, 100)]
+    clock[0] = STABLE
+    a.step()
+    assert a.others(STABLE) == [(3, 100)]
 
 
 def test_a_dead_server_vanishes_after_its_ttl(cluster1: Cluster) -> None:
+    clock = [1000.0]  # b's monotonic clock
     a = Presence(Etcd(cluster1.endpoints), PREFIX, "gw1", 100, ttl=3)
-    b = Presence(Etcd(cluster1.endpoints), PREFIX, "gw2", 100, ttl=3)
+    b = Presence(Etcd(cluster1.endpoints), PREFIX, "gw2", 100, ttl=3, clock=lambda: clock[0])
     a.update(frozenset({"x"}), False)
     a.step()
     b.step()
@@ -79,10 +87,14 @@ def test_a_dead_server_vanishes_after_its_ttl(cluster1: Cluster) -> None:
     assert at(Etcd(cluster1.endpoints)) == {}  # x's key went with gw1's lease
     # gw1 is back: no client is sent to it before it has lived STABLE s again
     a.step()
-    before = time.monotonic()
+    clock[0] += 100
     b.step()
-    after = time.monotonic()
-    assert b.others(before + STABLE - 1) == [] and b.others(after + STABLE) == [(1, 100)]
+    clock[0] += STABLE - 1
+    b.step()
+    assert b.others(clock[0]) == []
+    clock[0] += 1
+    b.step()
+    assert b.others(clock[0]) == [(1, 100)]
 
 
 def test_an_expired_lease_is_replaced_and_everything_published_again(
