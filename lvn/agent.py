@@ -786,9 +786,11 @@ class Server(Agent):
         """Send a client to a server with room (lvn/balance.py)."""
         if self.presence is None or self.drain.on or not self.sessions:
             return
+        others = self.presence.others(now)
+        if not others:  # (no other server: no list of sessions built each tick)
+            return
         names = {n: (s, conn) for s, conn, n in self.sessions.values()}
-        name = self.balance.pick(now, list(names), self.conf.capacity,
-                                 self.presence.others(now))
+        name = self.balance.pick(now, list(names), self.conf.capacity, others)
         if name is not None:
             s, conn = names[name]
             log.info("%r: rebalance: sent to another server (%d client(s) here of %d; "

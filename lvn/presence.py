@@ -23,7 +23,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeGuard
 
 from .etcd import Etcd, EtcdUnavailable, delete, holds
 from .etcdthread import EtcdThread
@@ -77,8 +77,7 @@ class Presence(EtcdThread):
         for name, v in view.items():
             clients, capacity = v.get("clients"), v.get("capacity", self.capacity)
             if name != self.name and now - since.get(name, now) >= STABLE \
-                    and not v.get("draining") and isinstance(clients, int) \
-                    and isinstance(capacity, int) and _count(clients) and _count(capacity) \
+                    and not v.get("draining") and _count(clients) and _count(capacity) \
                     and capacity > 0:
                 out.append((clients, capacity))
         return out
@@ -125,5 +124,5 @@ class Presence(EtcdThread):
             self.read_at = now
 
 
-def _count(v: object) -> bool:
+def _count(v: object) -> TypeGuard[int]:
     return isinstance(v, int) and not isinstance(v, bool) and v >= 0
