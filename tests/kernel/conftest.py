@@ -16,6 +16,7 @@ import resource
 import socket
 import subprocess
 import threading
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -77,6 +78,10 @@ def cpu_seconds(record_property: Callable[[str, object], None]) -> Iterator[None
         return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
                                                       resource.getrusage(resource.RUSAGE_CHILDREN)))
     before = used()
+    # which worker ran it and when it began (seconds since the epoch): the
+    # VM stage's timeline, to see a worker waiting while the other works
+    record_property("worker", os.environ.get("PYTEST_XDIST_WORKER", "serial"))
+    record_property("began", round(time.time(), 1))
     yield
     record_property("cpu_seconds", round(used() - before, 1))
 
