@@ -35,20 +35,19 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def file_seconds() -> dict[str, float]:
-    """Seconds each test file took in the VM stage's last reports
-    (build/vm/*/junit.xml, the longest of the kernels), keyed by module."""
+    """Seconds each test file took in this kernel's last VM stage
+    (build/vm/RELEASE/junit.prev.xml: scripts/test-vm.sh keeps it), keyed
+    by module; empty when there was none.  Another kernel's report would
+    mislead: each runs scenarios the other does not."""
     took: dict[str, float] = {}
-    for report in sorted(ROOT.glob("build/vm/*/junit.xml")):
-        per_file: dict[str, float] = {}
-        try:
-            cases = list(ET.parse(report).getroot().iter("testcase"))
-        except (OSError, ET.ParseError):
-            continue
-        for case in cases:
-            module = case.get("classname", "").rsplit(".", 1)[-1]
-            per_file[module] = per_file.get(module, 0.0) + float(case.get("time") or 0)
-        for module, seconds in per_file.items():
-            took[module] = max(took.get(module, 0.0), seconds)
+    report = ROOT / "build" / "vm" / os.uname().release / "junit.prev.xml"
+    try:
+        cases = list(ET.parse(report).getroot().iter("testcase"))
+    except (OSError, ET.ParseError):
+        return took
+    for case in cases:
+        module = case.get("classname", "").rsplit(".", 1)[-1]
+        took[module] = took.get(module, 0.0) + float(case.get("time") or 0)
     return took
 
 
@@ -56,9 +55,9 @@ def file_seconds() -> dict[str, float]:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Longest files first, so that the two workers (pytest-xdist, one file
     at a time, vm/guest-pytest.sh) finish together rather than one waiting
-    on a long scenario picked up last: by the last run's times where
-    there is one, else the userspace scenarios (marked newest/oldest, the
-    long ones) before the kernel tests.  Within a file the order stays."""
+    on a long scenario picked up last: by this kernel's last run's times
+    where there is one, else the userspace scenarios (marked newest/oldest,
+    the long ones) before the kernel tests.  Within a file the order stays."""
     took = file_seconds()
 
     def weight(item: pytest.Item) -> tuple[float, bool]:
