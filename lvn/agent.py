@@ -25,7 +25,19 @@ from typing import TYPE_CHECKING, Any
 from cryptography import x509
 from OpenSSL import SSL, crypto
 
-from . import balance, compat, crl, datagram, drain, identity, messages, replies, session, static
+from . import (
+    balance,
+    compat,
+    crl,
+    datagram,
+    drain,
+    identity,
+    mesh,
+    messages,
+    replies,
+    session,
+    static,
+)
 from .config import ClientConfig, ServerConfig
 from .crlshare import CrlShare
 from .errors import LvnError
@@ -413,7 +425,9 @@ class Server(Agent):
                 self.crl_share = CrlShare(Etcd(conf.etcd), conf.etcd_prefix, conf.crl, conf.ca)
             # and which servers live, their load, which one each client is on
             self.presence = Presence(Etcd(conf.etcd), conf.etcd_prefix,
-                                     conf.name or socket.gethostname(), conf.capacity)
+                                     conf.name or socket.gethostname(), conf.capacity,
+                                     mesh=(conf.mesh_address, conf.data_port)
+                                     if conf.mesh_address else None)
         else:
             self.leases = Leases(Path(state_dir) / "leases.json", conf.pool4, conf.pool6)
         self.sessions: dict[bytes, tuple[ServerSession, TlsConn, str]] = {}
@@ -423,6 +437,8 @@ class Server(Agent):
         self.rules = RuleBook()  # which tunnel owns which prefix, as in the kernel
         self.drain = drain.Drain()
         self.balance = balance.Balance(conf.rebalance_margin, conf.drain_rate)
+        self.mesh: dict[str, mesh.Peer] = {}  # the other servers' tunnels, as in the kernel
+        self.mesh_read = 0  # the presence read the mesh was last made from
         self._setup()
         for thread in (self.crl_share, self.presence):
             if thread is not None:
@@ -680,13 +696,22 @@ class Server(Agent):
                 self._end_session(s, conn, name)
 
     def _set_tunnel(self, name: str, address: str, port: int, addrs: list[str]) -> None:
-        k, ifname = self.kernel, self.conf.ifname
+        tid = self._tunnel(name, address, port)
+        self._route(tid, mesh.host_prefixes(addrs))
+        log.info("%r: tunnel %d -> %s port %d", name, tid, address, port)
+
+    def _tunnel(self, name: str, address: str, port: int) -> int:
+        """``name``'s tunnel to ``address``:``port``, made or moved: its id."""
         # a tunnel an earlier run of the server left for this endpoint is adopted
         adopted = None if name in self.tunnel_ids else self.detached.adopt((address, port))
         tid = self.tunnel_ids.take(name, adopted)
-        k.set_tunnel(ifname, address, remote_port=port, tunnel_id=tid, replace=True)
-        want = [str(ipaddress.ip_interface(a).ip) + ("/32" if ":" not in a else "/128")
-                for a in addrs]
+        self.kernel.set_tunnel(self.conf.ifname, address, remote_port=port, tunnel_id=tid,
+                               replace=True)
+        return tid
+
+    def _route(self, tid: int, want: list[str]) -> None:
+        """Make tunnel ``tid`` own exactly the host prefixes ``want``."""
+        k, ifname = self.kernel, self.conf.ifname
         # stale rules of this tunnel (an adopted tunnel's previous owner) and
         # addresses that moved here from another tunnel go first
         delete, add = self.rules.plan(tid, want)
@@ -698,7 +723,53 @@ class Server(Agent):
         if add:
             k.add_rules(ifname, [Rule(p, tid) for p in add])
         self.rules.commit(tid, delete, add)
-        log.info("%r: tunnel %d -> %s port %d", name, tid, address, port)
+
+    def _update_mesh(self) -> None:
+        """Tunnels to the other servers and routes to their clients, from
+        each new read of etcd (lvn/mesh.py)."""
+        if self.presence is None or self.presence.mesh is None:
+            return
+        reads, servers, where, leases = self.presence.directory()
+        if reads == self.mesh_read:
+            return
+        self.mesh_read = reads
+        want = mesh.plan(self.presence.name, servers, where, leases,
+                         (n for _, _, n in self.sessions.values()))
+        for server in sorted(set(self.mesh) - set(want)):
+            self._leave_mesh_peer(server)
+        for server, peer in sorted(want.items()):
+            name = mesh.tunnel_name(server)
+            try:
+                old = self.mesh.get(server)
+                if old is None or (old.address, old.port) != (peer.address, peer.port):
+                    self._tunnel(name, peer.address, peer.port)
+                    log.info("mesh: tunnel %d to server %r at %s port %d",
+                             self.tunnel_ids.get(name), server, peer.address, peer.port)
+                tid = self.tunnel_ids.get(name)
+                assert tid is not None
+                self._route(tid, sorted(peer.prefixes))
+            except LvnError as e:  # tried again at the next read
+                log.warning("mesh: server %r: %s", server, e)
+                self._leave_mesh_peer(server)
+                continue
+            if old is None or old.prefixes != peer.prefixes:
+                log.info("mesh: %d route(s) to server %r", len(peer.prefixes), server)
+            self.mesh[server] = peer
+
+    def _leave_mesh_peer(self, server: str) -> None:
+        """A server gone from etcd (dead, stopped, or out of the mesh)."""
+        self.mesh.pop(server, None)
+        tid = self.tunnel_ids.release(mesh.tunnel_name(server))
+        if tid is not None:
+            self._delete_tunnel(tid, f"the tunnel to server {server!r}")
+            log.info("mesh: server %r gone: tunnel %d removed", server, tid)
+
+    def _delete_tunnel(self, tid: int, what: str) -> None:
+        self.rules.forget_tunnel(tid)  # the kernel deletes a tunnel's rules with it
+        try:
+            self.kernel.del_tunnel(self.conf.ifname, tid)
+        except LvnError as e:
+            log.warning("removing %s: %s", what, e)
 
     def _remove_tunnel(self, name: str, endpoint: tuple[str, int] | None = None) -> None:
         if name in self.leases.table:
@@ -706,11 +777,7 @@ class Server(Agent):
         tid = self.tunnel_ids.release(name)
         self.detached.attach(name)
         if tid is not None:
-            self.rules.forget_tunnel(tid)  # the kernel deletes a tunnel's rules with it
-            try:
-                self.kernel.del_tunnel(self.conf.ifname, tid)
-            except LvnError as e:
-                log.warning("removing the tunnel of %r: %s", name, e)
+            self._delete_tunnel(tid, f"the tunnel of {name!r}")
             log.info("%r: idle, tunnel %d removed (lease kept)", name, tid)
             self.peer_event("down", name, self.leases.table.get(name, []), endpoint, tid)
 
@@ -761,6 +828,11 @@ class Server(Agent):
         st["draining"] = self.drain.on
         if self.presence is not None:
             st["servers"] = self.presence.servers()
+        if self.mesh:
+            st["mesh"] = {server: {"address": p.address, "port": p.port,
+                                   "tunnel": self.tunnel_ids.get(mesh.tunnel_name(server)),
+                                   "routes": len(p.prefixes)}
+                          for server, p in sorted(self.mesh.items())}
         return st
 
     def set_draining(self, on: bool, rate: int | None = None) -> dict[str, Any]:
@@ -859,6 +931,7 @@ class Server(Agent):
         if self.presence is not None:
             self.presence.update(frozenset(n for _, _, n in self.sessions.values()),
                                  self.drain.on)
+            self._update_mesh()
         if self.source_cap < MAX_PENDING_PER_SOURCE and now - self.shed_at > SHED_FOR:
             self.source_cap = MAX_PENDING_PER_SOURCE
         if self.accept_paused:

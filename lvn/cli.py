@@ -323,6 +323,12 @@ def run_status(args: argparse.Namespace, kernel: Kernel, out: Callable[[str], No
             + (f" of {v['capacity']}" if "capacity" in v else "")
             + f" client(s){', draining' if v.get('draining') else ''})"
             for name, v in sorted(servers.items())))
+    mesh = status.get("mesh")
+    if mesh:  # tunnels to the other servers (docs/servers.md, "Mesh")
+        out("mesh: " + ", ".join(
+            f"{name} at {format_endpoint(str(v.get('address')), int(v.get('port', 0)))} "
+            f"(tunnel {v.get('tunnel')}, {v.get('routes')} route(s))"
+            for name, v in sorted(mesh.items())))
     for p in peers:
         ep = p.get("endpoint")
         where = format_endpoint(str(ep[0]), int(ep[1])) if ep else "-"

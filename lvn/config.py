@@ -65,6 +65,7 @@ class ServerConfig:
     etcd: tuple[str, ...] = ()
     etcd_prefix: str = "/lvn"
     name: str | None = None  # among the servers in etcd; default: the host name
+    mesh_address: str | None = None  # where other servers reach this one's data port
 
 
 @dataclass(frozen=True)

@@ -61,11 +61,8 @@ class EtcdLeases(Pools):
     def _addresses(self, kv: KeyValue | None) -> list[str] | None:
         if kv is None:
             return None
-        try:
-            value = json.loads(kv.value)
-        except ValueError:
-            value = None
-        if not (isinstance(value, list) and all(isinstance(a, str) for a in value)):
+        value = addresses_or_none(kv.value)
+        if value is None:
             raise LvnError(f"etcd key {kv.key}: not a list of addresses")
         return value
 
@@ -157,3 +154,14 @@ class EtcdLeases(Pools):
         except EtcdUnavailable as e:
             log.warning("looking for expired leases: %s (again at the next check)", e)
             return []
+
+
+def addresses_or_none(text: str) -> list[str] | None:
+    """A lease's value (a JSON list of address strings), None if it is not one."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    if isinstance(value, list) and all(isinstance(a, str) for a in value):
+        return value
+    return None

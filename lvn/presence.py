@@ -6,6 +6,7 @@ Each server with its leases in etcd keeps these keys under
 ``EVERY`` seconds:
 
     server/NAME     {"clients": N, "capacity": C, "draining": false}
+                    (and "mesh": [ADDRESS, PORT] with a mesh_address)
     at/IDENTITY     NAME (the server the client's session is on)
 
 A server that dies without a word stops renewing, and etcd removes its
@@ -14,7 +15,8 @@ that moves to another server has its ``at`` key overwritten there; the
 server it left deletes the key only while it still names itself.  As
 for the revocation list, the etcd calls run in a thread of their own;
 the server's loop hands over its clients with ``update()``
-(lvn/etcdthread.py).
+(lvn/etcdthread.py).  A server in the mesh (lvn/mesh.py) also reads where
+every client is and its leased addresses, every round.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from collections.abc import Callable
 from typing import Any, TypeGuard
 
 from .etcd import Etcd, EtcdUnavailable, delete, holds
+from .etcdleases import addresses_or_none
 from .etcdthread import EtcdThread
 
 TTL = 15     # s a dead server's keys outlive it
@@ -40,9 +43,11 @@ class Presence(EtcdThread):
     recovered = "presence published in etcd again"
 
     def __init__(self, etcd: Etcd, prefix: str, name: str, capacity: int,
-                 ttl: int = TTL, clock: Callable[[], float] = time.monotonic) -> None:
+                 ttl: int = TTL, clock: Callable[[], float] = time.monotonic,
+                 mesh: tuple[str, int] | None = None) -> None:
         super().__init__(etcd, "presence")
         self.name, self.capacity, self.ttl, self.clock = name, capacity, ttl, clock
+        self.mesh = mesh  # this server's mesh end (address, data port), if it has one
         self.prefix = prefix.rstrip("/")
         self.lock = threading.Lock()
         self.clients: frozenset[str] = frozenset()  # as the loop last said
@@ -52,6 +57,9 @@ class Presence(EtcdThread):
         self.view: dict[str, dict[str, Any]] = {}  # every live server's key, as last read
         self.since: dict[str, float] = {}  # when each was first seen alive (monotonic)
         self.read_at = float("-inf")  # the last good read of the servers' keys (monotonic)
+        self.reads = 0  # good reads so far: the directory below is new when this grows
+        self.where: dict[str, str] = {}  # identity -> its server (with a mesh end only)
+        self.leases: dict[str, list[str]] = {}  # identity -> its addresses (likewise)
 
     def update(self, clients: frozenset[str], draining: bool) -> None:
         """The loop's clients now (cheap: the thread publishes them)."""
@@ -62,6 +70,13 @@ class Presence(EtcdThread):
         """Every live server (this one too) as last read from etcd."""
         with self.lock:
             return dict(self.view)
+
+    def directory(self) -> tuple[int, dict[str, dict[str, Any]], dict[str, str],
+                                 dict[str, list[str]]]:
+        """(reads, servers, where each client is, their addresses) as last
+        read (the last two only with a mesh end)."""
+        with self.lock:
+            return self.reads, dict(self.view), dict(self.where), dict(self.leases)
 
     def others(self, now: float) -> list[tuple[int, int]]:
         """(clients, capacity) of every other live server that takes
@@ -99,9 +114,11 @@ class Presence(EtcdThread):
         if not self.lease:
             self.lease = self.etcd.lease_grant(self.ttl)
             self.published = set()
-        self.etcd.put(f"{self.prefix}/server/{self.name}",
-                      json.dumps({"clients": len(clients), "capacity": self.capacity,
-                                  "draining": draining}), self.lease)
+        value: dict[str, Any] = {"clients": len(clients), "capacity": self.capacity,
+                                 "draining": draining}
+        if self.mesh is not None:
+            value["mesh"] = list(self.mesh)
+        self.etcd.put(f"{self.prefix}/server/{self.name}", json.dumps(value), self.lease)
         for name in sorted(clients - self.published):
             self.etcd.put(f"{self.prefix}/at/{name}", self.name, self.lease)
             self.published.add(name)
@@ -117,11 +134,22 @@ class Presence(EtcdThread):
                 continue
             if isinstance(value, dict):
                 view[kv.key.rpartition("/")[2]] = value
+        where: dict[str, str] = {}
+        leases: dict[str, list[str]] = {}
+        if self.mesh is not None:
+            where = {kv.key.rpartition("/")[2]: kv.value
+                     for kv in self.etcd.get_prefix(f"{self.prefix}/at/")}
+            for kv in self.etcd.get_prefix(f"{self.prefix}/lease/"):
+                addresses = addresses_or_none(kv.value)
+                if addresses is not None:  # a malformed one is left out
+                    leases[kv.key.rpartition("/")[2]] = addresses
         now = self.clock()
         with self.lock:
             self.view = view
             self.since = {name: self.since.get(name, now) for name in view}
             self.read_at = now
+            self.where, self.leases = where, leases
+            self.reads += 1
 
 
 def _count(v: object) -> TypeGuard[int]:

@@ -296,6 +296,7 @@ SCHEMA = {
         "etcd": _opt(_etcd_endpoint, is_list=True),
         "etcd_prefix": _opt(_etcd_prefix, "/lvn"),
         "name": _opt(_server_name),
+        "mesh_address": _opt(parse_ip),
     },
     "client": {
         "server": _opt(_host, is_list=True),
@@ -481,6 +482,10 @@ def check(pkg: "uci.Package", check_files: bool = True) -> "tuple[Typed, list[Pr
                 and not typed["server"][0][1].get("etcd"):
             problems.append(Problem(typed["server"][0][0] + ".etcd", "lease_store 'etcd' "
                                     "needs the cluster's endpoints (list etcd 'http://host:port')"))
+        if typed["server"] and typed["server"][0][1].get("mesh_address") \
+                and typed["server"][0][1].get("lease_store") != "etcd":
+            problems.append(Problem(typed["server"][0][0] + ".mesh_address", "a mesh between "
+                                    "servers needs their directory in etcd (lease_store 'etcd')"))
     if agent.get("role") == "client" and not typed["client"]:
         problems.append(Problem("lvn.agent.role", "role 'client' needs a 'config client' section"))
     check_tunnels(tunnels(typed), problems)

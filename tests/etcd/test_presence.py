@@ -129,3 +129,26 @@ def test_stop_leaves_at_once_and_etcd_away_is_survived(cluster1: Cluster) -> Non
         a.stop()
     assert not a.thread.is_alive()
     assert at(etcd) == {} and etcd.get(PREFIX + "/server/gw1") is None
+
+
+def test_a_server_in_the_mesh_publishes_its_end_and_reads_the_directory(
+        cluster1: Cluster) -> None:
+    """What lvn/mesh.py plans from: the other servers' mesh ends, where each
+    client is and its addresses, all from one read; a server without a
+    mesh end reads no directory."""
+    etcd = Etcd(cluster1.endpoints)
+    a = Presence(Etcd(cluster1.endpoints), PREFIX, "gw1", 100, mesh=("10.0.0.1", 4500))
+    b = Presence(Etcd(cluster1.endpoints), PREFIX, "gw2", 100)
+    etcd.put(PREFIX + "/lease/x", json.dumps(["10.77.0.2/16", "fd77::2/64"]))
+    etcd.put(PREFIX + "/lease/bad", "{")  # left out
+    a.update(frozenset({"x"}), False)
+    assert a.directory()[0] == 0
+    a.step()
+    b.step()
+    reads, servers, where, leases = a.directory()
+    assert reads == 1
+    assert servers["gw1"]["mesh"] == ["10.0.0.1", 4500] and "mesh" not in servers.get(
+        "gw2", {})
+    assert where == {"x": "gw1"}
+    assert leases == {"x": ["10.77.0.2/16", "fd77::2/64"]}
+    assert b.directory()[2:] == ({}, {})

@@ -268,12 +268,17 @@ def forwarding(ns: Netns) -> None:
     ns.run("sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
 
 
-def overlay4(ns: Netns, ifname: str = "lvn0") -> str | None:
+def overlay4(ns: Netns, ifname: str = "lvn0", pool: str = "10.77.") -> str | None:
+    """The client's leased address in the pool (None before it has one)."""
     with Ipudp(netns=ns.name) as k:
         if ifname not in {d.ifname for d in k.devices()}:
             return None
-        addrs = [a for a in k.addresses(ifname) if a.startswith("10.77.")]
+        addrs = [a for a in k.addresses(ifname) if a.startswith(pool)]
     return addrs[0].split("/")[0] if addrs else None
+
+
+def overlay6(ns: Netns, ifname: str = "lvn0") -> str | None:
+    return overlay4(ns, ifname, pool="fd77:")
 
 
 def nat_site(netns: type[Netns]) -> tuple[Netns, Netns, Netns, Netns]:

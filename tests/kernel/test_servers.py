@@ -7,9 +7,13 @@ both clients back to server 1, one a second, keeping their addresses,
 and refuses a new session meanwhile.  Undrained, and both servers
 reloaded with a rebalancing margin of 1 client (the default, 4, keeps
 two clients where they are), server 2 gets one of them back from server
-1, and no client moves after that.  Last, the node's certificate is revoked by copying the new
-list to the server it is not on: through etcd it reaches the other,
-which ends the node's session there.
+1, and no client moves after that.  The two clients, on different
+servers now, ping each other through the servers' mesh (IPv4 and IPv6,
+both ways); the server of the CPython client loses power, it joins the
+node's server, and the pings resume there.  Last, the node's
+certificate is revoked by copying the new list to the server it is not
+on: through etcd it reaches the other, which ends the node's session
+there.
 
 etcd (Debian's etcd-server) runs in a namespace of its own, reachable by
 both servers.  The times measured are printed (pytest -s, and the log of a
@@ -37,7 +41,15 @@ from lvn.etcd import Etcd, EtcdUnavailable
 
 from .netns import Netns, scaled, veth, wait_for
 from .router import ROOT
-from .test_agent import SERVER_CONF, Agents, agents, overlay4, site_pki  # noqa: F401
+from .test_agent import (  # noqa: F401
+    SERVER_CONF,
+    Agents,
+    agents,
+    forwarding,
+    overlay4,
+    overlay6,
+    site_pki,
+)
 from .test_faults import blackhole, pings
 
 pytestmark = pytest.mark.oldest
@@ -112,6 +124,7 @@ def test_failover_to_the_second_server_keeps_the_addresses(
         netns: type[Netns], agents: Agents, etcd_member: EtcdMember,  # noqa: F811
         tmp_path: Path, record_property: Callable[[str, object], None]) -> None:
     e, (s1, s2), (c, n) = etcd_and_servers(netns, 2, etcd_member.ns)
+    ss = {1: s1, 2: s2}
     etcd_member.start()
     etcd = etcd_member.client
 
@@ -122,7 +135,7 @@ def test_failover_to_the_second_server_keeps_the_addresses(
         agents.start(f"srv{i}", s, SERVER_CONF.format(
             state=tmp_path / f"srv{i}-state", pki=ca,
             extra=ETCD_LEASES.format(etcd=f"http://10.9{2 + i}.0.1:2379")
-            + f"\toption name 'gw{i}'\n"
+            + f"\toption name 'gw{i}'\n\toption mesh_address '10.9{2 + i}.0.2'\n"
         ).replace(f"'{ca}/crl.pem'", f"'{crls[i]}'"),
             args=("--control", str(tmp_path / f"srv{i}-control.sock")))
     # both listening before the clients start (a client refused by the
@@ -144,6 +157,9 @@ def test_failover_to_the_second_server_keeps_the_addresses(
              "both tunnels up on the first server")
     assert "tunnel up" not in agents.log("srv2")
     assert pings(c) and pings(n)
+    # the servers know each other's mesh end from etcd: a tunnel each way
+    wait_for(lambda: all("mesh: tunnel" in agents.log(f"srv{i}") for i in (1, 2)), 60,
+             "the servers' mesh tunnels")
     # the leases are in etcd, one address each
     with e.entered():
         leases = {kv.key.rpartition("/")[2]: json.loads(kv.value)
@@ -225,6 +241,7 @@ def test_failover_to_the_second_server_keeps_the_addresses(
     wait_for(lambda: sorted(where(e, etcd).values()) == ["gw1", "gw2"]
              and loads(e, etcd) == {"gw1": 1, "gw2": 1}, 120,
              "one client sent back to gw2", every=1)
+    split_at = time.monotonic()
     print(f"after undrain, one client was back on gw2 in {time.monotonic() - undrained:.1f} s")
     assert agents.log("srv1").count("rebalance: sent") == 1
     split = where(e, etcd)
@@ -238,6 +255,28 @@ def test_failover_to_the_second_server_keeps_the_addresses(
     assert moves == {1: 1, 2: 0}, moves
     wait_for(lambda: pings(c) and pings(n), 60, "traffic through both servers")
     assert overlay4(c) == addr_c and overlay4(n) == addr_n
+    # the clients, on different servers now, reach each other through the
+    # servers' mesh, both families, both ways: the client that moved took
+    # its route with it (docs/servers.md, "Mesh")
+    cross_pings(c, n, record_property, "mesh_after_move_s", split_at)
+
+    # both servers stop rebalancing (the kill below leaves one with both
+    # clients), and c's server loses power: c joins n's server, and the
+    # two reach each other there again
+    for i in (1, 2):
+        conf = agents.tmp / f"srv{i}" / "lvn"
+        conf.write_text(conf.read_text().replace("rebalance_margin '1'", "rebalance_margin '0'"))
+        agents.procs[f"srv{i}"][0].send_signal(signal.SIGHUP)
+    wait_for(lambda: all(agents.log(f"srv{i}").count("reloaded in place: rebalance_margin") == 2
+                         for i in (1, 2)), 60, "both servers to reload")
+    on_c, on_n = (int(split[who][-1]) for who in ("node-c", "node-n"))
+    blackhole(ss[on_c], True)
+    cut = time.monotonic()
+    wait_for(lambda: where(e, etcd) == {"node-c": f"gw{on_n}", "node-n": f"gw{on_n}"}, 120,
+             "c on n's server", every=1)
+    cross_pings(c, n, record_property, "pings_after_kill_s", cut)
+    blackhole(ss[on_c], False)
+    split = where(e, etcd)
 
     # the node's certificate is revoked, and the new list copied to the
     # server the node is not on only: the other gets it through etcd and
@@ -262,20 +301,40 @@ def etcd_and_servers(netns: type[Netns], clients: int, e: Netns | None = None
                      ) -> tuple[Netns, tuple[Netns, Netns], tuple[Netns, ...]]:
     """etcd's namespace (``e`` or a new one), two servers' and ``clients``
     clients' namespaces: etcd is 10.9{2+i}.0.1 towards server i
-    (10.9{2+i}.0.2); client k reaches server i at 10.9{4k+i}.0.1 from
-    10.9{4k+i}.0.2 (the first client 10.91/10.92, the second 10.95/10.96)."""
+    (10.9{2+i}.0.2), and routes between the servers (their backbone);
+    client k reaches server i at 10.9{4k+i}.0.1 from 10.9{4k+i}.0.2 (the
+    first client 10.91/10.92, the second 10.95/10.96).  The servers
+    forward, as /etc/init.d/lvn makes them."""
     e = e or netns()
     servers = (netns(), netns())
     sites = tuple(netns() for _ in range(clients))
+    e.run("sysctl", "-qw", "net.ipv4.ip_forward=1")
     for i, s in enumerate(servers, 1):
         veth(s, e, "ul9", f"e{i}")
         e.ip("addr", "add", f"10.9{2 + i}.0.1/24", "dev", f"e{i}")
         s.ip("addr", "add", f"10.9{2 + i}.0.2/24", "dev", "ul9")
+        s.ip("route", "add", f"10.9{5 - i}.0.0/24", "via", f"10.9{2 + i}.0.1")
+        forwarding(s)
         for k, c in enumerate(sites):
             veth(s, c, f"ul{k}", f"u{i}")
             s.ip("addr", "add", f"10.9{4 * k + i}.0.1/24", "dev", f"ul{k}")
             c.ip("addr", "add", f"10.9{4 * k + i}.0.2/24", "dev", f"u{i}")
     return e, servers, sites
+
+
+def cross_pings(c: Netns, n: Netns, record_property: Callable[[str, object], None],
+                name: str, since: float) -> None:
+    """Wait until ``c`` and ``n`` ping each other's overlay addresses, IPv4
+    and IPv6, both ways; record how long that took from ``since``."""
+    def all_answer() -> bool:
+        a4, a6, b4, b6 = overlay4(c), overlay6(c), overlay4(n), overlay6(n)
+        assert None not in (a4, a6, b4, b6)
+        return all(pings(src, str(dst)) for src, dst in ((c, b4), (c, b6), (n, a4), (n, a6)))
+
+    wait_for(all_answer, 120, f"the clients to ping each other ({name})", every=1)
+    took = time.monotonic() - since
+    print(f"{name}: the clients ping each other after {took:.1f} s")
+    record_property(name, round(took, 1))
 
 
 def where(ns: Netns, etcd: Etcd) -> dict[str, str]:

@@ -111,13 +111,18 @@ def test_required_options_per_role(tmp_path: Path) -> None:
                     + server + "\toption pool6 'fd77::/64'\n") == []
 
 
-def test_etcd_lease_store(tmp_path: Path) -> None:
-    """lease_store 'etcd' needs its endpoints; endpoints and prefix are checked."""
+def a_server(tmp_path: Path) -> str:
+    """A valid server configuration (section 's'), its files in ``tmp_path``."""
     for f in ("ca", "cert", "key"):
         (tmp_path / f).write_text("x")
-    server = ("config agent 'agent'\n\toption role 'server'\nconfig server 's'\n"
-              + "".join(f"\toption {f} '{tmp_path / f}'\n" for f in ("ca", "cert", "key"))
-              + "\toption pool4 '10.77.0.0/16'\n\toption lease_store 'etcd'\n")
+    return ("config agent 'agent'\n\toption role 'server'\nconfig server 's'\n"
+            + "".join(f"\toption {f} '{tmp_path / f}'\n" for f in ("ca", "cert", "key"))
+            + "\toption pool4 '10.77.0.0/16'\n")
+
+
+def test_etcd_lease_store(tmp_path: Path) -> None:
+    """lease_store 'etcd' needs its endpoints; endpoints and prefix are checked."""
+    server = a_server(tmp_path) + "\toption lease_store 'etcd'\n"
     assert problems(server) == ["lvn.s.etcd: lease_store 'etcd' needs the cluster's endpoints "
                                 "(list etcd 'http://host:port')"]
     ok = "\tlist etcd 'http://10.0.0.5:2379'\n\tlist etcd 'http://etcd-2.example.org:2379'\n"
@@ -133,6 +138,19 @@ def test_etcd_lease_store(tmp_path: Path) -> None:
     for bad in ("lvn", "/", "/a b", "/" + "x" * 64):
         assert problems(server + ok + f"\toption etcd_prefix '{bad}'\n") == [
             f"lvn.s.etcd_prefix: '{bad}' is not a key prefix ('/', then up to 63 characters)"]
+
+
+def test_mesh_address(tmp_path: Path) -> None:
+    """A server's mesh end is an address, and needs the directory in etcd."""
+    server = a_server(tmp_path) + "\toption mesh_address '192.0.2.1'\n"
+    assert problems(server) == ["lvn.s.mesh_address: a mesh between servers needs their "
+                                "directory in etcd (lease_store 'etcd')"]
+    etcd = "\toption lease_store 'etcd'\n\tlist etcd 'http://10.0.0.5:2379'\n"
+    assert problems(server + etcd) == []
+    conf = config.build(uci.parse(server + etcd))
+    assert conf.server is not None and conf.server.mesh_address == "192.0.2.1"
+    assert problems(server.replace("192.0.2.1", "gw1.example.org") + etcd)[0].startswith(
+        "lvn.s.mesh_address: ")
 
 
 def test_files_checked_only_for_the_active_role() -> None:
