@@ -657,9 +657,31 @@ class Server(Agent):
                 continue
             entry = self.sessions.get(sid)
             if entry is None:
+                self._answer_load_probe(sock, data, addr)
                 continue
             s, conn, name = entry
             self._guarded(s, conn, name, s.on_datagram(addr[0], addr[1], data, time.monotonic()))
+
+    def _answer_load_probe(self, sock: socket.socket, data: bytes, addr: Any) -> None:
+        """A client choosing its server asks for this one's load (lvn/rejoin.py):
+        the answer, as big as the question, if the question bears the
+        overlay's probe key."""
+        key = self.presence.probe_key if self.presence is not None else b""
+        if not key:
+            return
+        try:
+            mtype, _ = datagram.open_(data, key, -1)
+        except datagram.DatagramError:
+            return
+        if mtype != datagram.LOAD_PROBE:
+            return
+        figure = datagram.load_figure(len(self.sessions),
+                                      0 if self.drain.on else self.conf.capacity)
+        try:
+            sock.sendto(datagram.seal(datagram.LOAD, datagram.session_of(data), figure, key),
+                        addr)
+        except OSError as e:  # a full socket buffer: the client chooses without it
+            log.debug("answering a load probe from %s: %s", addr[0], e)
 
     def _act(self, s: ServerSession, conn: TlsConn, name: str, actions: list[Action]) -> None:
         for act in actions:
@@ -672,7 +694,9 @@ class Server(Agent):
                     log.warning("%r: %s", name, e)
                     self._act(s, conn, name, s.leased([], str(e)))
                     continue
-                self._act(s, conn, name, s.leased(addrs, sources=self.leases.networks()))
+                self._act(s, conn, name, s.leased(
+                    addrs, sources=self.leases.networks(),
+                    probe_key=self.presence.probe_key if self.presence is not None else b""))
             elif isinstance(act, session.MoveTunnel):
                 self._set_tunnel(name, act.address, act.port, s.addresses)
             elif isinstance(act, session.Answer):
@@ -1043,6 +1067,10 @@ class Client(Agent):
                 return
             if self.session is not None:  # answers to keepalives (liveness)
                 self._act(self.session.on_datagram(data, time.monotonic()))
+            else:  # maybe a server's load, while the client chooses one
+                said = self.rejoin.on_load(data, time.monotonic())
+                if said:
+                    log.info("choosing a server: %s", said)
 
     def connect(self) -> None:
         try:
@@ -1066,6 +1094,17 @@ class Client(Agent):
 
     def _retry(self, why: str) -> None:
         log.warning("%s; retrying in %.1f s", why, self.rejoin.failed(time.monotonic()))
+
+    def _probe(self, server: str, data: bytes) -> None:
+        """Ask ``server`` for its load, at the data port the last LEASE named,
+        from the data socket (servers of its other address family are not
+        asked: they are not chosen, unless none answers)."""
+        for family, sock in self.udp.items():
+            try:
+                infos = socket.getaddrinfo(server, self.data_port, family, socket.SOCK_DGRAM)
+                sock.sendto(data, infos[0][4])
+            except OSError as e:
+                log.debug("load probe to %s: %s", server, e)
 
     def _readable(self) -> None:
         conn = self.conn
@@ -1117,6 +1156,7 @@ class Client(Agent):
                     self.conn.send(act.data)
             elif isinstance(act, session.Configure):
                 self.data_port = act.lease.data_port
+                self.rejoin.key = act.lease.probe_key
                 self.addresses = static.apply_lease(k, ifname, act.lease)
                 self.sources = list(act.lease.sources)
                 log.info("lease: %s, mtu %d", ", ".join(self.addresses), act.lease.mtu)
@@ -1157,7 +1197,11 @@ class Client(Agent):
             if said:
                 log.info("%s", said)
             if due:
-                self.connect()
+                probes = self.rejoin.probes(now, os.urandom)
+                for i, data in probes:
+                    self._probe(self.conf.server[i], data)
+                if not probes:
+                    self.connect()
         elif self.session is not None:
             self._act(self.session.on_timer(now))
         elif self.conn is not None and now - self.connected_at > HANDSHAKE_TIMEOUT:

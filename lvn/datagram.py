@@ -10,7 +10,10 @@ MAC = HMAC-SHA256(key, everything before it), first 16 bytes; ``key`` is
 32 random bytes the server draws for the session and sends in LEASE over
 the mutually authenticated TLS channel, so only the two ends of that
 channel can make one (docs/protocol.md).  The counter must grow: a
-replayed datagram is refused.  Each direction has its own counter, and
+replayed datagram is refused.  LOAD_PROBE and LOAD (docs/servers.md,
+"Choosing a server") are made with the key the servers of one overlay
+share instead, and the session field carries the probe's random nonce,
+which the answer repeats.  Each direction has its own counter, and
 each side accepts only the types the other sends, so a datagram reflected
 back to its sender is refused too.  The kernel's own keepalive is just the
 4-byte prefix: it keeps NAT bindings open and proves nothing.
@@ -28,7 +31,9 @@ KEEPALIVE = 2    # client -> server
 ACK = 3          # server -> client: the answer to a keepalive (liveness)
 CHALLENGE = 4    # server -> client, to a new address: prove you are there
 RESPONSE = 5     # client -> server: the answer, its MAC bound to the challenge
-TYPES = (PROBE, KEEPALIVE, ACK, CHALLENGE, RESPONSE)
+LOAD_PROBE = 6   # client -> any server of its list: how loaded are you?
+LOAD = 7         # server -> client: its load, the counter field (load_figure)
+TYPES = (PROBE, KEEPALIVE, ACK, CHALLENGE, RESPONSE, LOAD_PROBE, LOAD)
 KEY_SIZE = 32
 SESSION_SIZE = 8
 MAC_SIZE = 16
@@ -72,6 +77,20 @@ def seal(mtype: int, session: bytes, counter: int, key: bytes, bound: bytes = b"
         raise DatagramError("counter out of range")
     body = struct.pack(_BODY, PREFIX, mtype, session, counter)
     return body + hmac_sha256(key, body + bound)[:MAC_SIZE]
+
+
+def load_figure(clients: int, capacity: int) -> int:
+    """A LOAD's counter field: clients in the high 32 bits, capacity in the
+    low ones (0: the server takes no new clients, it drains)."""
+    return (min(clients, 0xFFFFFFFF) << 32) | min(capacity, 0xFFFFFFFF)
+
+
+def load_of(data: bytes, key: bytes) -> tuple[int, int]:
+    """A LOAD's (clients, capacity); DatagramError if it is not one."""
+    mtype, figure = open_(data, key, -1)
+    if mtype != LOAD:
+        raise DatagramError("not a LOAD")
+    return figure >> 32, figure & 0xFFFFFFFF
 
 
 def challenge_binding(counter: int) -> bytes:

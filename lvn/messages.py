@@ -30,10 +30,11 @@ class Hello(namedtuple("Hello", ["want"])):
 
 
 class Lease(namedtuple("Lease", ["session", "key", "data_port", "mtu", "keepalive",
-                                 "answers", "addr4", "addr6", "sources"])):
+                                 "answers", "addr4", "addr6", "sources", "probe_key"])):
     """Server -> client: the datagram session and key, the tunnel's
-    parameters, the overlay addresses ("addr/len", canonical) and the inner
-    source prefixes the client is to accept from its tunnel."""
+    parameters, the overlay addresses ("addr/len", canonical), the inner
+    source prefixes the client is to accept from its tunnel, and the key
+    its servers answer load probes with (b"": none; lvn/rejoin.py)."""
 
     __slots__ = ()
     mtype = protocol.LEASE
@@ -46,6 +47,7 @@ class Lease(namedtuple("Lease", ["session", "key", "data_port", "mtu", "keepaliv
     addr4: "str | None"
     addr6: "str | None"
     sources: "list[str]"
+    probe_key: bytes
 
     def addresses(self) -> "list[str]":
         return [a for a in (self.addr4, self.addr6) if a]
@@ -147,7 +149,9 @@ def _lease(body: "dict[str, object]") -> Lease:
                  _int(body, "lease", "mtu", 576, 9000),
                  _int(body, "lease", "keepalive", 1, 3600), answers,
                  _address(body, "addr4", False), _address(body, "addr6", True),
-                 _sources(body))
+                 _sources(body),
+                 _hex(body, "lease", "probe_key", datagram.KEY_SIZE)
+                 if "probe_key" in body else b"")
 
 
 def _hello(body: "dict[str, object]") -> Hello:
@@ -197,6 +201,8 @@ def encode(msg: "Message") -> bytes:
             fields["addr6"] = msg.addr6
         if msg.sources:
             fields["sources"] = list(msg.sources)
+        if msg.probe_key:
+            fields["probe_key"] = msg.probe_key.hex()
     elif isinstance(msg, Hello):
         fields = {"want": list(msg.want)}
     elif isinstance(msg, Endpoint):

@@ -482,6 +482,10 @@ class Node:
                 return
             if self.session is not None:
                 self._act(self.session.on_datagram(data, self.clock()))
+            else:  # maybe a server's load, while the node chooses one
+                said = self.rejoin.on_load(data, self.clock())
+                if said:
+                    log("info", "choosing a server: " + said)
 
     def _hook(self, event: str) -> None:
         script = self.conf.get(event + "_hook")
@@ -532,6 +536,7 @@ class Node:
 
     def _configure(self, lease: "messages.Lease") -> None:
         self.data_port = lease.data_port
+        self.rejoin.key = lease.probe_key
         self._device()
         self.addresses = static.apply_lease(self.kernel, self.ifname, lease)
         self.sources = list(lease.sources)
@@ -556,7 +561,16 @@ class Node:
                 if said:
                     log("info", said)
                 if due:
-                    self.connect()
+                    probes = self.rejoin.probes(now, os.urandom)
+                    for i, data in probes:  # as lvn/agent.py's Client._probe
+                        try:
+                            if self.udp is not None:
+                                self.udp.sendto(data, _sockaddr(self.conf["server"][i],
+                                                                self.data_port))
+                        except OSError:
+                            pass  # not chosen, unless no server answers
+                    if not probes:
+                        self.connect()
             else:
                 self._act(self.session.on_timer(now))
             self.write_status()

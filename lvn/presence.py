@@ -8,6 +8,8 @@ Each server with its leases in etcd keeps these keys under
     server/NAME     {"clients": N, "capacity": C, "draining": false}
                     (and "mesh": [ADDRESS, PORT] with a mesh_address)
     at/IDENTITY     NAME (the server the client's session is on)
+    probe_key       the key all the servers answer load probes with (hex;
+                    made once, by the first server that finds none)
 
 A server that dies without a word stops renewing, and etcd removes its
 keys after TTL: that a server's key is there is its liveness.  A client
@@ -22,14 +24,18 @@ every client is and its leased addresses, every round.
 from __future__ import annotations
 
 import json
+import logging
+import os
 import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeGuard
 
-from .etcd import Etcd, EtcdUnavailable, delete, holds
+from .etcd import Etcd, EtcdUnavailable, absent, delete, holds, put
 from .etcdleases import addresses_or_none
 from .etcdthread import EtcdThread
+
+log = logging.getLogger("lvn")
 
 TTL = 15     # s a dead server's keys outlive it
 EVERY = 5.0  # s between renewals
@@ -58,6 +64,8 @@ class Presence(EtcdThread):
         self.since: dict[str, float] = {}  # when each was first seen alive (monotonic)
         self.read_at = float("-inf")  # the last good read of the servers' keys (monotonic)
         self.reads = 0  # good reads so far: the directory below is new when this grows
+        self.probe_key = b""  # the servers' shared load probe key (lvn/rejoin.py), once read
+        self.probe_key_warned = False
         self.where: dict[str, str] = {}  # identity -> its server (with a mesh end only)
         self.leases: dict[str, list[str]] = {}  # identity -> its addresses (likewise)
 
@@ -114,6 +122,8 @@ class Presence(EtcdThread):
         if not self.lease:
             self.lease = self.etcd.lease_grant(self.ttl)
             self.published = set()
+        if not self.probe_key:
+            self.probe_key = self._probe_key()
         value: dict[str, Any] = {"clients": len(clients), "capacity": self.capacity,
                                  "draining": draining}
         if self.mesh is not None:
@@ -150,6 +160,24 @@ class Presence(EtcdThread):
             self.read_at = now
             self.where, self.leases = where, leases
             self.reads += 1
+
+
+    def _probe_key(self) -> bytes:
+        """The overlay's load probe key: made here if no server made one."""
+        key = f"{self.prefix}/probe_key"
+        self.etcd.txn([absent(key)], [put(key, os.urandom(32).hex())])
+        kv = self.etcd.get(key)
+        try:
+            made = bytes.fromhex(kv.value) if kv is not None else b""
+        except ValueError:
+            made = b""
+        if len(made) != 32:
+            if not self.probe_key_warned:  # left alone: no load probes answered
+                log.warning("etcd key %s: not 32 bytes in hex; load probes go unanswered "
+                            "until it is (delete it: a server makes a new one)", key)
+                self.probe_key_warned = True
+            return b""
+        return made
 
 
 def _count(v: object) -> TypeGuard[int]:

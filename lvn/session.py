@@ -267,10 +267,11 @@ class ServerSession(_Machine):
         return [Up()]
 
     def leased(self, addresses: list[str], error: str = "",
-               sources: "list[str] | None" = None) -> "list[Action]":
+               sources: "list[str] | None" = None, probe_key: bytes = b"") -> "list[Action]":
         """The shell's answer to an ``Allocate`` action (or why it failed);
         ``sources``: the overlay's prefixes (the server's pools), the only
-        inner sources the client is to accept from its tunnel."""
+        inner sources the client is to accept from its tunnel; ``probe_key``:
+        the key the overlay's servers answer load probes with."""
         if error:
             if self.state != ServerState.LEASING:
                 raise LocalError("leased in state " + self.state)
@@ -281,7 +282,8 @@ class ServerSession(_Machine):
         addr6 = [a for a in addresses if ":" in a]
         return [Send(messages.encode(messages.Lease(
             self.session, self.key, self.data_port, self.mtu, self.keepalive, True,
-            addr4[0] if addr4 else None, addr6[0] if addr6 else None, list(sources or ()))))]
+            addr4[0] if addr4 else None, addr6[0] if addr6 else None, list(sources or ()),
+            probe_key)))]
 
     def on_datagram(self, address: str, port: int, data: bytes, now: float) -> "list[Action]":
         """A datagram for this session; forged or replayed ones change nothing.

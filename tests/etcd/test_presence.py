@@ -152,3 +152,21 @@ def test_a_server_in_the_mesh_publishes_its_end_and_reads_the_directory(
     assert where == {"x": "gw1"}
     assert leases == {"x": ["10.77.0.2/16", "fd77::2/64"]}
     assert b.directory()[2:] == ({}, {})
+
+
+def test_the_servers_share_one_load_probe_key(cluster1: Cluster) -> None:
+    """The first server makes the overlay's probe key, the others read it;
+    a malformed one is logged and leaves load probes unanswered, and
+    presence goes on."""
+    etcd = Etcd(cluster1.endpoints)
+    a = Presence(Etcd(cluster1.endpoints), PREFIX, "gw1", 100)
+    b = Presence(Etcd(cluster1.endpoints), PREFIX, "gw2", 100)
+    a.step()
+    b.step()
+    assert len(a.probe_key) == 32 and a.probe_key == b.probe_key
+    assert etcd.get(PREFIX + "/probe_key").value == a.probe_key.hex()  # type: ignore[union-attr]
+    etcd.put(PREFIX + "/probe_key", "not hex")
+    c = Presence(Etcd(cluster1.endpoints), PREFIX, "gw3", 100)
+    c.step()
+    assert c.problem == ""  # the round worked
+    assert c.probe_key == b"" and "gw3" in c.servers()

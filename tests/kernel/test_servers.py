@@ -55,6 +55,7 @@ from .test_faults import blackhole, pings
 pytestmark = pytest.mark.oldest
 
 KEEPALIVE, DEAD_AFTER = 2, 3  # test_agent's server asks for 2 s keepalives
+NOBODY = "10.91.0.9"  # on the CPython client's link to server 1; no host there
 
 # test_agent's server, its leases in etcd
 ETCD_LEASES = "\toption lease_store 'etcd'\n\tlist etcd '{etcd}'\n"
@@ -142,9 +143,15 @@ def test_failover_to_the_second_server_keeps_the_addresses(
     # first moves on to the second: that is the failover itself)
     wait_for(lambda: all("lvn service running" in agents.log(f"srv{i}") for i in (1, 2)),
              300, "both servers to listen")
+    # and in etcd: each has the overlay's load probe key by then (it reads
+    # it before it publishes itself), and hands it out in every LEASE
+    wait_for(lambda: servers(e, etcd) == {"gw1", "gw2"}, 60, "both servers in etcd", every=1)
+    # the CPython client lists an address where nobody answers between its
+    # two servers: taking its list in order, its failover would wait on it
     agents.start("c", c, CLIENT_CONF.format(state=tmp_path / "c" / "state", pki=ca,
                                             name="node-c", first="10.91.0.1",
-                                            second="10.92.0.1"))
+                                            second="10.92.0.1").replace(
+        "\tlist server '10.92.0.1'", f"\tlist server '{NOBODY}'\n\tlist server '10.92.0.1'"))
     agents.start("n", n, CLIENT_CONF.format(state=tmp_path / "n" / "state", pki=ca,
                                             name="node-n", first="10.95.0.1",
                                             second="10.96.0.1"), micropython=True)
@@ -190,6 +197,11 @@ def test_failover_to_the_second_server_keeps_the_addresses(
         record_property(f"failover_s_{who}", round(seconds, 1))
     assert overlay4(c) == addr_c and overlay4(n) == addr_n
     assert "answered none of the last" in agents.log("c")
+    # each chose the server that answered its load probe (the key came in
+    # gw1's LEASE, from etcd): the client never tried the silent address
+    for who in ("c", "n"):
+        assert "choosing a server: server " in agents.log(who), agents.log(who)
+    assert f"connecting to {NOBODY}" not in agents.log("c")
     # gw1 renews its keys no more: etcd drops them; the clients are on gw2
     wait_for(lambda: where(e, etcd) == {"node-c": "gw2", "node-n": "gw2"}
              and servers(e, etcd) == {"gw2"}, 60, "etcd to say both clients are on gw2",
@@ -212,6 +224,10 @@ def test_failover_to_the_second_server_keeps_the_addresses(
         return len(sent) == 2 and agents.log("srv1").count("tunnel up") >= back_before + 2
 
     wait_for(back_on_first, 300, "both clients back on server 1")
+    # the draining server said so when asked for its load
+    assert "choosing a server: server 3 answered in" in agents.log("c")
+    assert "ms: draining" in agents.log("c") and "ms: draining" in agents.log("n")
+    assert f"connecting to {NOBODY}" not in agents.log("c")
     gap = abs(sent["node-c"] - sent["node-n"])
     print(f"server 2 drained at 1/s: the two clients left {gap:.1f} s apart")
     record_property("drain_gap_s", round(gap, 1))
@@ -275,6 +291,7 @@ def test_failover_to_the_second_server_keeps_the_addresses(
     wait_for(lambda: where(e, etcd) == {"node-c": f"gw{on_n}", "node-n": f"gw{on_n}"}, 120,
              "c on n's server", every=1)
     cross_pings(c, n, record_property, "pings_after_kill_s", cut)
+    assert f"connecting to {NOBODY}" not in agents.log("c")
     blackhole(ss[on_c], False)
     split = where(e, etcd)
 

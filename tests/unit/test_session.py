@@ -57,7 +57,7 @@ def established(now: float = 0.0) -> tuple[ClientSession, ServerSession]:
     assert lease[0] == protocol.LEASE and lease[1]["addr4"] == "10.77.0.2/16"
     acts = client.receive(sent(acts), now)
     assert acts[0] == Configure(messages.Lease(SESSION, KEY, 50000, 1400, 25, True,
-                                               "10.77.0.2/16", "fd77::2/64", []))
+                                               "10.77.0.2/16", "fd77::2/64", [], b""))
     (probe,) = datagrams(acts)
     acts = server.on_datagram(*CLIENT_NAT, probe, now)
     assert acts[0] == MoveTunnel(*CLIENT_NAT)
