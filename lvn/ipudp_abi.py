@@ -20,8 +20,6 @@ CMD_RULE_GET = 8
 CMD_ROUTE_GET = 9
 CMD_TUNNEL_ACTIVE = 10
 MCGRP_EVENTS = "events"
-MODE_FIXED = 0
-MODE_MULTI = 1
 DEFAULT_PORT = 50000  # IPUDP_DEFAULT_PORT
 MODES = ("fixed", "multi")  # enum ipudp_mode, by value
 RULE_KINDS = ("dest", "source")  # enum ipudp_rule_type, by value
@@ -31,8 +29,6 @@ DEL_REASONS = ("request", "device")  # enum ipudp_del_reason, by value
 def name_of(names: "tuple[str, ...]", value: int) -> str:
     """The name of an enum ``value`` (its number, one this code does not know)."""
     return names[value] if 0 <= value < len(names) else str(value)
-RULE_DEST = 0
-RULE_SOURCE = 1
 F_REPLACE = 1 << 0
 SOCK_F_V4 = 1 << 0
 SOCK_F_V6 = 1 << 1
