@@ -122,8 +122,7 @@ class Presence(EtcdThread):
         if not self.lease:
             self.lease = self.etcd.lease_grant(self.ttl)
             self.published = set()
-        if not self.probe_key:
-            self.probe_key = self._probe_key()
+        self.probe_key = self._probe_key()  # read every round: a new one is taken at once
         value: dict[str, Any] = {"clients": len(clients), "capacity": self.capacity,
                                  "draining": draining}
         if self.mesh is not None:
@@ -165,8 +164,10 @@ class Presence(EtcdThread):
     def _probe_key(self) -> bytes:
         """The overlay's load probe key: made here if no server made one."""
         key = f"{self.prefix}/probe_key"
-        self.etcd.txn([absent(key)], [put(key, os.urandom(32).hex())])
         kv = self.etcd.get(key)
+        if kv is None:
+            self.etcd.txn([absent(key)], [put(key, os.urandom(32).hex())])
+            kv = self.etcd.get(key)
         try:
             made = bytes.fromhex(kv.value) if kv is not None else b""
         except ValueError:

@@ -165,6 +165,10 @@ def test_the_servers_share_one_load_probe_key(cluster1: Cluster) -> None:
     b.step()
     assert len(a.probe_key) == 32 and a.probe_key == b.probe_key
     assert etcd.get(PREFIX + "/probe_key").value == a.probe_key.hex()  # type: ignore[union-attr]
+    # a new key (someone deleted the old one) is taken at the next round
+    etcd.put(PREFIX + "/probe_key", "ab" * 32)
+    a.step()
+    assert a.probe_key == b"\xab" * 32
     etcd.put(PREFIX + "/probe_key", "not hex")
     c = Presence(Etcd(cluster1.endpoints), PREFIX, "gw3", 100)
     c.step()
