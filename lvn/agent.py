@@ -437,7 +437,8 @@ class Server(Agent):
         self.rules = RuleBook()  # which tunnel owns which prefix, as in the kernel
         self.drain = drain.Drain()
         self.balance = balance.Balance(conf.rebalance_margin, conf.drain_rate)
-        self.mesh: dict[str, mesh.Peer] = {}  # the other servers' tunnels, as in the kernel
+        # the other servers' tunnels, as in the kernel: server -> (its end and routes, tunnel id)
+        self.mesh: dict[str, tuple[mesh.Peer, int]] = {}
         self.mesh_read = 0  # the presence read the mesh was last made from
         self._setup()
         for thread in (self.crl_share, self.presence):
@@ -762,15 +763,12 @@ class Server(Agent):
         for server in sorted(set(self.mesh) - set(want)):
             self._leave_mesh_peer(server)
         for server, peer in sorted(want.items()):
-            name = mesh.tunnel_name(server)
+            old, tid = self.mesh.get(server, (None, 0))
             try:
-                old = self.mesh.get(server)
                 if old is None or (old.address, old.port) != (peer.address, peer.port):
-                    self._tunnel(name, peer.address, peer.port)
+                    tid = self._tunnel(mesh.tunnel_name(server), peer.address, peer.port)
                     log.info("mesh: tunnel %d to server %r at %s port %d",
-                             self.tunnel_ids.get(name), server, peer.address, peer.port)
-                tid = self.tunnel_ids.get(name)
-                assert tid is not None
+                             tid, server, peer.address, peer.port)
                 self._route(tid, sorted(peer.prefixes))
             except LvnError as e:  # tried again at the next read
                 log.warning("mesh: server %r: %s", server, e)
@@ -778,7 +776,7 @@ class Server(Agent):
                 continue
             if old is None or old.prefixes != peer.prefixes:
                 log.info("mesh: %d route(s) to server %r", len(peer.prefixes), server)
-            self.mesh[server] = peer
+            self.mesh[server] = (peer, tid)
 
     def _leave_mesh_peer(self, server: str) -> None:
         """A server gone from etcd (dead, stopped, or out of the mesh)."""
@@ -853,10 +851,9 @@ class Server(Agent):
         if self.presence is not None:
             st["servers"] = self.presence.servers()
         if self.mesh:
-            st["mesh"] = {server: {"address": p.address, "port": p.port,
-                                   "tunnel": self.tunnel_ids.get(mesh.tunnel_name(server)),
+            st["mesh"] = {server: {"address": p.address, "port": p.port, "tunnel": tid,
                                    "routes": len(p.prefixes)}
-                          for server, p in sorted(self.mesh.items())}
+                          for server, (p, tid) in sorted(self.mesh.items())}
         return st
 
     def set_draining(self, on: bool, rate: int | None = None) -> dict[str, Any]:

@@ -64,7 +64,7 @@ class Presence(EtcdThread):
         self.since: dict[str, float] = {}  # when each was first seen alive (monotonic)
         self.read_at = float("-inf")  # the last good read of the servers' keys (monotonic)
         self.reads = 0  # good reads so far: the directory below is new when this grows
-        self.probe_key = b""  # the servers' shared load probe key (lvn/rejoin.py), once read
+        self.probe_key = b""  # the servers' shared load probe key (lvn/rejoin.py), as last read
         self.probe_key_warned = False
         self.where: dict[str, str] = {}  # identity -> its server (with a mesh end only)
         self.leases: dict[str, list[str]] = {}  # identity -> its addresses (likewise)
@@ -159,7 +159,6 @@ class Presence(EtcdThread):
             self.read_at = now
             self.where, self.leases = where, leases
             self.reads += 1
-
 
     def _probe_key(self) -> bytes:
         """The overlay's load probe key: made here if no server made one."""

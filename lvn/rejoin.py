@@ -86,7 +86,9 @@ class Rejoin:
             self.probing = False
             self.asked = {}
             others = [x for x in self.loads if x[1] != self.left]
-            for load, i in others:  # in the order they answered
+            # in the order they answered; min() stays in the loop (a handful
+            # of servers): a local costs the node's package its last bytes
+            for load, i in others:
                 if load <= min(others)[0] + SAME_LOAD:
                     self.current = i
                     break

@@ -475,17 +475,17 @@ def check(pkg: "uci.Package", check_files: bool = True) -> "tuple[Typed, list[Pr
         if not typed["server"]:
             problems.append(Problem("lvn.agent.role", "role 'server' needs a "
                                                       "'config server' section"))
-        elif not (typed["server"][0][1].get("pool4") or typed["server"][0][1].get("pool6")):
-            problems.append(Problem(typed["server"][0][0] + ".pool4",
-                                    "a server needs an address pool (pool4 and/or pool6)"))
-        if typed["server"] and typed["server"][0][1].get("lease_store") == "etcd" \
-                and not typed["server"][0][1].get("etcd"):
-            problems.append(Problem(typed["server"][0][0] + ".etcd", "lease_store 'etcd' "
-                                    "needs the cluster's endpoints (list etcd 'http://host:port')"))
-        if typed["server"] and typed["server"][0][1].get("mesh_address") \
-                and typed["server"][0][1].get("lease_store") != "etcd":
-            problems.append(Problem(typed["server"][0][0] + ".mesh_address", "a mesh between "
-                                    "servers needs their directory in etcd (lease_store 'etcd')"))
+        else:
+            ref, server = typed["server"][0]
+            if not (server.get("pool4") or server.get("pool6")):
+                problems.append(Problem(ref + ".pool4",
+                                        "a server needs an address pool (pool4 and/or pool6)"))
+            if server.get("lease_store") == "etcd" and not server.get("etcd"):
+                problems.append(Problem(ref + ".etcd", "lease_store 'etcd' needs the "
+                                        "cluster's endpoints (list etcd 'http://host:port')"))
+            if server.get("mesh_address") and server.get("lease_store") != "etcd":
+                problems.append(Problem(ref + ".mesh_address", "a mesh between servers needs "
+                                        "their directory in etcd (lease_store 'etcd')"))
     if agent.get("role") == "client" and not typed["client"]:
         problems.append(Problem("lvn.agent.role", "role 'client' needs a 'config client' section"))
     check_tunnels(tunnels(typed), problems)
