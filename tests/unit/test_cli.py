@@ -324,28 +324,30 @@ def test_status_merges_agent_report_and_kernel_counters(
     assert "vpn.example.org: up, 10.77.0.2/24, endpoint 192.0.2.1:50000, heard 3." in out
 
 
-def test_status_lists_the_servers_in_etcd_with_their_load(
-        tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+def server_status(tmp_path: Any, capsys: pytest.CaptureFixture[str], **status: Any) -> str:
+    """``lvn status`` of a server whose status.json holds ``status``: its output."""
     (tmp_path / "lvn").write_text(
         f"config agent 'agent'\n\toption state_dir '{tmp_path}'\nconfig server 'server'\n"
         "\toption ca '/c'\n\toption cert '/c'\n\toption key '/c'\n")
-    (tmp_path / "status.json").write_text(json.dumps({"role": "server", "peers": [],
-        "servers": {"gw2": {"clients": 0, "capacity": 500, "draining": True},
-                    "gw1": {"clients": 12, "capacity": 1000, "draining": False},
-                    "gw0": {"clients": 3}}}))  # (a server of an older version)
+    (tmp_path / "status.json").write_text(json.dumps({"role": "server", "peers": [], **status}))
     assert run(["status", "-c", str(tmp_path)])[0] == 0
+    return capsys.readouterr().out
+
+
+def test_status_lists_the_servers_in_etcd_with_their_load(
+        tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    out = server_status(tmp_path, capsys, servers={
+        "gw2": {"clients": 0, "capacity": 500, "draining": True},
+        "gw1": {"clients": 12, "capacity": 1000, "draining": False},
+        "gw0": {"clients": 3}})  # (a server of an older version)
     assert ("servers: gw0 (3 client(s)), gw1 (12 of 1000 client(s)), "
-            "gw2 (0 of 500 client(s), draining)") in capsys.readouterr().out
+            "gw2 (0 of 500 client(s), draining)") in out
 
 
 def test_status_lists_the_mesh_tunnels_to_the_other_servers(
         tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    (tmp_path / "lvn").write_text(
-        f"config agent 'agent'\n\toption state_dir '{tmp_path}'\nconfig server 'server'\n"
-        "\toption ca '/c'\n\toption cert '/c'\n\toption key '/c'\n")
-    (tmp_path / "status.json").write_text(json.dumps({"role": "server", "peers": [],
-        "mesh": {"gw2": {"address": "fd00::2", "port": 4500, "tunnel": 7, "routes": 4},
-                 "gw1": {"address": "192.0.2.1", "port": 4500, "tunnel": 3, "routes": 0}}}))
-    assert run(["status", "-c", str(tmp_path)])[0] == 0
+    out = server_status(tmp_path, capsys, mesh={
+        "gw2": {"address": "fd00::2", "port": 4500, "tunnel": 7, "routes": 4},
+        "gw1": {"address": "192.0.2.1", "port": 4500, "tunnel": 3, "routes": 0}})
     assert ("mesh: gw1 at 192.0.2.1:4500 (tunnel 3, 0 route(s)), "
-            "gw2 at [fd00::2]:4500 (tunnel 7, 4 route(s))") in capsys.readouterr().out
+            "gw2 at [fd00::2]:4500 (tunnel 7, 4 route(s))") in out
