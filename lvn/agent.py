@@ -27,6 +27,7 @@ from OpenSSL import SSL, crypto
 
 from . import (
     balance,
+    clientpolicy,
     compat,
     crl,
     datagram,
@@ -34,10 +35,10 @@ from . import (
     identity,
     mesh,
     messages,
-    replies,
     session,
     static,
 )
+from .clientpolicy import ClientPolicy
 from .config import ClientConfig, ServerConfig
 from .crlshare import CrlShare
 from .errors import LvnError
@@ -50,9 +51,8 @@ from .leases import Leases
 from .model import Rule
 from .presence import Presence
 from .ratelimit import RateLimiter, source_key
-from .rejoin import Rejoin
 from .rulebook import RuleBook
-from .session import HANDSHAKE_TIMEOUT, ClientSession, ServerSession
+from .session import HANDSHAKE_TIMEOUT, ServerSession
 from .tunnelids import TunnelIds
 
 if TYPE_CHECKING:
@@ -60,6 +60,8 @@ if TYPE_CHECKING:
     from .session import Action
 
 log = logging.getLogger("lvn")
+LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+              "error": logging.ERROR}
 
 TICK = 1.0
 DATAGRAM_BUDGET = 256        # datagrams read per wake-up (timers and TLS get their turn)
@@ -1004,36 +1006,23 @@ class Server(Agent):
 
 
 class Client(Agent):
+    """The CPython shell of lvn/clientpolicy.py: TLS by pyOpenSSL (the
+    server's name and the CRL checked), the kernel by netlink."""
+
     role = "client"
     LIVE_OPTIONS = frozenset({"up_hook", "down_hook", "keepalive", "dead_after"})
 
     def __init__(self, conf: ClientConfig, kernel: Ipudp, state_dir: str) -> None:
         super().__init__(kernel, state_dir, conf.ifname, conf.up_hook, conf.down_hook)
-        self.addresses: list[str] = []
-        self.sources: list[str] = []  # inner sources accepted from the server (LEASE)
         self.conf = conf
         self.ctx = tls_context(conf.ca, conf.cert, conf.key, conf.crl, server=False)
-        self.rejoin = Rejoin(_valid_from(conf.cert), random.random, len(conf.server))
-        self.session: ClientSession | None = None
+        self.policy = ClientPolicy(list(conf.server), conf.server_port, _valid_from(conf.cert),
+                                   random.random, conf.keepalive, conf.dead_after)
         self.conn: TlsConn | None = None
-        self.connected_at = 0.0
-        self.server_ip = ""
-        self.data_port = 0
-        self.up = False
-
-    @property
-    def server(self) -> str:
-        """The server the client joins now (the next one after a failure)."""
-        return str(self.conf.server[self.rejoin.current])
 
     @property
     def expected_name(self) -> str:
-        return str(self.conf.expected_name(self.server))
-
-    def _resolve(self) -> str:
-        infos = socket.getaddrinfo(self.server, self.conf.server_port,
-                                   type=socket.SOCK_STREAM)
-        return str(infos[0][4][0])
+        return str(self.conf.expected_name(self.policy.server()))
 
     def _ensure_device(self, family: int) -> None:
         k, ifname = self.kernel, self.conf.ifname
@@ -1062,46 +1051,38 @@ class Client(Agent):
                 data, _addr = sock.recvfrom(2048)
             except OSError:  # empty (or an ICMP error queued on the socket)
                 return
-            if self.session is not None:  # answers to keepalives (liveness)
-                self._act(self.session.on_datagram(data, time.monotonic()))
-            else:  # maybe a server's load, while the client chooses one
-                said = self.rejoin.on_load(data, time.monotonic())
-                if said:
-                    log.info("choosing a server: %s", said)
+            self._do(self.policy.datagram(data, time.monotonic()))
 
     def connect(self) -> None:
         try:
-            self.server_ip = self._resolve()
-            family = socket.AF_INET6 if ":" in self.server_ip else socket.AF_INET
+            infos = socket.getaddrinfo(self.policy.server(), self.conf.server_port,
+                                       type=socket.SOCK_STREAM)
+            server_ip = str(infos[0][4][0])
+            family = socket.AF_INET6 if ":" in server_ip else socket.AF_INET
             self._ensure_device(family)
             sock = socket.socket(family, socket.SOCK_STREAM)
             tcp_keepalive(sock)
             sock.setblocking(False)
-            err = sock.connect_ex((self.server_ip, self.conf.server_port))
+            err = sock.connect_ex((server_ip, self.conf.server_port))
             if err not in (0, errno.EINPROGRESS):
                 sock.close()
                 raise OSError(err, os.strerror(err))
         except OSError as e:
-            self._retry(f"cannot reach {self.server}: {e}")
+            self._do(self.policy.unreachable(str(e), time.monotonic()))
             return
         self.conn = TlsConn(sock, self.ctx, server=False)
-        self.connected_at = time.monotonic()
         self.sel.register(sock, selectors.EVENT_READ | selectors.EVENT_WRITE, self._readable)
-        log.info("connecting to %s port %d", self.server_ip, self.conf.server_port)
+        self._do(self.policy.connecting(server_ip, time.monotonic()))
 
-    def _retry(self, why: str) -> None:
-        log.warning("%s; retrying in %.1f s", why, self.rejoin.failed(time.monotonic()))
-
-    def _probe(self, server: str, data: bytes) -> None:
-        """Ask ``server`` for its load, at the data port the last LEASE named,
-        from the data socket (servers of its other address family are not
-        asked: they are not chosen, unless none answers)."""
+    def _send(self, data: bytes, host: str, level: int) -> None:
+        """A datagram from the data socket to ``host``'s data port (servers
+        of the other address family cannot be reached from it)."""
         for family, sock in self.udp.items():
             try:
-                infos = socket.getaddrinfo(server, self.data_port, family, socket.SOCK_DGRAM)
+                infos = socket.getaddrinfo(host, self.policy.data_port, family, socket.SOCK_DGRAM)
                 sock.sendto(data, infos[0][4])
             except OSError as e:
-                log.debug("load probe to %s: %s", server, e)
+                log.log(level, "sending to %s: %s", host, e)
 
     def _readable(self) -> None:
         conn = self.conn
@@ -1110,9 +1091,9 @@ class Client(Agent):
         try:
             data = conn.pump()
         except SSL.Error as e:
-            self._lost(f"session with the server failed: {e}")
+            self._do(self.policy.lost(f"session with the server failed: {e}", time.monotonic()))
             return
-        if conn.ready and self.session is None:
+        if conn.ready and self.policy.session is None:
             names = conn.peer_names()
             cert = compat.peer_certificate(conn.conn)
             if cert is None or not identity.matches(cert, self.expected_name):
@@ -1120,90 +1101,65 @@ class Client(Agent):
                           "(set lvn.client.server_name if the name is right)",
                           ", ".join(sorted(map(repr, names))) or "no name",
                           self.expected_name)
-                self._lost("wrong server identity")
+                self._do(self.policy.lost("wrong server identity", time.monotonic()))
                 return
             self.sel.modify(conn.sock, selectors.EVENT_READ, self._readable)
-            self.session = ClientSession(time.monotonic(), ["ipv4", "ipv6"],
-                                         self.conf.keepalive, self.conf.dead_after)
-            self._act(self.session.start())
-        if data and self.session is not None:
-            self._act(self.session.receive(data, time.monotonic()))
+            self._do(self.policy.secured(time.monotonic()))
+        if data:
+            self._do(self.policy.received(data, time.monotonic()))
         if conn.closed and self.conn is conn:
-            self._lost("the server closed the connection")
+            self._do(self.policy.lost("the server closed the connection", time.monotonic()))
 
-    def _lost(self, why: str) -> None:
-        if self.up:
-            self.up = False
-            self.peer_event("down", self.expected_name, self.addresses,
-                            (self.server_ip, self.data_port), 0)
-        if self.conn is not None:
-            try:
-                self.sel.unregister(self.conn.sock)
-            except (KeyError, ValueError):
-                pass
-            self.conn.close()
-        self.conn, self.session = None, None
-        self._retry(why)
-
-    def _act(self, actions: list[Action]) -> None:
-        k, ifname = self.kernel, self.conf.ifname
+    def _do(self, actions: list[clientpolicy.Action]) -> None:
+        """Carry out the policy's actions, until a connection they belong
+        to is lost on the way."""
+        k, ifname, p = self.kernel, self.conf.ifname, self.policy
+        s = p.session
         for act in actions:
+            if p.session is not s:
+                return
             if isinstance(act, session.Send):
                 if self.conn is not None:
                     self.conn.send(act.data)
-            elif isinstance(act, session.Configure):
-                self.data_port = act.lease.data_port
-                self.rejoin.key = act.lease.probe_key
-                self.addresses = static.apply_lease(k, ifname, act.lease)
-                self.sources = list(act.lease.sources)
-                log.info("lease: %s, mtu %d", ", ".join(self.addresses), act.lease.mtu)
             elif isinstance(act, session.SendDatagram):
-                if self.udp and self.data_port:
+                self._send(act.data, p.server_ip, logging.WARNING)
+            elif isinstance(act, clientpolicy.Probe):
+                # not chosen, unless no server answers
+                self._send(act.data, act.server, logging.DEBUG)
+            elif isinstance(act, clientpolicy.Log):
+                log.log(LOG_LEVELS[act.level], "%s", act.text)
+            elif isinstance(act, clientpolicy.Hook):
+                self.peer_event(act.event, self.expected_name, p.addresses,
+                                (p.server_ip, p.data_port), 0)
+            elif isinstance(act, clientpolicy.Connect):
+                self.connect()
+            elif isinstance(act, clientpolicy.Disconnect):
+                if self.conn is not None:
                     try:
-                        sock = next(iter(self.udp.values()))
-                        sock.sendto(act.data, (self.server_ip, self.data_port))
-                    except OSError as e:
-                        log.warning("sending to the server: %s", e)
-            elif isinstance(act, session.OpenTunnel):
-                k.set_tunnel(ifname, self.server_ip, remote_port=self.data_port, replace=True)
-                static.apply_sources(k, ifname, self.sources)
-            elif isinstance(act, session.Up):
-                self.rejoin.joined()
-                self.up = True
-                log.info("tunnel up to %s", self.server_ip)
-                self.peer_event("up", self.expected_name, self.addresses,
-                                (self.server_ip, self.data_port), 0)
-            elif isinstance(act, session.Close):
-                self._lost(act.reason)
+                        self.sel.unregister(self.conn.sock)
+                    except (KeyError, ValueError):
+                        pass
+                    self.conn.close()
+                self.conn = None
+            else:
+                try:
+                    if isinstance(act, session.Configure):
+                        static.apply_lease(k, ifname, act.lease)
+                    else:  # OpenTunnel
+                        k.set_tunnel(ifname, p.server_ip, remote_port=p.data_port, replace=True)
+                        static.apply_sources(k, ifname, p.sources)
+                except LvnError as e:
+                    self._do(p.lost(f"the kernel refused the tunnel: {e}", time.monotonic()))
 
     def apply_live(self, changed: set[str]) -> None:
-        if self.session is not None:
-            self.session.set_limits(self.conf.keepalive, self.conf.dead_after)
+        self.policy.limits(self.conf.keepalive, self.conf.dead_after)
         log.info("reloaded in place: %s", ", ".join(sorted(changed)) or "nothing changed")
 
     def peers(self) -> list[dict[str, Any]]:
-        state = self.session.state if self.session is not None else "connecting"
-        if self.rejoin.waiting_for_clock:
-            state = "waiting for a valid clock"
-        return [replies.client_peer(self.server, state, self.addresses, self.server_ip,
-                                    self.data_port)]
+        return [self.policy.peer()]
 
     def tick(self, now: float) -> None:
-        if self.conn is None:
-            due, said = self.rejoin.due(now, time.time())
-            if said:
-                log.info("%s", said)
-            if due:
-                probes = self.rejoin.probes(now, os.urandom)
-                for i, data in probes:
-                    self._probe(self.conf.server[i], data)
-                if not probes:
-                    self.connect()
-        elif self.session is not None:
-            self._act(self.session.on_timer(now))
-        elif self.conn is not None and now - self.connected_at > HANDSHAKE_TIMEOUT:
-            # SYNs or the TLS handshake unanswered
-            self._lost(f"no TLS session with {self.server_ip} after {HANDSHAKE_TIMEOUT:.0f} s")
+        self._do(self.policy.tick(now, time.time(), os.urandom))
 
 
 def _valid_from(cert: str) -> float:

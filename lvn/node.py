@@ -31,16 +31,15 @@ import time
 
 from . import (
     capabilities,
+    clientpolicy,
     controlwire,
     errors,
     files,
     ipudp_abi,
-    messages,
     nlcodec,
     nodecontrol,
     nodeprivilege,
     rawnl,
-    rejoin,
     replies,
     schema,
     session,
@@ -54,7 +53,6 @@ try:
 except ImportError:  # MicroPython, which does not evaluate annotations
     pass
 
-TICK = 1.0
 IPPROTO_IPV6 = 41
 IPV6_V6ONLY = 26
 
@@ -245,7 +243,9 @@ class Node:
         self.ca = pem_der(conf["ca"])
         self.cert = pem_der(conf["cert"])
         self.key = pem_der(conf["key"])
-        self.rejoin = rejoin.Rejoin(valid_from(self.cert), random.random, len(conf["server"]))
+        self.policy = clientpolicy.ClientPolicy(
+            conf["server"], int(conf["server_port"]), valid_from(self.cert), random.random,
+            int(conf["keepalive"]), int(conf["dead_after"]))
         self.state_dir = conf["state_dir"]
         self.poll = select.poll()
         self.udp: socket.socket | None = None
@@ -254,12 +254,6 @@ class Node:
         self.tcp_up = False  # the TCP connect finished (poll said so)
         self.tls_up = False  # the TLS handshake finished (a write went through)
         self.raw: socket.socket | None = None
-        self.session: session.ClientSession | None = None
-        self.server_ip = ""
-        self.data_port = 0
-        self.addresses: list[str] = []
-        self.sources: list[str] = []  # inner sources accepted from the server (LEASE)
-        self.up = False
         self.written: dict[str, Any] | None = None
         self.wakeups = 0  # loop iterations: I/O or a timer woke the agent
         # the most heap in use seen at a wake-up (micropython.mem_peak()
@@ -270,15 +264,11 @@ class Node:
 
     # status.json, as the CPython client writes it
     def status(self) -> dict[str, Any]:
-        state = self.session.state if self.session is not None else "connecting"
-        if self.rejoin.waiting_for_clock:
-            state = "waiting for a valid clock"
         node: dict[str, int] = {"wakeups": self.wakeups}
         if hasattr(gc, "mem_alloc"):
             node["heap_used"] = gc.mem_alloc()
             node["heap_peak"] = self.heap_peak
-        return {"role": "client", "node": node, "peers": [replies.client_peer(
-            self.server(), state, self.addresses, self.server_ip, self.data_port)]}
+        return {"role": "client", "node": node, "peers": [self.policy.peer()]}
 
     def write_status(self) -> None:
         st = self.status()
@@ -343,11 +333,11 @@ class Node:
             return {"ok": True, "changes": []}
         self.conf = conf
         self.ca, self.cert, self.key = creds
-        if self.session is not None:
-            self._lost("the configuration changed")
-        self.rejoin.reset(valid_from(self.cert), len(conf["server"]))
-        log("info", "configuration changed: joining " + self.server() + " again")
-        return {"ok": True, "changes": ["client: joining " + self.server() + " again"]}
+        p = self.policy
+        p.server_port = int(conf["server_port"])
+        p.limits(int(conf["keepalive"]), int(conf["dead_after"]))
+        self._do(p.restart(conf["server"], valid_from(self.cert), self.clock()))
+        return {"ok": True, "changes": ["client: joining " + p.server() + " again"]}
 
     def _device(self) -> dict[str, int]:
         dev = self.kernel.device(self.ifname)
@@ -390,27 +380,25 @@ class Node:
         """Start joining: the TCP connect and the TLS handshake go on without
         blocking (the loop drives them by poll), so the control socket is
         answered meanwhile; the session's handshake timer ends an attempt
-        that brings no LEASE."""
+        that brings no LEASE.  mbedTLS checks the server's certificate
+        before HELLO, queued now, can go."""
+        p = self.policy
         try:
-            info = socket.getaddrinfo(self.server(), int(self.conf["server_port"]))[0]
+            info = socket.getaddrinfo(p.server(), p.server_port)[0]
             family, addr = info[0], info[-1]
-            self.server_ip = _addr_text(addr)
             if self.udp is None:
                 self._attach(family)
             raw, tls = open_tls(family, addr, self.ca, (self.cert, self.key, self.conf["cert"],
                                                         self.conf["key"]),
                                 self.server_name())
         except (OSError, ValueError, rawnl.KernelRefused) as e:
-            self._retry("cannot reach " + self.server() + ": " + self._why(e))
+            self._do(p.unreachable(self._why(e), self.clock()))
             return
-        log("info", "connecting to " + self.server_ip + " port " + str(self.conf["server_port"]))
         self.tls, self.raw, self.out = tls, raw, b""
         self.tcp_up = self.tls_up = False
         self.poll.register(raw, select.POLLIN | select.POLLOUT)
-        self.session = session.ClientSession(self.clock(), ["ipv4", "ipv6"],
-                                             int(self.conf["keepalive"]),
-                                             int(self.conf["dead_after"]))
-        self._act(self.session.start())
+        now = self.clock()
+        self._do(p.connecting(_addr_text(addr), now) + p.secured(now))
 
     def _why(self, e: Exception) -> str:
         """The reason of a failed connection; mbedTLS's refusal of the
@@ -434,7 +422,7 @@ class Node:
             try:
                 n = self.tls.write(self.out)
             except (OSError, ValueError) as e:
-                self._lost("session with the server failed: " + self._why(e))
+                self._failed(e)
                 return
             if not n:
                 break
@@ -444,16 +432,12 @@ class Node:
             more = not self.tcp_up or (self.tls_up and self.out)
             self.poll.modify(self.raw, select.POLLIN | (select.POLLOUT if more else 0))
 
-    def server(self) -> str:
-        """The server the node joins now (the next one after a failure)."""
-        return str(self.conf["server"][self.rejoin.current])
-
     def server_name(self) -> str:
-        return str(self.conf.get("server_name") or self.server())
+        return str(self.conf.get("server_name") or self.policy.server())
 
-    def _retry(self, why: str) -> None:
-        delay = self.rejoin.failed(self.clock())
-        log("warning", f"{why}; retrying in {delay:.1f} s")
+    def _failed(self, e: Exception) -> None:
+        self._do(self.policy.lost("session with the server failed: " + self._why(e),
+                                  self.clock()))
 
     def _readable(self) -> None:
         self._flush()  # the handshake may need a write first, and HELLO waits
@@ -461,15 +445,12 @@ class Node:
             try:
                 data = self.tls.read(4096)
             except (OSError, ValueError) as e:
-                self._lost("session with the server failed: " + self._why(e))
+                self._failed(e)
                 return
             if data is None:
                 break
-            if not data:
-                self._lost("the server closed the connection")
-                return
-            if self.session is not None:
-                self._act(self.session.receive(data, self.clock()))
+            self._do(self.policy.received(data, self.clock()) if data else
+                     self.policy.lost("the server closed the connection", self.clock()))
 
     def _datagrams(self) -> None:
         """Answers to our keepalives (the server lives), at most a budget a wake-up."""
@@ -480,102 +461,74 @@ class Node:
                 return
             if not data:
                 return
-            if self.session is not None:
-                self._act(self.session.on_datagram(data, self.clock()))
-            else:  # maybe a server's load, while the node chooses one
-                said = self.rejoin.on_load(data, self.clock())
-                if said:
-                    log("info", "choosing a server: " + said)
+            self._do(self.policy.datagram(data, self.clock()))
 
     def _hook(self, event: str) -> None:
         script = self.conf.get(event + "_hook")
+        p = self.policy
         if script:
             run_hook(script, hook_env(event, "client", self.ifname, self.server_name(),
-                                      self.addresses, (self.server_ip, self.data_port), 0))
+                                      p.addresses, (p.server_ip, p.data_port), 0))
 
-    def _lost(self, why: str) -> None:
-        if self.up:
-            self.up = False
-            log("info", "tunnel down: " + why)
-            self._hook("down")
-        if self.raw is not None:
-            self.poll.unregister(self.raw)
+    def _send(self, data: bytes, host: str) -> None:
+        """A datagram from the data socket to ``host``'s data port."""
+        if self.udp is not None and self.policy.data_port:
             try:
-                self.tls.close()
-            except OSError:
-                pass
-        self.tls = self.raw = self.session = None
-        self._retry(why)
+                self.udp.sendto(data, _sockaddr(host, self.policy.data_port))
+            except OSError as e:
+                log("warning", "sending to " + host + ": " + _reason(e))
 
-    def _act(self, actions: "list[session.Action]") -> None:
+    def _do(self, actions: "list[clientpolicy.Action]") -> None:
+        """Carry out the policy's actions, until a connection they belong
+        to is lost on the way."""
+        p = self.policy
+        s = p.session
         for act in actions:
-            if self.session is None:
-                return  # the connection was lost while carrying them out
+            if p.session is not s:
+                return
             if isinstance(act, session.Send):
                 if self.tls is not None:
                     self.out += act.data
                     self._flush()
-            elif isinstance(act, session.Configure):
-                self._configure(act.lease)
             elif isinstance(act, session.SendDatagram):
-                if self.udp is not None and self.data_port:
+                self._send(act.data, p.server_ip)
+            elif isinstance(act, clientpolicy.Probe):
+                self._send(act.data, act.server)
+            elif isinstance(act, clientpolicy.Log):
+                log(act.level, act.text)
+            elif isinstance(act, clientpolicy.Hook):
+                self._hook(act.event)
+            elif isinstance(act, clientpolicy.Connect):
+                self.connect()
+            elif isinstance(act, clientpolicy.Disconnect):
+                if self.raw is not None:
+                    self.poll.unregister(self.raw)
                     try:
-                        self.udp.sendto(act.data, _sockaddr(self.server_ip, self.data_port))
-                    except OSError as e:
-                        log("warning", "sending to the server: " + str(e))
-            elif isinstance(act, session.OpenTunnel):
-                self.kernel.set_tunnel(self.ifname, self.server_ip, self.data_port, replace=True)
-                static.apply_sources(self.kernel, self.ifname, self.sources)
-            elif isinstance(act, session.Up):
-                self.rejoin.joined()
-                self.up = True
-                log("info", "tunnel up to " + self.server_ip)
-                self._hook("up")
-            elif isinstance(act, session.Close):
-                self._lost(act.reason)
-
-    def _configure(self, lease: "messages.Lease") -> None:
-        self.data_port = lease.data_port
-        self.rejoin.key = lease.probe_key
-        self._device()
-        self.addresses = static.apply_lease(self.kernel, self.ifname, lease)
-        self.sources = list(lease.sources)
-        log("info", "lease: " + ", ".join(self.addresses) + ", mtu " + str(lease.mtu))
-
-    def _due(self, now: float) -> float:
-        """When the loop must run next without I/O (the session's next timer)."""
-        if self.session is None:
-            return self.rejoin.retry_at
-        if self.session.state == session.ClientState.UP:
-            return self.session.next_datagram
-        return now + TICK
+                        self.tls.close()
+                    except OSError:
+                        pass
+                self.tls = self.raw = None
+            else:
+                try:
+                    if isinstance(act, session.Configure):
+                        self._device()
+                        static.apply_lease(self.kernel, self.ifname, act.lease)
+                    else:  # OpenTunnel
+                        self.kernel.set_tunnel(self.ifname, p.server_ip, p.data_port,
+                                               replace=True)
+                        static.apply_sources(self.kernel, self.ifname, p.sources)
+                except rawnl.KernelRefused as e:
+                    self._do(p.lost("the kernel refused the tunnel: " + str(e), self.clock()))
 
     def run(self) -> None:
         while True:
             self.wakeups += 1
             if hasattr(gc, "mem_alloc"):
                 self.heap_peak = max(self.heap_peak, gc.mem_alloc())
-            now = self.clock()
-            if self.session is None:
-                due, said = self.rejoin.due(now, time.time())
-                if said:
-                    log("info", said)
-                if due:
-                    probes = self.rejoin.probes(now, os.urandom)
-                    for i, data in probes:  # as lvn/agent.py's Client._probe
-                        try:
-                            if self.udp is not None:
-                                self.udp.sendto(data, _sockaddr(self.conf["server"][i],
-                                                                self.data_port))
-                        except OSError:
-                            pass  # not chosen, unless no server answers
-                    if not probes:
-                        self.connect()
-            else:
-                self._act(self.session.on_timer(now))
+            self._do(self.policy.tick(self.clock(), time.time(), os.urandom))
             self.write_status()
             now = self.clock()
-            wait = max(0, int((self._due(now) - now) * 1000) + 1)
+            wait = max(0, int((self.policy.wake_at(now) - now) * 1000) + 1)
             for obj, _ in self.poll.poll(wait):
                 fd = _fd(obj)
                 if self.listener is not None and fd == self.listener.fileno():

@@ -12,6 +12,8 @@ import sys
 HERE = sys.argv[0].rsplit("/", 1)[0] if "/" in sys.argv[0] else "."
 sys.path.insert(0, HERE + "/../..")
 
+from checks import Checks, raises  # noqa: E402
+
 from lvn import controlwire, datagram, messages, nlcodec, protocol, rejoin, session  # noqa: E402
 
 # RFC 4231 test cases 1, 2 and 6 (key longer than the block)
@@ -24,20 +26,9 @@ HMAC_VECTORS = [
      "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"),
 ]
 
-CHECKS = []
-
-
-def check(fn):  # type: ignore[no-untyped-def]
-    CHECKS.append(fn)
-    return fn
-
-
-def raises(exc, fn, *args):  # type: ignore[no-untyped-def]
-    try:
-        fn(*args)
-    except exc:
-        return True
-    return False
+SUITE = Checks("protocol core")
+CHECKS = SUITE.all
+check = SUITE.check
 
 
 @check
@@ -505,22 +496,5 @@ def netlink_refuses_bad_framing() -> bool:
             and nlcodec.ip6_packed("::ffff:1.2.3.4") == bytes(10) + b"\xff\xff\x01\x02\x03\x04")
 
 
-def main() -> int:
-    passed = failed = 0
-    for fn in CHECKS:
-        try:
-            ok = fn()
-        except Exception as e:  # noqa: BLE001 - report, do not stop
-            ok = False
-            print("FAIL", fn.__name__, "raised", repr(e))
-        if ok:
-            passed += 1
-        else:
-            failed += 1
-            print("FAIL", fn.__name__)
-    print(f"protocol core: {passed} passed, {failed} failed")
-    return 0 if passed and not failed else 1
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(SUITE.main())

@@ -113,8 +113,8 @@ def test_control_fields_and_scripts(ipk: Path) -> None:
 
 NODE_MODULES = ("__init__", "node", "nodecontrol", "controlwire", "session", "messages",
                 "protocol", "datagram", "schema", "static", "nlcodec", "ipudp_abi", "rawnl", "uci",
-                "hookenv", "files", "errors", "jsonlimit", "rejoin", "replies", "capabilities",
-                "nodeprivilege")
+                "hookenv", "files", "errors", "jsonlimit", "rejoin", "clientpolicy", "replies",
+                "capabilities", "nodeprivilege")
 
 
 def test_data_files_and_permissions(ipk: Path, server_ipk: Path) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import hmac
 import importlib.util
 import subprocess
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from hypothesis import given
@@ -13,23 +15,35 @@ from hypothesis import strategies as st
 
 from lvn import datagram, protocol
 
-CORE = Path(__file__).resolve().parents[1] / "protocol" / "check_core.py"
-_spec = importlib.util.spec_from_file_location("check_core", CORE)
-assert _spec and _spec.loader
-check_core = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(check_core)
+CHECKS_DIR = Path(__file__).resolve().parents[1] / "protocol"
+sys.path.insert(0, str(CHECKS_DIR))  # their runner, checks.py
 
 
-@pytest.mark.parametrize("fn", check_core.CHECKS, ids=lambda f: f.__name__)
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, CHECKS_DIR / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# the pure core's self-checks, and the client policy's against a server session
+SUITES = [_load("check_core"), _load("check_client")]
+
+
+@pytest.mark.parametrize("fn", [fn for suite in SUITES for fn in suite.CHECKS],
+                         ids=lambda f: f.__name__)
 def test_core_check(fn: object) -> None:
     assert fn()  # type: ignore[operator]
 
 
-def test_core_checks_under_micropython(micropython: str) -> None:
+@pytest.mark.parametrize("suite", SUITES, ids=lambda m: m.__name__)
+def test_core_checks_under_micropython(micropython: str, suite: ModuleType) -> None:
     """The same checks on MicroPython: the core really imports nothing CPython-only."""
-    res = subprocess.run([micropython, str(CORE)], capture_output=True, text=True, timeout=60)
+    res = subprocess.run([micropython, suite.__file__], capture_output=True, text=True,
+                         timeout=60)
     assert res.returncode == 0, res.stdout + res.stderr
-    assert f"protocol core: {len(check_core.CHECKS)} passed, 0 failed" in res.stdout
+    assert f"{suite.SUITE.title}: {len(suite.CHECKS)} passed, 0 failed" in res.stdout
 
 
 @given(st.binary(max_size=200), st.binary(max_size=300))
