@@ -26,6 +26,7 @@ from cryptography import x509
 from OpenSSL import SSL, crypto
 
 from . import (
+    LvnError,
     balance,
     clientpolicy,
     compat,
@@ -41,7 +42,6 @@ from . import (
 from .clientpolicy import ClientPolicy
 from .config import ClientConfig, ServerConfig
 from .crlshare import CrlShare
-from .errors import LvnError
 from .etcd import Etcd
 from .etcdleases import EtcdLeases
 from .expiry import DetachedTunnels
@@ -666,7 +666,7 @@ class Server(Agent):
             self._guarded(s, conn, name, s.on_datagram(addr[0], addr[1], data, time.monotonic()))
 
     def _answer_load_probe(self, sock: socket.socket, data: bytes, addr: Any) -> None:
-        """A client choosing its server asks for this one's load (lvn/rejoin.py):
+        """A client choosing its server asks for this one's load (lvn/clientpolicy.py):
         the answer, as big as the question, if the question bears the
         overlay's probe key."""
         key = self.presence.probe_key if self.presence is not None else b""

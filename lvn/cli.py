@@ -30,8 +30,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 from typing import Protocol
 
-from . import __version__, config, control, schema, static, uci
-from .errors import LvnError
+from . import LvnError, __version__, config, control, schema, static, uciwrite
 from .model import DEFAULT_PORT, MODES, Device, Event, Rule
 from .output import (
     devices_json,
@@ -251,7 +250,7 @@ def run_config(args: argparse.Namespace, out: Callable[[str], None]) -> None:
     """``lvn config``: no kernel needed."""
     if args.action == "show":
         pkg = config.load(args.confdir, args.package)
-        for line in uci.show(pkg):
+        for line in uciwrite.show(pkg):
             out(line)
         return
     pkg = config.load(args.confdir)

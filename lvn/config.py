@@ -10,8 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from . import uci
-from .errors import LvnError
+from . import LvnError, uci
 from .ipudp_abi import DEFAULT_PORT
 from .schema import Problem, StaticTunnel, check, tunnels
 

@@ -17,9 +17,8 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from . import controlwire, ubus_api
+from . import LvnError, controlwire, ubus_api
 from .controlwire import INVALID_ARGUMENT, METHOD_NOT_FOUND, OK, UNKNOWN_ERROR
-from .errors import LvnError
 
 __all__ = ["INVALID_ARGUMENT", "METHOD_NOT_FOUND", "OK", "UNKNOWN_ERROR", "ControlServer",
            "answer"]

@@ -17,8 +17,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from . import compat
-from .errors import LvnError
+from . import LvnError, compat
 
 WARN_DAYS = 7.0  # warn this long before the list's next update
 

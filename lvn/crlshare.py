@@ -18,8 +18,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from . import compat
-from .errors import LvnError
+from . import LvnError, compat
 from .etcd import Etcd, put, unchanged
 from .etcdthread import EtcdThread
 from .files import write_atomic

@@ -20,7 +20,7 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import LvnError
+from . import LvnError
 
 
 class EtcdUnavailable(LvnError):

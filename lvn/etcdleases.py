@@ -20,8 +20,7 @@ import json
 import logging
 import random
 
-from . import etcd
-from .errors import LvnError
+from . import LvnError, etcd
 from .etcd import Etcd, EtcdUnavailable, KeyValue
 from .leases import Pools
 

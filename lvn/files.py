@@ -4,10 +4,7 @@
 import binascii
 import os
 
-try:
-    from typing import TYPE_CHECKING
-except ImportError:  # MicroPython
-    TYPE_CHECKING = False  # type: ignore[misc]
+TYPE_CHECKING = False  # mypy reads it as true (MicroPython has no typing)
 
 if TYPE_CHECKING:
     from pathlib import Path

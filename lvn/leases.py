@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from .errors import LvnError
+from . import LvnError
 from .files import write_atomic
 
 Address = ipaddress.IPv4Interface | ipaddress.IPv6Interface

@@ -12,10 +12,7 @@ from collections import namedtuple
 
 from . import datagram, protocol, schema
 
-try:
-    from typing import TYPE_CHECKING
-except ImportError:  # MicroPython
-    TYPE_CHECKING = False  # type: ignore[misc]
+TYPE_CHECKING = False  # mypy reads it as true (MicroPython has no typing)
 
 MAX_SOURCES = 8  # prefixes in a LEASE's "sources"
 FAMILIES = ("ipv4", "ipv6")
@@ -34,7 +31,7 @@ class Lease(namedtuple("Lease", ["session", "key", "data_port", "mtu", "keepaliv
     """Server -> client: the datagram session and key, the tunnel's
     parameters, the overlay addresses ("addr/len", canonical), the inner
     source prefixes the client is to accept from its tunnel, and the key
-    its servers answer load probes with (b"": none; lvn/rejoin.py)."""
+    its servers answer load probes with (b"": none; lvn/clientpolicy.py)."""
 
     __slots__ = ()
     mtype = protocol.LEASE

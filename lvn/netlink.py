@@ -5,7 +5,7 @@ The ipudp family goes through the project's own codec (:mod:`lvn.nlcodec`,
 batches and events.  pyroute2 does what it is good at here, links and
 addresses over rtnetlink; this is the only module that imports it, and it
 changes none of pyroute2's state.  Returns the plain values of
-:mod:`lvn.model`, raises :class:`lvn.errors.LvnError` subclasses.
+:mod:`lvn.model`, raises :class:`lvn.LvnError` and its subclasses.
 """
 
 from __future__ import annotations
@@ -22,9 +22,8 @@ from dataclasses import replace
 from types import TracebackType
 from typing import Any, TypeVar
 
+from . import LvnError, nlcodec, rawnl
 from . import ipudp_abi as abi
-from . import nlcodec, rawnl
-from .errors import KernelError, LvnError, ModuleNotLoaded
 from .model import (
     DEFAULT_PORT,
     MODES,
@@ -40,6 +39,37 @@ from .nlcodec import NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST
 
 # A dump that tables changing under it interrupted is retried this often.
 DUMP_ATTEMPTS = 20
+
+
+class KernelError(LvnError):
+    """The kernel refused a request; ``errno`` says why."""
+
+    def __init__(self, what: str, code: int, detail: str | None = None) -> None:
+        self.what = what
+        self.errno = code
+        self.detail = detail
+        super().__init__(f"{what}: {explain(code, detail)}")
+
+
+class ModuleNotLoaded(LvnError):
+    """The ipudp kernel module is not loaded."""
+
+
+_HINTS = {
+    errno.EPERM: "operation not permitted (needs root / CAP_NET_ADMIN)",
+    errno.EACCES: "permission denied (needs root / CAP_NET_ADMIN)",
+    errno.ENODEV: "no such device",
+    errno.EEXIST: "already exists",
+    errno.EOPNOTSUPP: "not supported",
+}
+
+
+def explain(code: int, detail: str | None = None) -> str:
+    """Human text for a kernel errno, preferring the kernel's own message."""
+    base = _HINTS.get(code) or os.strerror(code)
+    if detail and detail.lower() not in base.lower():
+        return f"{detail} ({base})"
+    return base
 
 
 # a reply: its genetlink command and its attributes (nlcodec.decode_attrs)

@@ -30,10 +30,10 @@ import sys
 import time
 
 from . import (
+    LvnError,
     capabilities,
     clientpolicy,
     controlwire,
-    errors,
     files,
     ipudp_abi,
     nlcodec,
@@ -755,7 +755,7 @@ def main(argv: list[str]) -> int:
             return 0
         node = Node(conf, kernel, path, names)
         node.serve_control(control)
-    except (NodeError, rawnl.KernelRefused, errors.LvnError) as e:
+    except (NodeError, rawnl.KernelRefused, LvnError) as e:
         log("error", str(e))
         return 1
     except OSError as e:

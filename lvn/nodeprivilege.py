@@ -4,10 +4,7 @@ package is built with libffi)."""
 
 from . import capabilities
 
-try:
-    from typing import TYPE_CHECKING
-except ImportError:  # MicroPython
-    TYPE_CHECKING = False  # type: ignore[misc]
+TYPE_CHECKING = False  # mypy reads it as true (MicroPython has no typing)
 
 if TYPE_CHECKING:
     from typing import Any

@@ -19,8 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from . import compat, identity
-from .errors import LvnError
+from . import LvnError, compat, identity
 from .files import write_atomic
 
 CA_DAYS = 3650

@@ -64,7 +64,7 @@ class Presence(EtcdThread):
         self.since: dict[str, float] = {}  # when each was first seen alive (monotonic)
         self.read_at = float("-inf")  # the last good read of the servers' keys (monotonic)
         self.reads = 0  # good reads so far: the directory below is new when this grows
-        self.probe_key = b""  # the servers' shared load probe key (lvn/rejoin.py), as last read
+        self.probe_key = b""  # the servers' load probe key (lvn/clientpolicy.py), as last read
         self.probe_key_warned = False
         self.where: dict[str, str] = {}  # identity -> its server (with a mesh end only)
         self.leases: dict[str, list[str]] = {}  # identity -> its addresses (likewise)

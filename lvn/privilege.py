@@ -4,8 +4,7 @@ import ctypes
 import logging
 import os
 
-from . import capabilities
-from .errors import LvnError
+from . import LvnError, capabilities
 
 log = logging.getLogger("lvn.privilege")
 

@@ -13,10 +13,7 @@ makes the same shape).
 
 from . import __version__, static
 
-try:
-    from typing import TYPE_CHECKING
-except ImportError:  # MicroPython
-    TYPE_CHECKING = False  # type: ignore[misc]
+TYPE_CHECKING = False  # mypy reads it as true (MicroPython has no typing)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -18,10 +18,7 @@ from collections import namedtuple
 from . import capabilities, nlcodec, uci
 from .ipudp_abi import DEFAULT_PORT, MODES
 
-try:
-    from typing import TYPE_CHECKING
-except ImportError:  # MicroPython
-    TYPE_CHECKING = False  # type: ignore[misc]
+TYPE_CHECKING = False  # mypy reads it as true (MicroPython has no typing)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -134,7 +131,8 @@ def _split_prefix(text: str) -> "tuple[bytes, int]":
     return packed, length
 
 
-def _prefix(text: str) -> str:
+def parse_prefix(text: str) -> str:
+    """A network prefix (no host bits set), canonical."""
     try:
         packed, length = _split_prefix(text)
     except ValueError as e:
@@ -147,11 +145,6 @@ def _prefix(text: str) -> str:
         raise ValueError(repr(text) + " is not a valid prefix (host bits set: the network is "
                          + nlcodec.ip_text(bytes(host)) + "/" + str(length) + ")")
     return nlcodec.ip_text(packed) + "/" + str(length)
-
-
-def parse_prefix(text: str) -> str:
-    """A network prefix (no host bits set), canonical."""
-    return _prefix(text)
 
 
 def parse_interface_address(text: str) -> str:
@@ -279,8 +272,8 @@ SCHEMA = {
         "cert": _opt(_path, file=True),
         "key": _opt(_path, file=True),
         "crl": _opt(_path, file=True),
-        "pool4": _opt(_prefix),
-        "pool6": _opt(_prefix),
+        "pool4": _opt(parse_prefix),
+        "pool6": _opt(parse_prefix),
         "mtu": _opt(_MTU, "1400"),
         "keepalive": _opt(_uint(1, 3600), "25"),
         "idle_timeout": _opt(_SECONDS, "90"),
@@ -324,8 +317,8 @@ SCHEMA = {
         "remote_port": _opt(_PORT, str(DEFAULT_PORT)),
         "id": _opt(_uint(1, 2**32 - 1)),
         "keepalive": _opt(_uint(0, 3600), "0"),
-        "route": _opt(_prefix, is_list=True),
-        "allowed_source": _opt(_prefix, is_list=True),
+        "route": _opt(parse_prefix, is_list=True),
+        "allowed_source": _opt(parse_prefix, is_list=True),
         "address": _opt(parse_interface_address, is_list=True),
     },
 }
@@ -371,7 +364,6 @@ def static_tunnel(name: str, values: "dict[str, object]") -> StaticTunnel:
 # -- checking --------------------------------------------------------------
 
 def _isfile(path: str) -> bool:
-    import os
     try:
         return os.stat(path)[0] & 0o170000 == 0o100000
     except OSError:

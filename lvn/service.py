@@ -23,9 +23,8 @@ import time
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from . import config, privilege, static, ubus_api, uci
+from . import LvnError, config, privilege, static, ubus_api, uci, uciwrite
 from .control import ControlServer
-from .errors import LvnError
 from .files import write_atomic
 from .ubus import EventSender
 
@@ -178,7 +177,7 @@ class Service:
         """Like ``uci commit``: the whole file rewritten (comments are lost),
         atomically, keeping the file's permissions (the conffile is 0600)."""
         path = os.path.join(self.confdir, config.PACKAGE)
-        write_atomic(path, uci.export(pkg).encode(), os.stat(path).st_mode & 0o7777)
+        write_atomic(path, uciwrite.export(pkg).encode(), os.stat(path).st_mode & 0o7777)
 
     def stop(self) -> None:
         """Remove the devices that the static configuration created; leave the

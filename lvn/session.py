@@ -22,10 +22,7 @@ from collections import namedtuple
 
 from . import datagram, messages, protocol
 
-try:
-    from typing import TYPE_CHECKING
-except ImportError:  # MicroPython
-    TYPE_CHECKING = False  # type: ignore[misc]
+TYPE_CHECKING = False  # mypy reads it as true (MicroPython has no typing)
 
 HANDSHAKE_TIMEOUT = 30.0
 PROBE_INTERVAL = 1.0

@@ -11,13 +11,9 @@ import errno
 import json
 from collections import namedtuple
 
-from . import files
-from .errors import LvnError
+from . import LvnError, files
 
-try:
-    from typing import TYPE_CHECKING
-except ImportError:  # MicroPython
-    TYPE_CHECKING = False  # type: ignore[misc]
+TYPE_CHECKING = False  # mypy reads it as true (MicroPython has no typing)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import heapq
 
-from .errors import LvnError
+from . import LvnError
 
 MAX_ID = (1 << 20) - 1  # a generous ceiling: a server's clients are far fewer
 

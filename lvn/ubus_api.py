@@ -13,8 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import config, replies, schema, static, uci
-from .errors import LvnError
+from . import LvnError, config, replies, schema, static, uci, uciwrite
 from .model import Device
 
 READ = ("status", "tunnels", "peers", "validate")
@@ -97,7 +96,7 @@ def tunnel_add(pkg: uci.Package, name: str, options: dict[str, Any]) -> uci.Pack
             section.set(key, [_text(key, v) for v in items])
         else:
             section.set(key, _text(key, value))
-    new = uci.parse(uci.export(pkg), pkg.name)
+    new = uci.parse(uciwrite.export(pkg), pkg.name)
     new.sections.append(section)
     _check(new)
     return new
@@ -107,7 +106,7 @@ def tunnel_del(pkg: uci.Package, name: str) -> uci.Package:
     section = pkg.section(name)
     if section is None or section.type != "tunnel":
         raise CallError(f"no tunnel section named {name!r}")
-    new = uci.parse(uci.export(pkg), pkg.name)
+    new = uci.parse(uciwrite.export(pkg), pkg.name)
     new.sections = [s for s in new.sections if s.name != name]
     return new
 

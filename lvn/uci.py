@@ -1,4 +1,4 @@
-"""The UCI file format (/etc/config/*): parser, ``uci show`` and export.
+"""The UCI file format (/etc/config/*): the parser (lvn/uciwrite.py writes it).
 
 Pure and MicroPython-friendly: no imports, no ``__future__``, no
 ``dataclasses``; annotations are never evaluated by MicroPython and are
@@ -377,38 +377,3 @@ def _option(section: Section, r: _Reader, is_list: bool) -> None:
     elif value:
         section.set(name, value)
     # an empty option value changes nothing (libuci's uci_set)
-
-
-def quote(value: str) -> str:
-    """Single-quote a value the way uci prints it (``'`` becomes ``'\\''``)."""
-    return "'" + value.replace("'", "'\\''") + "'"
-
-
-def show(pkg: Package) -> list[str]:
-    """The lines ``uci show PACKAGE`` prints for this package."""
-    lines = []
-    for s in pkg.sections:
-        ref = pkg.ref(s)
-        lines.append(f"{ref}={s.type}")
-        for name, value in s.items():
-            if isinstance(value, list):
-                text = " ".join(quote(v) for v in value)
-            else:
-                text = quote(value)
-            lines.append(f"{ref}.{name}={text}")
-    return lines
-
-
-def export(pkg: Package) -> str:
-    """The package in the UCI file format (what ``uci export`` writes)."""
-    out = [f"package {pkg.name}\n"]
-    for s in pkg.sections:
-        out.append(f"\nconfig {quote(s.type)}" + (f" {quote(s.name)}" if s.name else "") + "\n")
-        for name, value in s.items():
-            if isinstance(value, list):
-                for item in value:
-                    out.append(f"\tlist {name} {quote(item)}\n")
-            else:
-                out.append(f"\toption {name} {quote(value)}\n")
-    out.append("\n")
-    return "".join(out)

@@ -504,7 +504,7 @@ def two_servers_section(ts: dict[str, Any]) -> list[str]:
     j, f = ts["join_both"], ts["failover"]
     return ["", "## Two servers (etcd)", "",
             f"{ts['clients']} clients (`scripts/bench_servers.py`: bench_join's clients "
-            "with keepalives, each in turn to the next server of its list as lvn/rejoin.py "
+            "with keepalives, each in turn to the next server of its list as lvn/clientpolicy.py "
             "does) join two `lvn agent` servers sharing their leases in one etcd, half "
             f"listing each first: all joined in {j['all_joined_s']:.1f} s "
             f"({j['rejoins']} went to their other server: the servers take 32 handshakes "

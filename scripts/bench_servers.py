@@ -181,7 +181,7 @@ def run_clients(ctxs: list[Any], lists: list[list[str]], cut: tuple[str, str] | 
                 handshake_timeout: float = HANDSHAKE_TIMEOUT) -> dict[str, Any]:
     """Each client joins the first server of its list (the next after a
     lost session or ``handshake_timeout`` s without TLS, 1-1.5 s later, as
-    lvn/rejoin.py does) until all are up; with ``cut`` (a server's
+    lvn/clientpolicy.py does) until all are up; with ``cut`` (a server's
     namespace and address), the clients join the first server of their
     list (again and again: the servers take 32 handshakes at a time from
     one source address, and these share one), then that namespace loses

@@ -5,7 +5,7 @@ addresses, or the error.  Usage: python joiner.py ENDPOINTS PREFIX"""
 import json
 import sys
 
-from lvn.errors import LvnError
+from lvn import LvnError
 from lvn.etcd import Etcd
 from lvn.etcdleases import EtcdLeases
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from etcdcluster import Cluster
 
-from lvn.errors import LvnError
+from lvn import LvnError
 from lvn.etcd import Etcd
 from lvn.etcdleases import EtcdLeases, LeasesUnavailable
 

@@ -10,8 +10,7 @@ import subprocess
 
 import pytest
 
-from lvn.errors import KernelError
-from lvn.netlink import Ipudp
+from lvn.netlink import Ipudp, KernelError
 
 from .conftest import Pair
 from .netns import wait_for

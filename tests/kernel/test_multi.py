@@ -24,8 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lvn.errors import KernelError
-from lvn.netlink import Ipudp
+from lvn.netlink import Ipudp, KernelError
 
 from .netns import Netns, veth, wait_for
 

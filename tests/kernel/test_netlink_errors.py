@@ -15,9 +15,8 @@ from typing import Any
 import pytest
 from pyroute2.netlink import NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, genlmsg, nla
 
-from lvn.errors import KernelError
 from lvn.ipudp_abi import CMD_DEV_GET, CMD_DEV_SET, CMD_TUNNEL_DEL, CMD_TUNNEL_NEW
-from lvn.netlink import Ipudp, made_in
+from lvn.netlink import Ipudp, KernelError, made_in
 from lvn.rawnl import NETLINK_GENERIC, Channel, KernelRefused
 
 from .netns import Netns

@@ -16,7 +16,7 @@ from .netns import Netns, scaled
 # device has been moved in, then asks for port 80 and reports the outcome.
 UNPRIVILEGED = """
 import errno, json, socket, sys
-from lvn.errors import KernelError
+from lvn.netlink import KernelError
 from lvn.netlink import Ipudp
 print("ready", flush=True)
 sys.stdin.readline()

@@ -8,8 +8,7 @@ import errno
 import pytest
 
 from lvn.cli import main
-from lvn.errors import KernelError
-from lvn.netlink import Ipudp
+from lvn.netlink import Ipudp, KernelError
 
 from .netns import Netns
 

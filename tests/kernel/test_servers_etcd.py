@@ -7,7 +7,7 @@ in the oldest one's; 500 in make test-long).
 
 The clients are make bench's (scripts/bench_servers.py: TLS, the
 protocol and keepalives, no device of their own; a refused or failed
-join goes to the next server of the list after 1-1.5 s, as lvn/rejoin.py
+join goes to the next server of the list after 1-1.5 s, as lvn/clientpolicy.py
 does)."""
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lvn import uci
+from lvn import uci, uciwrite
 
 EXAMPLES = int(os.environ.get("LVN_UCI_EXAMPLES", "10000"))
 
@@ -64,7 +64,7 @@ def ours(text: str) -> tuple[int, str, str]:
         pkg = uci.parse(text, "t")
     except uci.UciError as e:
         return 1, "", f"uci: {e}\n"
-    return 0, "".join(line + "\n" for line in uci.show(pkg)), ""
+    return 0, "".join(line + "\n" for line in uciwrite.show(pkg)), ""
 
 
 @pytest.fixture(scope="module")
@@ -80,14 +80,14 @@ def test_parser_agrees_with_real_uci(owrt: Path, confdir: Path, text: str) -> No
 
 
 def test_files_written_by_lvn_read_back_identically(owrt: Path, tmp_path: Path) -> None:
-    """What tunnel_add/tunnel_del write (lvn.uci.export) is what real uci reads."""
+    """What tunnel_add/tunnel_del write (lvn.uciwrite.export) is what real uci reads."""
     pkg = uci.Package("t")
     s = uci.Section("tunnel", "it_s")
     s.set("remote", "a b 'c' \"d\" \\e ;#f\ng\r\th")
     s.set("list", ["x", "y z", "'"])
     pkg.sections += [s, uci.Section("agent")]
-    text = uci.export(pkg)
+    text = uciwrite.export(pkg)
     code, out, err = real_uci(owrt, tmp_path, text)
     assert (code, err) == (0, "")
-    assert out == "".join(line + "\n" for line in uci.show(pkg))
+    assert out == "".join(line + "\n" for line in uciwrite.show(pkg))
     assert uci.parse(text, "t") == pkg

@@ -14,7 +14,7 @@ sys.path.insert(0, HERE + "/../..")
 
 from checks import Checks, raises  # noqa: E402
 
-from lvn import controlwire, datagram, messages, nlcodec, protocol, rejoin, session  # noqa: E402
+from lvn import controlwire, datagram, messages, nlcodec, protocol, session  # noqa: E402
 
 # RFC 4231 test cases 1, 2 and 6 (key longer than the block)
 HMAC_VECTORS = [
@@ -337,110 +337,6 @@ def deeply_nested_json_is_a_protocol_error() -> bool:
     # brackets inside strings do not count
     fine = protocol.encode(protocol.HELLO, {"want": ["[[[[" * 100, "\\\"{{{{"]})
     return ok and protocol.Framer().feed(fine)[0][1]["want"][0] == "[[[[" * 100
-
-
-@check
-def rejoin_backoff_and_clock_gate() -> bool:
-    r = rejoin.Rejoin(1000.0, lambda: 0.5)   # the certificate is valid from t=1000
-    due, said = r.due(0.0, 10.0)              # a router that booted in 1970
-    ok = not due and "waiting for a valid clock" in said and "1970-01-01 00:00:10" in said
-    ok = ok and r.due(1.0, 11.0) == (False, "")          # said once; next look at 5 s
-    due, said = r.due(5.0, 2000.0)
-    ok = ok and due and "the clock is valid now" in said
-    delays = [r.failed(100.0) for _ in range(8)]
-    ok = ok and delays[:3] == [1.25, 2.5, 5.0] and delays[-1] == 75.0  # capped at 60 + 25 %
-    ok = ok and r.due(100.0 + 74.0, 2000.0) == (False, "") and r.due(175.1, 2000.0)[0]
-    r.joined()
-    return ok and r.failed(0.0) == 1.25
-
-
-@check
-def rejoin_fails_over_to_the_next_server() -> bool:
-    r = rejoin.Rejoin(0.0, lambda: 0.0, servers=3)
-    order = [r.current]
-    for _ in range(4):   # a failed join or a lost session: the next server
-        r.failed(0.0)
-        order.append(r.current)
-    ok = order == [0, 1, 2, 0, 1]
-    r.joined()           # staying up keeps the server it is on
-    ok = ok and r.current == 1
-    r.reset(0.0, 2)      # a new configuration starts at its first server
-    one = rejoin.Rejoin(0.0, lambda: 0.0)
-    one.failed(0.0)
-    return ok and (r.current, r.servers) == (0, 2) and one.current == 0
-
-
-def _answer(r, i, clients, capacity, nonce_of, key=b"k" * 32, mtype=7):  # type: ignore[no-untyped-def]
-    """Server i's LOAD to the probe it got (``nonce_of``: server -> nonce)."""
-    return datagram.seal(mtype, nonce_of[i], datagram.load_figure(clients, capacity), key)
-
-
-def _probe_round(r, now):  # type: ignore[no-untyped-def]
-    """Send a round of load probes: server index -> its nonce."""
-    n = [0]
-
-    def nonce(size):  # type: ignore[no-untyped-def]
-        n[0] += 1
-        return bytes([n[0]]) * size
-
-    sent = r.probes(now, nonce)
-    return {i: datagram.session_of(d) for i, d in sent}, sent
-
-
-@check
-def rejoin_chooses_the_least_loaded_server_that_answers() -> bool:
-    r = rejoin.Rejoin(0.0, lambda: 0.0, servers=3)
-    ok = r.probes(0.0, bytes) == []           # no probe key yet: the list in order
-    r.key = b"k" * 32                         # (from the last LEASE)
-    nonces, sent = _probe_round(r, 10.0)
-    ok = ok and [i for i, _ in sent] == [0, 1, 2] and r.retry_at == 11.0
-    ok = ok and all(datagram.mtype_of(d) == datagram.LOAD_PROBE for _, d in sent)
-    ok = ok and not r.due(10.5, 10.5)[0]      # waiting for the answers
-    said = r.on_load(_answer(r, 0, 500, 1000, nonces), 10.2)
-    ok = ok and said == "server 1 answered in 200 ms: 500 of 1000 client(s)"
-    ok = ok and r.on_load(_answer(r, 0, 0, 1000, nonces), 10.3) is None   # once only
-    said = r.on_load(_answer(r, 2, 10, 100, nonces), 10.3)
-    ok = ok and said == "server 3 answered in 300 ms: 10 of 100 client(s)"
-    ok = ok and r.retry_at == 11.0            # server 2 has not answered: the wait goes on
-    ok = ok and r.due(11.0, 11.0)[0] and r.probes(11.0, bytes) == []
-    return ok and r.current == 2              # 10 % against 50 %; server 2 (index 1) silent
-
-
-@check
-def rejoin_prefers_the_nearer_of_equal_loads_and_skips_drains_and_forgeries() -> bool:
-    r = rejoin.Rejoin(0.0, lambda: 0.0, servers=3)
-    r.key = b"k" * 32
-    nonces, _ = _probe_round(r, 0.0)
-    ok = r.on_load(_answer(r, 0, 5, 0, nonces), 0.01) == "server 1 answered in 10 ms: draining"
-    ok = ok and r.on_load(_answer(r, 1, 0, 1000, nonces, key=b"x" * 32), 0.02) is None  # forged
-    ok = ok and r.on_load(_answer(r, 1, 0, 1000, nonces, mtype=3), 0.02) is None   # not a LOAD
-    r2 = rejoin.Rejoin(0.0, lambda: 0.0, servers=3)
-    r2.key = b"k" * 32
-    n2, _ = _probe_round(r2, 0.0)
-    r2.on_load(_answer(r2, 2, 105, 1000, n2), 0.01)   # near, 10.5 %
-    r2.on_load(_answer(r2, 1, 100, 1000, n2), 0.05)   # far, 10 %: within SAME_LOAD
-    r2.on_load(_answer(r2, 0, 5, 0, n2), 0.06)        # draining
-    ok = ok and r2.retry_at == 0.06                   # all answered: choose at once
-    r2.probes(0.06, bytes)
-    return ok and r2.current == 2
-
-
-@check
-def rejoin_does_not_choose_the_server_it_just_left() -> bool:
-    r = rejoin.Rejoin(0.0, lambda: 0.0, servers=2)
-    r.key = b"k" * 32
-    r.failed(0.0)                  # server 1 sent it away (drain, rebalance) or failed
-    nonces, _ = _probe_round(r, 5.0)
-    r.on_load(_answer(r, 0, 0, 1000, nonces), 5.01)   # the one it left: empty, nearest
-    r.on_load(_answer(r, 1, 9, 1000, nonces), 5.02)
-    r.probes(5.02, bytes)
-    ok = r.current == 1
-    r.joined()
-    r.failed(10.0)                 # now server 2 failed; only server 1 answers
-    nonces, _ = _probe_round(r, 20.0)
-    r.on_load(_answer(r, 0, 900, 1000, nonces), 20.1)
-    r.probes(21.0, bytes)
-    return ok and r.current == 0
 
 
 @check

@@ -13,7 +13,7 @@ import sys
 HERE = sys.argv[0].rsplit("/", 1)[0] if "/" in sys.argv[0] else "."
 sys.path.insert(0, HERE + "/../..")
 
-from lvn import uci  # noqa: E402
+from lvn import uci, uciwrite  # noqa: E402
 
 
 def read(path: str) -> str:
@@ -26,7 +26,7 @@ def run_case(corpus: str, name: str) -> str | None:
     text = read(corpus + "/" + name + ".uci")
     files = os.listdir(corpus)
     try:
-        got = "".join(line + "\n" for line in uci.show(uci.parse(text, "t")))
+        got = "".join(line + "\n" for line in uciwrite.show(uci.parse(text, "t")))
         got_error = None
     except uci.UciError as e:
         got, got_error = "", str(e) + "\n"

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from lvn import cli
-from lvn.errors import KernelError
 from lvn.model import Device, DeviceDrops, Event, Rule, Tunnel, TunnelStats
+from lvn.netlink import KernelError
 from lvn.output import format_devices, human_age, human_bytes
 
 DEV = Device(

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lvn import config, schema, uci
-from lvn.errors import LvnError
+from lvn import LvnError, config, schema, uci
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = ROOT / "files" / "etc" / "config"

@@ -13,8 +13,7 @@ from typing import Any
 
 import pytest
 
-from lvn import control, controlwire, nodecontrol, ubus_api
-from lvn.errors import LvnError
+from lvn import LvnError, control, controlwire, nodecontrol, ubus_api
 
 ROOT = Path(__file__).resolve().parents[2]
 

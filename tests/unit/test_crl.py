@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from lvn import crl, pki
+from lvn import LvnError, crl, pki
 from lvn.cli import main
-from lvn.errors import LvnError
 
 
 def test_refresh_resigns_with_a_fresh_next_update(tmp_path: Path) -> None:

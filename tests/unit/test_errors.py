@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import errno
 
-from lvn.errors import KernelError, explain
+from lvn.netlink import KernelError, explain
 
 
 def test_kernel_message_preferred_with_errno_text() -> None:

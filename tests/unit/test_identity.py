@@ -12,8 +12,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from lvn import identity, pki
-from lvn.errors import LvnError
+from lvn import LvnError, identity, pki
 
 
 def cert(cns: list[str], sans: list[x509.GeneralName] | None = None) -> x509.Certificate:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lvn.errors import LvnError
+from lvn import LvnError
 from lvn.leases import Leases, PoolExhausted
 
 

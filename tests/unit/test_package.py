@@ -113,7 +113,7 @@ def test_control_fields_and_scripts(ipk: Path) -> None:
 
 NODE_MODULES = ("__init__", "node", "nodecontrol", "controlwire", "session", "messages",
                 "protocol", "datagram", "schema", "static", "nlcodec", "ipudp_abi", "rawnl", "uci",
-                "hookenv", "files", "errors", "jsonlimit", "rejoin", "clientpolicy", "replies",
+                "hookenv", "files", "jsonlimit", "clientpolicy", "replies",
                 "capabilities", "nodeprivilege")
 
 

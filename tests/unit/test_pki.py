@@ -10,8 +10,7 @@ import pytest
 from cryptography import x509
 from OpenSSL import crypto
 
-from lvn import pki
-from lvn.errors import LvnError
+from lvn import LvnError, pki
 
 
 def verify(ca_dir: Path, cert: Path, with_crl: bool = True) -> str | None:

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lvn import config, schema, static, uci
-from lvn.errors import LvnError
+from lvn import LvnError, config, schema, static, uci
 from lvn.model import Device, Rule, Tunnel
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from lvn.errors import LvnError
+from lvn import LvnError
 from lvn.tunnelids import TunnelIds, leftover_name
 
 
