@@ -18,7 +18,7 @@ import random
 import selectors
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +36,7 @@ from . import (
     identity,
     mesh,
     messages,
+    servertunnels,
     session,
     static,
 )
@@ -44,16 +45,14 @@ from .config import ClientConfig, ServerConfig
 from .crlshare import CrlShare
 from .etcd import Etcd
 from .etcdleases import EtcdLeases
-from .expiry import DetachedTunnels
 from .files import check_private_dir, write_atomic
 from .hooks import Hooks, hook_env
 from .leases import Leases
 from .model import Rule
 from .presence import Presence
 from .ratelimit import RateLimiter, source_key
-from .rulebook import RuleBook
+from .servertunnels import ServerTunnels
 from .session import HANDSHAKE_TIMEOUT, ServerSession
-from .tunnelids import TunnelIds
 
 if TYPE_CHECKING:
     from .netlink import Ipudp
@@ -433,10 +432,8 @@ class Server(Agent):
         else:
             self.leases = Leases(Path(state_dir) / "leases.json", conf.pool4, conf.pool6)
         self.sessions: dict[bytes, tuple[ServerSession, TlsConn, str]] = {}
-        self.tunnel_ids = TunnelIds()
-        # clients whose control channel is gone: their tunnel lives until idle
-        self.detached = DetachedTunnels(conf.idle_timeout)
-        self.rules = RuleBook()  # which tunnel owns which prefix, as in the kernel
+        # tunnel ids, detached tunnels, rule owners: lvn/servertunnels.py
+        self.tunnels = ServerTunnels(conf.idle_timeout)
         self.drain = drain.Drain()
         self.balance = balance.Balance(conf.rebalance_margin, conf.drain_rate)
         # the other servers' tunnels, as in the kernel: server -> (its end and routes, tunnel id)
@@ -457,13 +454,12 @@ class Server(Agent):
                 raise LvnError(f"{ifname} is a FIXED device with tunnels: not adopting it")
             k.set_mode(ifname, "multi")
         # adopt what an earlier run left: tunnel ids stay with their clients
-        # (they expire like detached ones unless their client comes back)
-        for t in k.tunnels(ifname):
-            self.detached.left_by_earlier_run(self.tunnel_ids.leftover(t.id),
-                                              t.id, (t.remote, t.remote_port), time.monotonic())
+        # (they expire like detached ones unless their client comes back);
         # the device is ours: its rules are known from here on without
         # asking the kernel (a dump per join would make joining O(N^2))
-        self.rules.load((r.prefix, r.tunnel_id) for r in k.rules(ifname))
+        self.tunnels.adopt_leftovers(
+            ((t.id, (t.remote, t.remote_port)) for t in k.tunnels(ifname)),
+            ((r.prefix, r.tunnel_id) for r in k.rules(ifname)), time.monotonic())
         if dev.port != self.conf.data_port:
             k.set_device(ifname, port=self.conf.data_port)
         for family in (socket.AF_INET, socket.AF_INET6):
@@ -496,7 +492,7 @@ class Server(Agent):
         overflows = self.kernel_events.overflows
         for event in self.kernel_events.read():
             if event.kind == "tunnel-active" and event.ifname == self.conf.ifname:
-                self.detached.on_active(event.tunnel_id, now)
+                self.tunnels.active(event.tunnel_id, now)
         if self.kernel_events.overflows != overflows:
             log.warning("kernel events were lost (their receive buffer was full): a "
                         "detached tunnel that received again may be removed at its expiry")
@@ -585,7 +581,7 @@ class Server(Agent):
             self._replace_sessions_of(name)
             self.leases.touch(name, time.time())
             self.sessions[sid] = (s, conn, name)
-            self.detached.attach(name)
+            self.tunnels.attach(name)
             log.info("%s: authenticated as %r", peer, name)
         s = holder["session"]
         if data and s is not None and self.sessions.get(s.session) is not None:
@@ -639,10 +635,9 @@ class Server(Agent):
     def _end_session(self, s: ServerSession, conn: TlsConn, name: str) -> None:
         """The control channel is gone; the tunnel stays until it is idle."""
         live = any(n == name and c is not conn for _, c, n in self.sessions.values())
-        tid = self.tunnel_ids.get(name)
-        if self.sessions.pop(s.session, None) is not None and tid is not None \
-                and not live:  # (a newer session of the same client keeps it attached)
-            self.detached.detach(name, tid, s.last_seen)
+        # (a newer session of the same client keeps it attached)
+        if self.sessions.pop(s.session, None) is not None and not live \
+                and self.tunnels.detach(name, s.last_seen):
             log.info("%r: control channel closed; tunnel kept until idle", name)
         self._close_conn(conn)
 
@@ -708,7 +703,7 @@ class Server(Agent):
                 ep = s.endpoint
                 log.info("%r: tunnel up (endpoint %s)", name,
                          f"{ep[0]}:{ep[1]}" if ep else "none")
-                self.peer_event("up", name, s.addresses, ep, self.tunnel_ids.get(name))
+                self.peer_event("up", name, s.addresses, ep, self.tunnels.tunnel_id(name))
             elif isinstance(act, session.Expire):
                 log.info("%r: session closed: idle", name)
                 conn.flush()
@@ -729,27 +724,35 @@ class Server(Agent):
 
     def _tunnel(self, name: str, address: str, port: int) -> int:
         """``name``'s tunnel to ``address``:``port``, made or moved: its id."""
-        # a tunnel an earlier run of the server left for this endpoint is adopted
-        adopted = None if name in self.tunnel_ids else self.detached.adopt((address, port))
-        tid = self.tunnel_ids.take(name, adopted)
-        self.kernel.set_tunnel(self.conf.ifname, address, remote_port=port, tunnel_id=tid,
-                               replace=True)
+        tid, actions = self.tunnels.place(name, address, port)
+        self._kernel(actions)
         return tid
 
     def _route(self, tid: int, want: list[str]) -> None:
         """Make tunnel ``tid`` own exactly the host prefixes ``want``."""
+        self._kernel(self.tunnels.route(tid, want))
+
+    def _kernel(self, actions: Sequence[servertunnels.Action]) -> None:
+        """Carry out lvn/servertunnels.py's actions, then report them done
+        (a refusal raises before: its books stay as the kernel is)."""
         k, ifname = self.kernel, self.conf.ifname
-        # stale rules of this tunnel (an adopted tunnel's previous owner) and
-        # addresses that moved here from another tunnel go first
-        delete, add = self.rules.plan(tid, want)
-        for prefix in delete:
-            try:
-                k.del_rule(ifname, prefix)
-            except LvnError:
-                pass
-        if add:
-            k.add_rules(ifname, [Rule(p, tid) for p in add])
-        self.rules.commit(tid, delete, add)
+        for act in actions:
+            if isinstance(act, servertunnels.SetTunnel):
+                k.set_tunnel(ifname, act.address, remote_port=act.port, tunnel_id=act.tunnel_id,
+                             replace=True)
+            elif isinstance(act, servertunnels.DelRule):
+                try:
+                    k.del_rule(ifname, act.prefix)
+                except LvnError:
+                    pass  # gone already
+            elif isinstance(act, servertunnels.AddRules):
+                k.add_rules(ifname, [Rule(p, act.tunnel_id) for p in act.prefixes])
+            else:  # DelTunnel
+                try:
+                    k.del_tunnel(ifname, act.tunnel_id)
+                except LvnError as e:
+                    log.warning("removing %s: %s", act.what, e)
+        self.tunnels.done(actions)
 
     def _update_mesh(self) -> None:
         """Tunnels to the other servers and routes to their clients, from
@@ -783,27 +786,21 @@ class Server(Agent):
     def _leave_mesh_peer(self, server: str) -> None:
         """A server gone from etcd (dead, stopped, or out of the mesh)."""
         self.mesh.pop(server, None)
-        tid = self.tunnel_ids.release(mesh.tunnel_name(server))
-        if tid is not None:
-            self._delete_tunnel(tid, f"the tunnel to server {server!r}")
-            log.info("mesh: server %r gone: tunnel %d removed", server, tid)
-
-    def _delete_tunnel(self, tid: int, what: str) -> None:
-        self.rules.forget_tunnel(tid)  # the kernel deletes a tunnel's rules with it
-        try:
-            self.kernel.del_tunnel(self.conf.ifname, tid)
-        except LvnError as e:
-            log.warning("removing %s: %s", what, e)
+        actions = self.tunnels.remove(mesh.tunnel_name(server),
+                                      f"the tunnel to server {server!r}")
+        self._kernel(actions)
+        for act in actions:
+            log.info("mesh: server %r gone: tunnel %d removed", server, act.tunnel_id)
 
     def _remove_tunnel(self, name: str, endpoint: tuple[str, int] | None = None) -> None:
         if name in self.leases.table:
             self.leases.touch(name, time.time())  # last here now: the lease TTL starts
-        tid = self.tunnel_ids.release(name)
-        self.detached.attach(name)
-        if tid is not None:
-            self._delete_tunnel(tid, f"the tunnel of {name!r}")
-            log.info("%r: idle, tunnel %d removed (lease kept)", name, tid)
-            self.peer_event("down", name, self.leases.table.get(name, []), endpoint, tid)
+        actions = self.tunnels.remove(name, f"the tunnel of {name!r}")
+        self._kernel(actions)
+        for act in actions:
+            log.info("%r: idle, tunnel %d removed (lease kept)", name, act.tunnel_id)
+            self.peer_event("down", name, self.leases.table.get(name, []), endpoint,
+                            act.tunnel_id)
 
     def _answer(self, act: session.Answer) -> None:
         family = socket.AF_INET6 if ":" in act.address else socket.AF_INET
@@ -820,12 +817,12 @@ class Server(Agent):
         for s, _, name in self.sessions.values():
             out.append({"name": name, "state": s.state, "addresses": s.addresses,
                         "endpoint": list(s.endpoint) if s.endpoint else None,
-                        "tunnel_id": self.tunnel_ids.get(name),
+                        "tunnel_id": self.tunnels.tunnel_id(name),
                         "last_heard": round(s.last_seen + self.wall_offset, 1)})
-        for name, seen in self.detached.items():
+        for name, seen in self.tunnels.detached_since():
             out.append({"name": name, "state": "detached",
                         "addresses": self.leases.table.get(name, []), "endpoint": None,
-                        "tunnel_id": self.tunnel_ids.get(name),
+                        "tunnel_id": self.tunnels.tunnel_id(name),
                         "last_heard": round(seen + self.wall_offset, 1)})
         return sorted(out, key=lambda p: str(p["name"]))
 
@@ -930,7 +927,6 @@ class Server(Agent):
             self._end_sessions_of(name, "revoked", "this certificate has been revoked")
             log.warning("%r: certificate revoked: session ended, tunnel removed, "
                         "lease released", name)
-            self.detached.attach(name)
             self._remove_tunnel(name)
             try:
                 self.leases.release(name)
@@ -942,7 +938,7 @@ class Server(Agent):
         if now < self.next_lease_check:
             return
         self.next_lease_check = now + LEASE_CHECK
-        active = {n for _, _, n in self.sessions.values()} | self.tunnel_ids.names()
+        active = {n for _, _, n in self.sessions.values()} | self.tunnels.names()
         for name in self.leases.expire(time.time(), self.conf.lease_ttl * 86400.0, active):
             log.info("%r: not seen for %d days: lease released", name, self.conf.lease_ttl)
 
@@ -970,12 +966,12 @@ class Server(Agent):
         for source, n in self.limiter.report().items():
             log.warning("rate limit: closed %d new connection(s) from %s (over %d/s, "
                         "burst %d)", n, source, self.conf.conn_rate, self.conf.conn_burst)
-        for check in self.detached.due(now):
+        for check in self.tunnels.due(now):
             try:
                 rx = self.kernel.tunnel(self.conf.ifname, check.tunnel_id).last_rx_ms
             except LvnError:
                 rx = None  # gone from the kernel
-            for gone in self.detached.on_rx(check.name, rx, now):
+            for gone in self.tunnels.gone(check.name, rx, now):
                 self._remove_tunnel(gone.name)
 
     def apply_live(self, changed: set[str]) -> None:
@@ -987,7 +983,7 @@ class Server(Agent):
             self.presence.capacity = c.capacity  # published at its next renewal
         for s, _, _ in self.sessions.values():  # clients learn mtu/keepalive at their next lease
             s.mtu, s.keepalive, s.idle_timeout = c.mtu, c.keepalive, c.idle_timeout
-        self.detached.idle_timeout = c.idle_timeout
+        self.tunnels.set_idle_timeout(c.idle_timeout)
         if "mtu" in changed:
             self.kernel.set_link(c.ifname, mtu=c.mtu)
         log.info("reloaded in place: %s", ", ".join(sorted(changed)) or "nothing changed")
