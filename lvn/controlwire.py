@@ -14,11 +14,14 @@ import json
 
 from . import jsonlimit
 
-try:
-    from collections.abc import Callable
-    from typing import Any
-except ImportError:  # MicroPython, which does not evaluate annotations
-    pass
+TYPE_CHECKING = False  # mypy reads it as true (MicroPython has no typing)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Protocol
+
+    class Receiver(Protocol):
+        def recv(self, size: int) -> bytes: ...
 
 MAX_REQUEST = 1 << 16
 
@@ -39,15 +42,15 @@ class CallError(Exception):
         self.text = text
 
 
-def reply(status: int, data: "dict[str, Any]") -> bytes:
+def reply(status: int, data: "dict[str, object]") -> bytes:
     return json.dumps({"status": status, "data": data}).encode() + b"\n"
 
 
-def request(method: str, args: "dict[str, Any] | None" = None) -> bytes:
+def request(method: str, args: "dict[str, object] | None" = None) -> bytes:
     return json.dumps({"method": method, "args": args or {}}).encode() + b"\n"
 
 
-def parse_request(line: bytes) -> "tuple[str, dict[str, Any]]":
+def parse_request(line: bytes) -> "tuple[str, dict[str, object]]":
     """(method, args) of a request line; CallError(INVALID_ARGUMENT) if malformed.
     rpcd's ``ubus_rpc_session`` argument goes no further than here."""
     try:
@@ -62,7 +65,7 @@ def parse_request(line: bytes) -> "tuple[str, dict[str, Any]]":
     return req["method"], args
 
 
-def parse_reply(line: bytes) -> "tuple[int, dict[str, Any]]":
+def parse_reply(line: bytes) -> "tuple[int, dict[str, object]]":
     """(status, data) of a reply line; ValueError if it is not one."""
     rep = jsonlimit.loads(line, 64)
     if not isinstance(rep, dict) or not isinstance(rep.get("status"), int) \
@@ -71,7 +74,7 @@ def parse_reply(line: bytes) -> "tuple[int, dict[str, Any]]":
     return rep["status"], rep["data"]
 
 
-def read_line(conn: "Any") -> bytes:
+def read_line(conn: "Receiver") -> bytes:
     """One line from a connected socket (anything with recv()); ValueError
     past MAX_REQUEST bytes."""
     buf = b""
@@ -85,8 +88,8 @@ def read_line(conn: "Any") -> bytes:
     return buf.split(b"\n", 1)[0]
 
 
-def answer(call: "Callable[[str, dict[str, Any]], dict[str, Any]]", line: bytes,
-           methods: "tuple[str, ...] | list[str] | dict[str, Any]") -> bytes:
+def answer(call: "Callable[[str, dict[str, object]], dict[str, object]]", line: bytes,
+           methods: "tuple[str, ...] | list[str] | Mapping[str, object]") -> bytes:
     """The reply line to one request line: ``call(method, args)``'s data,
     or the status and message of the CallError it raised."""
     try:

@@ -17,11 +17,10 @@ TYPE_CHECKING = False  # mypy reads it as true (MicroPython has no typing)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from typing import Any
 
     from .schema import StaticTunnel
 
-    DeviceFacts = tuple[str, str, int, Sequence[dict[str, Any]]]
+    DeviceFacts = tuple[str, str, int, Sequence[dict[str, object]]]
 
 
 def static_names(tunnels: "Sequence[StaticTunnel]") -> "dict[str, str]":
@@ -32,7 +31,7 @@ def static_names(tunnels: "Sequence[StaticTunnel]") -> "dict[str, str]":
 
 def status(role: str, agent_enabled: bool, config_path: str, config_errors: "Sequence[str]",
            last_reload: "float | None", devices: "Sequence[DeviceFacts]",
-           peers: "Sequence[dict[str, Any]]", warnings: "Sequence[str]") -> "dict[str, Any]":
+           peers: "Sequence[dict[str, object]]", warnings: "Sequence[str]") -> "dict[str, object]":
     return {
         "version": __version__,
         "role": role,
@@ -48,7 +47,7 @@ def status(role: str, agent_enabled: bool, config_path: str, config_errors: "Seq
 
 
 def tunnels(devices: "Sequence[DeviceFacts]", names: "dict[str, str]",
-            ifname: "str | None" = None) -> "dict[str, Any]":
+            ifname: "str | None" = None) -> "dict[str, object]":
     """Every tunnel, or those of the device ``ifname``; ``names`` as
     static_names() gives them (None for a tunnel no section makes)."""
     out = []
@@ -64,7 +63,7 @@ def tunnels(devices: "Sequence[DeviceFacts]", names: "dict[str, str]",
 
 
 def client_peer(server: str, state: str, addresses: "list[str]", server_ip: "str | None",
-                data_port: int) -> "dict[str, Any]":
+                data_port: int) -> "dict[str, object]":
     """A client's one peer, its server, as ``peers`` lists it."""
     return {"name": server, "state": state, "addresses": addresses,
             "endpoint": [server_ip, data_port] if data_port else None, "tunnel_id": 0}

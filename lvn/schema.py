@@ -22,7 +22,6 @@ TYPE_CHECKING = False  # mypy reads it as true (MicroPython has no typing)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any
 
     # check()'s output: per section type, (reference, typed options) in file order
     Typed = dict[str, list[tuple[str, dict[str, object]]]]
@@ -492,7 +491,7 @@ def tunnels(typed: "Typed") -> "list[StaticTunnel]":
 
 # -- a configuration as LuCI holds it ----------------------------------------
 
-def option_text(key: str, value: "Any") -> str:
+def option_text(key: str, value: object) -> str:
     """A JSON option value as UCI text (ValueError for anything else)."""
     if isinstance(value, bool):
         return "1" if value else "0"
@@ -501,7 +500,7 @@ def option_text(key: str, value: "Any") -> str:
     raise ValueError("option " + repr(key) + ": expected a string or number")
 
 
-def check_sections(sections: "Any", package: str = "lvn") -> "list[Problem]":
+def check_sections(sections: object, package: str = "lvn") -> "list[Problem]":
     """``check`` of a configuration given as LuCI's uci.js holds it (a list
     of ``{".type": T, ".name": N, ".anonymous": B, option: value...}``),
     files not checked (the caller may be a browser).  ValueError for a
