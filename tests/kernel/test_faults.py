@@ -195,9 +195,20 @@ def test_silent_server_power_loss_and_revocation(netns: type[Netns], agents: Age
     b2.ip("addr", "add", "10.97.0.2/24", "dev", "ul0")
     client("a2", a2, "10.99.0.1", "node-a", False)
     client("b2", b2, "10.97.0.1", "node-b", True)
-    wait_for(lambda: overlay4(a2) is not None and overlay4(b2) is not None, 300,
-             "the rebooted clients to join")
-    figures["rejoin_after_power_loss_s"] = round(time.monotonic() - killed, 1)
+    back: dict[str, float] = {}  # a2: CPython behind the NAT, b2: the node
+
+    def both_back() -> bool:
+        for name, ns in (("a2", a2), ("b2", b2)):
+            if name not in back and overlay4(ns) is not None:
+                back[name] = round(time.monotonic() - killed, 1)
+        return len(back) == 2
+
+    wait_for(both_back, 300, "the rebooted clients to join")
+    figures["rejoin_after_power_loss_s"] = max(back.values())
+    figures["rejoin_after_power_loss_s_each"] = back
+    # each rebooted client's tries (a slow rejoin: start-up, or back-off?)
+    figures["connects_after_power_loss"] = {n: agents.log(n).count("connecting to")
+                                            for n in ("a2", "b2")}
     assert pings(a2) and pings(b2)
     # each old session was replaced by the new one, or (a client that took
     # longer to start than the idle timeout) expired before it came back
