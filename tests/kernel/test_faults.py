@@ -196,9 +196,12 @@ def test_silent_server_power_loss_and_revocation(netns: type[Netns], agents: Age
     client("a2", a2, "10.99.0.1", "node-a", False)
     client("b2", b2, "10.97.0.1", "node-b", True)
     back: dict[str, float] = {}  # a2: CPython behind the NAT, b2: the node
+    first_try: dict[str, float] = {}  # when each began to connect (its start-up before)
 
     def both_back() -> bool:
         for name, ns in (("a2", a2), ("b2", b2)):
+            if name not in first_try and "connecting to" in agents.log(name):
+                first_try[name] = round(time.monotonic() - killed, 1)
             if name not in back and overlay4(ns) is not None:
                 back[name] = round(time.monotonic() - killed, 1)
         return len(back) == 2
@@ -206,6 +209,7 @@ def test_silent_server_power_loss_and_revocation(netns: type[Netns], agents: Age
     wait_for(both_back, 300, "the rebooted clients to join")
     figures["rejoin_after_power_loss_s"] = max(back.values())
     figures["rejoin_after_power_loss_s_each"] = back
+    figures["first_try_after_power_loss_s"] = first_try
     # each rebooted client's tries (a slow rejoin: start-up, or back-off?)
     figures["connects_after_power_loss"] = {n: agents.log(n).count("connecting to")
                                             for n in ("a2", "b2")}
